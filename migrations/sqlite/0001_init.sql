@@ -1,0 +1,124 @@
+-- Core schema. Times are Unix seconds (INTEGER); JSON documents are TEXT so that
+-- the SQLite schema can mirror this one column for column.
+
+CREATE TABLE accounts (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created     INTEGER NOT NULL
+);
+
+-- Secret keys (sk_test_/sk_live_, bound to an account) and operator keys (opk_,
+-- account_id NULL). Only the SHA-256 of a key is stored.
+CREATE TABLE api_keys (
+    id          TEXT PRIMARY KEY,
+    account_id  TEXT REFERENCES accounts (id),
+    kind        TEXT NOT NULL CHECK (kind IN ('secret', 'operator')),
+    livemode    INTEGER NOT NULL,
+    key_hash    TEXT NOT NULL,
+    last4       TEXT NOT NULL,
+    created     INTEGER NOT NULL,
+    expires_at  INTEGER,
+    revoked_at  INTEGER,
+    CONSTRAINT api_keys_key_hash_key UNIQUE (key_hash)
+);
+
+CREATE TABLE customers (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL UNIQUE,
+    account_id  TEXT NOT NULL REFERENCES accounts (id),
+    livemode    INTEGER NOT NULL,
+    created     INTEGER NOT NULL,
+    name        TEXT,
+    email       TEXT,
+    score       INTEGER,
+    metadata    TEXT NOT NULL
+);
+CREATE INDEX customers_list_idx ON customers (account_id, livemode, created DESC, seq DESC);
+
+CREATE TABLE guarantee_policies (
+    seq                     INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                      TEXT NOT NULL UNIQUE,
+    account_id              TEXT NOT NULL REFERENCES accounts (id),
+    livemode                INTEGER NOT NULL,
+    created                 INTEGER NOT NULL,
+    name                    TEXT NOT NULL,
+    coverage_percentage     INTEGER NOT NULL,
+    max_coverage_months     INTEGER NOT NULL,
+    waiting_period_days     INTEGER NOT NULL,
+    eligible_score_minimum  INTEGER NOT NULL,
+    deductible_amount       INTEGER NOT NULL,
+    active                  INTEGER NOT NULL,
+    metadata                TEXT NOT NULL
+);
+CREATE INDEX guarantee_policies_list_idx ON guarantee_policies (account_id, livemode, created DESC, seq DESC);
+
+CREATE TABLE guarantees (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               TEXT NOT NULL UNIQUE,
+    account_id       TEXT NOT NULL REFERENCES accounts (id),
+    livemode         INTEGER NOT NULL,
+    created          INTEGER NOT NULL,
+    status           TEXT NOT NULL,
+    policy_id        TEXT NOT NULL REFERENCES guarantee_policies (id),
+    tenant_id        TEXT NOT NULL REFERENCES customers (id),
+    coverage_amount  INTEGER NOT NULL,
+    total_coverage   INTEGER NOT NULL,
+    currency         TEXT NOT NULL,
+    start_date       INTEGER NOT NULL,
+    end_date         INTEGER NOT NULL,
+    claims_filed     INTEGER NOT NULL DEFAULT 0,
+    claims_paid      INTEGER NOT NULL DEFAULT 0,
+    cancelled_at     INTEGER,
+    metadata         TEXT NOT NULL,
+    -- The money invariant, enforced by the database as a last line of defence.
+    CONSTRAINT guarantees_claims_paid_within_coverage CHECK (claims_paid >= 0 AND claims_paid <= total_coverage)
+);
+CREATE INDEX guarantees_list_idx ON guarantees (account_id, livemode, created DESC, seq DESC);
+CREATE INDEX guarantees_status_idx ON guarantees (status, start_date, end_date);
+
+CREATE TABLE claims (
+    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                TEXT NOT NULL UNIQUE,
+    account_id        TEXT NOT NULL REFERENCES accounts (id),
+    livemode          INTEGER NOT NULL,
+    created           INTEGER NOT NULL,
+    guarantee_id      TEXT NOT NULL REFERENCES guarantees (id),
+    amount            INTEGER NOT NULL,
+    amount_approved   INTEGER,
+    currency          TEXT NOT NULL,
+    status            TEXT NOT NULL,
+    reason            TEXT NOT NULL,
+    invoice_id        TEXT NOT NULL,
+    due_date          INTEGER NOT NULL,
+    description       TEXT,
+    payout_id         TEXT,
+    denial_reason     TEXT,
+    reviewed_at       INTEGER,
+    submitted_at      INTEGER,
+    under_review_at   INTEGER,
+    approved_at       INTEGER,
+    denied_at         INTEGER,
+    paid_at           INTEGER,
+    metadata          TEXT NOT NULL
+);
+CREATE INDEX claims_list_idx ON claims (account_id, livemode, created DESC, seq DESC);
+CREATE INDEX claims_guarantee_idx ON claims (guarantee_id);
+CREATE INDEX claims_status_idx ON claims (status, seq);
+-- One live claim per invoice and guarantee: a denied claim may be filed again.
+CREATE UNIQUE INDEX claims_guarantee_invoice_key ON claims (guarantee_id, invoice_id) WHERE status <> 'denied';
+
+CREATE TABLE events (
+    seq                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                   TEXT NOT NULL UNIQUE,
+    account_id           TEXT NOT NULL REFERENCES accounts (id),
+    livemode             INTEGER NOT NULL,
+    created              INTEGER NOT NULL,
+    type                 TEXT NOT NULL,
+    object               TEXT NOT NULL,
+    previous_attributes  TEXT,
+    request_id           TEXT,
+    idempotency_key      TEXT,
+    pending_webhooks     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX events_list_idx ON events (account_id, livemode, created DESC, seq DESC);
+CREATE INDEX events_created_idx ON events (created);

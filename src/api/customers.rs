@@ -1,0 +1,111 @@
+//! `/v1/customers`
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use super::extract::{Body, PathId, Platform, Query};
+use super::list::{LIST_PARAMS, page_request, render};
+use super::params::{Params, Patch};
+use super::check_id;
+use crate::app::AppState;
+use crate::domain::customer::{Customer, SCORE_MAX};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::Kind;
+use crate::service::{self, customers};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/customers", post(create).get(list))
+        .route("/v1/customers/{id}", get(retrieve).post(update))
+}
+
+const NAME_MAX: usize = 256;
+const EMAIL_MAX: usize = 512;
+
+fn check_email(p: &Params, email: &str) -> ApiResult<()> {
+    let ok = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+    }) && !email.chars().any(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("email_invalid", p.name("email"), format!("Invalid email address: {}", crate::error::clip(email))))
+    }
+}
+
+fn score(p: &mut Params) -> ApiResult<Patch<i64>> {
+    let score = p.patch_int("score")?;
+    if let Patch::Set(s) = score {
+        if !(0..=SCORE_MAX).contains(&s) {
+            return Err(ApiError::invalid(
+                "parameter_out_of_range",
+                "score",
+                format!("Invalid score: must be between 0 and {SCORE_MAX}, got {s}."),
+            ));
+        }
+    }
+    Ok(score)
+}
+
+fn email(p: &mut Params) -> ApiResult<Patch<String>> {
+    let email = p.patch_bounded_string("email", EMAIL_MAX)?;
+    if let Patch::Set(e) = &email {
+        check_email(p, e)?;
+    }
+    Ok(email)
+}
+
+const FIELDS: &[&str] = &["name", "email", "score", "metadata"];
+
+async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Json<Customer>> {
+    p.allow(FIELDS)?;
+    let input = customers::NewCustomer {
+        name: p.bounded_string("name", NAME_MAX)?,
+        email: match email(&mut p)? {
+            Patch::Set(e) => Some(e),
+            _ => None,
+        },
+        score: match score(&mut p)? {
+            Patch::Set(s) => Some(s),
+            _ => None,
+        },
+        metadata: p.metadata()?,
+    };
+    let customer = service::write(&state.store, async |tx| customers::create(tx, &call, input).await).await?;
+    Ok(Json(customer))
+}
+
+async fn retrieve(State(state): State<AppState>, Platform(call): Platform, PathId(id): PathId) -> ApiResult<Json<Customer>> {
+    check_id(Kind::Customer, &id)?;
+    Ok(Json(customers::retrieve(&state.store, &call, &id).await?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    PathId(id): PathId,
+    Body(mut p): Body,
+) -> ApiResult<Json<Customer>> {
+    check_id(Kind::Customer, &id)?;
+    p.allow(FIELDS)?;
+    let input = customers::CustomerPatch {
+        name: p.patch_bounded_string("name", NAME_MAX)?,
+        email: email(&mut p)?,
+        score: score(&mut p)?,
+        metadata: p.metadata()?,
+    };
+    let customer = service::write(&state.store, async |tx| customers::update(tx, &call, &id, input).await).await?;
+    Ok(Json(customer))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    Query(mut q): Query,
+) -> ApiResult<Json<super::list::ListBody<Customer>>> {
+    q.allow(&[LIST_PARAMS, &["email"]].concat())?;
+    let page = page_request(&mut q, Kind::Customer)?;
+    let email = q.string("email")?;
+    Ok(render(customers::list(&state.store, &call, &page, email).await?, "/v1/customers"))
+}

@@ -1,0 +1,216 @@
+//! Extractors: authentication, request bodies and query strings, path ids.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{HeaderMap, header, request::Parts};
+use base64::Engine;
+
+use super::params::Params;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::service::Call;
+use crate::service::accounts::{self, LIVE_KEY_PREFIX, OPERATOR_KEY_PREFIX, Principal, TEST_KEY_PREFIX};
+
+/// The id given to this request, set by the request-id middleware.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// A platform caller: a valid secret key. Carries the scope and time of the request.
+pub struct Platform(pub Call);
+
+/// An operator caller: a valid operator key.
+#[allow(dead_code)]
+pub struct Operator {
+    pub key_id: String,
+    pub now: i64,
+}
+
+const NO_KEY: &str = "You did not provide an API key. Provide your API key in the Authorization header, \
+    using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY') or HTTP Basic auth with the key as the user name.";
+
+/// The key in `Authorization`: `Bearer <key>` or Basic with the key as user name.
+fn presented_key(headers: &HeaderMap) -> ApiResult<String> {
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| ApiError::authentication(NO_KEY))?;
+    let value = value.to_str().map_err(|_| ApiError::authentication(NO_KEY))?.trim();
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let rest = rest.trim();
+    let key = if scheme.eq_ignore_ascii_case("bearer") {
+        rest.to_owned()
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| ApiError::authentication(NO_KEY))?;
+        decoded.split_once(':').map(|(user, _)| user.to_owned()).unwrap_or(decoded)
+    } else {
+        return Err(ApiError::authentication(NO_KEY));
+    };
+    if key.is_empty() {
+        return Err(ApiError::authentication(NO_KEY));
+    }
+    Ok(key)
+}
+
+/// `sk_test_****abcd`: the kind of key and its last four characters, never more.
+pub fn mask_key(key: &str) -> String {
+    let prefix = [TEST_KEY_PREFIX, LIVE_KEY_PREFIX, OPERATOR_KEY_PREFIX]
+        .into_iter()
+        .find(|p| key.starts_with(p))
+        .unwrap_or("");
+    let rest = &key[prefix.len()..];
+    let tail: String = if rest.len() > 8 && rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        rest[rest.len() - 4..].to_owned()
+    } else {
+        String::new()
+    };
+    format!("{prefix}****{tail}")
+}
+
+async fn principal(parts: &Parts, state: &AppState) -> ApiResult<Principal> {
+    let key = presented_key(&parts.headers)?;
+    match accounts::authenticate(&state.store, &key, state.clock.now()).await? {
+        Some(p) => Ok(p),
+        None => Err(ApiError::authentication(format!("Invalid API Key provided: {}", mask_key(&key)))),
+    }
+}
+
+impl FromRequestParts<AppState> for Platform {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        match principal(parts, state).await? {
+            Principal::Platform(scope) => Ok(Platform(Call {
+                scope,
+                now: state.clock.now(),
+                request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+                idempotency_key: parts
+                    .headers
+                    .get("idempotency-key")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            })),
+            Principal::Operator { .. } => Err(ApiError::permission(
+                "Operator keys can only be used for claim review. Use the platform's secret key for this request.",
+            )),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        match principal(parts, state).await? {
+            Principal::Operator { key_id } => Ok(Operator { key_id, now: state.clock.now() }),
+            Principal::Platform(_) => {
+                Err(ApiError::permission("This request needs an operator key: platform keys cannot review claims."))
+            }
+        }
+    }
+}
+
+/// The parameters of a request body: JSON or form-encoded, read up to the body limit.
+pub struct Body(pub Params);
+
+impl FromRequest<AppState> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> ApiResult<Self> {
+        let limit = state.config.max_body_bytes;
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or("invalid").to_ascii_lowercase());
+        let declared_len = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared_len.is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::body_too_large(limit));
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+            // `to_bytes` fails on the limit or on a broken connection; either way the
+            // body cannot be used, and a client that sent too much should hear so.
+            let length_limit = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if length_limit { ApiError::body_too_large(limit) } else { ApiError::bad_request("The request body could not be read.") }
+        })?;
+        let media = content_type.as_deref().map(|ct| ct.split(';').next().unwrap_or("").trim().to_owned());
+        let params = match media.as_deref() {
+            Some("application/json") => Params::from_json(&bytes)?,
+            Some("application/x-www-form-urlencoded") => Params::from_form(&bytes)?,
+            // No content type: an empty body, or whichever of the two the body looks like.
+            None | Some("") => {
+                if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+                    Params::from_json(&bytes)?
+                } else {
+                    Params::from_form(&bytes)?
+                }
+            }
+            Some(other) => {
+                if bytes.is_empty() {
+                    Params::empty()
+                } else {
+                    return Err(ApiError::unsupported_media_type(other));
+                }
+            }
+        };
+        Ok(Body(params))
+    }
+}
+
+/// The parameters of a query string, in the same bracket notation as form bodies.
+pub struct Query(pub Params);
+
+impl<S: Send + Sync> FromRequestParts<S> for Query {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> ApiResult<Self> {
+        let q = parts.uri.query().unwrap_or("");
+        Ok(Query(Params::from_form(q.as_bytes())?))
+    }
+}
+
+/// The `:id` of a path. Ids are checked against their kind by the handler.
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(PathId(id)),
+            Err(_) => Err(ApiError::route_not_found(parts.method.as_str(), parts.uri.path())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_keep_prefix_and_last_four_only() {
+        assert_eq!(mask_key("sk_test_4eC39HqLyjWDarjtT1zdp7dc"), "sk_test_****p7dc");
+        assert_eq!(mask_key("sk_live_abcdefghijkl"), "sk_live_****ijkl");
+        assert_eq!(mask_key("opk_abcdefghijkl"), "opk_****ijkl");
+        assert_eq!(mask_key("short"), "****");
+        assert_eq!(mask_key("sk_test_<script>alert(1)</script>"), "sk_test_****");
+    }
+
+    #[test]
+    fn bearer_and_basic_keys() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, "Bearer sk_test_x".parse().unwrap());
+        assert_eq!(presented_key(&h).unwrap(), "sk_test_x");
+        // curl -u sk_test_x:
+        h.insert(header::AUTHORIZATION, "Basic c2tfdGVzdF94Og==".parse().unwrap());
+        assert_eq!(presented_key(&h).unwrap(), "sk_test_x");
+        h.insert(header::AUTHORIZATION, "Token abc".parse().unwrap());
+        assert!(presented_key(&h).is_err());
+        h.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
+        assert!(presented_key(&h).is_err());
+        assert!(presented_key(&HeaderMap::new()).is_err());
+    }
+}

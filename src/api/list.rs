@@ -1,0 +1,59 @@
+//! List requests and list bodies.
+
+use axum::Json;
+use serde::Serialize;
+
+use super::params::Params;
+use crate::error::{ApiError, ApiResult};
+use crate::ids::Kind;
+use crate::store::{CreatedFilter, Page, PageRequest};
+
+/// The parameters every list takes.
+pub const LIST_PARAMS: &[&str] = &["limit", "starting_after", "ending_before", "created"];
+
+/// Takes `limit`, the cursors and `created` out of the query.
+pub fn page_request(q: &mut Params, kind: Kind) -> ApiResult<PageRequest> {
+    let limit = q.int("limit")?.unwrap_or(10);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid(
+            "parameter_out_of_range",
+            "limit",
+            format!("Invalid limit: must be between 1 and 100, got {limit}."),
+        ));
+    }
+    let starting_after = q.id("starting_after", kind)?;
+    let ending_before = q.id("ending_before", kind)?;
+    if starting_after.is_some() && ending_before.is_some() {
+        return Err(ApiError::invalid(
+            "parameters_exclusive",
+            "ending_before",
+            "You may only specify one of these parameters: starting_after, ending_before.",
+        ));
+    }
+    let created = created_filter(q)?;
+    Ok(PageRequest { limit, starting_after, ending_before, created })
+}
+
+/// `created=<ts>` (exactly) or `created[gt|gte|lt|lte]=<ts>`.
+fn created_filter(q: &mut Params) -> ApiResult<CreatedFilter> {
+    match q.int_or_object("created")? {
+        None => Ok(CreatedFilter::default()),
+        Some(Ok(exact)) => Ok(CreatedFilter { gte: Some(exact), lte: Some(exact), ..CreatedFilter::default() }),
+        Some(Err(mut range)) => {
+            range.allow(&["gt", "gte", "lt", "lte"])?;
+            Ok(CreatedFilter { gt: range.int("gt")?, gte: range.int("gte")?, lt: range.int("lt")?, lte: range.int("lte")? })
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ListBody<T> {
+    object: &'static str,
+    data: Vec<T>,
+    has_more: bool,
+    url: &'static str,
+}
+
+pub fn render<T: Serialize>(page: Page<T>, url: &'static str) -> Json<ListBody<T>> {
+    Json(ListBody { object: "list", data: page.data, has_more: page.has_more, url })
+}

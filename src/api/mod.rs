@@ -1,0 +1,86 @@
+//! The HTTP API: one module and `router()` per resource, plus the extractors and
+//! middleware they share. Handlers parse, call a service, render.
+
+pub mod claims;
+pub mod customers;
+pub mod events;
+pub mod extract;
+pub mod guarantees;
+pub mod health;
+pub mod list;
+pub mod params;
+pub mod policies;
+
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tracing::Instrument;
+
+use crate::app::AppState;
+use crate::domain::event::API_VERSION;
+use crate::error::{ApiError, ApiResult};
+use crate::ids::Kind;
+use extract::RequestId;
+
+/// Every route of the API, without middleware.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .merge(health::router())
+        .merge(customers::router())
+        .merge(policies::router())
+        .merge(guarantees::router())
+        .merge(claims::router())
+        .merge(events::router())
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// A path id of the wrong kind or shape names no object: 404, as for an unknown id.
+pub(crate) fn check_id(kind: Kind, id: &str) -> ApiResult<()> {
+    if kind.matches(id) { Ok(()) } else { Err(ApiError::no_such(kind.object(), id, Some("id"))) }
+}
+
+async fn route_not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::route_not_found(method.as_str(), uri.path())
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::method_not_allowed(method.as_str(), uri.path())
+}
+
+/// Gives each request its `req_` id (in the response header, in the extensions for
+/// events, and in the log span), stamps the API version, and turns any bare error
+/// status from a lower layer (timeout, panic) into the error body.
+pub async fn request_context(mut req: Request, next: Next) -> Response {
+    let request_id = Kind::Request.new_id();
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let span = tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.uri().path());
+    let started = Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status();
+    if (status.is_client_error() || status.is_server_error()) && !resp.headers().contains_key(header::CONTENT_TYPE) {
+        resp = bare_status_error(status).into_response();
+    }
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert("request-id", v);
+    }
+    headers.insert("casapay-version", HeaderValue::from_static(API_VERSION));
+    span.in_scope(|| {
+        tracing::info!(status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request finished")
+    });
+    resp
+}
+
+fn bare_status_error(status: StatusCode) -> ApiError {
+    match status {
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => ApiError::timeout(),
+        s if s.is_server_error() => ApiError::internal(format!("a lower layer answered {s}")),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::bad_request("The request body is too large."),
+        s => ApiError::bad_request(format!("The request could not be handled ({s}).")),
+    }
+}

@@ -1,0 +1,54 @@
+//! Wiring: the shared state, the router with its middleware, and the server loop.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::clock::Clock;
+use crate::store::Store;
+
+/// Limits and settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Bodies larger than this are answered 413.
+    pub max_body_bytes: usize,
+    /// Requests running longer than this are answered 503 (and their transaction
+    /// rolled back).
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { max_body_bytes: 1_048_576, request_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub config: Arc<ApiConfig>,
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let timeout = state.config.request_timeout;
+    crate::api::routes()
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn(crate::api::request_context))
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` resolves, then lets the
+/// requests in flight finish.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}

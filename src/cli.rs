@@ -1,0 +1,217 @@
+//! The `casapay` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::{ApiConfig, AppState};
+use crate::clock::{Clock, SystemClock};
+use crate::service::accounts;
+use crate::store::{Store, StoreOptions};
+
+#[derive(Debug, Parser)]
+#[command(name = "casapay", version, about = "Server for the CasaPay rent-guarantee API")]
+pub struct Cli {
+    /// Database URL: postgres://... for PostgreSQL; unset means the embedded SQLite
+    /// file in the data directory.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+
+    /// Data directory of the embedded SQLite store (the file is DIR/casapay.db).
+    #[arg(long = "data", env = "CASAPAY_DATA", global = true, default_value = ".")]
+    data_dir: PathBuf,
+
+    /// Log format.
+    #[arg(long, env = "CASAPAY_LOG_FORMAT", global = true, default_value = "text")]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API server.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage platform accounts.
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+    /// Manage operator (claims staff) keys.
+    OperatorKeys {
+        #[command(subcommand)]
+        command: OperatorKeysCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CASAPAY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Seed the documentation's test key and customer (cus_123456789).
+    #[arg(long)]
+    demo: bool,
+    /// Do not run migrations at start.
+    #[arg(long)]
+    no_migrate: bool,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "CASAPAY_MAX_BODY_BYTES", default_value_t = 1_048_576)]
+    max_body_bytes: usize,
+    /// Requests running longer than this many seconds are answered 503.
+    #[arg(long, env = "CASAPAY_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    request_timeout_secs: u64,
+    /// Most database connections held at once.
+    #[arg(long, env = "CASAPAY_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    db_max_connections: u32,
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountsCommand {
+    /// Create an account; prints its id and its test and live secret keys as JSON.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorKeysCommand {
+    /// Create an operator key; prints it as JSON.
+    Create,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("casapay: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("casapay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+impl Cli {
+    fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.is_empty() => url.clone(),
+            _ => format!("sqlite://{}?mode=rwc", self.data_dir.join("casapay.db").display()),
+        }
+    }
+}
+
+async fn open_store(cli: &Cli, max_connections: u32) -> Result<Store, String> {
+    let mut opts = StoreOptions::new(cli.database_url());
+    opts.max_connections = max_connections;
+    Store::connect(&opts).await.map_err(|e| format!("cannot open the database: {e}"))
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let clock = SystemClock;
+    match &cli.command {
+        Command::Serve(args) => serve(&cli, args).await,
+        Command::Migrate => {
+            let store = open_store(&cli, 2).await?;
+            store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+            eprintln!("casapay: migrations applied");
+            Ok(())
+        }
+        Command::Accounts { command: AccountsCommand::Create { name } } => {
+            let store = open_store(&cli, 2).await?;
+            store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+            let created = accounts::create_account(&store, name, clock.now()).await.map_err(|e| e.to_string())?;
+            println!("{}", serde_json::to_string_pretty(&created).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+        Command::OperatorKeys { command: OperatorKeysCommand::Create } => {
+            let store = open_store(&cli, 2).await?;
+            store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+            let key = accounts::create_operator_key(&store, clock.now()).await.map_err(|e| e.to_string())?;
+            println!("{}", serde_json::json!({ "key": key }));
+            Ok(())
+        }
+    }
+}
+
+async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
+    let store = open_store(cli, args.db_max_connections).await?;
+    if !args.no_migrate {
+        store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    if args.demo {
+        accounts::seed_demo(&store, clock.now()).await.map_err(|e| format!("cannot seed the demo data: {e}"))?;
+        tracing::info!(key = accounts::DEMO_TEST_KEY, customer = accounts::DEMO_CUSTOMER_ID, "demo data ready");
+    }
+    let state = AppState {
+        store: store.clone(),
+        clock,
+        config: Arc::new(ApiConfig {
+            max_body_bytes: args.max_body_bytes,
+            request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+        }),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    tracing::info!(address = %args.listen, backend = ?store.backend(), "casapay listening");
+    crate::app::serve(listener, state, shutdown_signal()).await.map_err(|e| format!("server error: {e}"))?;
+    store.close().await;
+    tracing::info!("casapay stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested: finishing requests in flight");
+}

@@ -1,0 +1,128 @@
+//! Events: the record of every state change, delivered to webhooks.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::{Timestamp, wire_enum};
+
+/// The API version that responses and events are rendered in.
+pub const API_VERSION: &str = "2025-01-01";
+
+/// How long events are kept.
+pub const RETENTION_SECONDS: i64 = 30 * super::DAY;
+
+wire_enum! {
+    EventType {
+        CustomerCreated = "customer.created",
+        CustomerUpdated = "customer.updated",
+        PolicyCreated = "guarantee_policy.created",
+        PolicyUpdated = "guarantee_policy.updated",
+        GuaranteeCreated = "guarantee.created",
+        GuaranteeActivated = "guarantee.activated",
+        GuaranteeUpdated = "guarantee.updated",
+        GuaranteeCancelled = "guarantee.cancelled",
+        GuaranteeExpired = "guarantee.expired",
+        GuaranteeClaimed = "guarantee.claimed",
+        ClaimSubmitted = "claim.submitted",
+        ClaimUpdated = "claim.updated",
+        ClaimApproved = "claim.approved",
+        ClaimDenied = "claim.denied",
+        ClaimPaid = "claim.paid",
+        PayoutPaid = "payout.paid",
+        WebhookEndpointDisabled = "webhook_endpoint.disabled",
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventData {
+    pub object: Box<RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_attributes: Option<Box<RawValue>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventRequest {
+    pub id: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Event {
+    pub id: String,
+    pub object: &'static str,
+    pub api_version: &'static str,
+    pub created: Timestamp,
+    pub data: EventData,
+    pub livemode: bool,
+    pub pending_webhooks: i64,
+    pub request: EventRequest,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl Event {
+    pub const OBJECT: &'static str = "event";
+}
+
+/// The fields of `before` whose values differ in `after`, with their old values:
+/// the `previous_attributes` of an update event. Nested objects (metadata) are
+/// compared key by key, as Stripe does; a key that was added shows as `""`.
+pub fn previous_attributes(
+    before: &serde_json::Value,
+    after: &serde_json::Value,
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value;
+    let mut out = serde_json::Map::new();
+    let (Value::Object(b), Value::Object(a)) = (before, after) else {
+        return out;
+    };
+    for (key, old) in b {
+        let new = a.get(key).unwrap_or(&Value::Null);
+        if old == new {
+            continue;
+        }
+        match (old, new) {
+            (Value::Object(old_map), Value::Object(new_map)) if key == "metadata" => {
+                let mut diff = serde_json::Map::new();
+                for (k, v) in old_map {
+                    if new_map.get(k) != Some(v) {
+                        diff.insert(k.clone(), v.clone());
+                    }
+                }
+                for k in new_map.keys() {
+                    if !old_map.contains_key(k) {
+                        diff.insert(k.clone(), Value::String(String::new()));
+                    }
+                }
+                out.insert(key.clone(), Value::Object(diff));
+            }
+            _ => {
+                out.insert(key.clone(), old.clone());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn previous_attributes_lists_changed_fields_with_old_values() {
+        let before = json!({"id": "x", "status": "active", "end_date": 10, "metadata": {"a": "1", "b": "2"}});
+        let after = json!({"id": "x", "status": "active", "end_date": 20, "metadata": {"a": "1", "c": "3"}});
+        let prev = previous_attributes(&before, &after);
+        assert_eq!(
+            serde_json::Value::Object(prev),
+            json!({"end_date": 10, "metadata": {"b": "2", "c": ""}})
+        );
+    }
+
+    #[test]
+    fn event_type_names() {
+        assert_eq!(EventType::parse("claim.approved"), Some(EventType::ClaimApproved));
+        assert_eq!(EventType::PolicyCreated.as_str(), "guarantee_policy.created");
+    }
+}

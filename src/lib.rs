@@ -1,0 +1,16 @@
+//! casapay: a server for the CasaPay rent-guarantee API.
+//!
+//! Layers: [`api`] (HTTP: parse, call, render) → [`service`] (operations and their
+//! transactions) → [`domain`] (types and rules, no I/O) and [`store`] (SQL).
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod domain;
+pub mod error;
+pub mod ids;
+pub mod service;
+pub mod store;
+
+pub use app::{ApiConfig, AppState, app, serve};

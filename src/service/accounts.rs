@@ -1,0 +1,147 @@
+//! Accounts, API keys and authentication.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::domain::customer::Customer;
+use crate::domain::metadata::Metadata;
+use crate::error::ApiResult;
+use crate::ids::{Kind, random_secret};
+use crate::store::accounts::{KeyKind, KeyRecord};
+use crate::store::{self, Scope, Store};
+
+pub const TEST_KEY_PREFIX: &str = "sk_test_";
+pub const LIVE_KEY_PREFIX: &str = "sk_live_";
+pub const OPERATOR_KEY_PREFIX: &str = "opk_";
+
+/// The documentation's test key and customer, seeded by `serve --demo`.
+pub const DEMO_ACCOUNT_ID: &str = "acct_demo";
+pub const DEMO_TEST_KEY: &str = "sk_test_4eC39HqLyjWDarjtT1zdp7dc";
+pub const DEMO_CUSTOMER_ID: &str = "cus_123456789";
+pub const DEMO_CUSTOMER_SCORE: i64 = 80;
+
+/// Who a key speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A platform's secret key: one account, one mode.
+    Platform(Scope),
+    /// The provider's claims staff: across accounts, review routes only.
+    Operator { key_id: String },
+}
+
+/// A new account and its keys, shown once.
+#[derive(Debug, Serialize)]
+pub struct CreatedAccount {
+    pub id: String,
+    pub test_key: String,
+    pub live_key: String,
+}
+
+/// SHA-256 of the key, hex. Keys carry ~190 random bits, so a fast hash is enough:
+/// there is nothing to brute-force that a slow hash would protect.
+pub fn hash_key(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+fn last4(key: &str) -> String {
+    key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect()
+}
+
+fn key_record(key: &str, account_id: Option<&str>, kind: KeyKind, livemode: bool, now: i64) -> KeyRecord {
+    KeyRecord {
+        id: Kind::ApiKey.new_id(),
+        account_id: account_id.map(str::to_owned),
+        kind,
+        livemode,
+        key_hash: hash_key(key),
+        last4: last4(key),
+        created: now,
+        expires_at: None,
+        revoked_at: None,
+    }
+}
+
+pub async fn create_account(store: &Store, name: &str, now: i64) -> ApiResult<CreatedAccount> {
+    let id = Kind::Account.new_id();
+    let test_key = format!("{TEST_KEY_PREFIX}{}", random_secret(32));
+    let live_key = format!("{LIVE_KEY_PREFIX}{}", random_secret(32));
+    let mut tx = store.begin().await?;
+    store::accounts::insert_account(&mut tx, &id, name, now).await?;
+    store::accounts::insert_key(&mut tx, &key_record(&test_key, Some(&id), KeyKind::Secret, false, now)).await?;
+    store::accounts::insert_key(&mut tx, &key_record(&live_key, Some(&id), KeyKind::Secret, true, now)).await?;
+    tx.commit().await?;
+    Ok(CreatedAccount { id, test_key, live_key })
+}
+
+pub async fn create_operator_key(store: &Store, now: i64) -> ApiResult<String> {
+    let key = format!("{OPERATOR_KEY_PREFIX}{}", random_secret(32));
+    let mut conn = store.acquire().await?;
+    store::accounts::insert_key(&mut conn, &key_record(&key, None, KeyKind::Operator, false, now)).await?;
+    Ok(key)
+}
+
+/// Finds who `key` speaks for, or `None` for a key that is unknown, revoked or expired.
+pub async fn authenticate(store: &Store, key: &str, now: i64) -> ApiResult<Option<Principal>> {
+    let hash = hash_key(key);
+    let mut conn = store.acquire().await?;
+    let Some(record) = store::accounts::find_key_by_hash(&mut conn, &hash).await? else {
+        return Ok(None);
+    };
+    // The row was found by its hash; compare again in constant time so that the
+    // answer never depends on how much of the hash matched.
+    if !bool::from(record.key_hash.as_bytes().ct_eq(hash.as_bytes())) {
+        return Ok(None);
+    }
+    if record.revoked_at.is_some() || record.expires_at.is_some_and(|at| at <= now) {
+        return Ok(None);
+    }
+    Ok(match (record.kind, record.account_id) {
+        (KeyKind::Secret, Some(account_id)) => Some(Principal::Platform(Scope { account_id, livemode: record.livemode })),
+        (KeyKind::Operator, _) => Some(Principal::Operator { key_id: record.id }),
+        (KeyKind::Secret, None) => None,
+    })
+}
+
+/// Seeds the documentation's test key and customer; safe to run on every start.
+pub async fn seed_demo(store: &Store, now: i64) -> ApiResult<()> {
+    let mut tx = store.begin().await?;
+    if !store::accounts::account_exists(&mut tx, DEMO_ACCOUNT_ID).await? {
+        store::accounts::insert_account(&mut tx, DEMO_ACCOUNT_ID, "Demo", now).await?;
+    }
+    let hash = hash_key(DEMO_TEST_KEY);
+    if store::accounts::find_key_by_hash(&mut tx, &hash).await?.is_none() {
+        store::accounts::insert_key(&mut tx, &key_record(DEMO_TEST_KEY, Some(DEMO_ACCOUNT_ID), KeyKind::Secret, false, now))
+            .await?;
+    }
+    let scope = Scope { account_id: DEMO_ACCOUNT_ID.into(), livemode: false };
+    let customer = Customer {
+        id: DEMO_CUSTOMER_ID.into(),
+        object: Customer::OBJECT,
+        name: Some("Demo Tenant".into()),
+        email: Some("tenant@example.com".into()),
+        score: Some(DEMO_CUSTOMER_SCORE),
+        metadata: Metadata::new(),
+        livemode: false,
+        created: now,
+    };
+    store::customers::insert_if_absent(&mut tx, &scope, &customer).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_hash_is_sha256_hex() {
+        assert_eq!(hash_key("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(last4(DEMO_TEST_KEY), "p7dc");
+    }
+}

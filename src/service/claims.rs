@@ -1,0 +1,125 @@
+//! Claims: filing (with the guarantee's rules), reading, metadata updates, lists.
+
+use super::customers::apply_metadata;
+use super::{Call, check_cursors, record_event, record_update};
+use crate::domain::claim::{Claim, ClaimReason, ClaimStatus, Evidence, StatusTransitions};
+use crate::domain::event::EventType;
+use crate::domain::guarantee::{NotClaimable, check_claimable};
+use crate::domain::metadata::{Metadata, MetadataUpdate};
+use crate::domain::money::{Amount, Currency};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::Kind;
+use crate::store::claims::{ClaimFilters, DUPLICATE_CLAIM_CONSTRAINT};
+use crate::store::{self, Page, PageRequest, Store, Tx, violated_constraint};
+
+#[derive(Debug)]
+pub struct NewClaim {
+    pub guarantee: String,
+    pub amount: Amount,
+    pub currency: Currency,
+    pub reason: ClaimReason,
+    pub evidence: Evidence,
+    pub metadata: Option<MetadataUpdate>,
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::no_such(Kind::Claim.object(), id, Some("id"))
+}
+
+fn duplicate(invoice_id: &str, existing: &str) -> ApiError {
+    ApiError::state_param(
+        "duplicate_claim",
+        "evidence[invoice_id]",
+        format!("A claim for invoice '{}' on this guarantee already exists ({existing}).", crate::error::clip(invoice_id)),
+    )
+}
+
+/// Files a claim. The guarantee row is locked for the rest of the transaction, so
+/// concurrent claims on one guarantee are checked one after the other.
+pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Claim> {
+    let mut guarantee = store::guarantees::get_for_update(tx, &call.scope, &input.guarantee)
+        .await?
+        .ok_or_else(|| ApiError::no_such(Kind::Guarantee.object(), &input.guarantee, Some("guarantee")))?;
+    if input.currency.as_str() != guarantee.currency {
+        return Err(ApiError::invalid(
+            "currency_mismatch",
+            "currency",
+            format!("The claim's currency ({}) must match the guarantee's ({}).", input.currency, guarantee.currency),
+        ));
+    }
+    if let Err(why) = check_claimable(guarantee.status, guarantee.start_date, guarantee.end_date, call.now) {
+        let message = match why {
+            NotClaimable::NotStarted => "The guarantee has not started yet: claims can be filed from its start_date.".to_owned(),
+            NotClaimable::Cancelled => "The guarantee is cancelled and takes no new claims.".to_owned(),
+            NotClaimable::Claimed => "The guarantee's coverage is used up and it takes no new claims.".to_owned(),
+            NotClaimable::ExpiredTooLongAgo => {
+                "The guarantee expired more than 60 days ago and takes no new claims.".to_owned()
+            }
+        };
+        return Err(ApiError::state_param("guarantee_not_claimable", "guarantee", message));
+    }
+    if input.evidence.due_date > call.now {
+        return Err(ApiError::invalid(
+            "due_date_in_future",
+            "evidence[due_date]",
+            "The evidence[due_date] cannot be in the future: file the claim once the rent is overdue.",
+        ));
+    }
+    if let Some(existing) = store::claims::find_live_for_invoice(tx, &guarantee.id, &input.evidence.invoice_id).await? {
+        return Err(duplicate(&input.evidence.invoice_id, &existing));
+    }
+    let claim = Claim {
+        id: Kind::Claim.new_id(),
+        object: Claim::OBJECT,
+        guarantee: guarantee.id.clone(),
+        amount: input.amount.get(),
+        amount_approved: None,
+        currency: guarantee.currency.clone(),
+        // Stored as submitted and taken into review in the same step.
+        status: ClaimStatus::UnderReview,
+        reason: input.reason,
+        evidence: input.evidence,
+        payout: None,
+        denial_reason: None,
+        reviewed_at: None,
+        status_transitions: StatusTransitions {
+            submitted_at: Some(call.now),
+            under_review_at: Some(call.now),
+            ..StatusTransitions::default()
+        },
+        metadata: apply_metadata(&Metadata::new(), input.metadata.as_ref())?,
+        livemode: call.scope.livemode,
+        created: call.now,
+    };
+    if let Err(e) = store::claims::insert(tx, &call.scope, &claim).await {
+        // The row lock makes this unreachable on its own, but the index is the last word.
+        if violated_constraint(&e).as_deref() == Some(DUPLICATE_CLAIM_CONSTRAINT) {
+            return Err(duplicate(&claim.evidence.invoice_id, "another claim"));
+        }
+        return Err(e.into());
+    }
+    guarantee.claims_filed += 1;
+    store::guarantees::update(tx, &call.scope, &guarantee).await?;
+    record_event(tx, call, EventType::ClaimSubmitted, &claim).await?;
+    Ok(claim)
+}
+
+pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Claim> {
+    let mut conn = store.acquire().await?;
+    store::claims::get(&mut conn, &call.scope, id).await?.ok_or_else(|| not_found(id))
+}
+
+pub async fn update_metadata(tx: &mut Tx, call: &Call, id: &str, metadata: Option<MetadataUpdate>) -> ApiResult<Claim> {
+    let before = store::claims::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
+    let mut after = before.clone();
+    after.metadata = apply_metadata(&before.metadata, metadata.as_ref())?;
+    store::claims::update(tx, &call.scope, &after).await?;
+    record_update(tx, call, EventType::ClaimUpdated, &before, &after).await?;
+    Ok(after)
+}
+
+pub async fn list(store: &Store, call: &Call, page: &PageRequest, filters: ClaimFilters) -> ApiResult<Page<Claim>> {
+    let mut conn = store.acquire().await?;
+    check_cursors(&mut conn, call, "claims", Kind::Claim, page).await?;
+    Ok(store::claims::list(&mut conn, &call.scope, page, filters).await?)
+}

@@ -1,0 +1,81 @@
+//! Customers: create, read, update, list.
+
+use super::{Call, check_cursors, record_event, record_update};
+use crate::domain::Patch;
+use crate::domain::customer::Customer;
+use crate::domain::event::EventType;
+use crate::domain::metadata::{Metadata, MetadataUpdate};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::Kind;
+use crate::store::{self, Page, PageRequest, Store, Tx};
+
+#[derive(Debug, Default)]
+pub struct NewCustomer {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub score: Option<i64>,
+    pub metadata: Option<MetadataUpdate>,
+}
+
+#[derive(Debug)]
+pub struct CustomerPatch {
+    pub name: Patch<String>,
+    pub email: Patch<String>,
+    pub score: Patch<i64>,
+    pub metadata: Option<MetadataUpdate>,
+}
+
+pub(crate) fn metadata_error(e: crate::domain::metadata::MetadataError) -> ApiError {
+    ApiError::invalid("metadata_invalid", "metadata", e.to_string())
+}
+
+/// Applies a metadata update to `current`, if there is one.
+pub(crate) fn apply_metadata(current: &Metadata, update: Option<&MetadataUpdate>) -> ApiResult<Metadata> {
+    match update {
+        Some(u) => u.apply(current).map_err(metadata_error),
+        None => Ok(current.clone()),
+    }
+}
+
+pub async fn create(tx: &mut Tx, call: &Call, input: NewCustomer) -> ApiResult<Customer> {
+    let customer = Customer {
+        id: Kind::Customer.new_id(),
+        object: Customer::OBJECT,
+        name: input.name,
+        email: input.email,
+        score: input.score,
+        metadata: apply_metadata(&Metadata::new(), input.metadata.as_ref())?,
+        livemode: call.scope.livemode,
+        created: call.now,
+    };
+    store::customers::insert(tx, &call.scope, &customer).await?;
+    record_event(tx, call, EventType::CustomerCreated, &customer).await?;
+    Ok(customer)
+}
+
+pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Customer> {
+    let mut conn = store.acquire().await?;
+    store::customers::get(&mut conn, &call.scope, id)
+        .await?
+        .ok_or_else(|| ApiError::no_such(Kind::Customer.object(), id, Some("id")))
+}
+
+pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: CustomerPatch) -> ApiResult<Customer> {
+    let before = store::customers::get_for_update(tx, &call.scope, id)
+        .await?
+        .ok_or_else(|| ApiError::no_such(Kind::Customer.object(), id, Some("id")))?;
+    let mut after = before.clone();
+    input.name.apply_to(&mut after.name);
+    input.email.apply_to(&mut after.email);
+    input.score.apply_to(&mut after.score);
+    after.metadata = apply_metadata(&before.metadata, input.metadata.as_ref())?;
+    store::customers::update(tx, &call.scope, &after).await?;
+    record_update(tx, call, EventType::CustomerUpdated, &before, &after).await?;
+    Ok(after)
+}
+
+pub async fn list(store: &Store, call: &Call, page: &PageRequest, email: Option<String>) -> ApiResult<Page<Customer>> {
+    let mut conn = store.acquire().await?;
+    check_cursors(&mut conn, call, "customers", Kind::Customer, page).await?;
+    Ok(store::customers::list(&mut conn, &call.scope, page, email).await?)
+}

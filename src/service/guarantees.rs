@@ -1,0 +1,144 @@
+//! Guarantees: create (with the policy's rules), read, update, cancel, list.
+
+use super::customers::apply_metadata;
+use super::{Call, check_cursors, record_event, record_update};
+use crate::domain::event::EventType;
+use crate::domain::guarantee::{self, Guarantee, GuaranteeStatus};
+use crate::domain::metadata::{Metadata, MetadataUpdate};
+use crate::domain::money::{Amount, Currency};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::Kind;
+use crate::store::guarantees::GuaranteeFilters;
+use crate::store::{self, Page, PageRequest, Store, Tx};
+
+#[derive(Debug)]
+pub struct NewGuarantee {
+    pub policy: String,
+    pub tenant: String,
+    pub coverage_amount: Amount,
+    pub currency: Currency,
+    pub start_date: i64,
+    pub end_date: i64,
+    pub metadata: Option<MetadataUpdate>,
+}
+
+#[derive(Debug, Default)]
+pub struct GuaranteePatch {
+    pub end_date: Option<i64>,
+    pub metadata: Option<MetadataUpdate>,
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::no_such(Kind::Guarantee.object(), id, Some("id"))
+}
+
+pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<Guarantee> {
+    if input.end_date <= input.start_date {
+        return Err(ApiError::invalid("invalid_dates", "end_date", "The end_date must be after the start_date."));
+    }
+    if input.end_date <= call.now {
+        return Err(ApiError::invalid("invalid_dates", "end_date", "The end_date must be in the future."));
+    }
+    let policy = store::policies::get(tx, &call.scope, &input.policy)
+        .await?
+        .ok_or_else(|| ApiError::no_such(Kind::Policy.object(), &input.policy, Some("policy")))?;
+    if !policy.active {
+        return Err(ApiError::state_param(
+            "policy_inactive",
+            "policy",
+            format!("The guarantee policy {} is not active and takes no new guarantees.", policy.id),
+        ));
+    }
+    let tenant = store::customers::get(tx, &call.scope, &input.tenant)
+        .await?
+        .ok_or_else(|| ApiError::no_such(Kind::Customer.object(), &input.tenant, Some("tenant")))?;
+    if !policy.admits(tenant.score) {
+        return Err(ApiError::state_param(
+            "tenant_not_eligible",
+            "tenant",
+            format!(
+                "The tenant {} is not eligible for this policy: its score must be at least {}.",
+                tenant.id, policy.eligible_score_minimum
+            ),
+        ));
+    }
+    let coverage_amount = input.coverage_amount.get();
+    let total_coverage = guarantee::total_coverage(coverage_amount, policy.max_coverage_months);
+    let g = Guarantee {
+        id: Kind::Guarantee.new_id(),
+        object: Guarantee::OBJECT,
+        status: guarantee::initial_status(input.start_date, call.now),
+        policy: policy.id,
+        tenant: tenant.id,
+        coverage_amount,
+        total_coverage,
+        remaining_coverage: total_coverage,
+        currency: input.currency.as_str().to_owned(),
+        start_date: input.start_date,
+        end_date: input.end_date,
+        claims_filed: 0,
+        claims_paid: 0,
+        cancelled_at: None,
+        metadata: apply_metadata(&Metadata::new(), input.metadata.as_ref())?,
+        livemode: call.scope.livemode,
+        created: call.now,
+    };
+    store::guarantees::insert(tx, &call.scope, &g).await?;
+    record_event(tx, call, EventType::GuaranteeCreated, &g).await?;
+    Ok(g)
+}
+
+pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Guarantee> {
+    let mut conn = store.acquire().await?;
+    store::guarantees::get(&mut conn, &call.scope, id).await?.ok_or_else(|| not_found(id))
+}
+
+pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: GuaranteePatch) -> ApiResult<Guarantee> {
+    let before = store::guarantees::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
+    let mut after = before.clone();
+    if let Some(end_date) = input.end_date {
+        if end_date != before.end_date {
+            if !matches!(before.status, GuaranteeStatus::Pending | GuaranteeStatus::Active) {
+                return Err(ApiError::state_param(
+                    "guarantee_not_modifiable",
+                    "end_date",
+                    format!("The end_date of a guarantee can only change while it is pending or active; this one is {}.", before.status),
+                ));
+            }
+            if end_date < before.end_date {
+                return Err(ApiError::invalid(
+                    "invalid_dates",
+                    "end_date",
+                    "The end_date of a guarantee can only be moved later.",
+                ));
+            }
+            after.end_date = end_date;
+        }
+    }
+    after.metadata = apply_metadata(&before.metadata, input.metadata.as_ref())?;
+    store::guarantees::update(tx, &call.scope, &after).await?;
+    record_update(tx, call, EventType::GuaranteeUpdated, &before, &after).await?;
+    Ok(after)
+}
+
+pub async fn cancel(tx: &mut Tx, call: &Call, id: &str) -> ApiResult<Guarantee> {
+    let before = store::guarantees::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
+    if !matches!(before.status, GuaranteeStatus::Pending | GuaranteeStatus::Active) {
+        return Err(ApiError::state(
+            "guarantee_not_cancellable",
+            format!("Only a pending or active guarantee can be cancelled; this one is {}.", before.status),
+        ));
+    }
+    let mut after = before.clone();
+    after.status = GuaranteeStatus::Cancelled;
+    after.cancelled_at = Some(call.now);
+    store::guarantees::update(tx, &call.scope, &after).await?;
+    record_update(tx, call, EventType::GuaranteeCancelled, &before, &after).await?;
+    Ok(after)
+}
+
+pub async fn list(store: &Store, call: &Call, page: &PageRequest, filters: GuaranteeFilters) -> ApiResult<Page<Guarantee>> {
+    let mut conn = store.acquire().await?;
+    check_cursors(&mut conn, call, "guarantees", Kind::Guarantee, page).await?;
+    Ok(store::guarantees::list(&mut conn, &call.scope, page, filters).await?)
+}

@@ -1,0 +1,88 @@
+//! The product's operations: validation against stored state, lifecycles, and the
+//! transactions that make each state change and its event one unit.
+
+pub mod accounts;
+pub mod claims;
+pub mod customers;
+pub mod events;
+pub mod guarantees;
+pub mod policies;
+
+use serde::Serialize;
+
+use crate::domain::event::{EventType, previous_attributes};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::Kind;
+use crate::store::{self, Conn, PageRequest, Scope, Store, Tx};
+
+/// Who is acting and when: the scope every query is limited to, the request's
+/// time (one instant for the whole request), and what events should record of it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub scope: Scope,
+    pub now: i64,
+    pub request_id: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+/// Runs `op` in one transaction and commits it if `op` succeeds; on an error the
+/// transaction is dropped, which rolls it back.
+pub async fn write<T>(store: &Store, op: impl AsyncFnOnce(&mut Tx) -> ApiResult<T>) -> ApiResult<T> {
+    let mut tx = store.begin().await?;
+    let out = op(&mut tx).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Writes an event for `object` in the caller's transaction.
+pub async fn record_event<T: Serialize>(conn: &mut Conn, call: &Call, kind: EventType, object: &T) -> ApiResult<()> {
+    insert_event(conn, call, kind, object, None).await
+}
+
+/// Writes an update event, with the fields that changed since `before`.
+pub async fn record_update<T: Serialize>(conn: &mut Conn, call: &Call, kind: EventType, before: &T, after: &T) -> ApiResult<()> {
+    let before = serde_json::to_value(before).map_err(ApiError::internal)?;
+    let after_value = serde_json::to_value(after).map_err(ApiError::internal)?;
+    let previous = previous_attributes(&before, &after_value);
+    insert_event(conn, call, kind, after, Some(previous)).await
+}
+
+async fn insert_event<T: Serialize>(
+    conn: &mut Conn,
+    call: &Call,
+    kind: EventType,
+    object: &T,
+    previous: Option<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<()> {
+    let object = serde_json::to_string(object).map_err(ApiError::internal)?;
+    let previous = previous.map(|p| serde_json::Value::Object(p).to_string());
+    let id = Kind::Event.new_id();
+    store::events::insert(
+        conn,
+        &call.scope,
+        &store::events::NewEvent {
+            id: &id,
+            created: call.now,
+            kind: kind.as_str(),
+            object: &object,
+            previous_attributes: previous.as_deref(),
+            request_id: call.request_id.as_deref(),
+            idempotency_key: call.idempotency_key.as_deref(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Checks that the list cursors name objects the caller can see, so an unknown
+/// cursor is a 404 rather than a silently empty page.
+pub async fn check_cursors(conn: &mut Conn, call: &Call, table: &str, kind: Kind, page: &PageRequest) -> ApiResult<()> {
+    for (param, cursor) in [("starting_after", &page.starting_after), ("ending_before", &page.ending_before)] {
+        if let Some(id) = cursor {
+            if !store::list::exists(conn, table, &call.scope, id).await? {
+                return Err(ApiError::no_such(kind.object(), id, Some(param)));
+            }
+        }
+    }
+    Ok(())
+}

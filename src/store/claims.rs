@@ -1,0 +1,156 @@
+//! Claims table.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::list::{Page, PageRequest, fetch_page};
+use super::{Conn, Scope, Tx, get_bool, get_json, to_json};
+use crate::domain::claim::{Claim, ClaimReason, ClaimStatus, DenialReason, Evidence, StatusTransitions};
+
+const COLUMNS: &str = "id, livemode, created, guarantee_id, amount, amount_approved, currency, status, reason, \
+    invoice_id, due_date, description, payout_id, denial_reason, reviewed_at, submitted_at, under_review_at, \
+    approved_at, denied_at, paid_at, metadata";
+
+/// The unique index that allows one claim per invoice and guarantee unless denied.
+pub const DUPLICATE_CLAIM_CONSTRAINT: &str = "claims_guarantee_invoice_key";
+
+fn decode<T>(value: String, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, sqlx::Error> {
+    parse(&value).ok_or_else(|| sqlx::Error::Decode(format!("unknown {what} {value:?}").into()))
+}
+
+fn from_row(r: &AnyRow) -> Result<Claim, sqlx::Error> {
+    let denial: Option<String> = r.try_get("denial_reason")?;
+    Ok(Claim {
+        id: r.try_get("id")?,
+        object: Claim::OBJECT,
+        guarantee: r.try_get("guarantee_id")?,
+        amount: r.try_get("amount")?,
+        amount_approved: r.try_get("amount_approved")?,
+        currency: r.try_get("currency")?,
+        status: decode(r.try_get("status")?, ClaimStatus::parse, "claim status")?,
+        reason: decode(r.try_get("reason")?, ClaimReason::parse, "claim reason")?,
+        evidence: Evidence {
+            invoice_id: r.try_get("invoice_id")?,
+            due_date: r.try_get("due_date")?,
+            description: r.try_get("description")?,
+        },
+        payout: r.try_get("payout_id")?,
+        denial_reason: denial.map(|d| decode(d, DenialReason::parse, "denial reason")).transpose()?,
+        reviewed_at: r.try_get("reviewed_at")?,
+        status_transitions: StatusTransitions {
+            submitted_at: r.try_get("submitted_at")?,
+            under_review_at: r.try_get("under_review_at")?,
+            approved_at: r.try_get("approved_at")?,
+            denied_at: r.try_get("denied_at")?,
+            paid_at: r.try_get("paid_at")?,
+        },
+        metadata: get_json(r, "metadata")?,
+        livemode: get_bool(r, "livemode")?,
+        created: r.try_get("created")?,
+    })
+}
+
+pub async fn insert(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sqlx::Error> {
+    let t = &c.status_transitions;
+    sqlx::query(
+        "INSERT INTO claims (id, account_id, livemode, created, guarantee_id, amount, amount_approved, currency, \
+         status, reason, invoice_id, due_date, description, payout_id, denial_reason, reviewed_at, submitted_at, \
+         under_review_at, approved_at, denied_at, paid_at, metadata) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+    )
+    .bind(&c.id)
+    .bind(&scope.account_id)
+    .bind(scope.livemode)
+    .bind(c.created)
+    .bind(&c.guarantee)
+    .bind(c.amount)
+    .bind(c.amount_approved)
+    .bind(&c.currency)
+    .bind(c.status.as_str())
+    .bind(c.reason.as_str())
+    .bind(&c.evidence.invoice_id)
+    .bind(c.evidence.due_date)
+    .bind(c.evidence.description.clone())
+    .bind(c.payout.clone())
+    .bind(c.denial_reason.map(|d| d.as_str()))
+    .bind(c.reviewed_at)
+    .bind(t.submitted_at)
+    .bind(t.under_review_at)
+    .bind(t.approved_at)
+    .bind(t.denied_at)
+    .bind(t.paid_at)
+    .bind(to_json(&c.metadata))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Reads one object in the caller's scope.
+pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Claim>, sqlx::Error> {
+    select(conn, scope, id, "").await
+}
+
+/// Reads one object and locks it until the transaction ends.
+pub async fn get_for_update(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Claim>, sqlx::Error> {
+    let lock = tx.lock_clause();
+    select(tx, scope, id, lock).await
+}
+
+async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<Option<Claim>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM claims WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}");
+    let row = sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Writes the fields that change over a claim's life.
+pub async fn update(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sqlx::Error> {
+    let t = &c.status_transitions;
+    sqlx::query(
+        "UPDATE claims SET status = $1, amount_approved = $2, payout_id = $3, denial_reason = $4, reviewed_at = $5, \
+         under_review_at = $6, approved_at = $7, denied_at = $8, paid_at = $9, metadata = $10 \
+         WHERE id = $11 AND account_id = $12 AND livemode = $13",
+    )
+    .bind(c.status.as_str())
+    .bind(c.amount_approved)
+    .bind(c.payout.clone())
+    .bind(c.denial_reason.map(|d| d.as_str()))
+    .bind(c.reviewed_at)
+    .bind(t.under_review_at)
+    .bind(t.approved_at)
+    .bind(t.denied_at)
+    .bind(t.paid_at)
+    .bind(to_json(&c.metadata))
+    .bind(&c.id)
+    .bind(&scope.account_id)
+    .bind(scope.livemode)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The id of a claim on this guarantee for this invoice that was not denied.
+pub async fn find_live_for_invoice(conn: &mut Conn, guarantee_id: &str, invoice_id: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM claims WHERE guarantee_id = $1 AND invoice_id = $2 AND status <> 'denied'")
+        .bind(guarantee_id)
+        .bind(invoice_id)
+        .fetch_optional(&mut *conn)
+        .await
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ClaimFilters {
+    pub guarantee: Option<String>,
+    pub status: Option<ClaimStatus>,
+}
+
+pub async fn list(conn: &mut Conn, scope: &Scope, page: &PageRequest, f: ClaimFilters) -> Result<Page<Claim>, sqlx::Error> {
+    fetch_page(conn, "claims", COLUMNS, scope, page, |sql| {
+        if let Some(g) = f.guarantee {
+            sql.and_eq("guarantee_id", g);
+        }
+        if let Some(s) = f.status {
+            sql.and_eq("status", s.as_str());
+        }
+    }, from_row)
+    .await
+}

@@ -1,0 +1,80 @@
+//! Events table: the outbox that every state change writes to in its own transaction.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use serde_json::value::RawValue;
+
+use super::list::{Page, PageRequest, fetch_page};
+use super::{Conn, Scope, get_bool};
+use crate::domain::event::{API_VERSION, Event, EventData, EventRequest};
+
+const COLUMNS: &str = "id, livemode, created, type, object, previous_attributes, request_id, idempotency_key, pending_webhooks";
+
+fn raw(text: String) -> Result<Box<RawValue>, sqlx::Error> {
+    RawValue::from_string(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+fn from_row(r: &AnyRow) -> Result<Event, sqlx::Error> {
+    let previous: Option<String> = r.try_get("previous_attributes")?;
+    Ok(Event {
+        id: r.try_get("id")?,
+        object: Event::OBJECT,
+        api_version: API_VERSION,
+        created: r.try_get("created")?,
+        data: EventData { object: raw(r.try_get("object")?)?, previous_attributes: previous.map(raw).transpose()? },
+        livemode: get_bool(r, "livemode")?,
+        pending_webhooks: r.try_get("pending_webhooks")?,
+        request: EventRequest { id: r.try_get("request_id")?, idempotency_key: r.try_get("idempotency_key")? },
+        kind: r.try_get("type")?,
+    })
+}
+
+/// A new event row; `object` and `previous_attributes` are JSON text.
+pub struct NewEvent<'a> {
+    pub id: &'a str,
+    pub created: i64,
+    pub kind: &'a str,
+    pub object: &'a str,
+    pub previous_attributes: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub idempotency_key: Option<&'a str>,
+}
+
+pub async fn insert(conn: &mut Conn, scope: &Scope, e: &NewEvent<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO events (id, account_id, livemode, created, type, object, previous_attributes, request_id, \
+         idempotency_key, pending_webhooks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)",
+    )
+    .bind(e.id)
+    .bind(&scope.account_id)
+    .bind(scope.livemode)
+    .bind(e.created)
+    .bind(e.kind)
+    .bind(e.object)
+    .bind(e.previous_attributes)
+    .bind(e.request_id)
+    .bind(e.idempotency_key)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Event>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM events WHERE id = $1 AND account_id = $2 AND livemode = $3");
+    let row = sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn list(conn: &mut Conn, scope: &Scope, page: &PageRequest, kind: Option<String>) -> Result<Page<Event>, sqlx::Error> {
+    fetch_page(conn, "events", COLUMNS, scope, page, |sql| {
+        if let Some(kind) = kind {
+            sql.and_eq("type", kind);
+        }
+    }, from_row)
+    .await
+}
+
+/// Deletes events created before `before` (retention). Returns how many went.
+pub async fn delete_older_than(conn: &mut Conn, before: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM events WHERE created < $1").bind(before).execute(&mut *conn).await?.rows_affected())
+}

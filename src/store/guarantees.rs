@@ -1,0 +1,123 @@
+//! Guarantees table.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::list::{Page, PageRequest, fetch_page};
+use super::{Conn, Scope, Tx, get_bool, get_json, to_json};
+use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
+
+const COLUMNS: &str = "id, livemode, created, status, policy_id, tenant_id, coverage_amount, total_coverage, \
+    currency, start_date, end_date, claims_filed, claims_paid, cancelled_at, metadata";
+
+fn from_row(r: &AnyRow) -> Result<Guarantee, sqlx::Error> {
+    let status: String = r.try_get("status")?;
+    let total_coverage: i64 = r.try_get("total_coverage")?;
+    let claims_paid: i64 = r.try_get("claims_paid")?;
+    Ok(Guarantee {
+        id: r.try_get("id")?,
+        object: Guarantee::OBJECT,
+        status: GuaranteeStatus::parse(&status)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown guarantee status {status:?}").into()))?,
+        policy: r.try_get("policy_id")?,
+        tenant: r.try_get("tenant_id")?,
+        coverage_amount: r.try_get("coverage_amount")?,
+        total_coverage,
+        remaining_coverage: total_coverage - claims_paid,
+        currency: r.try_get("currency")?,
+        start_date: r.try_get("start_date")?,
+        end_date: r.try_get("end_date")?,
+        claims_filed: r.try_get("claims_filed")?,
+        claims_paid,
+        cancelled_at: r.try_get("cancelled_at")?,
+        metadata: get_json(r, "metadata")?,
+        livemode: get_bool(r, "livemode")?,
+        created: r.try_get("created")?,
+    })
+}
+
+pub async fn insert(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO guarantees (id, account_id, livemode, created, status, policy_id, tenant_id, coverage_amount, \
+         total_coverage, currency, start_date, end_date, claims_filed, claims_paid, cancelled_at, metadata) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(&g.id)
+    .bind(&scope.account_id)
+    .bind(scope.livemode)
+    .bind(g.created)
+    .bind(g.status.as_str())
+    .bind(&g.policy)
+    .bind(&g.tenant)
+    .bind(g.coverage_amount)
+    .bind(g.total_coverage)
+    .bind(&g.currency)
+    .bind(g.start_date)
+    .bind(g.end_date)
+    .bind(g.claims_filed)
+    .bind(g.claims_paid)
+    .bind(g.cancelled_at)
+    .bind(to_json(&g.metadata))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Reads one object in the caller's scope.
+pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Guarantee>, sqlx::Error> {
+    select(conn, scope, id, "").await
+}
+
+/// Reads one object and locks it until the transaction ends.
+pub async fn get_for_update(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Guarantee>, sqlx::Error> {
+    let lock = tx.lock_clause();
+    select(tx, scope, id, lock).await
+}
+
+async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<Option<Guarantee>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM guarantees WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}");
+    let row = sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Writes the mutable fields of a guarantee read earlier in the same transaction.
+pub async fn update(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE guarantees SET status = $1, end_date = $2, claims_filed = $3, claims_paid = $4, \
+         cancelled_at = $5, metadata = $6 WHERE id = $7 AND account_id = $8 AND livemode = $9",
+    )
+    .bind(g.status.as_str())
+    .bind(g.end_date)
+    .bind(g.claims_filed)
+    .bind(g.claims_paid)
+    .bind(g.cancelled_at)
+    .bind(to_json(&g.metadata))
+    .bind(&g.id)
+    .bind(&scope.account_id)
+    .bind(scope.livemode)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct GuaranteeFilters {
+    pub status: Option<GuaranteeStatus>,
+    pub tenant: Option<String>,
+    pub policy: Option<String>,
+}
+
+pub async fn list(conn: &mut Conn, scope: &Scope, page: &PageRequest, f: GuaranteeFilters) -> Result<Page<Guarantee>, sqlx::Error> {
+    fetch_page(conn, "guarantees", COLUMNS, scope, page, |sql| {
+        if let Some(status) = f.status {
+            sql.and_eq("status", status.as_str());
+        }
+        if let Some(tenant) = f.tenant {
+            sql.and_eq("tenant_id", tenant);
+        }
+        if let Some(policy) = f.policy {
+            sql.and_eq("policy_id", policy);
+        }
+    }, from_row)
+    .await
+}

@@ -1,0 +1,131 @@
+//! Cursor pagination shared by every list: newest first, ordered by `(created, seq)`
+//! so objects created in the same second keep a stable order.
+
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::{Arguments, Encode, Type};
+
+use super::{Conn, Scope};
+
+/// Bounds on `created` (`created[gt]=...` and friends).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreatedFilter {
+    pub gt: Option<i64>,
+    pub gte: Option<i64>,
+    pub lt: Option<i64>,
+    pub lte: Option<i64>,
+}
+
+/// A page request after validation: `limit` is 1..=100 and at most one cursor is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: i64,
+    pub starting_after: Option<String>,
+    pub ending_before: Option<String>,
+    pub created: CreatedFilter,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        PageRequest { limit: 10, starting_after: None, ending_before: None, created: CreatedFilter::default() }
+    }
+}
+
+#[derive(Debug)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub has_more: bool,
+}
+
+/// A SQL statement under construction with numbered (`$n`) placeholders, which both
+/// PostgreSQL and SQLite accept.
+pub struct Sql {
+    pub text: String,
+    pub args: AnyArguments<'static>,
+    n: usize,
+}
+
+impl Sql {
+    pub fn new(text: impl Into<String>) -> Self {
+        Sql { text: text.into(), args: AnyArguments::default(), n: 0 }
+    }
+
+    /// Binds a value and returns its placeholder.
+    pub fn bind<T>(&mut self, value: T) -> String
+    where
+        T: 'static + Send + Encode<'static, sqlx::Any> + Type<sqlx::Any>,
+    {
+        self.args.add(value).expect("plain values encode");
+        self.n += 1;
+        format!("${}", self.n)
+    }
+
+    pub fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+    }
+
+    /// Appends ` AND <column> = <value>`.
+    pub fn and_eq<T>(&mut self, column: &str, value: T)
+    where
+        T: 'static + Send + Encode<'static, sqlx::Any> + Type<sqlx::Any>,
+    {
+        let p = self.bind(value);
+        self.text.push_str(&format!(" AND {column} = {p}"));
+    }
+}
+
+/// One page of `table`, scoped to the caller, with `filters` already appended to
+/// the `WHERE` clause by `add_filters`. The cursor objects must exist in scope
+/// (checked by the caller beforehand, so an unknown cursor is a 404, not an empty page).
+pub async fn fetch_page<T>(
+    conn: &mut Conn,
+    table: &str,
+    columns: &str,
+    scope: &Scope,
+    page: &PageRequest,
+    add_filters: impl FnOnce(&mut Sql),
+    map: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<Page<T>, sqlx::Error> {
+    let mut sql = Sql::new(format!("SELECT {columns} FROM {table} WHERE account_id = $1 AND livemode = $2"));
+    sql.bind(scope.account_id.clone());
+    sql.bind(scope.livemode);
+    add_filters(&mut sql);
+    let c = &page.created;
+    for (op, bound) in [(">", c.gt), (">=", c.gte), ("<", c.lt), ("<=", c.lte)] {
+        if let Some(v) = bound {
+            let p = sql.bind(v);
+            sql.push(&format!(" AND created {op} {p}"));
+        }
+    }
+    // Walking backwards (ending_before) reads the page in ascending order and flips it.
+    let backwards = page.ending_before.is_some();
+    if let Some(cursor) = page.starting_after.as_ref().or(page.ending_before.as_ref()) {
+        let op = if backwards { ">" } else { "<" };
+        let (a, l, id) = (sql.bind(scope.account_id.clone()), sql.bind(scope.livemode), sql.bind(cursor.clone()));
+        sql.push(&format!(
+            " AND (created, seq) {op} (SELECT created, seq FROM {table} WHERE account_id = {a} AND livemode = {l} AND id = {id})"
+        ));
+    }
+    let order = if backwards { "ASC" } else { "DESC" };
+    let lim = sql.bind(page.limit + 1);
+    sql.push(&format!(" ORDER BY created {order}, seq {order} LIMIT {lim}"));
+
+    let rows = sqlx::query_with(&sql.text, sql.args).fetch_all(&mut *conn).await?;
+    let has_more = rows.len() as i64 > page.limit;
+    let mut data = rows.iter().take(page.limit as usize).map(&map).collect::<Result<Vec<_>, _>>()?;
+    if backwards {
+        data.reverse();
+    }
+    Ok(Page { data, has_more })
+}
+
+/// Whether an object with this id exists in `table` for the caller.
+pub async fn exists(conn: &mut Conn, table: &str, scope: &Scope, id: &str) -> Result<bool, sqlx::Error> {
+    let sql = format!("SELECT 1 FROM {table} WHERE id = $1 AND account_id = $2 AND livemode = $3");
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .bind(&scope.account_id)
+        .bind(scope.livemode)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.is_some())
+}

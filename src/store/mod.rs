@@ -1,0 +1,200 @@
+//! Persistence. One interface over two backends: PostgreSQL (production) and an
+//! embedded SQLite file. Both speak the same SQL through sqlx's `Any` driver; where
+//! the dialects differ (row locks, transaction start) the [`Store`] says which to use.
+//!
+//! Store functions take a connection (`&mut AnyConnection`, which a transaction
+//! derefs to); services decide where transactions begin and end.
+
+pub mod accounts;
+pub mod claims;
+pub mod customers;
+pub mod events;
+pub mod guarantees;
+pub mod list;
+pub mod policies;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, Row};
+
+pub use list::{CreatedFilter, Page, PageRequest};
+
+pub type Conn = AnyConnection;
+
+/// A read-write transaction that knows its backend's dialect. Derefs to a
+/// connection, so every store function can run inside it.
+pub struct Tx {
+    inner: sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+}
+
+impl Tx {
+    /// `FOR UPDATE` where the backend has row locks; SQLite's write transaction
+    /// (`BEGIN IMMEDIATE`) already holds the whole database.
+    pub fn lock_clause(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+}
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A handle on the database: a connection pool and its dialect. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// The account and mode every platform query is scoped to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub account_id: String,
+    pub livemode: bool,
+}
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub url: String,
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it is answered 503.
+    pub acquire_timeout: Duration,
+}
+
+impl StoreOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        StoreOptions { url: url.into(), max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+impl Store {
+    /// Opens a pool on `postgres://` or `sqlite:` URLs.
+    pub async fn connect(opts: &StoreOptions) -> Result<Store, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let backend = if opts.url.starts_with("postgres://") || opts.url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if opts.url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(sqlx::Error::Configuration(
+                "DATABASE_URL must start with postgres:// or sqlite:".into(),
+            ));
+        };
+        let connect_opts = AnyConnectOptions::from_str(&opts.url)?;
+        let mut pool_opts = AnyPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(opts.acquire_timeout);
+        if backend == Backend::Sqlite {
+            let in_memory = opts.url.contains(":memory:") || opts.url.contains("mode=memory");
+            // Every connection to `sqlite::memory:` is a database of its own.
+            if in_memory {
+                pool_opts = pool_opts.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
+            }
+            pool_opts = pool_opts.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool_opts.connect_with(connect_opts).await?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Applies the migrations of this backend that have not run yet.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match self.backend {
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.pool).await,
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await,
+        }
+    }
+
+    /// Starts a read-write transaction. SQLite takes its write lock at once
+    /// (`BEGIN IMMEDIATE`), so two writers wait for each other instead of failing
+    /// with `database is locked` halfway through.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        let inner = match self.backend {
+            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+        };
+        Ok(Tx { inner, backend: self.backend })
+    }
+
+    /// A pooled connection for reads outside a transaction.
+    pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, sqlx::Error> {
+        self.pool.acquire().await
+    }
+
+    /// Whether the store answers: for `/readyz`.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Reads a boolean column: PostgreSQL has a boolean type, SQLite stores 0 or 1.
+pub(crate) fn get_bool(row: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
+    match row.try_get::<bool, _>(col) {
+        Ok(b) => Ok(b),
+        Err(_) => row.try_get::<i64, _>(col).map(|i| i != 0),
+    }
+}
+
+/// Reads a JSON document stored as text.
+pub(crate) fn get_json<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &str) -> Result<T, sqlx::Error> {
+    let text: String = row.try_get(col)?;
+    serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// Serialises a value for a TEXT column.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("metadata and objects serialise")
+}
+
+/// The name of the constraint a database error violated, if any.
+pub fn violated_constraint(err: &sqlx::Error) -> Option<String> {
+    err.as_database_error().and_then(|e| e.constraint().map(str::to_owned))
+}
