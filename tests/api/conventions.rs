@@ -1,0 +1,230 @@
+//! Section 1 of the spec: errors, ids, bodies, auth. Bad input never gets a 5xx.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::{DEMO_KEY, TestApp, id};
+
+#[tokio::test]
+async fn missing_and_unknown_parameters() {
+    let app = TestApp::start().await;
+    let r = app.post("/v1/guarantee_policies", DEMO_KEY, json!({"coverage_percentage": 100, "max_coverage_months": 12})).await;
+    let e = r.err(400, "invalid_request_error", Some("parameter_missing"));
+    assert_eq!(e["message"], "Missing required param: name.");
+    assert_eq!(e["param"], "name");
+
+    let r = app.post("/v1/customers", DEMO_KEY, json!({"name": "x", "foo": 1})).await;
+    let e = r.err(400, "invalid_request_error", Some("parameter_unknown"));
+    assert_eq!(e["message"], "Received unknown parameter: foo");
+    assert_eq!(e["param"], "foo");
+
+    let (_, g) = app.demo_guarantee().await;
+    app.clock.advance(40 * 86400);
+    let mut body = TestApp::claim_body(&id(&g), "inv_1", 1706140800);
+    body["evidence"]["foo"] = json!("bar");
+    let e = app.post("/v1/claims", DEMO_KEY, body).await;
+    let e = e.err(400, "invalid_request_error", Some("parameter_unknown"));
+    assert_eq!(e["param"], "evidence[foo]");
+    assert_eq!(e["message"], "Received unknown parameter: evidence[foo]");
+
+    let mut body = TestApp::claim_body(&id(&g), "inv_1", 1706140800);
+    body["evidence"].as_object_mut().unwrap().remove("due_date");
+    let r = app.post("/v1/claims", DEMO_KEY, body).await;
+    assert_eq!(r.err(400, "invalid_request_error", Some("parameter_missing"))["param"], "evidence[due_date]");
+
+    // Nothing was stored by the refused requests.
+    let claims = app.get("/v1/claims", DEMO_KEY).await.ok();
+    assert_eq!(claims["data"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn ids_of_the_wrong_kind_or_shape_are_404() {
+    let app = TestApp::start().await;
+    for path in [
+        "/v1/guarantees/grt_doesnotexist",
+        "/v1/guarantees/cus_123456789",
+        "/v1/guarantees/grt_%27%3B%20drop%20table",
+        "/v1/guarantees/%F0%9F%92%A5",
+        "/v1/guarantees/%FF",
+        "/v1/claims/clm_",
+        "/v1/customers/x",
+        "/v1/events/evt_nope",
+        "/v1/guarantee_policies/grt_123",
+    ] {
+        let r = app.get(path, DEMO_KEY).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.text);
+        assert_eq!(r.body["error"]["type"], "invalid_request_error", "{path}");
+        if r.body["error"]["code"] == "resource_missing" {
+            assert_eq!(r.body["error"]["param"], "id");
+        }
+    }
+    let r = app.get("/v1/guarantees/grt_doesnotexist", DEMO_KEY).await;
+    assert_eq!(r.err(404, "invalid_request_error", Some("resource_missing"))["message"], "No such guarantee: 'grt_doesnotexist'");
+
+    // An id in a body that names nothing: 404 with the param named.
+    let r = app.post("/v1/guarantees", DEMO_KEY, json!({
+        "policy": "gpol_missing", "tenant": "cus_123456789", "coverage_amount": 100,
+        "currency": "eur", "start_date": 1706140800, "end_date": 1737676800
+    })).await;
+    let e = r.err(404, "invalid_request_error", Some("resource_missing"));
+    assert_eq!(e["param"], "policy");
+    assert_eq!(e["message"], "No such guarantee_policy: 'gpol_missing'");
+    let r = app.post("/v1/claims", DEMO_KEY, TestApp::claim_body("cus_123456789", "i", 1)).await;
+    assert_eq!(r.err(404, "invalid_request_error", Some("resource_missing"))["param"], "guarantee");
+}
+
+#[tokio::test]
+async fn authentication_errors_mask_the_key() {
+    let app = TestApp::start().await;
+    let r = app.send(Method::GET, "/v1/customers", None, None).await;
+    r.err(401, "authentication_error", None);
+
+    let r = app.get("/v1/customers", "sk_test_4eC39HqLyjWDarjtT1zdpXYZ").await;
+    let e = r.err(401, "authentication_error", None);
+    assert_eq!(e["message"], "Invalid API Key provided: sk_test_****pXYZ");
+    assert!(!r.text.contains("4eC39HqLyjWDarjtT1zd"), "the key is never echoed whole");
+
+    for header in ["Token abc", "Bearer", "Basic !!!", "bearer   "] {
+        let r = app.client.get(app.url("/v1/customers")).header("authorization", header).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{header}");
+    }
+    // HTTP Basic with the key as user name, as `curl -u key:` sends it.
+    let r = app.client.get(app.url("/v1/customers")).basic_auth(DEMO_KEY, Some("")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400_never_500() {
+    let app = TestApp::start().await;
+    let json = Some("application/json");
+    let cases: Vec<(Option<&str>, Vec<u8>)> = vec![
+        (json, b"{".to_vec()),
+        (json, b"[1, 2]".to_vec()),
+        (json, b"\"just a string\"".to_vec()),
+        (json, b"null".to_vec()),
+        (json, vec![0xff, 0xfe, 0x7b, 0x7d]),
+        (json, b"{\"name\": \"\xff\"}".to_vec()),
+        (json, b"{\"score\": 1e400}".to_vec()),
+        (json, b"{\"score\": 99999999999999999999999}".to_vec()),
+        (json, b"{\"score\": -1}".to_vec()),
+        (json, b"{\"score\": \"eighty\"}".to_vec()),
+        (json, b"{\"score\": 1.5}".to_vec()),
+        (json, b"{\"metadata\": \"not a hash\"}".to_vec()),
+        (json, b"{\"metadata\": [1]}".to_vec()),
+        (json, b"{\"metadata\": {\"a\": {\"b\": 1}}}".to_vec()),
+        (json, b"{\"name\": {\"nested\": true}}".to_vec()),
+        (json, format!("{}1{}", "[".repeat(5000), "]".repeat(5000)).into_bytes()),
+        (Some("application/x-www-form-urlencoded"), b"metadata[a]=1&metadata=2".to_vec()),
+        (Some("application/x-www-form-urlencoded"), b"%zz=1".to_vec()),
+        (None, b"{not json".to_vec()),
+    ];
+    for (ct, body) in cases {
+        let shown = String::from_utf8_lossy(&body).chars().take(60).collect::<String>();
+        let r = app.raw(Method::POST, "/v1/customers", Some(DEMO_KEY), ct, body).await;
+        assert_eq!(r.status, 400, "{ct:?} {shown}: {}", r.text);
+        assert_eq!(r.body["error"]["type"], "invalid_request_error", "{shown}");
+    }
+    // Nothing was created.
+    let list = app.get("/v1/customers", DEMO_KEY).await.ok();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn wrong_types_and_bounds_in_money_fields() {
+    let app = TestApp::start().await;
+    let policy = app.docs_policy(DEMO_KEY).await;
+    let base = json!({
+        "policy": id(&policy), "tenant": "cus_123456789", "coverage_amount": 120000,
+        "currency": "eur", "start_date": 1706140800, "end_date": 1737676800
+    });
+    let cases = [
+        ("coverage_amount", json!(-5), "amount_too_small"),
+        ("coverage_amount", json!(0), "amount_too_small"),
+        ("coverage_amount", json!(100_000_000), "amount_too_large"),
+        ("coverage_amount", json!(i64::MAX), "amount_too_large"),
+        ("coverage_amount", json!(1e300), "parameter_invalid_integer"),
+        ("coverage_amount", json!("12x"), "parameter_invalid_integer"),
+        ("coverage_amount", json!({"a": 1}), "parameter_invalid_integer"),
+        ("currency", json!("xyz"), "invalid_currency"),
+        ("currency", json!(978), "parameter_invalid_string"),
+        ("start_date", json!("soon"), "parameter_invalid_integer"),
+        ("metadata", json!("x"), "parameter_invalid_object"),
+    ];
+    for (field, value, code) in cases {
+        let mut body = base.clone();
+        body[field] = value.clone();
+        let r = app.post("/v1/guarantees", DEMO_KEY, body).await;
+        let e = r.err(400, "invalid_request_error", Some(code));
+        assert_eq!(e["param"], field, "{field}={value}");
+    }
+    // Any case of a valid code is accepted and stored lower-case.
+    let mut body = base.clone();
+    body["currency"] = json!("EUR");
+    assert_eq!(app.post("/v1/guarantees", DEMO_KEY, body).await.ok()["currency"], "eur");
+    // Numbers as strings mean the same as numbers (forms can only send strings).
+    let mut body = base.clone();
+    body["coverage_amount"] = json!("99999999");
+    assert_eq!(app.post("/v1/guarantees", DEMO_KEY, body).await.ok()["coverage_amount"], 99_999_999);
+}
+
+#[tokio::test]
+async fn body_limit_content_types_and_routes() {
+    let app = TestApp::start().await;
+    // 10 MB body: 413 in the error shape.
+    let big = vec![b'a'; 10 * 1024 * 1024];
+    let r = app.raw(Method::POST, "/v1/customers", Some(DEMO_KEY), Some("application/json"), big).await;
+    assert_eq!(r.status, 413, "{}", r.text);
+    assert_eq!(r.body["error"]["type"], "invalid_request_error");
+
+    // Unsupported content type: 415.
+    let r = app.raw(Method::POST, "/v1/customers", Some(DEMO_KEY), Some("text/xml"), b"<x/>".to_vec()).await;
+    assert_eq!(r.status, 415, "{}", r.text);
+    assert_eq!(r.body["error"]["type"], "invalid_request_error");
+
+    // No content type at all: JSON is recognised, and an empty body is no params.
+    let r = app.raw(Method::POST, "/v1/customers", Some(DEMO_KEY), None, br#"{"name": "no ct"}"#.to_vec()).await;
+    assert_eq!(r.ok()["name"], "no ct");
+    let r = app.raw(Method::POST, "/v1/customers", Some(DEMO_KEY), None, Vec::new()).await;
+    assert_eq!(r.status, 200);
+
+    // Form bodies with bracket notation.
+    let r = app
+        .raw(Method::POST, "/v1/customers", Some(DEMO_KEY), Some("application/x-www-form-urlencoded"), b"name=Form&score=70&metadata[k]=v".to_vec())
+        .await
+        .ok();
+    assert_eq!((r["name"].as_str(), r["score"].as_i64(), r["metadata"]["k"].as_str()), (Some("Form"), Some(70), Some("v")));
+
+    // Unknown route and wrong method, in the error shape.
+    let r = app.get("/v1/nothing_here", DEMO_KEY).await;
+    r.err(404, "invalid_request_error", None);
+    let r = app.send(Method::DELETE, "/v1/customers", Some(DEMO_KEY), None).await;
+    r.err(405, "invalid_request_error", None);
+    let r = app.send(Method::PUT, "/v1/guarantees/grt_x/cancel", Some(DEMO_KEY), None).await;
+    r.err(405, "invalid_request_error", None);
+}
+
+#[tokio::test]
+async fn metadata_limits_and_update_semantics() {
+    let app = TestApp::start().await;
+    let c = app.post("/v1/customers", DEMO_KEY, json!({"metadata": {"a": "1", "b": "2"}})).await.ok();
+    let path = format!("/v1/customers/{}", id(&c));
+    // Merge: a set key is added, "" removes one, others stay.
+    let c = app.post(&path, DEMO_KEY, json!({"metadata": {"b": "", "c": "3"}})).await.ok();
+    assert_eq!(c["metadata"], json!({"a": "1", "c": "3"}));
+    // metadata="" clears all.
+    let c = app.post(&path, DEMO_KEY, json!({"metadata": ""})).await.ok();
+    assert_eq!(c["metadata"], json!({}));
+
+    let long_key = "k".repeat(41);
+    let long_value = "v".repeat(501);
+    for bad in [json!({long_key: "v"}), json!({"k": long_value}), json!({"k": 5}), json!({"": "v"})] {
+        let r = app.post(&path, DEMO_KEY, json!({"metadata": bad})).await;
+        assert_eq!(r.status, 400, "{}", r.text);
+    }
+    let fifty: serde_json::Map<String, serde_json::Value> = (0..50).map(|i| (format!("k{i}"), json!("v"))).collect();
+    app.post(&path, DEMO_KEY, json!({"metadata": fifty})).await.ok();
+    let r = app.post(&path, DEMO_KEY, json!({"metadata": {"one_more": "v"}})).await;
+    assert_eq!(r.err(400, "invalid_request_error", Some("metadata_invalid"))["param"], "metadata");
+    let c = app.get(&path, DEMO_KEY).await.ok();
+    assert_eq!(c["metadata"].as_object().unwrap().len(), 50, "a refused update changes nothing");
+}

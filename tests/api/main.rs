@@ -1,0 +1,10 @@
+//! HTTP tests of the whole server: one binary, a real server per test.
+
+mod support;
+
+mod concurrency;
+mod conventions;
+mod isolation;
+mod lists;
+mod quickstart;
+mod resources;
