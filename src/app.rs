@@ -4,8 +4,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use axum::Router;
+use axum::http::StatusCode;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -25,7 +25,10 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { max_body_bytes: 1_048_576, request_timeout: Duration::from_secs(30) }
+        ApiConfig {
+            max_body_bytes: 1_048_576,
+            request_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -42,13 +45,22 @@ pub fn app(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     crate::api::routes()
         .with_state(state)
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
         .layer(CatchPanicLayer::new())
         .layer(axum::middleware::from_fn(crate::api::request_context))
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves, then lets the
 /// requests in flight finish.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

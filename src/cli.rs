@@ -14,7 +14,11 @@ use crate::service::accounts;
 use crate::store::{Store, StoreOptions};
 
 #[derive(Debug, Parser)]
-#[command(name = "casapay", version, about = "Server for the CasaPay rent-guarantee API")]
+#[command(
+    name = "casapay",
+    version,
+    about = "Server for the CasaPay rent-guarantee API"
+)]
 pub struct Cli {
     /// Database URL: postgres://... for PostgreSQL; unset means the embedded SQLite
     /// file in the data directory.
@@ -22,11 +26,21 @@ pub struct Cli {
     database_url: Option<String>,
 
     /// Data directory of the embedded SQLite store (the file is DIR/casapay.db).
-    #[arg(long = "data", env = "CASAPAY_DATA", global = true, default_value = ".")]
+    #[arg(
+        long = "data",
+        env = "CASAPAY_DATA",
+        global = true,
+        default_value = "."
+    )]
     data_dir: PathBuf,
 
     /// Log format.
-    #[arg(long, env = "CASAPAY_LOG_FORMAT", global = true, default_value = "text")]
+    #[arg(
+        long,
+        env = "CASAPAY_LOG_FORMAT",
+        global = true,
+        default_value = "text"
+    )]
     log_format: LogFormat,
 
     #[command(subcommand)]
@@ -97,7 +111,10 @@ enum OperatorKeysCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("casapay: cannot start the runtime: {e}");
@@ -116,7 +133,11 @@ pub fn main() -> ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -127,7 +148,10 @@ impl Cli {
     fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) if !url.is_empty() => url.clone(),
-            _ => format!("sqlite://{}?mode=rwc", self.data_dir.join("casapay.db").display()),
+            _ => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("casapay.db").display()
+            ),
         }
     }
 }
@@ -135,7 +159,9 @@ impl Cli {
 async fn open_store(cli: &Cli, max_connections: u32) -> Result<Store, String> {
     let mut opts = StoreOptions::new(cli.database_url());
     opts.max_connections = max_connections;
-    Store::connect(&opts).await.map_err(|e| format!("cannot open the database: {e}"))
+    Store::connect(&opts)
+        .await
+        .map_err(|e| format!("cannot open the database: {e}"))
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -144,21 +170,41 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve(args) => serve(&cli, args).await,
         Command::Migrate => {
             let store = open_store(&cli, 2).await?;
-            store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+            store
+                .migrate()
+                .await
+                .map_err(|e| format!("migration failed: {e}"))?;
             eprintln!("casapay: migrations applied");
             Ok(())
         }
-        Command::Accounts { command: AccountsCommand::Create { name } } => {
+        Command::Accounts {
+            command: AccountsCommand::Create { name },
+        } => {
             let store = open_store(&cli, 2).await?;
-            store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
-            let created = accounts::create_account(&store, name, clock.now()).await.map_err(|e| e.to_string())?;
-            println!("{}", serde_json::to_string_pretty(&created).map_err(|e| e.to_string())?);
+            store
+                .migrate()
+                .await
+                .map_err(|e| format!("migration failed: {e}"))?;
+            let created = accounts::create_account(&store, name, clock.now())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&created).map_err(|e| e.to_string())?
+            );
             Ok(())
         }
-        Command::OperatorKeys { command: OperatorKeysCommand::Create } => {
+        Command::OperatorKeys {
+            command: OperatorKeysCommand::Create,
+        } => {
             let store = open_store(&cli, 2).await?;
-            store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
-            let key = accounts::create_operator_key(&store, clock.now()).await.map_err(|e| e.to_string())?;
+            store
+                .migrate()
+                .await
+                .map_err(|e| format!("migration failed: {e}"))?;
+            let key = accounts::create_operator_key(&store, clock.now())
+                .await
+                .map_err(|e| e.to_string())?;
             println!("{}", serde_json::json!({ "key": key }));
             Ok(())
         }
@@ -168,12 +214,21 @@ async fn run(cli: Cli) -> Result<(), String> {
 async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     let store = open_store(cli, args.db_max_connections).await?;
     if !args.no_migrate {
-        store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| format!("migration failed: {e}"))?;
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if args.demo {
-        accounts::seed_demo(&store, clock.now()).await.map_err(|e| format!("cannot seed the demo data: {e}"))?;
-        tracing::info!(key = accounts::DEMO_TEST_KEY, customer = accounts::DEMO_CUSTOMER_ID, "demo data ready");
+        accounts::seed_demo(&store, clock.now())
+            .await
+            .map_err(|e| format!("cannot seed the demo data: {e}"))?;
+        tracing::info!(
+            key = accounts::DEMO_TEST_KEY,
+            customer = accounts::DEMO_CUSTOMER_ID,
+            "demo data ready"
+        );
     }
     let state = AppState {
         store: store.clone(),
@@ -187,7 +242,9 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     tracing::info!(address = %args.listen, backend = ?store.backend(), "casapay listening");
-    crate::app::serve(listener, state, shutdown_signal()).await.map_err(|e| format!("server error: {e}"))?;
+    crate::app::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
     store.close().await;
     tracing::info!("casapay stopped");
     Ok(())

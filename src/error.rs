@@ -47,7 +47,13 @@ impl ApiError {
         message: impl Into<String>,
         param: Option<&str>,
     ) -> Self {
-        ApiError::Client { status, kind, code, message: message.into(), param: param.map(str::to_owned) }
+        ApiError::Client {
+            status,
+            kind,
+            code,
+            message: message.into(),
+            param: param.map(str::to_owned),
+        }
     }
 
     /// 400 `invalid_request_error` with a code and the offending param.
@@ -64,7 +70,13 @@ impl ApiError {
     /// 400 for a request that the object's current state forbids (never a 409:
     /// Stripe's SDKs retry those).
     pub fn state(code: &'static str, message: impl Into<String>) -> Self {
-        Self::client(StatusCode::BAD_REQUEST, ErrorType::InvalidRequestError, Some(code), message, None)
+        Self::client(
+            StatusCode::BAD_REQUEST,
+            ErrorType::InvalidRequestError,
+            Some(code),
+            message,
+            None,
+        )
     }
 
     /// 400 tied to a param, for state conflicts that one field caused.
@@ -73,11 +85,19 @@ impl ApiError {
     }
 
     pub fn missing(param: &str) -> Self {
-        Self::invalid("parameter_missing", param, format!("Missing required param: {param}."))
+        Self::invalid(
+            "parameter_missing",
+            param,
+            format!("Missing required param: {param}."),
+        )
     }
 
     pub fn unknown(param: &str) -> Self {
-        Self::invalid("parameter_unknown", param, format!("Received unknown parameter: {}", clip(param)))
+        Self::invalid(
+            "parameter_unknown",
+            param,
+            format!("Received unknown parameter: {}", clip(param)),
+        )
     }
 
     /// 404 `resource_missing`. `object` is the object name ("guarantee"); `param`
@@ -93,15 +113,33 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::client(StatusCode::BAD_REQUEST, ErrorType::InvalidRequestError, None, message, None)
+        Self::client(
+            StatusCode::BAD_REQUEST,
+            ErrorType::InvalidRequestError,
+            None,
+            message,
+            None,
+        )
     }
 
     pub fn authentication(message: impl Into<String>) -> Self {
-        Self::client(StatusCode::UNAUTHORIZED, ErrorType::AuthenticationError, None, message, None)
+        Self::client(
+            StatusCode::UNAUTHORIZED,
+            ErrorType::AuthenticationError,
+            None,
+            message,
+            None,
+        )
     }
 
     pub fn permission(message: impl Into<String>) -> Self {
-        Self::client(StatusCode::FORBIDDEN, ErrorType::PermissionError, None, message, None)
+        Self::client(
+            StatusCode::FORBIDDEN,
+            ErrorType::PermissionError,
+            None,
+            message,
+            None,
+        )
     }
 
     pub fn route_not_found(method: &str, path: &str) -> Self {
@@ -119,7 +157,10 @@ impl ApiError {
             StatusCode::METHOD_NOT_ALLOWED,
             ErrorType::InvalidRequestError,
             None,
-            format!("Unrecognized request method ({method}) for URL {}.", clip(path)),
+            format!(
+                "Unrecognized request method ({method}) for URL {}.",
+                clip(path)
+            ),
             None,
         )
     }
@@ -203,9 +244,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let (kind, code, message, param) = match &self {
-            ApiError::Client { kind, code, message, param, .. } => {
-                (*kind, *code, message.as_str(), param.as_deref())
-            }
+            ApiError::Client {
+                kind,
+                code,
+                message,
+                param,
+                ..
+            } => (*kind, *code, message.as_str(), param.as_deref()),
             ApiError::Unavailable(cause) => {
                 tracing::warn!(%cause, "answering 503");
                 (
@@ -217,16 +262,31 @@ impl IntoResponse for ApiError {
             }
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
-                (ErrorType::ApiError, None, "An unexpected error occurred. Please retry the request.", None)
+                (
+                    ErrorType::ApiError,
+                    None,
+                    "An unexpected error occurred. Please retry the request.",
+                    None,
+                )
             }
         };
-        let body = serde_json::to_vec(&ErrorBody { error: ErrorFields { kind, code, message, param } })
-            .unwrap_or_else(|_| b"{\"error\":{\"type\":\"api_error\"}}".to_vec());
+        let body = serde_json::to_vec(&ErrorBody {
+            error: ErrorFields {
+                kind,
+                code,
+                message,
+                param,
+            },
+        })
+        .unwrap_or_else(|_| b"{\"error\":{\"type\":\"api_error\"}}".to_vec());
         let mut resp = (status, body).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }

@@ -20,8 +20,19 @@ pub fn router() -> Router<AppState> {
         .route("/v1/claims/{id}", get(retrieve).post(update))
 }
 
-async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Json<Claim>> {
-    p.allow(&["guarantee", "amount", "currency", "reason", "evidence", "metadata"])?;
+async fn create(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    Body(mut p): Body,
+) -> ApiResult<Json<Claim>> {
+    p.allow(&[
+        "guarantee",
+        "amount",
+        "currency",
+        "reason",
+        "evidence",
+        "metadata",
+    ])?;
     let guarantee = p.req_id("guarantee", Kind::Guarantee)?;
     let amount = p.req_amount("amount")?;
     let currency = p.req_currency("currency")?;
@@ -35,7 +46,10 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
         return Err(ApiError::invalid(
             "invalid_string_length",
             "evidence[invoice_id]",
-            format!("Invalid evidence[invoice_id]: must be at most {} characters.", claim::INVOICE_ID_MAX_CHARS),
+            format!(
+                "Invalid evidence[invoice_id]: must be at most {} characters.",
+                claim::INVOICE_ID_MAX_CHARS
+            ),
         ));
     }
     let evidence = Evidence {
@@ -43,12 +57,26 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
         due_date: ev.req_int("due_date")?,
         description: ev.bounded_string("description", claim::DESCRIPTION_MAX_CHARS)?,
     };
-    let input = claims::NewClaim { guarantee, amount, currency, reason, evidence, metadata: p.metadata()? };
-    let created = service::write(&state.store, async |tx| claims::create(tx, &call, input).await).await?;
+    let input = claims::NewClaim {
+        guarantee,
+        amount,
+        currency,
+        reason,
+        evidence,
+        metadata: p.metadata()?,
+    };
+    let created = service::write(&state.store, async |tx| {
+        claims::create(tx, &call, input).await
+    })
+    .await?;
     Ok(Json(created))
 }
 
-async fn retrieve(State(state): State<AppState>, Platform(call): Platform, PathId(id): PathId) -> ApiResult<Json<Claim>> {
+async fn retrieve(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    PathId(id): PathId,
+) -> ApiResult<Json<Claim>> {
     check_id(Kind::Claim, &id)?;
     Ok(Json(claims::retrieve(&state.store, &call, &id).await?))
 }
@@ -62,16 +90,26 @@ async fn update(
     check_id(Kind::Claim, &id)?;
     p.allow(&["metadata"])?;
     let metadata = p.metadata()?;
-    let updated = service::write(&state.store, async |tx| claims::update_metadata(tx, &call, &id, metadata).await).await?;
+    let updated = service::write(&state.store, async |tx| {
+        claims::update_metadata(tx, &call, &id, metadata).await
+    })
+    .await?;
     Ok(Json(updated))
 }
 
-async fn list(State(state): State<AppState>, Platform(call): Platform, Query(mut q): Query) -> ApiResult<Json<ListBody<Claim>>> {
+async fn list(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    Query(mut q): Query,
+) -> ApiResult<Json<ListBody<Claim>>> {
     q.allow(&[LIST_PARAMS, &["guarantee", "status"]].concat())?;
     let page = page_request(&mut q, Kind::Claim)?;
     let filters = ClaimFilters {
         guarantee: q.id("guarantee", Kind::Guarantee)?,
         status: q.choice("status", ClaimStatus::parse, ClaimStatus::names)?,
     };
-    Ok(render(claims::list(&state.store, &call, &page, filters).await?, "/v1/claims"))
+    Ok(render(
+        claims::list(&state.store, &call, &page, filters).await?,
+        "/v1/claims",
+    ))
 }

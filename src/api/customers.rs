@@ -4,10 +4,10 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
+use super::check_id;
 use super::extract::{Body, PathId, Platform, Query};
 use super::list::{LIST_PARAMS, page_request, render};
 use super::params::{Params, Patch};
-use super::check_id;
 use crate::app::AppState;
 use crate::domain::customer::{Customer, SCORE_MAX};
 use crate::error::{ApiError, ApiResult};
@@ -30,7 +30,11 @@ fn check_email(p: &Params, email: &str) -> ApiResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::invalid("email_invalid", p.name("email"), format!("Invalid email address: {}", crate::error::clip(email))))
+        Err(ApiError::invalid(
+            "email_invalid",
+            p.name("email"),
+            format!("Invalid email address: {}", crate::error::clip(email)),
+        ))
     }
 }
 
@@ -58,7 +62,11 @@ fn email(p: &mut Params) -> ApiResult<Patch<String>> {
 
 const FIELDS: &[&str] = &["name", "email", "score", "metadata"];
 
-async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Json<Customer>> {
+async fn create(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    Body(mut p): Body,
+) -> ApiResult<Json<Customer>> {
     p.allow(FIELDS)?;
     let input = customers::NewCustomer {
         name: p.bounded_string("name", NAME_MAX)?,
@@ -72,11 +80,18 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
         },
         metadata: p.metadata()?,
     };
-    let customer = service::write(&state.store, async |tx| customers::create(tx, &call, input).await).await?;
+    let customer = service::write(&state.store, async |tx| {
+        customers::create(tx, &call, input).await
+    })
+    .await?;
     Ok(Json(customer))
 }
 
-async fn retrieve(State(state): State<AppState>, Platform(call): Platform, PathId(id): PathId) -> ApiResult<Json<Customer>> {
+async fn retrieve(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    PathId(id): PathId,
+) -> ApiResult<Json<Customer>> {
     check_id(Kind::Customer, &id)?;
     Ok(Json(customers::retrieve(&state.store, &call, &id).await?))
 }
@@ -95,7 +110,10 @@ async fn update(
         score: score(&mut p)?,
         metadata: p.metadata()?,
     };
-    let customer = service::write(&state.store, async |tx| customers::update(tx, &call, &id, input).await).await?;
+    let customer = service::write(&state.store, async |tx| {
+        customers::update(tx, &call, &id, input).await
+    })
+    .await?;
     Ok(Json(customer))
 }
 
@@ -107,5 +125,8 @@ async fn list(
     q.allow(&[LIST_PARAMS, &["email"]].concat())?;
     let page = page_request(&mut q, Kind::Customer)?;
     let email = q.string("email")?;
-    Ok(render(customers::list(&state.store, &call, &page, email).await?, "/v1/customers"))
+    Ok(render(
+        customers::list(&state.store, &call, &page, email).await?,
+        "/v1/customers",
+    ))
 }

@@ -8,7 +8,9 @@ use super::params::Params;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::service::Call;
-use crate::service::accounts::{self, LIVE_KEY_PREFIX, OPERATOR_KEY_PREFIX, Principal, TEST_KEY_PREFIX};
+use crate::service::accounts::{
+    self, LIVE_KEY_PREFIX, OPERATOR_KEY_PREFIX, Principal, TEST_KEY_PREFIX,
+};
 
 /// The id given to this request, set by the request-id middleware.
 #[derive(Debug, Clone)]
@@ -29,8 +31,13 @@ const NO_KEY: &str = "You did not provide an API key. Provide your API key in th
 
 /// The key in `Authorization`: `Bearer <key>` or Basic with the key as user name.
 fn presented_key(headers: &HeaderMap) -> ApiResult<String> {
-    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| ApiError::authentication(NO_KEY))?;
-    let value = value.to_str().map_err(|_| ApiError::authentication(NO_KEY))?.trim();
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::authentication(NO_KEY))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::authentication(NO_KEY))?
+        .trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();
     let key = if scheme.eq_ignore_ascii_case("bearer") {
@@ -41,7 +48,10 @@ fn presented_key(headers: &HeaderMap) -> ApiResult<String> {
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| ApiError::authentication(NO_KEY))?;
-        decoded.split_once(':').map(|(user, _)| user.to_owned()).unwrap_or(decoded)
+        decoded
+            .split_once(':')
+            .map(|(user, _)| user.to_owned())
+            .unwrap_or(decoded)
     } else {
         return Err(ApiError::authentication(NO_KEY));
     };
@@ -70,7 +80,10 @@ async fn principal(parts: &Parts, state: &AppState) -> ApiResult<Principal> {
     let key = presented_key(&parts.headers)?;
     match accounts::authenticate(&state.store, &key, state.clock.now()).await? {
         Some(p) => Ok(p),
-        None => Err(ApiError::authentication(format!("Invalid API Key provided: {}", mask_key(&key)))),
+        None => Err(ApiError::authentication(format!(
+            "Invalid API Key provided: {}",
+            mask_key(&key)
+        ))),
     }
 }
 
@@ -101,10 +114,13 @@ impl FromRequestParts<AppState> for Operator {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         match principal(parts, state).await? {
-            Principal::Operator { key_id } => Ok(Operator { key_id, now: state.clock.now() }),
-            Principal::Platform(_) => {
-                Err(ApiError::permission("This request needs an operator key: platform keys cannot review claims."))
-            }
+            Principal::Operator { key_id } => Ok(Operator {
+                key_id,
+                now: state.clock.now(),
+            }),
+            Principal::Platform(_) => Err(ApiError::permission(
+                "This request needs an operator key: platform keys cannot review claims.",
+            )),
         }
     }
 }
@@ -129,14 +145,22 @@ impl FromRequest<AppState> for Body {
         if declared_len.is_some_and(|n| n > limit as u64) {
             return Err(ApiError::body_too_large(limit));
         }
-        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
-            // `to_bytes` fails on the limit or on a broken connection; either way the
-            // body cannot be used, and a client that sent too much should hear so.
-            let length_limit = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if length_limit { ApiError::body_too_large(limit) } else { ApiError::bad_request("The request body could not be read.") }
-        })?;
-        let media = content_type.as_deref().map(|ct| ct.split(';').next().unwrap_or("").trim().to_owned());
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|e| {
+                // `to_bytes` fails on the limit or on a broken connection; either way the
+                // body cannot be used, and a client that sent too much should hear so.
+                let length_limit = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                if length_limit {
+                    ApiError::body_too_large(limit)
+                } else {
+                    ApiError::bad_request("The request body could not be read.")
+                }
+            })?;
+        let media = content_type
+            .as_deref()
+            .map(|ct| ct.split(';').next().unwrap_or("").trim().to_owned());
         let params = match media.as_deref() {
             Some("application/json") => Params::from_json(&bytes)?,
             Some("application/x-www-form-urlencoded") => Params::from_form(&bytes)?,
@@ -181,7 +205,10 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
         match axum::extract::Path::<String>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(id)) => Ok(PathId(id)),
-            Err(_) => Err(ApiError::route_not_found(parts.method.as_str(), parts.uri.path())),
+            Err(_) => Err(ApiError::route_not_found(
+                parts.method.as_str(),
+                parts.uri.path(),
+            )),
         }
     }
 }
@@ -192,11 +219,17 @@ mod tests {
 
     #[test]
     fn masks_keep_prefix_and_last_four_only() {
-        assert_eq!(mask_key("sk_test_4eC39HqLyjWDarjtT1zdp7dc"), "sk_test_****p7dc");
+        assert_eq!(
+            mask_key("sk_test_4eC39HqLyjWDarjtT1zdp7dc"),
+            "sk_test_****p7dc"
+        );
         assert_eq!(mask_key("sk_live_abcdefghijkl"), "sk_live_****ijkl");
         assert_eq!(mask_key("opk_abcdefghijkl"), "opk_****ijkl");
         assert_eq!(mask_key("short"), "****");
-        assert_eq!(mask_key("sk_test_<script>alert(1)</script>"), "sk_test_****");
+        assert_eq!(
+            mask_key("sk_test_<script>alert(1)</script>"),
+            "sk_test_****"
+        );
     }
 
     #[test]
@@ -205,7 +238,10 @@ mod tests {
         h.insert(header::AUTHORIZATION, "Bearer sk_test_x".parse().unwrap());
         assert_eq!(presented_key(&h).unwrap(), "sk_test_x");
         // curl -u sk_test_x:
-        h.insert(header::AUTHORIZATION, "Basic c2tfdGVzdF94Og==".parse().unwrap());
+        h.insert(
+            header::AUTHORIZATION,
+            "Basic c2tfdGVzdF94Og==".parse().unwrap(),
+        );
         assert_eq!(presented_key(&h).unwrap(), "sk_test_x");
         h.insert(header::AUTHORIZATION, "Token abc".parse().unwrap());
         assert!(presented_key(&h).is_err());

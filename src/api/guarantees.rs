@@ -21,8 +21,20 @@ pub fn router() -> Router<AppState> {
         .route("/v1/guarantees/{id}/cancel", post(cancel))
 }
 
-async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Json<Guarantee>> {
-    p.allow(&["policy", "tenant", "coverage_amount", "currency", "start_date", "end_date", "metadata"])?;
+async fn create(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    Body(mut p): Body,
+) -> ApiResult<Json<Guarantee>> {
+    p.allow(&[
+        "policy",
+        "tenant",
+        "coverage_amount",
+        "currency",
+        "start_date",
+        "end_date",
+        "metadata",
+    ])?;
     let input = guarantees::NewGuarantee {
         policy: p.req_id("policy", Kind::Policy)?,
         tenant: p.req_id("tenant", Kind::Customer)?,
@@ -32,11 +44,18 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
         end_date: p.req_int("end_date")?,
         metadata: p.metadata()?,
     };
-    let created = service::write(&state.store, async |tx| guarantees::create(tx, &call, input).await).await?;
+    let created = service::write(&state.store, async |tx| {
+        guarantees::create(tx, &call, input).await
+    })
+    .await?;
     Ok(Json(created))
 }
 
-async fn retrieve(State(state): State<AppState>, Platform(call): Platform, PathId(id): PathId) -> ApiResult<Json<Guarantee>> {
+async fn retrieve(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    PathId(id): PathId,
+) -> ApiResult<Json<Guarantee>> {
     check_id(Kind::Guarantee, &id)?;
     Ok(Json(guarantees::retrieve(&state.store, &call, &id).await?))
 }
@@ -49,8 +68,14 @@ async fn update(
 ) -> ApiResult<Json<Guarantee>> {
     check_id(Kind::Guarantee, &id)?;
     p.allow(&["end_date", "metadata"])?;
-    let input = guarantees::GuaranteePatch { end_date: p.int("end_date")?, metadata: p.metadata()? };
-    let updated = service::write(&state.store, async |tx| guarantees::update(tx, &call, &id, input).await).await?;
+    let input = guarantees::GuaranteePatch {
+        end_date: p.int("end_date")?,
+        metadata: p.metadata()?,
+    };
+    let updated = service::write(&state.store, async |tx| {
+        guarantees::update(tx, &call, &id, input).await
+    })
+    .await?;
     Ok(Json(updated))
 }
 
@@ -62,11 +87,18 @@ async fn cancel(
 ) -> ApiResult<Json<Guarantee>> {
     check_id(Kind::Guarantee, &id)?;
     p.allow(&[])?;
-    let cancelled = service::write(&state.store, async |tx| guarantees::cancel(tx, &call, &id).await).await?;
+    let cancelled = service::write(&state.store, async |tx| {
+        guarantees::cancel(tx, &call, &id).await
+    })
+    .await?;
     Ok(Json(cancelled))
 }
 
-async fn list(State(state): State<AppState>, Platform(call): Platform, Query(mut q): Query) -> ApiResult<Json<ListBody<Guarantee>>> {
+async fn list(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    Query(mut q): Query,
+) -> ApiResult<Json<ListBody<Guarantee>>> {
     q.allow(&[LIST_PARAMS, &["status", "tenant", "policy"]].concat())?;
     let page = page_request(&mut q, Kind::Guarantee)?;
     let filters = GuaranteeFilters {
@@ -74,5 +106,8 @@ async fn list(State(state): State<AppState>, Platform(call): Platform, Query(mut
         tenant: q.id("tenant", Kind::Customer)?,
         policy: q.id("policy", Kind::Policy)?,
     };
-    Ok(render(guarantees::list(&state.store, &call, &page, filters).await?, "/v1/guarantees"))
+    Ok(render(
+        guarantees::list(&state.store, &call, &page, filters).await?,
+        "/v1/guarantees",
+    ))
 }

@@ -13,11 +13,11 @@ pub mod policies;
 
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use tracing::Instrument;
 
 use crate::app::AppState;
@@ -41,7 +41,11 @@ pub fn routes() -> Router<AppState> {
 
 /// A path id of the wrong kind or shape names no object: 404, as for an unknown id.
 pub(crate) fn check_id(kind: Kind, id: &str) -> ApiResult<()> {
-    if kind.matches(id) { Ok(()) } else { Err(ApiError::no_such(kind.object(), id, Some("id"))) }
+    if kind.matches(id) {
+        Ok(())
+    } else {
+        Err(ApiError::no_such(kind.object(), id, Some("id")))
+    }
 }
 
 async fn route_not_found(method: Method, uri: Uri) -> ApiError {
@@ -62,7 +66,9 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status();
-    if (status.is_client_error() || status.is_server_error()) && !resp.headers().contains_key(header::CONTENT_TYPE) {
+    if (status.is_client_error() || status.is_server_error())
+        && !resp.headers().contains_key(header::CONTENT_TYPE)
+    {
         resp = bare_status_error(status).into_response();
     }
     let headers = resp.headers_mut();
@@ -71,7 +77,11 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     }
     headers.insert("casapay-version", HeaderValue::from_static(API_VERSION));
     span.in_scope(|| {
-        tracing::info!(status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request finished")
+        tracing::info!(
+            status = status.as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request finished"
+        )
     });
     resp
 }

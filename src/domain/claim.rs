@@ -83,7 +83,10 @@ mod tests {
     #[test]
     fn wire_names() {
         assert_eq!(ClaimStatus::UnderReview.as_str(), "under_review");
-        assert_eq!(ClaimReason::parse("lease_break"), Some(ClaimReason::LeaseBreak));
+        assert_eq!(
+            ClaimReason::parse("lease_break"),
+            Some(ClaimReason::LeaseBreak)
+        );
         assert_eq!(ClaimReason::parse("other"), None);
         assert_eq!(
             serde_json::to_value(DenialReason::BelowDeductible).unwrap(),

@@ -122,7 +122,13 @@ mod tests {
 
     #[test]
     fn event_type_names() {
-        assert_eq!(EventType::parse("claim.approved"), Some(EventType::ClaimApproved));
-        assert_eq!(EventType::PolicyCreated.as_str(), "guarantee_policy.created");
+        assert_eq!(
+            EventType::parse("claim.approved"),
+            Some(EventType::ClaimApproved)
+        );
+        assert_eq!(
+            EventType::PolicyCreated.as_str(),
+            "guarantee_policy.created"
+        );
     }
 }

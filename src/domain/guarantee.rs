@@ -53,7 +53,11 @@ pub fn total_coverage(coverage_amount: i64, max_coverage_months: i64) -> i64 {
 
 /// The status a new guarantee starts in.
 pub fn initial_status(start_date: Timestamp, now: Timestamp) -> GuaranteeStatus {
-    if start_date > now { GuaranteeStatus::Pending } else { GuaranteeStatus::Active }
+    if start_date > now {
+        GuaranteeStatus::Pending
+    } else {
+        GuaranteeStatus::Active
+    }
 }
 
 /// Why a claim cannot be filed on a guarantee right now.
@@ -111,15 +115,24 @@ mod tests {
         use GuaranteeStatus::*;
         let (start, end) = (1_000, 1_000 + 365 * DAY);
         assert_eq!(check_claimable(Active, start, end, start), Ok(()));
-        assert_eq!(check_claimable(Pending, start, end, start - 1), Err(NotClaimable::NotStarted));
+        assert_eq!(
+            check_claimable(Pending, start, end, start - 1),
+            Err(NotClaimable::NotStarted)
+        );
         assert_eq!(check_claimable(Pending, start, end, start), Ok(()));
         assert_eq!(check_claimable(Expired, start, end, end + 59 * DAY), Ok(()));
         assert_eq!(
             check_claimable(Expired, start, end, end + 60 * DAY),
             Err(NotClaimable::ExpiredTooLongAgo)
         );
-        assert_eq!(check_claimable(Cancelled, start, end, start + 1), Err(NotClaimable::Cancelled));
-        assert_eq!(check_claimable(Claimed, start, end, start + 1), Err(NotClaimable::Claimed));
+        assert_eq!(
+            check_claimable(Cancelled, start, end, start + 1),
+            Err(NotClaimable::Cancelled)
+        );
+        assert_eq!(
+            check_claimable(Claimed, start, end, start + 1),
+            Err(NotClaimable::Claimed)
+        );
     }
 
     #[test]

@@ -35,7 +35,12 @@ pub struct KeyRecord {
     pub revoked_at: Option<i64>,
 }
 
-pub async fn insert_account(conn: &mut Conn, id: &str, name: &str, created: i64) -> Result<(), sqlx::Error> {
+pub async fn insert_account(
+    conn: &mut Conn,
+    id: &str,
+    name: &str,
+    created: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO accounts (id, name, created) VALUES ($1, $2, $3)")
         .bind(id)
         .bind(name)
@@ -46,7 +51,11 @@ pub async fn insert_account(conn: &mut Conn, id: &str, name: &str, created: i64)
 }
 
 pub async fn account_exists(conn: &mut Conn, id: &str) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query("SELECT 1 FROM accounts WHERE id = $1").bind(id).fetch_optional(&mut *conn).await?.is_some())
+    Ok(sqlx::query("SELECT 1 FROM accounts WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some())
 }
 
 pub async fn insert_key(conn: &mut Conn, key: &KeyRecord) -> Result<(), sqlx::Error> {
@@ -70,7 +79,10 @@ pub async fn insert_key(conn: &mut Conn, key: &KeyRecord) -> Result<(), sqlx::Er
 
 /// Looks a key up by its hash (the hash is the index key, so the lookup reveals
 /// nothing about other keys).
-pub async fn find_key_by_hash(conn: &mut Conn, key_hash: &str) -> Result<Option<KeyRecord>, sqlx::Error> {
+pub async fn find_key_by_hash(
+    conn: &mut Conn,
+    key_hash: &str,
+) -> Result<Option<KeyRecord>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT id, account_id, kind, livemode, key_hash, last4, created, expires_at, revoked_at \
          FROM api_keys WHERE key_hash = $1",
@@ -83,7 +95,11 @@ pub async fn find_key_by_hash(conn: &mut Conn, key_hash: &str) -> Result<Option<
         Ok(KeyRecord {
             id: r.try_get("id")?,
             account_id: r.try_get("account_id")?,
-            kind: if kind == "operator" { KeyKind::Operator } else { KeyKind::Secret },
+            kind: if kind == "operator" {
+                KeyKind::Operator
+            } else {
+                KeyKind::Secret
+            },
             livemode: get_bool(&r, "livemode")?,
             key_hash: r.try_get("key_hash")?,
             last4: r.try_get("last4")?,
@@ -97,7 +113,12 @@ pub async fn find_key_by_hash(conn: &mut Conn, key_hash: &str) -> Result<Option<
 
 /// Marks every unrevoked secret key of an account and mode revoked at `at`, or as
 /// expiring at `at` when rolling with a grace period. Returns how many changed.
-pub async fn expire_secret_keys(conn: &mut Conn, account_id: &str, livemode: bool, at: i64) -> Result<u64, sqlx::Error> {
+pub async fn expire_secret_keys(
+    conn: &mut Conn,
+    account_id: &str,
+    livemode: bool,
+    at: i64,
+) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE api_keys SET expires_at = $1 WHERE account_id = $2 AND livemode = $3 AND kind = 'secret' \
          AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)",

@@ -5,7 +5,9 @@ use sqlx::any::AnyRow;
 
 use super::list::{Page, PageRequest, fetch_page};
 use super::{Conn, Scope, Tx, get_bool, get_json, to_json};
-use crate::domain::claim::{Claim, ClaimReason, ClaimStatus, DenialReason, Evidence, StatusTransitions};
+use crate::domain::claim::{
+    Claim, ClaimReason, ClaimStatus, DenialReason, Evidence, StatusTransitions,
+};
 
 const COLUMNS: &str = "id, livemode, created, guarantee_id, amount, amount_approved, currency, status, reason, \
     invoice_id, due_date, description, payout_id, denial_reason, reviewed_at, submitted_at, under_review_at, \
@@ -35,7 +37,9 @@ fn from_row(r: &AnyRow) -> Result<Claim, sqlx::Error> {
             description: r.try_get("description")?,
         },
         payout: r.try_get("payout_id")?,
-        denial_reason: denial.map(|d| decode(d, DenialReason::parse, "denial reason")).transpose()?,
+        denial_reason: denial
+            .map(|d| decode(d, DenialReason::parse, "denial reason"))
+            .transpose()?,
         reviewed_at: r.try_get("reviewed_at")?,
         status_transitions: StatusTransitions {
             submitted_at: r.try_get("submitted_at")?,
@@ -91,14 +95,30 @@ pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Clai
 }
 
 /// Reads one object and locks it until the transaction ends.
-pub async fn get_for_update(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Claim>, sqlx::Error> {
+pub async fn get_for_update(
+    tx: &mut Tx,
+    scope: &Scope,
+    id: &str,
+) -> Result<Option<Claim>, sqlx::Error> {
     let lock = tx.lock_clause();
     select(tx, scope, id, lock).await
 }
 
-async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<Option<Claim>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM claims WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}");
-    let row = sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
+async fn select(
+    conn: &mut Conn,
+    scope: &Scope,
+    id: &str,
+    lock: &str,
+) -> Result<Option<Claim>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM claims WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .bind(&scope.account_id)
+        .bind(scope.livemode)
+        .fetch_optional(&mut *conn)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -129,12 +149,18 @@ pub async fn update(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
 }
 
 /// The id of a claim on this guarantee for this invoice that was not denied.
-pub async fn find_live_for_invoice(conn: &mut Conn, guarantee_id: &str, invoice_id: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM claims WHERE guarantee_id = $1 AND invoice_id = $2 AND status <> 'denied'")
-        .bind(guarantee_id)
-        .bind(invoice_id)
-        .fetch_optional(&mut *conn)
-        .await
+pub async fn find_live_for_invoice(
+    conn: &mut Conn,
+    guarantee_id: &str,
+    invoice_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM claims WHERE guarantee_id = $1 AND invoice_id = $2 AND status <> 'denied'",
+    )
+    .bind(guarantee_id)
+    .bind(invoice_id)
+    .fetch_optional(&mut *conn)
+    .await
 }
 
 #[derive(Debug, Default, Clone)]
@@ -143,14 +169,27 @@ pub struct ClaimFilters {
     pub status: Option<ClaimStatus>,
 }
 
-pub async fn list(conn: &mut Conn, scope: &Scope, page: &PageRequest, f: ClaimFilters) -> Result<Page<Claim>, sqlx::Error> {
-    fetch_page(conn, "claims", COLUMNS, scope, page, |sql| {
-        if let Some(g) = f.guarantee {
-            sql.and_eq("guarantee_id", g);
-        }
-        if let Some(s) = f.status {
-            sql.and_eq("status", s.as_str());
-        }
-    }, from_row)
+pub async fn list(
+    conn: &mut Conn,
+    scope: &Scope,
+    page: &PageRequest,
+    f: ClaimFilters,
+) -> Result<Page<Claim>, sqlx::Error> {
+    fetch_page(
+        conn,
+        "claims",
+        COLUMNS,
+        scope,
+        page,
+        |sql| {
+            if let Some(g) = f.guarantee {
+                sql.and_eq("guarantee_id", g);
+            }
+            if let Some(s) = f.status {
+                sql.and_eq("status", s.as_str());
+            }
+        },
+        from_row,
+    )
     .await
 }

@@ -1,8 +1,8 @@
 //! Events table: the outbox that every state change writes to in its own transaction.
 
+use serde_json::value::RawValue;
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use serde_json::value::RawValue;
 
 use super::list::{Page, PageRequest, fetch_page};
 use super::{Conn, Scope, get_bool};
@@ -21,10 +21,16 @@ fn from_row(r: &AnyRow) -> Result<Event, sqlx::Error> {
         object: Event::OBJECT,
         api_version: API_VERSION,
         created: r.try_get("created")?,
-        data: EventData { object: raw(r.try_get("object")?)?, previous_attributes: previous.map(raw).transpose()? },
+        data: EventData {
+            object: raw(r.try_get("object")?)?,
+            previous_attributes: previous.map(raw).transpose()?,
+        },
         livemode: get_bool(r, "livemode")?,
         pending_webhooks: r.try_get("pending_webhooks")?,
-        request: EventRequest { id: r.try_get("request_id")?, idempotency_key: r.try_get("idempotency_key")? },
+        request: EventRequest {
+            id: r.try_get("request_id")?,
+            idempotency_key: r.try_get("idempotency_key")?,
+        },
         kind: r.try_get("type")?,
     })
 }
@@ -60,21 +66,44 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, e: &NewEvent<'_>) -> Result<
 }
 
 pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Event>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM events WHERE id = $1 AND account_id = $2 AND livemode = $3");
-    let row = sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
+    let sql =
+        format!("SELECT {COLUMNS} FROM events WHERE id = $1 AND account_id = $2 AND livemode = $3");
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .bind(&scope.account_id)
+        .bind(scope.livemode)
+        .fetch_optional(&mut *conn)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
-pub async fn list(conn: &mut Conn, scope: &Scope, page: &PageRequest, kind: Option<String>) -> Result<Page<Event>, sqlx::Error> {
-    fetch_page(conn, "events", COLUMNS, scope, page, |sql| {
-        if let Some(kind) = kind {
-            sql.and_eq("type", kind);
-        }
-    }, from_row)
+pub async fn list(
+    conn: &mut Conn,
+    scope: &Scope,
+    page: &PageRequest,
+    kind: Option<String>,
+) -> Result<Page<Event>, sqlx::Error> {
+    fetch_page(
+        conn,
+        "events",
+        COLUMNS,
+        scope,
+        page,
+        |sql| {
+            if let Some(kind) = kind {
+                sql.and_eq("type", kind);
+            }
+        },
+        from_row,
+    )
     .await
 }
 
 /// Deletes events created before `before` (retention). Returns how many went.
 pub async fn delete_older_than(conn: &mut Conn, before: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM events WHERE created < $1").bind(before).execute(&mut *conn).await?.rows_affected())
+    Ok(sqlx::query("DELETE FROM events WHERE created < $1")
+        .bind(before)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
 }

@@ -17,8 +17,9 @@ fn from_row(r: &AnyRow) -> Result<Guarantee, sqlx::Error> {
     Ok(Guarantee {
         id: r.try_get("id")?,
         object: Guarantee::OBJECT,
-        status: GuaranteeStatus::parse(&status)
-            .ok_or_else(|| sqlx::Error::Decode(format!("unknown guarantee status {status:?}").into()))?,
+        status: GuaranteeStatus::parse(&status).ok_or_else(|| {
+            sqlx::Error::Decode(format!("unknown guarantee status {status:?}").into())
+        })?,
         policy: r.try_get("policy_id")?,
         tenant: r.try_get("tenant_id")?,
         coverage_amount: r.try_get("coverage_amount")?,
@@ -64,19 +65,39 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(),
 }
 
 /// Reads one object in the caller's scope.
-pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Guarantee>, sqlx::Error> {
+pub async fn get(
+    conn: &mut Conn,
+    scope: &Scope,
+    id: &str,
+) -> Result<Option<Guarantee>, sqlx::Error> {
     select(conn, scope, id, "").await
 }
 
 /// Reads one object and locks it until the transaction ends.
-pub async fn get_for_update(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Guarantee>, sqlx::Error> {
+pub async fn get_for_update(
+    tx: &mut Tx,
+    scope: &Scope,
+    id: &str,
+) -> Result<Option<Guarantee>, sqlx::Error> {
     let lock = tx.lock_clause();
     select(tx, scope, id, lock).await
 }
 
-async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<Option<Guarantee>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM guarantees WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}");
-    let row = sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
+async fn select(
+    conn: &mut Conn,
+    scope: &Scope,
+    id: &str,
+    lock: &str,
+) -> Result<Option<Guarantee>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM guarantees WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .bind(&scope.account_id)
+        .bind(scope.livemode)
+        .fetch_optional(&mut *conn)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -107,17 +128,30 @@ pub struct GuaranteeFilters {
     pub policy: Option<String>,
 }
 
-pub async fn list(conn: &mut Conn, scope: &Scope, page: &PageRequest, f: GuaranteeFilters) -> Result<Page<Guarantee>, sqlx::Error> {
-    fetch_page(conn, "guarantees", COLUMNS, scope, page, |sql| {
-        if let Some(status) = f.status {
-            sql.and_eq("status", status.as_str());
-        }
-        if let Some(tenant) = f.tenant {
-            sql.and_eq("tenant_id", tenant);
-        }
-        if let Some(policy) = f.policy {
-            sql.and_eq("policy_id", policy);
-        }
-    }, from_row)
+pub async fn list(
+    conn: &mut Conn,
+    scope: &Scope,
+    page: &PageRequest,
+    f: GuaranteeFilters,
+) -> Result<Page<Guarantee>, sqlx::Error> {
+    fetch_page(
+        conn,
+        "guarantees",
+        COLUMNS,
+        scope,
+        page,
+        |sql| {
+            if let Some(status) = f.status {
+                sql.and_eq("status", status.as_str());
+            }
+            if let Some(tenant) = f.tenant {
+                sql.and_eq("tenant_id", tenant);
+            }
+            if let Some(policy) = f.policy {
+                sql.and_eq("policy_id", policy);
+            }
+        },
+        from_row,
+    )
     .await
 }

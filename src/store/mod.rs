@@ -94,7 +94,11 @@ pub struct StoreOptions {
 
 impl StoreOptions {
     pub fn new(url: impl Into<String>) -> Self {
-        StoreOptions { url: url.into(), max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+        StoreOptions {
+            url: url.into(),
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -102,15 +106,16 @@ impl Store {
     /// Opens a pool on `postgres://` or `sqlite:` URLs.
     pub async fn connect(opts: &StoreOptions) -> Result<Store, sqlx::Error> {
         sqlx::any::install_default_drivers();
-        let backend = if opts.url.starts_with("postgres://") || opts.url.starts_with("postgresql://") {
-            Backend::Postgres
-        } else if opts.url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            return Err(sqlx::Error::Configuration(
-                "DATABASE_URL must start with postgres:// or sqlite:".into(),
-            ));
-        };
+        let backend =
+            if opts.url.starts_with("postgres://") || opts.url.starts_with("postgresql://") {
+                Backend::Postgres
+            } else if opts.url.starts_with("sqlite:") {
+                Backend::Sqlite
+            } else {
+                return Err(sqlx::Error::Configuration(
+                    "DATABASE_URL must start with postgres:// or sqlite:".into(),
+                ));
+            };
         let connect_opts = AnyConnectOptions::from_str(&opts.url)?;
         let mut pool_opts = AnyPoolOptions::new()
             .max_connections(opts.max_connections)
@@ -119,7 +124,11 @@ impl Store {
             let in_memory = opts.url.contains(":memory:") || opts.url.contains("mode=memory");
             // Every connection to `sqlite::memory:` is a database of its own.
             if in_memory {
-                pool_opts = pool_opts.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
+                pool_opts = pool_opts
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None);
             }
             pool_opts = pool_opts.after_connect(|conn, _meta| {
                 Box::pin(async move {
@@ -144,7 +153,11 @@ impl Store {
     /// Applies the migrations of this backend that have not run yet.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         match self.backend {
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.pool).await,
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.pool)
+                    .await
+            }
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await,
         }
     }
@@ -157,7 +170,10 @@ impl Store {
             Backend::Postgres => self.pool.begin().await?,
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
         };
-        Ok(Tx { inner, backend: self.backend })
+        Ok(Tx {
+            inner,
+            backend: self.backend,
+        })
     }
 
     /// A pooled connection for reads outside a transaction.
@@ -167,7 +183,10 @@ impl Store {
 
     /// Whether the store answers: for `/readyz`.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     pub async fn close(&self) {
@@ -184,7 +203,10 @@ pub(crate) fn get_bool(row: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
 }
 
 /// Reads a JSON document stored as text.
-pub(crate) fn get_json<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &str) -> Result<T, sqlx::Error> {
+pub(crate) fn get_json<T: serde::de::DeserializeOwned>(
+    row: &AnyRow,
+    col: &str,
+) -> Result<T, sqlx::Error> {
     let text: String = row.try_get(col)?;
     serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
@@ -196,5 +218,6 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
 
 /// The name of the constraint a database error violated, if any.
 pub fn violated_constraint(err: &sqlx::Error) -> Option<String> {
-    err.as_database_error().and_then(|e| e.constraint().map(str::to_owned))
+    err.as_database_error()
+        .and_then(|e| e.constraint().map(str::to_owned))
 }

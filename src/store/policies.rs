@@ -56,16 +56,30 @@ pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Poli
 }
 
 /// Reads one object and locks it until the transaction ends.
-pub async fn get_for_update(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Policy>, sqlx::Error> {
+pub async fn get_for_update(
+    tx: &mut Tx,
+    scope: &Scope,
+    id: &str,
+) -> Result<Option<Policy>, sqlx::Error> {
     let lock = tx.lock_clause();
     select(tx, scope, id, lock).await
 }
 
-async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<Option<Policy>, sqlx::Error> {
+async fn select(
+    conn: &mut Conn,
+    scope: &Scope,
+    id: &str,
+    lock: &str,
+) -> Result<Option<Policy>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM guarantee_policies WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}"
     );
-    let row = sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .bind(&scope.account_id)
+        .bind(scope.livemode)
+        .fetch_optional(&mut *conn)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -86,11 +100,24 @@ pub async fn update(conn: &mut Conn, scope: &Scope, p: &Policy) -> Result<(), sq
     Ok(())
 }
 
-pub async fn list(conn: &mut Conn, scope: &Scope, page: &PageRequest, active: Option<bool>) -> Result<Page<Policy>, sqlx::Error> {
-    fetch_page(conn, "guarantee_policies", COLUMNS, scope, page, |sql| {
-        if let Some(active) = active {
-            sql.and_eq("active", active);
-        }
-    }, from_row)
+pub async fn list(
+    conn: &mut Conn,
+    scope: &Scope,
+    page: &PageRequest,
+    active: Option<bool>,
+) -> Result<Page<Policy>, sqlx::Error> {
+    fetch_page(
+        conn,
+        "guarantee_policies",
+        COLUMNS,
+        scope,
+        page,
+        |sql| {
+            if let Some(active) = active {
+                sql.and_eq("active", active);
+            }
+        },
+        from_row,
+    )
     .await
 }

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod cli;
 mod concurrency;
 mod conventions;
 mod isolation;

@@ -1,0 +1,135 @@
+//! The `casapay` binary: migrate, accounts create, operator-keys create, serve.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{TestDb, open_store};
+
+fn casapay(db: &TestDb, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_casapay"))
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env_remove("CASAPAY_LISTEN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run casapay")
+}
+
+#[tokio::test]
+async fn cli_creates_accounts_and_operator_keys_that_work() {
+    let db = TestDb::create().await;
+    let out = casapay(&db, &["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = casapay(&db, &["accounts", "create", "--name", "Acme Lettings"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let account: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let test_key = account["test_key"].as_str().unwrap().to_owned();
+    assert!(account["id"].as_str().unwrap().starts_with("acct_"));
+    assert!(test_key.starts_with("sk_test_"));
+    assert!(
+        account["live_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("sk_live_")
+    );
+
+    let out = casapay(&db, &["operator-keys", "create"]);
+    let op: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let op_key = op["key"].as_str().unwrap().to_owned();
+    assert!(op_key.starts_with("opk_"));
+
+    // Only hashes are stored: the keys appear nowhere in the database.
+    let store = open_store(&db.url).await;
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT key_hash FROM api_keys")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    for (hash,) in rows {
+        assert_eq!(hash.len(), 64);
+        assert!(!hash.contains("sk_") && !hash.contains("opk_"));
+    }
+
+    // The server started by the binary accepts the new key and refuses the operator key.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_casapay"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &db.url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/v1/customers");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let resp = loop {
+        match client.get(&url).bearer_auth(&test_key).send().await {
+            Ok(r) => break r,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("server did not start: {e}"),
+        }
+    };
+    assert_eq!(resp.status(), 200);
+    let r = client.get(&url).bearer_auth(&op_key).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+
+    // SIGTERM: the server stops cleanly.
+    #[cfg(unix)]
+    {
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "clean exit after SIGTERM: {status}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    #[cfg(not(unix))]
+    child.kill().unwrap();
+}
+
+#[tokio::test]
+async fn migrations_apply_to_an_empty_database_and_are_idempotent() {
+    let db = TestDb::create().await;
+    let store = open_store(&db.url).await;
+    store.migrate().await.expect("second run is a no-op");
+    for table in [
+        "accounts",
+        "api_keys",
+        "customers",
+        "guarantee_policies",
+        "guarantees",
+        "claims",
+        "events",
+    ] {
+        let n: (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(n.0, 0, "{table} exists and is empty");
+    }
+}
