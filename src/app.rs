@@ -25,10 +25,7 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig {
-            max_body_bytes: 1_048_576,
-            request_timeout: Duration::from_secs(30),
-        }
+        ApiConfig { max_body_bytes: 1_048_576, request_timeout: Duration::from_secs(30) }
     }
 }
 
@@ -38,6 +35,14 @@ pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<ApiConfig>,
+    /// Wakes this process's claims engine when a claim is filed.
+    pub wakeup: Arc<tokio::sync::Notify>,
+}
+
+impl AppState {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, config: ApiConfig) -> Self {
+        AppState { store, clock, config: Arc::new(config), wakeup: Arc::new(tokio::sync::Notify::new()) }
+    }
 }
 
 /// The whole HTTP application.
@@ -45,10 +50,7 @@ pub fn app(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     crate::api::routes()
         .with_state(state)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(CatchPanicLayer::new())
         .layer(axum::middleware::from_fn(crate::api::request_context))
 }
@@ -60,7 +62,5 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
 }

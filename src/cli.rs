@@ -8,17 +8,17 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::app::{ApiConfig, AppState};
 use crate::clock::{Clock, SystemClock};
+use crate::jobs::engine::{Engine, EngineConfig};
 use crate::service::accounts;
+use crate::service::rail::InstantRail;
 use crate::store::{Store, StoreOptions};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "casapay",
-    version,
-    about = "Server for the CasaPay rent-guarantee API"
-)]
+#[command(name = "casapay", version, about = "Server for the CasaPay rent-guarantee API")]
 pub struct Cli {
     /// Database URL: postgres://... for PostgreSQL; unset means the embedded SQLite
     /// file in the data directory.
@@ -26,21 +26,11 @@ pub struct Cli {
     database_url: Option<String>,
 
     /// Data directory of the embedded SQLite store (the file is DIR/casapay.db).
-    #[arg(
-        long = "data",
-        env = "CASAPAY_DATA",
-        global = true,
-        default_value = "."
-    )]
+    #[arg(long = "data", env = "CASAPAY_DATA", global = true, default_value = ".")]
     data_dir: PathBuf,
 
     /// Log format.
-    #[arg(
-        long,
-        env = "CASAPAY_LOG_FORMAT",
-        global = true,
-        default_value = "text"
-    )]
+    #[arg(long, env = "CASAPAY_LOG_FORMAT", global = true, default_value = "text")]
     log_format: LogFormat,
 
     #[command(subcommand)]
@@ -88,6 +78,16 @@ struct ServeArgs {
     /// Requests running longer than this many seconds are answered 503.
     #[arg(long, env = "CASAPAY_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     request_timeout_secs: u64,
+    /// How often the claims engine looks for work, in milliseconds.
+    #[arg(long, env = "CASAPAY_ENGINE_POLL_MS", default_value_t = 250)]
+    engine_poll_ms: u64,
+    /// The most claims, payouts and guarantees the engine handles per step.
+    #[arg(long, env = "CASAPAY_ENGINE_BATCH_SIZE", default_value_t = 100)]
+    engine_batch_size: usize,
+    /// Serve the API only; leave reviews, payouts and the guarantee lifecycle to
+    /// other replicas.
+    #[arg(long, env = "CASAPAY_NO_ENGINE")]
+    no_engine: bool,
     /// Most database connections held at once.
     #[arg(long, env = "CASAPAY_DB_MAX_CONNECTIONS", default_value_t = 16)]
     db_max_connections: u32,
@@ -111,10 +111,7 @@ enum OperatorKeysCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("casapay: cannot start the runtime: {e}");
@@ -148,10 +145,7 @@ impl Cli {
     fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) if !url.is_empty() => url.clone(),
-            _ => format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("casapay.db").display()
-            ),
+            _ => format!("sqlite://{}?mode=rwc", self.data_dir.join("casapay.db").display()),
         }
     }
 }
@@ -159,9 +153,7 @@ impl Cli {
 async fn open_store(cli: &Cli, max_connections: u32) -> Result<Store, String> {
     let mut opts = StoreOptions::new(cli.database_url());
     opts.max_connections = max_connections;
-    Store::connect(&opts)
-        .await
-        .map_err(|e| format!("cannot open the database: {e}"))
+    Store::connect(&opts).await.map_err(|e| format!("cannot open the database: {e}"))
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -170,41 +162,21 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve(args) => serve(&cli, args).await,
         Command::Migrate => {
             let store = open_store(&cli, 2).await?;
-            store
-                .migrate()
-                .await
-                .map_err(|e| format!("migration failed: {e}"))?;
+            store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
             eprintln!("casapay: migrations applied");
             Ok(())
         }
-        Command::Accounts {
-            command: AccountsCommand::Create { name },
-        } => {
+        Command::Accounts { command: AccountsCommand::Create { name } } => {
             let store = open_store(&cli, 2).await?;
-            store
-                .migrate()
-                .await
-                .map_err(|e| format!("migration failed: {e}"))?;
-            let created = accounts::create_account(&store, name, clock.now())
-                .await
-                .map_err(|e| e.to_string())?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&created).map_err(|e| e.to_string())?
-            );
+            store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+            let created = accounts::create_account(&store, name, clock.now()).await.map_err(|e| e.to_string())?;
+            println!("{}", serde_json::to_string_pretty(&created).map_err(|e| e.to_string())?);
             Ok(())
         }
-        Command::OperatorKeys {
-            command: OperatorKeysCommand::Create,
-        } => {
+        Command::OperatorKeys { command: OperatorKeysCommand::Create } => {
             let store = open_store(&cli, 2).await?;
-            store
-                .migrate()
-                .await
-                .map_err(|e| format!("migration failed: {e}"))?;
-            let key = accounts::create_operator_key(&store, clock.now())
-                .await
-                .map_err(|e| e.to_string())?;
+            store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+            let key = accounts::create_operator_key(&store, clock.now()).await.map_err(|e| e.to_string())?;
             println!("{}", serde_json::json!({ "key": key }));
             Ok(())
         }
@@ -214,37 +186,55 @@ async fn run(cli: Cli) -> Result<(), String> {
 async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     let store = open_store(cli, args.db_max_connections).await?;
     if !args.no_migrate {
-        store
-            .migrate()
-            .await
-            .map_err(|e| format!("migration failed: {e}"))?;
+        store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if args.demo {
-        accounts::seed_demo(&store, clock.now())
-            .await
-            .map_err(|e| format!("cannot seed the demo data: {e}"))?;
-        tracing::info!(
-            key = accounts::DEMO_TEST_KEY,
-            customer = accounts::DEMO_CUSTOMER_ID,
-            "demo data ready"
-        );
+        accounts::seed_demo(&store, clock.now()).await.map_err(|e| format!("cannot seed the demo data: {e}"))?;
+        tracing::info!(key = accounts::DEMO_TEST_KEY, customer = accounts::DEMO_CUSTOMER_ID, "demo data ready");
     }
-    let state = AppState {
-        store: store.clone(),
-        clock,
-        config: Arc::new(ApiConfig {
+    let state = AppState::new(
+        store.clone(),
+        clock.clone(),
+        ApiConfig {
             max_body_bytes: args.max_body_bytes,
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
-        }),
-    };
+        },
+    );
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+
+    // One token stops everything: the signal cancels it, the server drains its
+    // requests, and the engine finishes the step it is in.
+    let cancel = CancellationToken::new();
+    let engine = Engine::new(
+        store.clone(),
+        clock,
+        Arc::new(InstantRail),
+        EngineConfig {
+            poll_interval: Duration::from_millis(args.engine_poll_ms.max(10)),
+            batch_size: args.engine_batch_size.max(1),
+        },
+        state.wakeup.clone(),
+    );
+    let engine_task = if args.no_engine { None } else { Some(tokio::spawn(engine.run(cancel.clone()))) };
     tracing::info!(address = %args.listen, backend = ?store.backend(), "casapay listening");
-    crate::app::serve(listener, state, shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    let signal = {
+        let cancel = cancel.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown_signal() => cancel.cancel(),
+                _ = cancel.cancelled() => {}
+            }
+        }
+    };
+    let served = crate::app::serve(listener, state, signal).await;
+    cancel.cancel();
+    if let Some(task) = engine_task {
+        let _ = task.await;
+    }
+    served.map_err(|e| format!("server error: {e}"))?;
     store.close().await;
     tracing::info!("casapay stopped");
     Ok(())

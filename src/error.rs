@@ -22,13 +22,7 @@ pub enum ErrorType {
 pub enum ApiError {
     /// A 4xx answer with Stripe's fields.
     #[error("{message}")]
-    Client {
-        status: StatusCode,
-        kind: ErrorType,
-        code: Option<&'static str>,
-        message: String,
-        param: Option<String>,
-    },
+    Client { status: StatusCode, kind: ErrorType, code: Option<&'static str>, message: String, param: Option<String> },
     /// The store cannot be reached in time: 503, retryable.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -47,36 +41,18 @@ impl ApiError {
         message: impl Into<String>,
         param: Option<&str>,
     ) -> Self {
-        ApiError::Client {
-            status,
-            kind,
-            code,
-            message: message.into(),
-            param: param.map(str::to_owned),
-        }
+        ApiError::Client { status, kind, code, message: message.into(), param: param.map(str::to_owned) }
     }
 
     /// 400 `invalid_request_error` with a code and the offending param.
     pub fn invalid(code: &'static str, param: impl AsRef<str>, message: impl Into<String>) -> Self {
-        Self::client(
-            StatusCode::BAD_REQUEST,
-            ErrorType::InvalidRequestError,
-            Some(code),
-            message,
-            Some(param.as_ref()),
-        )
+        Self::client(StatusCode::BAD_REQUEST, ErrorType::InvalidRequestError, Some(code), message, Some(param.as_ref()))
     }
 
     /// 400 for a request that the object's current state forbids (never a 409:
     /// Stripe's SDKs retry those).
     pub fn state(code: &'static str, message: impl Into<String>) -> Self {
-        Self::client(
-            StatusCode::BAD_REQUEST,
-            ErrorType::InvalidRequestError,
-            Some(code),
-            message,
-            None,
-        )
+        Self::client(StatusCode::BAD_REQUEST, ErrorType::InvalidRequestError, Some(code), message, None)
     }
 
     /// 400 tied to a param, for state conflicts that one field caused.
@@ -85,19 +61,11 @@ impl ApiError {
     }
 
     pub fn missing(param: &str) -> Self {
-        Self::invalid(
-            "parameter_missing",
-            param,
-            format!("Missing required param: {param}."),
-        )
+        Self::invalid("parameter_missing", param, format!("Missing required param: {param}."))
     }
 
     pub fn unknown(param: &str) -> Self {
-        Self::invalid(
-            "parameter_unknown",
-            param,
-            format!("Received unknown parameter: {}", clip(param)),
-        )
+        Self::invalid("parameter_unknown", param, format!("Received unknown parameter: {}", clip(param)))
     }
 
     /// 404 `resource_missing`. `object` is the object name ("guarantee"); `param`
@@ -113,33 +81,15 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::client(
-            StatusCode::BAD_REQUEST,
-            ErrorType::InvalidRequestError,
-            None,
-            message,
-            None,
-        )
+        Self::client(StatusCode::BAD_REQUEST, ErrorType::InvalidRequestError, None, message, None)
     }
 
     pub fn authentication(message: impl Into<String>) -> Self {
-        Self::client(
-            StatusCode::UNAUTHORIZED,
-            ErrorType::AuthenticationError,
-            None,
-            message,
-            None,
-        )
+        Self::client(StatusCode::UNAUTHORIZED, ErrorType::AuthenticationError, None, message, None)
     }
 
     pub fn permission(message: impl Into<String>) -> Self {
-        Self::client(
-            StatusCode::FORBIDDEN,
-            ErrorType::PermissionError,
-            None,
-            message,
-            None,
-        )
+        Self::client(StatusCode::FORBIDDEN, ErrorType::PermissionError, None, message, None)
     }
 
     pub fn route_not_found(method: &str, path: &str) -> Self {
@@ -157,10 +107,7 @@ impl ApiError {
             StatusCode::METHOD_NOT_ALLOWED,
             ErrorType::InvalidRequestError,
             None,
-            format!(
-                "Unrecognized request method ({method}) for URL {}.",
-                clip(path)
-            ),
+            format!("Unrecognized request method ({method}) for URL {}.", clip(path)),
             None,
         )
     }
@@ -244,49 +191,22 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let (kind, code, message, param) = match &self {
-            ApiError::Client {
-                kind,
-                code,
-                message,
-                param,
-                ..
-            } => (*kind, *code, message.as_str(), param.as_deref()),
+            ApiError::Client { kind, code, message, param, .. } => (*kind, *code, message.as_str(), param.as_deref()),
             ApiError::Unavailable(cause) => {
                 tracing::warn!(%cause, "answering 503");
-                (
-                    ErrorType::ApiError,
-                    None,
-                    "The service is temporarily unavailable. Please retry the request.",
-                    None,
-                )
+                (ErrorType::ApiError, None, "The service is temporarily unavailable. Please retry the request.", None)
             }
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
-                (
-                    ErrorType::ApiError,
-                    None,
-                    "An unexpected error occurred. Please retry the request.",
-                    None,
-                )
+                (ErrorType::ApiError, None, "An unexpected error occurred. Please retry the request.", None)
             }
         };
-        let body = serde_json::to_vec(&ErrorBody {
-            error: ErrorFields {
-                kind,
-                code,
-                message,
-                param,
-            },
-        })
-        .unwrap_or_else(|_| b"{\"error\":{\"type\":\"api_error\"}}".to_vec());
+        let body = serde_json::to_vec(&ErrorBody { error: ErrorFields { kind, code, message, param } })
+            .unwrap_or_else(|_| b"{\"error\":{\"type\":\"api_error\"}}".to_vec());
         let mut resp = (status, body).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod domain;
 pub mod error;
 pub mod ids;
+pub mod jobs;
 pub mod service;
 pub mod store;
 

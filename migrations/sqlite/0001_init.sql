@@ -68,10 +68,14 @@ CREATE TABLE guarantees (
     end_date         INTEGER NOT NULL,
     claims_filed     INTEGER NOT NULL DEFAULT 0,
     claims_paid      INTEGER NOT NULL DEFAULT 0,
+    -- Approved and not yet paid: held back from the remaining coverage.
+    claims_reserved  INTEGER NOT NULL DEFAULT 0,
     cancelled_at     INTEGER,
     metadata         TEXT NOT NULL,
     -- The money invariant, enforced by the database as a last line of defence.
-    CONSTRAINT guarantees_claims_paid_within_coverage CHECK (claims_paid >= 0 AND claims_paid <= total_coverage)
+    CONSTRAINT guarantees_coverage_not_exceeded CHECK (
+        claims_paid >= 0 AND claims_reserved >= 0 AND claims_paid + claims_reserved <= total_coverage
+    )
 );
 CREATE INDEX guarantees_list_idx ON guarantees (account_id, livemode, created DESC, seq DESC);
 CREATE INDEX guarantees_status_idx ON guarantees (status, start_date, end_date);
@@ -99,13 +103,34 @@ CREATE TABLE claims (
     approved_at       INTEGER,
     denied_at         INTEGER,
     paid_at           INTEGER,
+    -- Automated review found nothing to deny but the reason needs a person.
+    awaiting_operator INTEGER NOT NULL DEFAULT 0,
     metadata          TEXT NOT NULL
 );
 CREATE INDEX claims_list_idx ON claims (account_id, livemode, created DESC, seq DESC);
 CREATE INDEX claims_guarantee_idx ON claims (guarantee_id);
-CREATE INDEX claims_status_idx ON claims (status, seq);
+-- The automated review queue.
+CREATE INDEX claims_review_queue_idx ON claims (status, awaiting_operator, seq);
 -- One live claim per invoice and guarantee: a denied claim may be filed again.
 CREATE UNIQUE INDEX claims_guarantee_invoice_key ON claims (guarantee_id, invoice_id) WHERE status <> 'denied';
+
+-- One payout per approved claim; the unique claim_id means a claim is never paid twice.
+CREATE TABLE payouts (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL UNIQUE,
+    account_id   TEXT NOT NULL REFERENCES accounts (id),
+    livemode     INTEGER NOT NULL,
+    created      INTEGER NOT NULL,
+    claim_id     TEXT NOT NULL REFERENCES claims (id),
+    guarantee_id TEXT NOT NULL REFERENCES guarantees (id),
+    amount       INTEGER NOT NULL CHECK (amount > 0),
+    currency     TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    arrival_date INTEGER,
+    CONSTRAINT payouts_claim_id_key UNIQUE (claim_id)
+);
+CREATE INDEX payouts_list_idx ON payouts (account_id, livemode, created DESC, seq DESC);
+CREATE INDEX payouts_status_idx ON payouts (status, seq);
 
 CREATE TABLE events (
     seq                  INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -15,18 +15,17 @@ use crate::ids::Kind;
 use crate::service::{self, customers};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/customers", post(create).get(list))
-        .route("/v1/customers/{id}", get(retrieve).post(update))
+    Router::new().route("/v1/customers", post(create).get(list)).route("/v1/customers/{id}", get(retrieve).post(update))
 }
 
 const NAME_MAX: usize = 256;
 const EMAIL_MAX: usize = 512;
 
 fn check_email(p: &Params, email: &str) -> ApiResult<()> {
-    let ok = email.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-    }) && !email.chars().any(char::is_whitespace);
+    let ok = email
+        .split_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'))
+        && !email.chars().any(char::is_whitespace);
     if ok {
         Ok(())
     } else {
@@ -80,10 +79,7 @@ async fn create(
         },
         metadata: p.metadata()?,
     };
-    let customer = service::write(&state.store, async |tx| {
-        customers::create(tx, &call, input).await
-    })
-    .await?;
+    let customer = service::write(&state.store, async |tx| customers::create(tx, &call, input).await).await?;
     Ok(Json(customer))
 }
 
@@ -110,10 +106,7 @@ async fn update(
         score: score(&mut p)?,
         metadata: p.metadata()?,
     };
-    let customer = service::write(&state.store, async |tx| {
-        customers::update(tx, &call, &id, input).await
-    })
-    .await?;
+    let customer = service::write(&state.store, async |tx| customers::update(tx, &call, &id, input).await).await?;
     Ok(Json(customer))
 }
 
@@ -125,8 +118,5 @@ async fn list(
     q.allow(&[LIST_PARAMS, &["email"]].concat())?;
     let page = page_request(&mut q, Kind::Customer)?;
     let email = q.string("email")?;
-    Ok(render(
-        customers::list(&state.store, &call, &page, email).await?,
-        "/v1/customers",
-    ))
+    Ok(render(customers::list(&state.store, &call, &page, email).await?, "/v1/customers"))
 }

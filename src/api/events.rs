@@ -14,9 +14,7 @@ use crate::ids::Kind;
 use crate::service::events;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/events", get(list))
-        .route("/v1/events/{id}", get(retrieve))
+    Router::new().route("/v1/events", get(list)).route("/v1/events/{id}", get(retrieve))
 }
 
 async fn retrieve(
@@ -36,14 +34,5 @@ async fn list(
     q.allow(&[LIST_PARAMS, &["type"]].concat())?;
     let page = page_request(&mut q, Kind::Event)?;
     let kind = q.choice("type", EventType::parse, EventType::names)?;
-    Ok(render(
-        events::list(
-            &state.store,
-            &call,
-            &page,
-            kind.map(|k| k.as_str().to_owned()),
-        )
-        .await?,
-        "/v1/events",
-    ))
+    Ok(render(events::list(&state.store, &call, &page, kind.map(|k| k.as_str().to_owned())).await?, "/v1/events"))
 }

@@ -8,9 +8,7 @@ use super::params::Params;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::service::Call;
-use crate::service::accounts::{
-    self, LIVE_KEY_PREFIX, OPERATOR_KEY_PREFIX, Principal, TEST_KEY_PREFIX,
-};
+use crate::service::accounts::{self, LIVE_KEY_PREFIX, OPERATOR_KEY_PREFIX, Principal, TEST_KEY_PREFIX};
 
 /// The id given to this request, set by the request-id middleware.
 #[derive(Debug, Clone)]
@@ -20,10 +18,10 @@ pub struct RequestId(pub String);
 pub struct Platform(pub Call);
 
 /// An operator caller: a valid operator key.
-#[allow(dead_code)]
 pub struct Operator {
     pub key_id: String,
     pub now: i64,
+    pub request_id: Option<String>,
 }
 
 const NO_KEY: &str = "You did not provide an API key. Provide your API key in the Authorization header, \
@@ -31,13 +29,8 @@ const NO_KEY: &str = "You did not provide an API key. Provide your API key in th
 
 /// The key in `Authorization`: `Bearer <key>` or Basic with the key as user name.
 fn presented_key(headers: &HeaderMap) -> ApiResult<String> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::authentication(NO_KEY))?;
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::authentication(NO_KEY))?
-        .trim();
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| ApiError::authentication(NO_KEY))?;
+    let value = value.to_str().map_err(|_| ApiError::authentication(NO_KEY))?.trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();
     let key = if scheme.eq_ignore_ascii_case("bearer") {
@@ -48,10 +41,7 @@ fn presented_key(headers: &HeaderMap) -> ApiResult<String> {
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| ApiError::authentication(NO_KEY))?;
-        decoded
-            .split_once(':')
-            .map(|(user, _)| user.to_owned())
-            .unwrap_or(decoded)
+        decoded.split_once(':').map(|(user, _)| user.to_owned()).unwrap_or(decoded)
     } else {
         return Err(ApiError::authentication(NO_KEY));
     };
@@ -63,10 +53,8 @@ fn presented_key(headers: &HeaderMap) -> ApiResult<String> {
 
 /// `sk_test_****abcd`: the kind of key and its last four characters, never more.
 pub fn mask_key(key: &str) -> String {
-    let prefix = [TEST_KEY_PREFIX, LIVE_KEY_PREFIX, OPERATOR_KEY_PREFIX]
-        .into_iter()
-        .find(|p| key.starts_with(p))
-        .unwrap_or("");
+    let prefix =
+        [TEST_KEY_PREFIX, LIVE_KEY_PREFIX, OPERATOR_KEY_PREFIX].into_iter().find(|p| key.starts_with(p)).unwrap_or("");
     let rest = &key[prefix.len()..];
     let tail: String = if rest.len() > 8 && rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
         rest[rest.len() - 4..].to_owned()
@@ -80,10 +68,7 @@ async fn principal(parts: &Parts, state: &AppState) -> ApiResult<Principal> {
     let key = presented_key(&parts.headers)?;
     match accounts::authenticate(&state.store, &key, state.clock.now()).await? {
         Some(p) => Ok(p),
-        None => Err(ApiError::authentication(format!(
-            "Invalid API Key provided: {}",
-            mask_key(&key)
-        ))),
+        None => Err(ApiError::authentication(format!("Invalid API Key provided: {}", mask_key(&key)))),
     }
 }
 
@@ -96,11 +81,7 @@ impl FromRequestParts<AppState> for Platform {
                 scope,
                 now: state.clock.now(),
                 request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
-                idempotency_key: parts
-                    .headers
-                    .get("idempotency-key")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
+                idempotency_key: parts.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned),
             })),
             Principal::Operator { .. } => Err(ApiError::permission(
                 "Operator keys can only be used for claim review. Use the platform's secret key for this request.",
@@ -117,10 +98,11 @@ impl FromRequestParts<AppState> for Operator {
             Principal::Operator { key_id } => Ok(Operator {
                 key_id,
                 now: state.clock.now(),
+                request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
             }),
-            Principal::Platform(_) => Err(ApiError::permission(
-                "This request needs an operator key: platform keys cannot review claims.",
-            )),
+            Principal::Platform(_) => {
+                Err(ApiError::permission("This request needs an operator key: platform keys cannot review claims."))
+            }
         }
     }
 }
@@ -133,34 +115,25 @@ impl FromRequest<AppState> for Body {
 
     async fn from_request(req: Request, state: &AppState) -> ApiResult<Self> {
         let limit = state.config.max_body_bytes;
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap_or("invalid").to_ascii_lowercase());
-        let declared_len = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let content_type =
+            req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("invalid").to_ascii_lowercase());
+        let declared_len =
+            req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         if declared_len.is_some_and(|n| n > limit as u64) {
             return Err(ApiError::body_too_large(limit));
         }
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|e| {
-                // `to_bytes` fails on the limit or on a broken connection; either way the
-                // body cannot be used, and a client that sent too much should hear so.
-                let length_limit = std::error::Error::source(&e)
-                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-                if length_limit {
-                    ApiError::body_too_large(limit)
-                } else {
-                    ApiError::bad_request("The request body could not be read.")
-                }
-            })?;
-        let media = content_type
-            .as_deref()
-            .map(|ct| ct.split(';').next().unwrap_or("").trim().to_owned());
+        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+            // `to_bytes` fails on the limit or on a broken connection; either way the
+            // body cannot be used, and a client that sent too much should hear so.
+            let length_limit =
+                std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if length_limit {
+                ApiError::body_too_large(limit)
+            } else {
+                ApiError::bad_request("The request body could not be read.")
+            }
+        })?;
+        let media = content_type.as_deref().map(|ct| ct.split(';').next().unwrap_or("").trim().to_owned());
         let params = match media.as_deref() {
             Some("application/json") => Params::from_json(&bytes)?,
             Some("application/x-www-form-urlencoded") => Params::from_form(&bytes)?,
@@ -205,10 +178,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
         match axum::extract::Path::<String>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(id)) => Ok(PathId(id)),
-            Err(_) => Err(ApiError::route_not_found(
-                parts.method.as_str(),
-                parts.uri.path(),
-            )),
+            Err(_) => Err(ApiError::route_not_found(parts.method.as_str(), parts.uri.path())),
         }
     }
 }
@@ -219,17 +189,11 @@ mod tests {
 
     #[test]
     fn masks_keep_prefix_and_last_four_only() {
-        assert_eq!(
-            mask_key("sk_test_4eC39HqLyjWDarjtT1zdp7dc"),
-            "sk_test_****p7dc"
-        );
+        assert_eq!(mask_key("sk_test_4eC39HqLyjWDarjtT1zdp7dc"), "sk_test_****p7dc");
         assert_eq!(mask_key("sk_live_abcdefghijkl"), "sk_live_****ijkl");
         assert_eq!(mask_key("opk_abcdefghijkl"), "opk_****ijkl");
         assert_eq!(mask_key("short"), "****");
-        assert_eq!(
-            mask_key("sk_test_<script>alert(1)</script>"),
-            "sk_test_****"
-        );
+        assert_eq!(mask_key("sk_test_<script>alert(1)</script>"), "sk_test_****");
     }
 
     #[test]
@@ -238,10 +202,7 @@ mod tests {
         h.insert(header::AUTHORIZATION, "Bearer sk_test_x".parse().unwrap());
         assert_eq!(presented_key(&h).unwrap(), "sk_test_x");
         // curl -u sk_test_x:
-        h.insert(
-            header::AUTHORIZATION,
-            "Basic c2tfdGVzdF94Og==".parse().unwrap(),
-        );
+        h.insert(header::AUTHORIZATION, "Basic c2tfdGVzdF94Og==".parse().unwrap());
         assert_eq!(presented_key(&h).unwrap(), "sk_test_x");
         h.insert(header::AUTHORIZATION, "Token abc".parse().unwrap());
         assert!(presented_key(&h).is_err());

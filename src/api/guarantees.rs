@@ -26,15 +26,7 @@ async fn create(
     Platform(call): Platform,
     Body(mut p): Body,
 ) -> ApiResult<Json<Guarantee>> {
-    p.allow(&[
-        "policy",
-        "tenant",
-        "coverage_amount",
-        "currency",
-        "start_date",
-        "end_date",
-        "metadata",
-    ])?;
+    p.allow(&["policy", "tenant", "coverage_amount", "currency", "start_date", "end_date", "metadata"])?;
     let input = guarantees::NewGuarantee {
         policy: p.req_id("policy", Kind::Policy)?,
         tenant: p.req_id("tenant", Kind::Customer)?,
@@ -44,10 +36,7 @@ async fn create(
         end_date: p.req_int("end_date")?,
         metadata: p.metadata()?,
     };
-    let created = service::write(&state.store, async |tx| {
-        guarantees::create(tx, &call, input).await
-    })
-    .await?;
+    let created = service::write(&state.store, async |tx| guarantees::create(tx, &call, input).await).await?;
     Ok(Json(created))
 }
 
@@ -68,14 +57,8 @@ async fn update(
 ) -> ApiResult<Json<Guarantee>> {
     check_id(Kind::Guarantee, &id)?;
     p.allow(&["end_date", "metadata"])?;
-    let input = guarantees::GuaranteePatch {
-        end_date: p.int("end_date")?,
-        metadata: p.metadata()?,
-    };
-    let updated = service::write(&state.store, async |tx| {
-        guarantees::update(tx, &call, &id, input).await
-    })
-    .await?;
+    let input = guarantees::GuaranteePatch { end_date: p.int("end_date")?, metadata: p.metadata()? };
+    let updated = service::write(&state.store, async |tx| guarantees::update(tx, &call, &id, input).await).await?;
     Ok(Json(updated))
 }
 
@@ -87,10 +70,7 @@ async fn cancel(
 ) -> ApiResult<Json<Guarantee>> {
     check_id(Kind::Guarantee, &id)?;
     p.allow(&[])?;
-    let cancelled = service::write(&state.store, async |tx| {
-        guarantees::cancel(tx, &call, &id).await
-    })
-    .await?;
+    let cancelled = service::write(&state.store, async |tx| guarantees::cancel(tx, &call, &id).await).await?;
     Ok(Json(cancelled))
 }
 
@@ -106,8 +86,5 @@ async fn list(
         tenant: q.id("tenant", Kind::Customer)?,
         policy: q.id("policy", Kind::Policy)?,
     };
-    Ok(render(
-        guarantees::list(&state.store, &call, &page, filters).await?,
-        "/v1/guarantees",
-    ))
+    Ok(render(guarantees::list(&state.store, &call, &page, filters).await?, "/v1/guarantees"))
 }

@@ -9,9 +9,7 @@ use serde_json::{Value, json};
 use crate::app::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 
 async fn healthz() -> Json<Value> {
@@ -22,9 +20,6 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let ping = tokio::time::timeout(std::time::Duration::from_secs(5), state.store.ping()).await;
     match ping {
         Ok(Ok(())) => (StatusCode::OK, Json(json!({"status": "ok", "store": "ok"}))),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "store": "unreachable"})),
-        ),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "store": "unreachable"}))),
     }
 }

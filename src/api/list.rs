@@ -31,23 +31,14 @@ pub fn page_request(q: &mut Params, kind: Kind) -> ApiResult<PageRequest> {
         ));
     }
     let created = created_filter(q)?;
-    Ok(PageRequest {
-        limit,
-        starting_after,
-        ending_before,
-        created,
-    })
+    Ok(PageRequest { limit, starting_after, ending_before, created })
 }
 
 /// `created=<ts>` (exactly) or `created[gt|gte|lt|lte]=<ts>`.
 fn created_filter(q: &mut Params) -> ApiResult<CreatedFilter> {
     match q.int_or_object("created")? {
         None => Ok(CreatedFilter::default()),
-        Some(Ok(exact)) => Ok(CreatedFilter {
-            gte: Some(exact),
-            lte: Some(exact),
-            ..CreatedFilter::default()
-        }),
+        Some(Ok(exact)) => Ok(CreatedFilter { gte: Some(exact), lte: Some(exact), ..CreatedFilter::default() }),
         Some(Err(mut range)) => {
             range.allow(&["gt", "gte", "lt", "lte"])?;
             Ok(CreatedFilter {
@@ -69,10 +60,5 @@ pub struct ListBody<T> {
 }
 
 pub fn render<T: Serialize>(page: Page<T>, url: &'static str) -> Json<ListBody<T>> {
-    Json(ListBody {
-        object: "list",
-        data: page.data,
-        has_more: page.has_more,
-        url,
-    })
+    Json(ListBody { object: "list", data: page.data, has_more: page.has_more, url })
 }

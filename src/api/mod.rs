@@ -9,6 +9,7 @@ pub mod guarantees;
 pub mod health;
 pub mod list;
 pub mod params;
+pub mod payouts;
 pub mod policies;
 
 use std::time::Instant;
@@ -35,17 +36,14 @@ pub fn routes() -> Router<AppState> {
         .merge(guarantees::router())
         .merge(claims::router())
         .merge(events::router())
+        .merge(payouts::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
 
 /// A path id of the wrong kind or shape names no object: 404, as for an unknown id.
 pub(crate) fn check_id(kind: Kind, id: &str) -> ApiResult<()> {
-    if kind.matches(id) {
-        Ok(())
-    } else {
-        Err(ApiError::no_such(kind.object(), id, Some("id")))
-    }
+    if kind.matches(id) { Ok(()) } else { Err(ApiError::no_such(kind.object(), id, Some("id"))) }
 }
 
 async fn route_not_found(method: Method, uri: Uri) -> ApiError {
@@ -62,13 +60,12 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 pub async fn request_context(mut req: Request, next: Next) -> Response {
     let request_id = Kind::Request.new_id();
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    let span = tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.uri().path());
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.uri().path());
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status();
-    if (status.is_client_error() || status.is_server_error())
-        && !resp.headers().contains_key(header::CONTENT_TYPE)
-    {
+    if (status.is_client_error() || status.is_server_error()) && !resp.headers().contains_key(header::CONTENT_TYPE) {
         resp = bare_status_error(status).into_response();
     }
     let headers = resp.headers_mut();
@@ -77,11 +74,7 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     }
     headers.insert("casapay-version", HeaderValue::from_static(API_VERSION));
     span.in_scope(|| {
-        tracing::info!(
-            status = status.as_u16(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "request finished"
-        )
+        tracing::info!(status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request finished")
     });
     resp
 }

@@ -33,9 +33,7 @@ impl Params {
         }
         match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(map)) => Ok(Params { map, parent: None }),
-            Ok(_) => Err(ApiError::bad_request(
-                "Invalid request body: the JSON body must be an object.",
-            )),
+            Ok(_) => Err(ApiError::bad_request("Invalid request body: the JSON body must be an object.")),
             Err(e) => Err(ApiError::bad_request(format!(
                 "Invalid request body: the body is not valid JSON ({}).",
                 json_error_summary(&e)
@@ -46,18 +44,13 @@ impl Params {
     /// A form body or query string in Stripe's bracket notation.
     pub fn from_form(bytes: &[u8]) -> ApiResult<Self> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes).map_err(|_| {
-            ApiError::bad_request(
-                "Invalid request: the form body or query string could not be decoded.",
-            )
+            ApiError::bad_request("Invalid request: the form body or query string could not be decoded.")
         })?;
         let mut root = Map::new();
         for (key, value) in pairs {
             insert_bracketed(&mut root, &key, value)?;
         }
-        Ok(Params {
-            map: root,
-            parent: None,
-        })
+        Ok(Params { map: root, parent: None })
     }
 
     /// The full name of a param, as the caller would write it.
@@ -97,8 +90,7 @@ impl Params {
     }
 
     pub fn req_string(&mut self, key: &str) -> ApiResult<String> {
-        self.string(key)?
-            .ok_or_else(|| ApiError::missing(&self.name(key)))
+        self.string(key)?.ok_or_else(|| ApiError::missing(&self.name(key)))
     }
 
     /// A string of at most `max` characters.
@@ -113,10 +105,7 @@ impl Params {
             return Err(ApiError::invalid(
                 "invalid_string_length",
                 self.name(key),
-                format!(
-                    "Invalid {}: must be at most {max} characters.",
-                    self.name(key)
-                ),
+                format!("Invalid {}: must be at most {max} characters.", self.name(key)),
             ));
         }
         Ok(())
@@ -148,20 +137,13 @@ impl Params {
     /// An integer field of an update, where `""` or `null` clears it.
     pub fn patch_int(&mut self, key: &str) -> ApiResult<Patch<i64>> {
         let invalid = |name: String, shown: String| {
-            ApiError::invalid(
-                "parameter_invalid_integer",
-                name,
-                format!("Invalid integer: {}", clip(&shown)),
-            )
+            ApiError::invalid("parameter_invalid_integer", name, format!("Invalid integer: {}", clip(&shown)))
         };
         match self.take(key) {
             None => Ok(Patch::Absent),
             Some(Value::Null) => Ok(Patch::Clear),
             Some(Value::String(s)) if s.is_empty() => Ok(Patch::Clear),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .map(Patch::Set)
-                .ok_or_else(|| invalid(self.name(key), n.to_string())),
+            Some(Value::Number(n)) => n.as_i64().map(Patch::Set).ok_or_else(|| invalid(self.name(key), n.to_string())),
             Some(Value::String(s)) => match parse_decimal_i64(&s) {
                 Some(i) => Ok(Patch::Set(i)),
                 None => Err(invalid(self.name(key), s)),
@@ -178,8 +160,7 @@ impl Params {
     }
 
     pub fn req_int(&mut self, key: &str) -> ApiResult<i64> {
-        self.int(key)?
-            .ok_or_else(|| ApiError::missing(&self.name(key)))
+        self.int(key)?.ok_or_else(|| ApiError::missing(&self.name(key)))
     }
 
     /// An integer within `lo..=hi`.
@@ -190,10 +171,7 @@ impl Params {
                 return Err(ApiError::invalid(
                     "parameter_out_of_range",
                     self.name(key),
-                    format!(
-                        "Invalid {}: must be between {lo} and {hi}, got {i}.",
-                        self.name(key)
-                    ),
+                    format!("Invalid {}: must be between {lo} and {hi}, got {i}.", self.name(key)),
                 ));
             }
         }
@@ -201,8 +179,7 @@ impl Params {
     }
 
     pub fn req_int_in(&mut self, key: &str, range: (i64, i64)) -> ApiResult<i64> {
-        self.int_in(key, range)?
-            .ok_or_else(|| ApiError::missing(&self.name(key)))
+        self.int_in(key, range)?.ok_or_else(|| ApiError::missing(&self.name(key)))
     }
 
     pub fn bool(&mut self, key: &str) -> ApiResult<Option<bool>> {
@@ -224,25 +201,17 @@ impl Params {
         let name = self.name(key);
         match self.take(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Object(map)) => Ok(Some(Params {
-                map,
-                parent: Some(name),
-            })),
+            Some(Value::Object(map)) => Ok(Some(Params { map, parent: Some(name) })),
             Some(other) => Err(ApiError::invalid(
                 "parameter_invalid_object",
                 &name,
-                format!(
-                    "Invalid hash: {} must be an object, got {}",
-                    name,
-                    clip(&display(&other))
-                ),
+                format!("Invalid hash: {} must be an object, got {}", name, clip(&display(&other))),
             )),
         }
     }
 
     pub fn req_object(&mut self, key: &str) -> ApiResult<Params> {
-        self.object(key)?
-            .ok_or_else(|| ApiError::missing(&self.name(key)))
+        self.object(key)?.ok_or_else(|| ApiError::missing(&self.name(key)))
     }
 
     /// A param that is either an integer or a hash (`created=5` or `created[gt]=5`).
@@ -260,20 +229,12 @@ impl Params {
             AmountError::TooSmall => ApiError::invalid(
                 "amount_too_small",
                 self.name(key),
-                format!(
-                    "Invalid {}: must be at least {}.",
-                    self.name(key),
-                    Amount::MIN
-                ),
+                format!("Invalid {}: must be at least {}.", self.name(key), Amount::MIN),
             ),
             AmountError::TooLarge => ApiError::invalid(
                 "amount_too_large",
                 self.name(key),
-                format!(
-                    "Invalid {}: must be at most {}.",
-                    self.name(key),
-                    Amount::MAX
-                ),
+                format!("Invalid {}: must be at most {}.", self.name(key), Amount::MAX),
             ),
         })
     }
@@ -284,10 +245,7 @@ impl Params {
             ApiError::invalid(
                 "invalid_currency",
                 self.name(key),
-                format!(
-                    "Invalid currency: {}. Use a three-letter ISO 4217 code, such as eur.",
-                    clip(&code)
-                ),
+                format!("Invalid currency: {}. Use a three-letter ISO 4217 code, such as eur.", clip(&code)),
             )
         })
     }
@@ -322,12 +280,7 @@ impl Params {
                 ApiError::invalid(
                     "parameter_invalid_value",
                     self.name(key),
-                    format!(
-                        "Invalid {}: must be one of {}, got '{}'.",
-                        self.name(key),
-                        names(),
-                        clip(&s)
-                    ),
+                    format!("Invalid {}: must be one of {}, got '{}'.", self.name(key), names(), clip(&s)),
                 )
             }),
         }
@@ -345,10 +298,7 @@ impl Params {
                 return Err(ApiError::invalid(
                     "parameter_invalid_object",
                     &name,
-                    format!(
-                        "Invalid hash: metadata must be an object of strings, got {}",
-                        clip(&display(&other))
-                    ),
+                    format!("Invalid hash: metadata must be an object of strings, got {}", clip(&display(&other))),
                 ));
             }
         };
@@ -370,13 +320,8 @@ impl Params {
                     ));
                 }
             };
-            MetadataUpdate::check_pair(&key, value.as_deref()).map_err(|e| {
-                ApiError::invalid(
-                    "metadata_invalid",
-                    format!("{name}[{}]", clip(&key)),
-                    e.to_string(),
-                )
-            })?;
+            MetadataUpdate::check_pair(&key, value.as_deref())
+                .map_err(|e| ApiError::invalid("metadata_invalid", format!("{name}[{}]", clip(&key)), e.to_string()))?;
             changes.insert(key, value);
         }
         if changes.len() > crate::domain::metadata::MAX_KEYS {
@@ -396,10 +341,7 @@ impl Params {
             ApiError::invalid(
                 "parameter_invalid_array",
                 &name,
-                format!(
-                    "Invalid array: {name} must be a list of strings, got {}",
-                    clip(&display(v))
-                ),
+                format!("Invalid array: {name} must be a list of strings, got {}", clip(&display(v))),
             )
         };
         match self.take(key) {
@@ -491,13 +433,8 @@ fn parse_key(key: &str) -> Option<Vec<Segment>> {
 }
 
 fn insert_bracketed(root: &mut Map<String, Value>, key: &str, value: String) -> ApiResult<()> {
-    let invalid = || {
-        ApiError::invalid(
-            "parameter_invalid",
-            clip(key),
-            format!("Invalid parameter name: {}", clip(key)),
-        )
-    };
+    let invalid =
+        || ApiError::invalid("parameter_invalid", clip(key), format!("Invalid parameter name: {}", clip(key)));
     let segments = parse_key(key).ok_or_else(invalid)?;
     let Segment::Key(first) = &segments[0] else {
         return Err(invalid());
@@ -554,42 +491,24 @@ mod tests {
     #[test]
     fn form_bracket_notation_builds_nested_values() {
         assert_eq!(
-            form(
-                "metadata[lease_id]=x&evidence[due_date]=1&expand[]=policy&expand[]=tenant&name=a%20b"
-            ),
+            form("metadata[lease_id]=x&evidence[due_date]=1&expand[]=policy&expand[]=tenant&name=a%20b"),
             json!({"metadata": {"lease_id": "x"}, "evidence": {"due_date": "1"}, "expand": ["policy", "tenant"], "name": "a b"})
         );
-        assert_eq!(
-            form("expand[0]=a&expand[1]=b"),
-            json!({"expand": ["a", "b"]})
-        );
-        assert_eq!(
-            form("created[gte]=5&limit=3"),
-            json!({"created": {"gte": "5"}, "limit": "3"})
-        );
+        assert_eq!(form("expand[0]=a&expand[1]=b"), json!({"expand": ["a", "b"]}));
+        assert_eq!(form("created[gte]=5&limit=3"), json!({"created": {"gte": "5"}, "limit": "3"}));
         assert_eq!(form("metadata="), json!({"metadata": ""}));
     }
 
     #[test]
     fn malformed_form_keys_are_refused() {
-        for bad in [
-            "[a]=1",
-            "a[b=1",
-            "expand[5]=x",
-            "a=1&a[b]=2",
-            "a[b]=1&a=2",
-            "a[b]c=1",
-        ] {
+        for bad in ["[a]=1", "a[b=1", "expand[5]=x", "a=1&a[b]=2", "a[b]=1&a=2", "a[b]c=1"] {
             assert!(Params::from_form(bad.as_bytes()).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn json_and_form_give_the_same_values() {
-        let mut j = Params::from_json(
-            br#"{"amount": 120000, "active": true, "evidence": {"due_date": 5}}"#,
-        )
-        .unwrap();
+        let mut j = Params::from_json(br#"{"amount": 120000, "active": true, "evidence": {"due_date": 5}}"#).unwrap();
         let mut f = Params::from_form(b"amount=120000&active=true&evidence[due_date]=5").unwrap();
         for p in [&mut j, &mut f] {
             assert_eq!(p.req_int("amount").unwrap(), 120000);
@@ -602,39 +521,17 @@ mod tests {
 
     #[test]
     fn typed_getters_reject_wrong_types() {
-        let mut p = Params::from_json(
-            br#"{"a": 1.5, "b": "12x", "d": {"x": 1}, "e": "yes", "f": 99999999999999999999}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            p.req_int("a").unwrap_err().code(),
-            Some("parameter_invalid_integer")
-        );
-        assert_eq!(
-            p.req_int("b").unwrap_err().code(),
-            Some("parameter_invalid_integer")
-        );
+        let mut p =
+            Params::from_json(br#"{"a": 1.5, "b": "12x", "d": {"x": 1}, "e": "yes", "f": 99999999999999999999}"#)
+                .unwrap();
+        assert_eq!(p.req_int("a").unwrap_err().code(), Some("parameter_invalid_integer"));
+        assert_eq!(p.req_int("b").unwrap_err().code(), Some("parameter_invalid_integer"));
         // Numbers beyond f64 are not JSON serde can hold: the body itself is refused.
-        assert_eq!(
-            Params::from_json(br#"{"c": 1e400}"#).unwrap_err().status(),
-            400
-        );
-        assert_eq!(
-            p.req_string("d").unwrap_err().code(),
-            Some("parameter_invalid_string")
-        );
-        assert_eq!(
-            p.bool("e").unwrap_err().code(),
-            Some("parameter_invalid_boolean")
-        );
-        assert_eq!(
-            p.req_int("f").unwrap_err().code(),
-            Some("parameter_invalid_integer")
-        );
-        assert_eq!(
-            p.req_int("missing").unwrap_err().code(),
-            Some("parameter_missing")
-        );
+        assert_eq!(Params::from_json(br#"{"c": 1e400}"#).unwrap_err().status(), 400);
+        assert_eq!(p.req_string("d").unwrap_err().code(), Some("parameter_invalid_string"));
+        assert_eq!(p.bool("e").unwrap_err().code(), Some("parameter_invalid_boolean"));
+        assert_eq!(p.req_int("f").unwrap_err().code(), Some("parameter_invalid_integer"));
+        assert_eq!(p.req_int("missing").unwrap_err().code(), Some("parameter_missing"));
     }
 
     #[test]
@@ -649,10 +546,7 @@ mod tests {
     fn metadata_parsing() {
         let mut p = Params::from_json(br#"{"metadata": {"a": "1", "b": ""}}"#).unwrap();
         let update = p.metadata().unwrap().unwrap();
-        assert_eq!(
-            update,
-            MetadataUpdate::Merge([("a".into(), Some("1".into())), ("b".into(), None)].into())
-        );
+        assert_eq!(update, MetadataUpdate::Merge([("a".into(), Some("1".into())), ("b".into(), None)].into()));
         let mut p = Params::from_form(b"metadata=").unwrap();
         assert_eq!(p.metadata().unwrap(), Some(MetadataUpdate::Clear));
         let mut p = Params::from_json(br#"{"metadata": {"a": 5}}"#).unwrap();
@@ -661,11 +555,7 @@ mod tests {
         assert!(p.metadata().is_err());
         let long = format!(r#"{{"metadata": {{"{}": "v"}}}}"#, "k".repeat(41));
         assert_eq!(
-            Params::from_json(long.as_bytes())
-                .unwrap()
-                .metadata()
-                .unwrap_err()
-                .code(),
+            Params::from_json(long.as_bytes()).unwrap().metadata().unwrap_err().code(),
             Some("metadata_invalid")
         );
     }

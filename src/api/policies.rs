@@ -21,25 +21,15 @@ pub fn router() -> Router<AppState> {
 
 const NAME_MAX: usize = 256;
 
-async fn create(
-    State(state): State<AppState>,
-    Platform(call): Platform,
-    Body(mut p): Body,
-) -> ApiResult<Json<Policy>> {
+async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Json<Policy>> {
     p.allow(&[&["name", "active", "metadata"], FIXED_TERMS].concat())?;
     let input = policies::NewPolicy {
         name: p.req_string("name")?,
         coverage_percentage: p.req_int_in("coverage_percentage", policy::COVERAGE_PERCENTAGE)?,
         max_coverage_months: p.req_int_in("max_coverage_months", policy::MAX_COVERAGE_MONTHS)?,
-        waiting_period_days: p
-            .int_in("waiting_period_days", policy::WAITING_PERIOD_DAYS)?
-            .unwrap_or(0),
-        eligible_score_minimum: p
-            .int_in("eligible_score_minimum", policy::ELIGIBLE_SCORE_MINIMUM)?
-            .unwrap_or(0),
-        deductible_amount: p
-            .int_in("deductible_amount", policy::DEDUCTIBLE_AMOUNT)?
-            .unwrap_or(0),
+        waiting_period_days: p.int_in("waiting_period_days", policy::WAITING_PERIOD_DAYS)?.unwrap_or(0),
+        eligible_score_minimum: p.int_in("eligible_score_minimum", policy::ELIGIBLE_SCORE_MINIMUM)?.unwrap_or(0),
+        deductible_amount: p.int_in("deductible_amount", policy::DEDUCTIBLE_AMOUNT)?.unwrap_or(0),
         active: p.bool("active")?.unwrap_or(true),
         metadata: p.metadata()?,
     };
@@ -50,10 +40,7 @@ async fn create(
             format!("Invalid name: must be at most {NAME_MAX} characters."),
         ));
     }
-    let created = service::write(&state.store, async |tx| {
-        policies::create(tx, &call, input).await
-    })
-    .await?;
+    let created = service::write(&state.store, async |tx| policies::create(tx, &call, input).await).await?;
     Ok(Json(created))
 }
 
@@ -89,10 +76,7 @@ async fn update(
         active: p.bool("active")?,
         metadata: p.metadata()?,
     };
-    let updated = service::write(&state.store, async |tx| {
-        policies::update(tx, &call, &id, input).await
-    })
-    .await?;
+    let updated = service::write(&state.store, async |tx| policies::update(tx, &call, &id, input).await).await?;
     Ok(Json(updated))
 }
 
@@ -104,8 +88,5 @@ async fn list(
     q.allow(&[LIST_PARAMS, &["active"]].concat())?;
     let page = page_request(&mut q, Kind::Policy)?;
     let active = q.bool("active")?;
-    Ok(render(
-        policies::list(&state.store, &call, &page, active).await?,
-        "/v1/guarantee_policies",
-    ))
+    Ok(render(policies::list(&state.store, &call, &page, active).await?, "/v1/guarantee_policies"))
 }

@@ -67,6 +67,9 @@ pub struct Claim {
     pub denial_reason: Option<DenialReason>,
     pub reviewed_at: Option<Timestamp>,
     pub status_transitions: StatusTransitions,
+    /// Automated review passed it to an operator (not rendered).
+    #[serde(skip)]
+    pub awaiting_operator: bool,
     pub metadata: Metadata,
     pub livemode: bool,
     pub created: Timestamp,
@@ -83,14 +86,8 @@ mod tests {
     #[test]
     fn wire_names() {
         assert_eq!(ClaimStatus::UnderReview.as_str(), "under_review");
-        assert_eq!(
-            ClaimReason::parse("lease_break"),
-            Some(ClaimReason::LeaseBreak)
-        );
+        assert_eq!(ClaimReason::parse("lease_break"), Some(ClaimReason::LeaseBreak));
         assert_eq!(ClaimReason::parse("other"), None);
-        assert_eq!(
-            serde_json::to_value(DenialReason::BelowDeductible).unwrap(),
-            serde_json::json!("below_deductible")
-        );
+        assert_eq!(serde_json::to_value(DenialReason::BelowDeductible).unwrap(), serde_json::json!("below_deductible"));
     }
 }

@@ -29,6 +29,7 @@ wire_enum! {
         ClaimDenied = "claim.denied",
         ClaimPaid = "claim.paid",
         PayoutPaid = "payout.paid",
+        PayoutFailed = "payout.failed",
         WebhookEndpointDisabled = "webhook_endpoint.disabled",
     }
 }
@@ -114,21 +115,12 @@ mod tests {
         let before = json!({"id": "x", "status": "active", "end_date": 10, "metadata": {"a": "1", "b": "2"}});
         let after = json!({"id": "x", "status": "active", "end_date": 20, "metadata": {"a": "1", "c": "3"}});
         let prev = previous_attributes(&before, &after);
-        assert_eq!(
-            serde_json::Value::Object(prev),
-            json!({"end_date": 10, "metadata": {"b": "2", "c": ""}})
-        );
+        assert_eq!(serde_json::Value::Object(prev), json!({"end_date": 10, "metadata": {"b": "2", "c": ""}}));
     }
 
     #[test]
     fn event_type_names() {
-        assert_eq!(
-            EventType::parse("claim.approved"),
-            Some(EventType::ClaimApproved)
-        );
-        assert_eq!(
-            EventType::PolicyCreated.as_str(),
-            "guarantee_policy.created"
-        );
+        assert_eq!(EventType::parse("claim.approved"), Some(EventType::ClaimApproved));
+        assert_eq!(EventType::PolicyCreated.as_str(), "guarantee_policy.created");
     }
 }

@@ -35,6 +35,9 @@ pub struct Guarantee {
     pub end_date: Timestamp,
     pub claims_filed: i64,
     pub claims_paid: i64,
+    /// Approved claims not yet paid; part of the coverage they may not use twice.
+    #[serde(skip)]
+    pub claims_reserved: i64,
     pub cancelled_at: Option<Timestamp>,
     pub metadata: Metadata,
     pub livemode: bool,
@@ -43,6 +46,16 @@ pub struct Guarantee {
 
 impl Guarantee {
     pub const OBJECT: &'static str = "guarantee";
+
+    /// What is left to pay out: the total less what was paid and what is approved.
+    pub fn remaining(&self) -> i64 {
+        self.total_coverage - self.claims_paid - self.claims_reserved
+    }
+
+    /// Keeps the rendered `remaining_coverage` in step with the amounts.
+    pub fn refresh_remaining(&mut self) {
+        self.remaining_coverage = self.remaining();
+    }
 }
 
 /// `coverage_amount` x the policy's `max_coverage_months`. Both are bounded
@@ -53,11 +66,7 @@ pub fn total_coverage(coverage_amount: i64, max_coverage_months: i64) -> i64 {
 
 /// The status a new guarantee starts in.
 pub fn initial_status(start_date: Timestamp, now: Timestamp) -> GuaranteeStatus {
-    if start_date > now {
-        GuaranteeStatus::Pending
-    } else {
-        GuaranteeStatus::Active
-    }
+    if start_date > now { GuaranteeStatus::Pending } else { GuaranteeStatus::Active }
 }
 
 /// Why a claim cannot be filed on a guarantee right now.
@@ -115,24 +124,12 @@ mod tests {
         use GuaranteeStatus::*;
         let (start, end) = (1_000, 1_000 + 365 * DAY);
         assert_eq!(check_claimable(Active, start, end, start), Ok(()));
-        assert_eq!(
-            check_claimable(Pending, start, end, start - 1),
-            Err(NotClaimable::NotStarted)
-        );
+        assert_eq!(check_claimable(Pending, start, end, start - 1), Err(NotClaimable::NotStarted));
         assert_eq!(check_claimable(Pending, start, end, start), Ok(()));
         assert_eq!(check_claimable(Expired, start, end, end + 59 * DAY), Ok(()));
-        assert_eq!(
-            check_claimable(Expired, start, end, end + 60 * DAY),
-            Err(NotClaimable::ExpiredTooLongAgo)
-        );
-        assert_eq!(
-            check_claimable(Cancelled, start, end, start + 1),
-            Err(NotClaimable::Cancelled)
-        );
-        assert_eq!(
-            check_claimable(Claimed, start, end, start + 1),
-            Err(NotClaimable::Claimed)
-        );
+        assert_eq!(check_claimable(Expired, start, end, end + 60 * DAY), Err(NotClaimable::ExpiredTooLongAgo));
+        assert_eq!(check_claimable(Cancelled, start, end, start + 1), Err(NotClaimable::Cancelled));
+        assert_eq!(check_claimable(Claimed, start, end, start + 1), Err(NotClaimable::Claimed));
     }
 
     #[test]

@@ -73,24 +73,14 @@ mod tests {
     use super::*;
 
     fn merge(pairs: &[(&str, Option<&str>)]) -> MetadataUpdate {
-        MetadataUpdate::Merge(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
-                .collect(),
-        )
+        MetadataUpdate::Merge(pairs.iter().map(|(k, v)| (k.to_string(), v.map(str::to_string))).collect())
     }
 
     #[test]
     fn merge_sets_and_removes_keys() {
         let current: Metadata = [("a".into(), "1".into()), ("b".into(), "2".into())].into();
-        let next = merge(&[("b", None), ("c", Some("3"))])
-            .apply(&current)
-            .unwrap();
-        assert_eq!(
-            next,
-            [("a".into(), "1".into()), ("c".into(), "3".into())].into()
-        );
+        let next = merge(&[("b", None), ("c", Some("3"))]).apply(&current).unwrap();
+        assert_eq!(next, [("a".into(), "1".into()), ("c".into(), "3".into())].into());
     }
 
     #[test]
@@ -107,19 +97,10 @@ mod tests {
         assert!(MetadataUpdate::check_pair("a[b]", Some("v")).is_err());
         assert!(MetadataUpdate::check_pair("k", Some(&"v".repeat(500))).is_ok());
         assert!(MetadataUpdate::check_pair("k", Some(&"v".repeat(501))).is_err());
-        let fifty: Metadata = (0..50)
-            .map(|i| (format!("k{i}"), "v".to_string()))
-            .collect();
+        let fifty: Metadata = (0..50).map(|i| (format!("k{i}"), "v".to_string())).collect();
         assert!(merge(&[("k0", Some("x"))]).apply(&fifty).is_ok());
-        assert_eq!(
-            merge(&[("new", Some("x"))]).apply(&fifty),
-            Err(MetadataError::TooManyKeys)
-        );
+        assert_eq!(merge(&[("new", Some("x"))]).apply(&fifty), Err(MetadataError::TooManyKeys));
         // Removing one key makes room for another in the same update.
-        assert!(
-            merge(&[("k0", None), ("new", Some("x"))])
-                .apply(&fifty)
-                .is_ok()
-        );
+        assert!(merge(&[("k0", None), ("new", Some("x"))]).apply(&fifty).is_ok());
     }
 }

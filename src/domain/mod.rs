@@ -6,7 +6,9 @@ pub mod event;
 pub mod guarantee;
 pub mod metadata;
 pub mod money;
+pub mod payout;
 pub mod policy;
+pub mod review;
 
 /// Unix seconds.
 pub type Timestamp = i64;

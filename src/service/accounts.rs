@@ -50,22 +50,10 @@ pub fn hash_key(key: &str) -> String {
 }
 
 fn last4(key: &str) -> String {
-    key.chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect()
+    key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect()
 }
 
-fn key_record(
-    key: &str,
-    account_id: Option<&str>,
-    kind: KeyKind,
-    livemode: bool,
-    now: i64,
-) -> KeyRecord {
+fn key_record(key: &str, account_id: Option<&str>, kind: KeyKind, livemode: bool, now: i64) -> KeyRecord {
     KeyRecord {
         id: Kind::ApiKey.new_id(),
         account_id: account_id.map(str::to_owned),
@@ -85,32 +73,16 @@ pub async fn create_account(store: &Store, name: &str, now: i64) -> ApiResult<Cr
     let live_key = format!("{LIVE_KEY_PREFIX}{}", random_secret(32));
     let mut tx = store.begin().await?;
     store::accounts::insert_account(&mut tx, &id, name, now).await?;
-    store::accounts::insert_key(
-        &mut tx,
-        &key_record(&test_key, Some(&id), KeyKind::Secret, false, now),
-    )
-    .await?;
-    store::accounts::insert_key(
-        &mut tx,
-        &key_record(&live_key, Some(&id), KeyKind::Secret, true, now),
-    )
-    .await?;
+    store::accounts::insert_key(&mut tx, &key_record(&test_key, Some(&id), KeyKind::Secret, false, now)).await?;
+    store::accounts::insert_key(&mut tx, &key_record(&live_key, Some(&id), KeyKind::Secret, true, now)).await?;
     tx.commit().await?;
-    Ok(CreatedAccount {
-        id,
-        test_key,
-        live_key,
-    })
+    Ok(CreatedAccount { id, test_key, live_key })
 }
 
 pub async fn create_operator_key(store: &Store, now: i64) -> ApiResult<String> {
     let key = format!("{OPERATOR_KEY_PREFIX}{}", random_secret(32));
     let mut conn = store.acquire().await?;
-    store::accounts::insert_key(
-        &mut conn,
-        &key_record(&key, None, KeyKind::Operator, false, now),
-    )
-    .await?;
+    store::accounts::insert_key(&mut conn, &key_record(&key, None, KeyKind::Operator, false, now)).await?;
     Ok(key)
 }
 
@@ -130,10 +102,9 @@ pub async fn authenticate(store: &Store, key: &str, now: i64) -> ApiResult<Optio
         return Ok(None);
     }
     Ok(match (record.kind, record.account_id) {
-        (KeyKind::Secret, Some(account_id)) => Some(Principal::Platform(Scope {
-            account_id,
-            livemode: record.livemode,
-        })),
+        (KeyKind::Secret, Some(account_id)) => {
+            Some(Principal::Platform(Scope { account_id, livemode: record.livemode }))
+        }
         (KeyKind::Operator, _) => Some(Principal::Operator { key_id: record.id }),
         (KeyKind::Secret, None) => None,
     })
@@ -146,26 +117,14 @@ pub async fn seed_demo(store: &Store, now: i64) -> ApiResult<()> {
         store::accounts::insert_account(&mut tx, DEMO_ACCOUNT_ID, "Demo", now).await?;
     }
     let hash = hash_key(DEMO_TEST_KEY);
-    if store::accounts::find_key_by_hash(&mut tx, &hash)
-        .await?
-        .is_none()
-    {
+    if store::accounts::find_key_by_hash(&mut tx, &hash).await?.is_none() {
         store::accounts::insert_key(
             &mut tx,
-            &key_record(
-                DEMO_TEST_KEY,
-                Some(DEMO_ACCOUNT_ID),
-                KeyKind::Secret,
-                false,
-                now,
-            ),
+            &key_record(DEMO_TEST_KEY, Some(DEMO_ACCOUNT_ID), KeyKind::Secret, false, now),
         )
         .await?;
     }
-    let scope = Scope {
-        account_id: DEMO_ACCOUNT_ID.into(),
-        livemode: false,
-    };
+    let scope = Scope { account_id: DEMO_ACCOUNT_ID.into(), livemode: false };
     let customer = Customer {
         id: DEMO_CUSTOMER_ID.into(),
         object: Customer::OBJECT,
@@ -187,10 +146,7 @@ mod tests {
 
     #[test]
     fn key_hash_is_sha256_hex() {
-        assert_eq!(
-            hash_key("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hash_key("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(last4(DEMO_TEST_KEY), "p7dc");
     }
 }

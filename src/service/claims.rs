@@ -42,49 +42,26 @@ fn duplicate(invoice_id: &str, existing: &str) -> ApiError {
 pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Claim> {
     let mut guarantee = store::guarantees::get_for_update(tx, &call.scope, &input.guarantee)
         .await?
-        .ok_or_else(|| {
-            ApiError::no_such(
-                Kind::Guarantee.object(),
-                &input.guarantee,
-                Some("guarantee"),
-            )
-        })?;
+        .ok_or_else(|| ApiError::no_such(Kind::Guarantee.object(), &input.guarantee, Some("guarantee")))?;
     if input.currency.as_str() != guarantee.currency {
         return Err(ApiError::invalid(
             "currency_mismatch",
             "currency",
-            format!(
-                "The claim's currency ({}) must match the guarantee's ({}).",
-                input.currency, guarantee.currency
-            ),
+            format!("The claim's currency ({}) must match the guarantee's ({}).", input.currency, guarantee.currency),
         ));
     }
-    if let Err(why) = check_claimable(
-        guarantee.status,
-        guarantee.start_date,
-        guarantee.end_date,
-        call.now,
-    ) {
+    if let Err(why) = check_claimable(guarantee.status, guarantee.start_date, guarantee.end_date, call.now) {
         let message = match why {
             NotClaimable::NotStarted => {
-                "The guarantee has not started yet: claims can be filed from its start_date."
-                    .to_owned()
+                "The guarantee has not started yet: claims can be filed from its start_date.".to_owned()
             }
-            NotClaimable::Cancelled => {
-                "The guarantee is cancelled and takes no new claims.".to_owned()
-            }
-            NotClaimable::Claimed => {
-                "The guarantee's coverage is used up and it takes no new claims.".to_owned()
-            }
+            NotClaimable::Cancelled => "The guarantee is cancelled and takes no new claims.".to_owned(),
+            NotClaimable::Claimed => "The guarantee's coverage is used up and it takes no new claims.".to_owned(),
             NotClaimable::ExpiredTooLongAgo => {
                 "The guarantee expired more than 60 days ago and takes no new claims.".to_owned()
             }
         };
-        return Err(ApiError::state_param(
-            "guarantee_not_claimable",
-            "guarantee",
-            message,
-        ));
+        return Err(ApiError::state_param("guarantee_not_claimable", "guarantee", message));
     }
     if input.evidence.due_date > call.now {
         return Err(ApiError::invalid(
@@ -93,9 +70,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
             "The evidence[due_date] cannot be in the future: file the claim once the rent is overdue.",
         ));
     }
-    if let Some(existing) =
-        store::claims::find_live_for_invoice(tx, &guarantee.id, &input.evidence.invoice_id).await?
-    {
+    if let Some(existing) = store::claims::find_live_for_invoice(tx, &guarantee.id, &input.evidence.invoice_id).await? {
         return Err(duplicate(&input.evidence.invoice_id, &existing));
     }
     let claim = Claim {
@@ -117,6 +92,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
             under_review_at: Some(call.now),
             ..StatusTransitions::default()
         },
+        awaiting_operator: false,
         metadata: apply_metadata(&Metadata::new(), input.metadata.as_ref())?,
         livemode: call.scope.livemode,
         created: call.now,
@@ -136,20 +112,11 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Claim> {
     let mut conn = store.acquire().await?;
-    store::claims::get(&mut conn, &call.scope, id)
-        .await?
-        .ok_or_else(|| not_found(id))
+    store::claims::get(&mut conn, &call.scope, id).await?.ok_or_else(|| not_found(id))
 }
 
-pub async fn update_metadata(
-    tx: &mut Tx,
-    call: &Call,
-    id: &str,
-    metadata: Option<MetadataUpdate>,
-) -> ApiResult<Claim> {
-    let before = store::claims::get_for_update(tx, &call.scope, id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
+pub async fn update_metadata(tx: &mut Tx, call: &Call, id: &str, metadata: Option<MetadataUpdate>) -> ApiResult<Claim> {
+    let before = store::claims::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
     let mut after = before.clone();
     after.metadata = apply_metadata(&before.metadata, metadata.as_ref())?;
     store::claims::update(tx, &call.scope, &after).await?;
@@ -157,12 +124,7 @@ pub async fn update_metadata(
     Ok(after)
 }
 
-pub async fn list(
-    store: &Store,
-    call: &Call,
-    page: &PageRequest,
-    filters: ClaimFilters,
-) -> ApiResult<Page<Claim>> {
+pub async fn list(store: &Store, call: &Call, page: &PageRequest, filters: ClaimFilters) -> ApiResult<Page<Claim>> {
     let mut conn = store.acquire().await?;
     check_cursors(&mut conn, call, "claims", Kind::Claim, page).await?;
     Ok(store::claims::list(&mut conn, &call.scope, page, filters).await?)

@@ -30,10 +30,7 @@ pub(crate) fn metadata_error(e: crate::domain::metadata::MetadataError) -> ApiEr
 }
 
 /// Applies a metadata update to `current`, if there is one.
-pub(crate) fn apply_metadata(
-    current: &Metadata,
-    update: Option<&MetadataUpdate>,
-) -> ApiResult<Metadata> {
+pub(crate) fn apply_metadata(current: &Metadata, update: Option<&MetadataUpdate>) -> ApiResult<Metadata> {
     match update {
         Some(u) => u.apply(current).map_err(metadata_error),
         None => Ok(current.clone()),
@@ -63,12 +60,7 @@ pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Custome
         .ok_or_else(|| ApiError::no_such(Kind::Customer.object(), id, Some("id")))
 }
 
-pub async fn update(
-    tx: &mut Tx,
-    call: &Call,
-    id: &str,
-    input: CustomerPatch,
-) -> ApiResult<Customer> {
+pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: CustomerPatch) -> ApiResult<Customer> {
     let before = store::customers::get_for_update(tx, &call.scope, id)
         .await?
         .ok_or_else(|| ApiError::no_such(Kind::Customer.object(), id, Some("id")))?;
@@ -82,12 +74,7 @@ pub async fn update(
     Ok(after)
 }
 
-pub async fn list(
-    store: &Store,
-    call: &Call,
-    page: &PageRequest,
-    email: Option<String>,
-) -> ApiResult<Page<Customer>> {
+pub async fn list(store: &Store, call: &Call, page: &PageRequest, email: Option<String>) -> ApiResult<Page<Customer>> {
     let mut conn = store.acquire().await?;
     check_cursors(&mut conn, call, "customers", Kind::Customer, page).await?;
     Ok(store::customers::list(&mut conn, &call.scope, page, email).await?)

@@ -13,12 +13,7 @@ pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Event> 
         .ok_or_else(|| ApiError::no_such(Kind::Event.object(), id, Some("id")))
 }
 
-pub async fn list(
-    store: &Store,
-    call: &Call,
-    page: &PageRequest,
-    kind: Option<String>,
-) -> ApiResult<Page<Event>> {
+pub async fn list(store: &Store, call: &Call, page: &PageRequest, kind: Option<String>) -> ApiResult<Page<Event>> {
     let mut conn = store.acquire().await?;
     check_cursors(&mut conn, call, "events", Kind::Event, page).await?;
     Ok(store::events::list(&mut conn, &call.scope, page, kind).await?)

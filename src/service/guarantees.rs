@@ -34,18 +34,10 @@ fn not_found(id: &str) -> ApiError {
 
 pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<Guarantee> {
     if input.end_date <= input.start_date {
-        return Err(ApiError::invalid(
-            "invalid_dates",
-            "end_date",
-            "The end_date must be after the start_date.",
-        ));
+        return Err(ApiError::invalid("invalid_dates", "end_date", "The end_date must be after the start_date."));
     }
     if input.end_date <= call.now {
-        return Err(ApiError::invalid(
-            "invalid_dates",
-            "end_date",
-            "The end_date must be in the future.",
-        ));
+        return Err(ApiError::invalid("invalid_dates", "end_date", "The end_date must be in the future."));
     }
     let policy = store::policies::get(tx, &call.scope, &input.policy)
         .await?
@@ -54,10 +46,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<
         return Err(ApiError::state_param(
             "policy_inactive",
             "policy",
-            format!(
-                "The guarantee policy {} is not active and takes no new guarantees.",
-                policy.id
-            ),
+            format!("The guarantee policy {} is not active and takes no new guarantees.", policy.id),
         ));
     }
     let tenant = store::customers::get(tx, &call.scope, &input.tenant)
@@ -89,6 +78,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<
         end_date: input.end_date,
         claims_filed: 0,
         claims_paid: 0,
+        claims_reserved: 0,
         cancelled_at: None,
         metadata: apply_metadata(&Metadata::new(), input.metadata.as_ref())?,
         livemode: call.scope.livemode,
@@ -101,27 +91,15 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Guarantee> {
     let mut conn = store.acquire().await?;
-    store::guarantees::get(&mut conn, &call.scope, id)
-        .await?
-        .ok_or_else(|| not_found(id))
+    store::guarantees::get(&mut conn, &call.scope, id).await?.ok_or_else(|| not_found(id))
 }
 
-pub async fn update(
-    tx: &mut Tx,
-    call: &Call,
-    id: &str,
-    input: GuaranteePatch,
-) -> ApiResult<Guarantee> {
-    let before = store::guarantees::get_for_update(tx, &call.scope, id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
+pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: GuaranteePatch) -> ApiResult<Guarantee> {
+    let before = store::guarantees::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
     let mut after = before.clone();
     if let Some(end_date) = input.end_date {
         if end_date != before.end_date {
-            if !matches!(
-                before.status,
-                GuaranteeStatus::Pending | GuaranteeStatus::Active
-            ) {
+            if !matches!(before.status, GuaranteeStatus::Pending | GuaranteeStatus::Active) {
                 return Err(ApiError::state_param(
                     "guarantee_not_modifiable",
                     "end_date",
@@ -148,19 +126,11 @@ pub async fn update(
 }
 
 pub async fn cancel(tx: &mut Tx, call: &Call, id: &str) -> ApiResult<Guarantee> {
-    let before = store::guarantees::get_for_update(tx, &call.scope, id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    if !matches!(
-        before.status,
-        GuaranteeStatus::Pending | GuaranteeStatus::Active
-    ) {
+    let before = store::guarantees::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
+    if !matches!(before.status, GuaranteeStatus::Pending | GuaranteeStatus::Active) {
         return Err(ApiError::state(
             "guarantee_not_cancellable",
-            format!(
-                "Only a pending or active guarantee can be cancelled; this one is {}.",
-                before.status
-            ),
+            format!("Only a pending or active guarantee can be cancelled; this one is {}.", before.status),
         ));
     }
     let mut after = before.clone();

@@ -7,6 +7,8 @@ pub mod customers;
 pub mod events;
 pub mod guarantees;
 pub mod policies;
+pub mod rail;
+pub mod review;
 
 use serde::Serialize;
 
@@ -27,10 +29,7 @@ pub struct Call {
 
 /// Runs `op` in one transaction and commits it if `op` succeeds; on an error the
 /// transaction is dropped, which rolls it back.
-pub async fn write<T>(
-    store: &Store,
-    op: impl AsyncFnOnce(&mut Tx) -> ApiResult<T>,
-) -> ApiResult<T> {
+pub async fn write<T>(store: &Store, op: impl AsyncFnOnce(&mut Tx) -> ApiResult<T>) -> ApiResult<T> {
     let mut tx = store.begin().await?;
     let out = op(&mut tx).await?;
     tx.commit().await?;
@@ -38,12 +37,7 @@ pub async fn write<T>(
 }
 
 /// Writes an event for `object` in the caller's transaction.
-pub async fn record_event<T: Serialize>(
-    conn: &mut Conn,
-    call: &Call,
-    kind: EventType,
-    object: &T,
-) -> ApiResult<()> {
+pub async fn record_event<T: Serialize>(conn: &mut Conn, call: &Call, kind: EventType, object: &T) -> ApiResult<()> {
     insert_event(conn, call, kind, object, None).await
 }
 
@@ -90,17 +84,8 @@ async fn insert_event<T: Serialize>(
 
 /// Checks that the list cursors name objects the caller can see, so an unknown
 /// cursor is a 404 rather than a silently empty page.
-pub async fn check_cursors(
-    conn: &mut Conn,
-    call: &Call,
-    table: &str,
-    kind: Kind,
-    page: &PageRequest,
-) -> ApiResult<()> {
-    for (param, cursor) in [
-        ("starting_after", &page.starting_after),
-        ("ending_before", &page.ending_before),
-    ] {
+pub async fn check_cursors(conn: &mut Conn, call: &Call, table: &str, kind: Kind, page: &PageRequest) -> ApiResult<()> {
+    for (param, cursor) in [("starting_after", &page.starting_after), ("ending_before", &page.ending_before)] {
         if let Some(id) = cursor {
             if !store::list::exists(conn, table, &call.scope, id).await? {
                 return Err(ApiError::no_such(kind.object(), id, Some(param)));

@@ -73,12 +73,7 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: PolicyPatch) -> A
     Ok(after)
 }
 
-pub async fn list(
-    store: &Store,
-    call: &Call,
-    page: &PageRequest,
-    active: Option<bool>,
-) -> ApiResult<Page<Policy>> {
+pub async fn list(store: &Store, call: &Call, page: &PageRequest, active: Option<bool>) -> ApiResult<Page<Policy>> {
     let mut conn = store.acquire().await?;
     check_cursors(&mut conn, call, "guarantee_policies", Kind::Policy, page).await?;
     Ok(store::policies::list(&mut conn, &call.scope, page, active).await?)

@@ -35,12 +35,7 @@ pub struct KeyRecord {
     pub revoked_at: Option<i64>,
 }
 
-pub async fn insert_account(
-    conn: &mut Conn,
-    id: &str,
-    name: &str,
-    created: i64,
-) -> Result<(), sqlx::Error> {
+pub async fn insert_account(conn: &mut Conn, id: &str, name: &str, created: i64) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO accounts (id, name, created) VALUES ($1, $2, $3)")
         .bind(id)
         .bind(name)
@@ -51,11 +46,7 @@ pub async fn insert_account(
 }
 
 pub async fn account_exists(conn: &mut Conn, id: &str) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query("SELECT 1 FROM accounts WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .is_some())
+    Ok(sqlx::query("SELECT 1 FROM accounts WHERE id = $1").bind(id).fetch_optional(&mut *conn).await?.is_some())
 }
 
 pub async fn insert_key(conn: &mut Conn, key: &KeyRecord) -> Result<(), sqlx::Error> {
@@ -79,10 +70,7 @@ pub async fn insert_key(conn: &mut Conn, key: &KeyRecord) -> Result<(), sqlx::Er
 
 /// Looks a key up by its hash (the hash is the index key, so the lookup reveals
 /// nothing about other keys).
-pub async fn find_key_by_hash(
-    conn: &mut Conn,
-    key_hash: &str,
-) -> Result<Option<KeyRecord>, sqlx::Error> {
+pub async fn find_key_by_hash(conn: &mut Conn, key_hash: &str) -> Result<Option<KeyRecord>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT id, account_id, kind, livemode, key_hash, last4, created, expires_at, revoked_at \
          FROM api_keys WHERE key_hash = $1",
@@ -95,11 +83,7 @@ pub async fn find_key_by_hash(
         Ok(KeyRecord {
             id: r.try_get("id")?,
             account_id: r.try_get("account_id")?,
-            kind: if kind == "operator" {
-                KeyKind::Operator
-            } else {
-                KeyKind::Secret
-            },
+            kind: if kind == "operator" { KeyKind::Operator } else { KeyKind::Secret },
             livemode: get_bool(&r, "livemode")?,
             key_hash: r.try_get("key_hash")?,
             last4: r.try_get("last4")?,

@@ -5,13 +5,11 @@ use sqlx::any::AnyRow;
 
 use super::list::{Page, PageRequest, fetch_page};
 use super::{Conn, Scope, Tx, get_bool, get_json, to_json};
-use crate::domain::claim::{
-    Claim, ClaimReason, ClaimStatus, DenialReason, Evidence, StatusTransitions,
-};
+use crate::domain::claim::{Claim, ClaimReason, ClaimStatus, DenialReason, Evidence, StatusTransitions};
 
 const COLUMNS: &str = "id, livemode, created, guarantee_id, amount, amount_approved, currency, status, reason, \
     invoice_id, due_date, description, payout_id, denial_reason, reviewed_at, submitted_at, under_review_at, \
-    approved_at, denied_at, paid_at, metadata";
+    approved_at, denied_at, paid_at, awaiting_operator, metadata";
 
 /// The unique index that allows one claim per invoice and guarantee unless denied.
 pub const DUPLICATE_CLAIM_CONSTRAINT: &str = "claims_guarantee_invoice_key";
@@ -37,9 +35,7 @@ fn from_row(r: &AnyRow) -> Result<Claim, sqlx::Error> {
             description: r.try_get("description")?,
         },
         payout: r.try_get("payout_id")?,
-        denial_reason: denial
-            .map(|d| decode(d, DenialReason::parse, "denial reason"))
-            .transpose()?,
+        denial_reason: denial.map(|d| decode(d, DenialReason::parse, "denial reason")).transpose()?,
         reviewed_at: r.try_get("reviewed_at")?,
         status_transitions: StatusTransitions {
             submitted_at: r.try_get("submitted_at")?,
@@ -48,6 +44,7 @@ fn from_row(r: &AnyRow) -> Result<Claim, sqlx::Error> {
             denied_at: r.try_get("denied_at")?,
             paid_at: r.try_get("paid_at")?,
         },
+        awaiting_operator: get_bool(r, "awaiting_operator")?,
         metadata: get_json(r, "metadata")?,
         livemode: get_bool(r, "livemode")?,
         created: r.try_get("created")?,
@@ -95,30 +92,15 @@ pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Clai
 }
 
 /// Reads one object and locks it until the transaction ends.
-pub async fn get_for_update(
-    tx: &mut Tx,
-    scope: &Scope,
-    id: &str,
-) -> Result<Option<Claim>, sqlx::Error> {
+pub async fn get_for_update(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Claim>, sqlx::Error> {
     let lock = tx.lock_clause();
     select(tx, scope, id, lock).await
 }
 
-async fn select(
-    conn: &mut Conn,
-    scope: &Scope,
-    id: &str,
-    lock: &str,
-) -> Result<Option<Claim>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM claims WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}"
-    );
-    let row = sqlx::query(&sql)
-        .bind(id)
-        .bind(&scope.account_id)
-        .bind(scope.livemode)
-        .fetch_optional(&mut *conn)
-        .await?;
+async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<Option<Claim>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM claims WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}");
+    let row =
+        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -127,8 +109,8 @@ pub async fn update(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     let t = &c.status_transitions;
     sqlx::query(
         "UPDATE claims SET status = $1, amount_approved = $2, payout_id = $3, denial_reason = $4, reviewed_at = $5, \
-         under_review_at = $6, approved_at = $7, denied_at = $8, paid_at = $9, metadata = $10 \
-         WHERE id = $11 AND account_id = $12 AND livemode = $13",
+         under_review_at = $6, approved_at = $7, denied_at = $8, paid_at = $9, awaiting_operator = $10, \
+         metadata = $11 WHERE id = $12 AND account_id = $13 AND livemode = $14",
     )
     .bind(c.status.as_str())
     .bind(c.amount_approved)
@@ -139,6 +121,7 @@ pub async fn update(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     .bind(t.approved_at)
     .bind(t.denied_at)
     .bind(t.paid_at)
+    .bind(c.awaiting_operator)
     .bind(to_json(&c.metadata))
     .bind(&c.id)
     .bind(&scope.account_id)
@@ -154,13 +137,11 @@ pub async fn find_live_for_invoice(
     guarantee_id: &str,
     invoice_id: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT id FROM claims WHERE guarantee_id = $1 AND invoice_id = $2 AND status <> 'denied'",
-    )
-    .bind(guarantee_id)
-    .bind(invoice_id)
-    .fetch_optional(&mut *conn)
-    .await
+    sqlx::query_scalar("SELECT id FROM claims WHERE guarantee_id = $1 AND invoice_id = $2 AND status <> 'denied'")
+        .bind(guarantee_id)
+        .bind(invoice_id)
+        .fetch_optional(&mut *conn)
+        .await
 }
 
 #[derive(Debug, Default, Clone)]
@@ -192,4 +173,32 @@ pub async fn list(
         from_row,
     )
     .await
+}
+
+/// The next claim waiting for automated review, locked for this transaction;
+/// claims another worker holds are skipped.
+pub async fn next_for_review(tx: &mut Tx) -> Result<Option<(Scope, Claim)>, sqlx::Error> {
+    let skip = tx.skip_locked_clause();
+    let sql = format!(
+        "SELECT account_id, {COLUMNS} FROM claims WHERE status = 'under_review' AND awaiting_operator = $1 \
+         ORDER BY seq LIMIT 1{skip}"
+    );
+    let row = sqlx::query(&sql).bind(false).fetch_optional(&mut **tx).await?;
+    row.map(|r| {
+        let c = from_row(&r)?;
+        Ok((Scope { account_id: r.try_get("account_id")?, livemode: c.livemode }, c))
+    })
+    .transpose()
+}
+
+/// A claim in any account, locked: for operators, whose keys span accounts.
+pub async fn get_any_for_update(tx: &mut Tx, id: &str) -> Result<Option<(Scope, Claim)>, sqlx::Error> {
+    let lock = tx.lock_clause();
+    let sql = format!("SELECT account_id, {COLUMNS} FROM claims WHERE id = $1{lock}");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
+    row.map(|r| {
+        let c = from_row(&r)?;
+        Ok((Scope { account_id: r.try_get("account_id")?, livemode: c.livemode }, c))
+    })
+    .transpose()
 }

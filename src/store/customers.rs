@@ -41,11 +41,7 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, c: &Customer) -> Result<(), 
 }
 
 /// Inserts unless a customer with this id exists (for the demo seed).
-pub async fn insert_if_absent(
-    conn: &mut Conn,
-    scope: &Scope,
-    c: &Customer,
-) -> Result<bool, sqlx::Error> {
+pub async fn insert_if_absent(conn: &mut Conn, scope: &Scope, c: &Customer) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "INSERT INTO customers (id, account_id, livemode, created, name, email, score, metadata) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
@@ -64,39 +60,20 @@ pub async fn insert_if_absent(
 }
 
 /// Reads one object in the caller's scope.
-pub async fn get(
-    conn: &mut Conn,
-    scope: &Scope,
-    id: &str,
-) -> Result<Option<Customer>, sqlx::Error> {
+pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Customer>, sqlx::Error> {
     select(conn, scope, id, "").await
 }
 
 /// Reads one object and locks it until the transaction ends.
-pub async fn get_for_update(
-    tx: &mut Tx,
-    scope: &Scope,
-    id: &str,
-) -> Result<Option<Customer>, sqlx::Error> {
+pub async fn get_for_update(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Customer>, sqlx::Error> {
     let lock = tx.lock_clause();
     select(tx, scope, id, lock).await
 }
 
-async fn select(
-    conn: &mut Conn,
-    scope: &Scope,
-    id: &str,
-    lock: &str,
-) -> Result<Option<Customer>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM customers WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}"
-    );
-    let row = sqlx::query(&sql)
-        .bind(id)
-        .bind(&scope.account_id)
-        .bind(scope.livemode)
-        .fetch_optional(&mut *conn)
-        .await?;
+async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<Option<Customer>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM customers WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}");
+    let row =
+        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
     row.as_ref().map(from_row).transpose()
 }
 

@@ -8,7 +8,8 @@ use super::list::{Page, PageRequest, fetch_page};
 use super::{Conn, Scope, get_bool};
 use crate::domain::event::{API_VERSION, Event, EventData, EventRequest};
 
-const COLUMNS: &str = "id, livemode, created, type, object, previous_attributes, request_id, idempotency_key, pending_webhooks";
+const COLUMNS: &str =
+    "id, livemode, created, type, object, previous_attributes, request_id, idempotency_key, pending_webhooks";
 
 fn raw(text: String) -> Result<Box<RawValue>, sqlx::Error> {
     RawValue::from_string(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
@@ -21,16 +22,10 @@ fn from_row(r: &AnyRow) -> Result<Event, sqlx::Error> {
         object: Event::OBJECT,
         api_version: API_VERSION,
         created: r.try_get("created")?,
-        data: EventData {
-            object: raw(r.try_get("object")?)?,
-            previous_attributes: previous.map(raw).transpose()?,
-        },
+        data: EventData { object: raw(r.try_get("object")?)?, previous_attributes: previous.map(raw).transpose()? },
         livemode: get_bool(r, "livemode")?,
         pending_webhooks: r.try_get("pending_webhooks")?,
-        request: EventRequest {
-            id: r.try_get("request_id")?,
-            idempotency_key: r.try_get("idempotency_key")?,
-        },
+        request: EventRequest { id: r.try_get("request_id")?, idempotency_key: r.try_get("idempotency_key")? },
         kind: r.try_get("type")?,
     })
 }
@@ -66,14 +61,9 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, e: &NewEvent<'_>) -> Result<
 }
 
 pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Event>, sqlx::Error> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM events WHERE id = $1 AND account_id = $2 AND livemode = $3");
-    let row = sqlx::query(&sql)
-        .bind(id)
-        .bind(&scope.account_id)
-        .bind(scope.livemode)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let sql = format!("SELECT {COLUMNS} FROM events WHERE id = $1 AND account_id = $2 AND livemode = $3");
+    let row =
+        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -101,9 +91,5 @@ pub async fn list(
 
 /// Deletes events created before `before` (retention). Returns how many went.
 pub async fn delete_older_than(conn: &mut Conn, before: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM events WHERE created < $1")
-        .bind(before)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected())
+    Ok(sqlx::query("DELETE FROM events WHERE created < $1").bind(before).execute(&mut *conn).await?.rows_affected())
 }

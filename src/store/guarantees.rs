@@ -8,28 +8,29 @@ use super::{Conn, Scope, Tx, get_bool, get_json, to_json};
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
 
 const COLUMNS: &str = "id, livemode, created, status, policy_id, tenant_id, coverage_amount, total_coverage, \
-    currency, start_date, end_date, claims_filed, claims_paid, cancelled_at, metadata";
+    currency, start_date, end_date, claims_filed, claims_paid, claims_reserved, cancelled_at, metadata";
 
 fn from_row(r: &AnyRow) -> Result<Guarantee, sqlx::Error> {
     let status: String = r.try_get("status")?;
     let total_coverage: i64 = r.try_get("total_coverage")?;
     let claims_paid: i64 = r.try_get("claims_paid")?;
+    let claims_reserved: i64 = r.try_get("claims_reserved")?;
     Ok(Guarantee {
         id: r.try_get("id")?,
         object: Guarantee::OBJECT,
-        status: GuaranteeStatus::parse(&status).ok_or_else(|| {
-            sqlx::Error::Decode(format!("unknown guarantee status {status:?}").into())
-        })?,
+        status: GuaranteeStatus::parse(&status)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown guarantee status {status:?}").into()))?,
         policy: r.try_get("policy_id")?,
         tenant: r.try_get("tenant_id")?,
         coverage_amount: r.try_get("coverage_amount")?,
         total_coverage,
-        remaining_coverage: total_coverage - claims_paid,
+        remaining_coverage: total_coverage - claims_paid - claims_reserved,
         currency: r.try_get("currency")?,
         start_date: r.try_get("start_date")?,
         end_date: r.try_get("end_date")?,
         claims_filed: r.try_get("claims_filed")?,
         claims_paid,
+        claims_reserved,
         cancelled_at: r.try_get("cancelled_at")?,
         metadata: get_json(r, "metadata")?,
         livemode: get_bool(r, "livemode")?,
@@ -65,39 +66,20 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(),
 }
 
 /// Reads one object in the caller's scope.
-pub async fn get(
-    conn: &mut Conn,
-    scope: &Scope,
-    id: &str,
-) -> Result<Option<Guarantee>, sqlx::Error> {
+pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Guarantee>, sqlx::Error> {
     select(conn, scope, id, "").await
 }
 
 /// Reads one object and locks it until the transaction ends.
-pub async fn get_for_update(
-    tx: &mut Tx,
-    scope: &Scope,
-    id: &str,
-) -> Result<Option<Guarantee>, sqlx::Error> {
+pub async fn get_for_update(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Guarantee>, sqlx::Error> {
     let lock = tx.lock_clause();
     select(tx, scope, id, lock).await
 }
 
-async fn select(
-    conn: &mut Conn,
-    scope: &Scope,
-    id: &str,
-    lock: &str,
-) -> Result<Option<Guarantee>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM guarantees WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}"
-    );
-    let row = sqlx::query(&sql)
-        .bind(id)
-        .bind(&scope.account_id)
-        .bind(scope.livemode)
-        .fetch_optional(&mut *conn)
-        .await?;
+async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<Option<Guarantee>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM guarantees WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}");
+    let row =
+        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -105,12 +87,13 @@ async fn select(
 pub async fn update(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE guarantees SET status = $1, end_date = $2, claims_filed = $3, claims_paid = $4, \
-         cancelled_at = $5, metadata = $6 WHERE id = $7 AND account_id = $8 AND livemode = $9",
+         claims_reserved = $5, cancelled_at = $6, metadata = $7 WHERE id = $8 AND account_id = $9 AND livemode = $10",
     )
     .bind(g.status.as_str())
     .bind(g.end_date)
     .bind(g.claims_filed)
     .bind(g.claims_paid)
+    .bind(g.claims_reserved)
     .bind(g.cancelled_at)
     .bind(to_json(&g.metadata))
     .bind(&g.id)
@@ -154,4 +137,23 @@ pub async fn list(
         from_row,
     )
     .await
+}
+
+/// Guarantees whose dates call for a status change at `now`: pending ones that have
+/// started, and active ones that have ended. Locked (skipping rows another worker
+/// holds), so that replicas share the work.
+pub async fn due_for_transition(tx: &mut Tx, now: i64, limit: i64) -> Result<Vec<(Scope, Guarantee)>, sqlx::Error> {
+    let skip = tx.skip_locked_clause();
+    let sql = format!(
+        "SELECT account_id, {COLUMNS} FROM guarantees \
+         WHERE (status = 'pending' AND start_date <= $1) OR (status = 'active' AND end_date <= $1) \
+         ORDER BY seq LIMIT $2{skip}"
+    );
+    let rows = sqlx::query(&sql).bind(now).bind(limit).fetch_all(&mut **tx).await?;
+    rows.iter()
+        .map(|r| {
+            let g = from_row(r)?;
+            Ok((Scope { account_id: r.try_get("account_id")?, livemode: g.livemode }, g))
+        })
+        .collect()
 }

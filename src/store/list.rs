@@ -26,12 +26,7 @@ pub struct PageRequest {
 
 impl Default for PageRequest {
     fn default() -> Self {
-        PageRequest {
-            limit: 10,
-            starting_after: None,
-            ending_before: None,
-            created: CreatedFilter::default(),
-        }
+        PageRequest { limit: 10, starting_after: None, ending_before: None, created: CreatedFilter::default() }
     }
 }
 
@@ -51,11 +46,7 @@ pub struct Sql {
 
 impl Sql {
     pub fn new(text: impl Into<String>) -> Self {
-        Sql {
-            text: text.into(),
-            args: AnyArguments::default(),
-            n: 0,
-        }
+        Sql { text: text.into(), args: AnyArguments::default(), n: 0 }
     }
 
     /// Binds a value and returns its placeholder.
@@ -94,9 +85,7 @@ pub async fn fetch_page<T>(
     add_filters: impl FnOnce(&mut Sql),
     map: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
 ) -> Result<Page<T>, sqlx::Error> {
-    let mut sql = Sql::new(format!(
-        "SELECT {columns} FROM {table} WHERE account_id = $1 AND livemode = $2"
-    ));
+    let mut sql = Sql::new(format!("SELECT {columns} FROM {table} WHERE account_id = $1 AND livemode = $2"));
     sql.bind(scope.account_id.clone());
     sql.bind(scope.livemode);
     add_filters(&mut sql);
@@ -111,30 +100,18 @@ pub async fn fetch_page<T>(
     let backwards = page.ending_before.is_some();
     if let Some(cursor) = page.starting_after.as_ref().or(page.ending_before.as_ref()) {
         let op = if backwards { ">" } else { "<" };
-        let (a, l, id) = (
-            sql.bind(scope.account_id.clone()),
-            sql.bind(scope.livemode),
-            sql.bind(cursor.clone()),
-        );
+        let (a, l, id) = (sql.bind(scope.account_id.clone()), sql.bind(scope.livemode), sql.bind(cursor.clone()));
         sql.push(&format!(
             " AND (created, seq) {op} (SELECT created, seq FROM {table} WHERE account_id = {a} AND livemode = {l} AND id = {id})"
         ));
     }
     let order = if backwards { "ASC" } else { "DESC" };
     let lim = sql.bind(page.limit + 1);
-    sql.push(&format!(
-        " ORDER BY created {order}, seq {order} LIMIT {lim}"
-    ));
+    sql.push(&format!(" ORDER BY created {order}, seq {order} LIMIT {lim}"));
 
-    let rows = sqlx::query_with(&sql.text, sql.args)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = sqlx::query_with(&sql.text, sql.args).fetch_all(&mut *conn).await?;
     let has_more = rows.len() as i64 > page.limit;
-    let mut data = rows
-        .iter()
-        .take(page.limit as usize)
-        .map(&map)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut data = rows.iter().take(page.limit as usize).map(&map).collect::<Result<Vec<_>, _>>()?;
     if backwards {
         data.reverse();
     }
@@ -142,18 +119,9 @@ pub async fn fetch_page<T>(
 }
 
 /// Whether an object with this id exists in `table` for the caller.
-pub async fn exists(
-    conn: &mut Conn,
-    table: &str,
-    scope: &Scope,
-    id: &str,
-) -> Result<bool, sqlx::Error> {
+pub async fn exists(conn: &mut Conn, table: &str, scope: &Scope, id: &str) -> Result<bool, sqlx::Error> {
     let sql = format!("SELECT 1 FROM {table} WHERE id = $1 AND account_id = $2 AND livemode = $3");
-    let row = sqlx::query(&sql)
-        .bind(id)
-        .bind(&scope.account_id)
-        .bind(scope.livemode)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row =
+        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
     Ok(row.is_some())
 }

@@ -11,6 +11,7 @@ pub mod customers;
 pub mod events;
 pub mod guarantees;
 pub mod list;
+pub mod payouts;
 pub mod policies;
 
 use std::str::FromStr;
@@ -36,6 +37,15 @@ impl Tx {
     pub fn lock_clause(&self) -> &'static str {
         match self.backend {
             Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+
+    /// `FOR UPDATE SKIP LOCKED` for work queues on PostgreSQL, so that replicas
+    /// take different rows; SQLite has one writer, which already takes them in turn.
+    pub fn skip_locked_clause(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         }
     }
@@ -94,11 +104,7 @@ pub struct StoreOptions {
 
 impl StoreOptions {
     pub fn new(url: impl Into<String>) -> Self {
-        StoreOptions {
-            url: url.into(),
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(5),
-        }
+        StoreOptions { url: url.into(), max_connections: 16, acquire_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -106,29 +112,21 @@ impl Store {
     /// Opens a pool on `postgres://` or `sqlite:` URLs.
     pub async fn connect(opts: &StoreOptions) -> Result<Store, sqlx::Error> {
         sqlx::any::install_default_drivers();
-        let backend =
-            if opts.url.starts_with("postgres://") || opts.url.starts_with("postgresql://") {
-                Backend::Postgres
-            } else if opts.url.starts_with("sqlite:") {
-                Backend::Sqlite
-            } else {
-                return Err(sqlx::Error::Configuration(
-                    "DATABASE_URL must start with postgres:// or sqlite:".into(),
-                ));
-            };
+        let backend = if opts.url.starts_with("postgres://") || opts.url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if opts.url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(sqlx::Error::Configuration("DATABASE_URL must start with postgres:// or sqlite:".into()));
+        };
         let connect_opts = AnyConnectOptions::from_str(&opts.url)?;
-        let mut pool_opts = AnyPoolOptions::new()
-            .max_connections(opts.max_connections)
-            .acquire_timeout(opts.acquire_timeout);
+        let mut pool_opts =
+            AnyPoolOptions::new().max_connections(opts.max_connections).acquire_timeout(opts.acquire_timeout);
         if backend == Backend::Sqlite {
             let in_memory = opts.url.contains(":memory:") || opts.url.contains("mode=memory");
             // Every connection to `sqlite::memory:` is a database of its own.
             if in_memory {
-                pool_opts = pool_opts
-                    .max_connections(1)
-                    .min_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None);
+                pool_opts = pool_opts.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
             }
             pool_opts = pool_opts.after_connect(|conn, _meta| {
                 Box::pin(async move {
@@ -153,11 +151,7 @@ impl Store {
     /// Applies the migrations of this backend that have not run yet.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         match self.backend {
-            Backend::Postgres => {
-                sqlx::migrate!("./migrations/postgres")
-                    .run(&self.pool)
-                    .await
-            }
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.pool).await,
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await,
         }
     }
@@ -170,10 +164,7 @@ impl Store {
             Backend::Postgres => self.pool.begin().await?,
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
         };
-        Ok(Tx {
-            inner,
-            backend: self.backend,
-        })
+        Ok(Tx { inner, backend: self.backend })
     }
 
     /// A pooled connection for reads outside a transaction.
@@ -183,10 +174,7 @@ impl Store {
 
     /// Whether the store answers: for `/readyz`.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
     }
 
     pub async fn close(&self) {
@@ -203,10 +191,7 @@ pub(crate) fn get_bool(row: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
 }
 
 /// Reads a JSON document stored as text.
-pub(crate) fn get_json<T: serde::de::DeserializeOwned>(
-    row: &AnyRow,
-    col: &str,
-) -> Result<T, sqlx::Error> {
+pub(crate) fn get_json<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &str) -> Result<T, sqlx::Error> {
     let text: String = row.try_get(col)?;
     serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
@@ -218,6 +203,5 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
 
 /// The name of the constraint a database error violated, if any.
 pub fn violated_constraint(err: &sqlx::Error) -> Option<String> {
-    err.as_database_error()
-        .and_then(|e| e.constraint().map(str::to_owned))
+    err.as_database_error().and_then(|e| e.constraint().map(str::to_owned))
 }

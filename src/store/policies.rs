@@ -56,30 +56,16 @@ pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Poli
 }
 
 /// Reads one object and locks it until the transaction ends.
-pub async fn get_for_update(
-    tx: &mut Tx,
-    scope: &Scope,
-    id: &str,
-) -> Result<Option<Policy>, sqlx::Error> {
+pub async fn get_for_update(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Policy>, sqlx::Error> {
     let lock = tx.lock_clause();
     select(tx, scope, id, lock).await
 }
 
-async fn select(
-    conn: &mut Conn,
-    scope: &Scope,
-    id: &str,
-    lock: &str,
-) -> Result<Option<Policy>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM guarantee_policies WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}"
-    );
-    let row = sqlx::query(&sql)
-        .bind(id)
-        .bind(&scope.account_id)
-        .bind(scope.livemode)
-        .fetch_optional(&mut *conn)
-        .await?;
+async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<Option<Policy>, sqlx::Error> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM guarantee_policies WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}");
+    let row =
+        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
     row.as_ref().map(from_row).transpose()
 }
 

@@ -21,28 +21,15 @@ fn casapay(db: &TestDb, args: &[&str]) -> std::process::Output {
 async fn cli_creates_accounts_and_operator_keys_that_work() {
     let db = TestDb::create().await;
     let out = casapay(&db, &["migrate"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let out = casapay(&db, &["accounts", "create", "--name", "Acme Lettings"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let account: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     let test_key = account["test_key"].as_str().unwrap().to_owned();
     assert!(account["id"].as_str().unwrap().starts_with("acct_"));
     assert!(test_key.starts_with("sk_test_"));
-    assert!(
-        account["live_key"]
-            .as_str()
-            .unwrap()
-            .starts_with("sk_live_")
-    );
+    assert!(account["live_key"].as_str().unwrap().starts_with("sk_live_"));
 
     let out = casapay(&db, &["operator-keys", "create"]);
     let op: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
@@ -51,10 +38,7 @@ async fn cli_creates_accounts_and_operator_keys_that_work() {
 
     // Only hashes are stored: the keys appear nowhere in the database.
     let store = open_store(&db.url).await;
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT key_hash FROM api_keys")
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT key_hash FROM api_keys").fetch_all(store.pool()).await.unwrap();
     assert_eq!(rows.len(), 3);
     for (hash,) in rows {
         assert_eq!(hash.len(), 64);
@@ -80,9 +64,7 @@ async fn cli_creates_accounts_and_operator_keys_that_work() {
     let resp = loop {
         match client.get(&url).bearer_auth(&test_key).send().await {
             Ok(r) => break r,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
             Err(e) => panic!("server did not start: {e}"),
         }
     };
@@ -101,10 +83,7 @@ async fn cli_creates_accounts_and_operator_keys_that_work() {
                 assert!(status.success(), "clean exit after SIGTERM: {status}");
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "server did not stop after SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -117,19 +96,8 @@ async fn migrations_apply_to_an_empty_database_and_are_idempotent() {
     let db = TestDb::create().await;
     let store = open_store(&db.url).await;
     store.migrate().await.expect("second run is a no-op");
-    for table in [
-        "accounts",
-        "api_keys",
-        "customers",
-        "guarantee_policies",
-        "guarantees",
-        "claims",
-        "events",
-    ] {
-        let n: (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+    for table in ["accounts", "api_keys", "customers", "guarantee_policies", "guarantees", "claims", "events"] {
+        let n: (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(store.pool()).await.unwrap();
         assert_eq!(n.0, 0, "{table} exists and is empty");
     }
 }

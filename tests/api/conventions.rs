@@ -9,19 +9,13 @@ use crate::support::{DEMO_KEY, TestApp, id};
 async fn missing_and_unknown_parameters() {
     let app = TestApp::start().await;
     let r = app
-        .post(
-            "/v1/guarantee_policies",
-            DEMO_KEY,
-            json!({"coverage_percentage": 100, "max_coverage_months": 12}),
-        )
+        .post("/v1/guarantee_policies", DEMO_KEY, json!({"coverage_percentage": 100, "max_coverage_months": 12}))
         .await;
     let e = r.err(400, "invalid_request_error", Some("parameter_missing"));
     assert_eq!(e["message"], "Missing required param: name.");
     assert_eq!(e["param"], "name");
 
-    let r = app
-        .post("/v1/customers", DEMO_KEY, json!({"name": "x", "foo": 1}))
-        .await;
+    let r = app.post("/v1/customers", DEMO_KEY, json!({"name": "x", "foo": 1})).await;
     let e = r.err(400, "invalid_request_error", Some("parameter_unknown"));
     assert_eq!(e["message"], "Received unknown parameter: foo");
     assert_eq!(e["param"], "foo");
@@ -38,10 +32,7 @@ async fn missing_and_unknown_parameters() {
     let mut body = TestApp::claim_body(&id(&g), "inv_1", 1706140800);
     body["evidence"].as_object_mut().unwrap().remove("due_date");
     let r = app.post("/v1/claims", DEMO_KEY, body).await;
-    assert_eq!(
-        r.err(400, "invalid_request_error", Some("parameter_missing"))["param"],
-        "evidence[due_date]"
-    );
+    assert_eq!(r.err(400, "invalid_request_error", Some("parameter_missing"))["param"], "evidence[due_date]");
 
     // Nothing was stored by the refused requests.
     let claims = app.get("/v1/claims", DEMO_KEY).await.ok();
@@ -89,17 +80,8 @@ async fn ids_of_the_wrong_kind_or_shape_are_404() {
     let e = r.err(404, "invalid_request_error", Some("resource_missing"));
     assert_eq!(e["param"], "policy");
     assert_eq!(e["message"], "No such guarantee_policy: 'gpol_missing'");
-    let r = app
-        .post(
-            "/v1/claims",
-            DEMO_KEY,
-            TestApp::claim_body("cus_123456789", "i", 1),
-        )
-        .await;
-    assert_eq!(
-        r.err(404, "invalid_request_error", Some("resource_missing"))["param"],
-        "guarantee"
-    );
+    let r = app.post("/v1/claims", DEMO_KEY, TestApp::claim_body("cus_123456789", "i", 1)).await;
+    assert_eq!(r.err(404, "invalid_request_error", Some("resource_missing"))["param"], "guarantee");
 }
 
 #[tokio::test]
@@ -108,34 +90,17 @@ async fn authentication_errors_mask_the_key() {
     let r = app.send(Method::GET, "/v1/customers", None, None).await;
     r.err(401, "authentication_error", None);
 
-    let r = app
-        .get("/v1/customers", "sk_test_4eC39HqLyjWDarjtT1zdpXYZ")
-        .await;
+    let r = app.get("/v1/customers", "sk_test_4eC39HqLyjWDarjtT1zdpXYZ").await;
     let e = r.err(401, "authentication_error", None);
     assert_eq!(e["message"], "Invalid API Key provided: sk_test_****pXYZ");
-    assert!(
-        !r.text.contains("4eC39HqLyjWDarjtT1zd"),
-        "the key is never echoed whole"
-    );
+    assert!(!r.text.contains("4eC39HqLyjWDarjtT1zd"), "the key is never echoed whole");
 
     for header in ["Token abc", "Bearer", "Basic !!!", "bearer   "] {
-        let r = app
-            .client
-            .get(app.url("/v1/customers"))
-            .header("authorization", header)
-            .send()
-            .await
-            .unwrap();
+        let r = app.client.get(app.url("/v1/customers")).header("authorization", header).send().await.unwrap();
         assert_eq!(r.status(), 401, "{header}");
     }
     // HTTP Basic with the key as user name, as `curl -u key:` sends it.
-    let r = app
-        .client
-        .get(app.url("/v1/customers"))
-        .basic_auth(DEMO_KEY, Some(""))
-        .send()
-        .await
-        .unwrap();
+    let r = app.client.get(app.url("/v1/customers")).basic_auth(DEMO_KEY, Some("")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -159,25 +124,14 @@ async fn malformed_bodies_are_400_never_500() {
         (json, b"{\"metadata\": [1]}".to_vec()),
         (json, b"{\"metadata\": {\"a\": {\"b\": 1}}}".to_vec()),
         (json, b"{\"name\": {\"nested\": true}}".to_vec()),
-        (
-            json,
-            format!("{}1{}", "[".repeat(5000), "]".repeat(5000)).into_bytes(),
-        ),
-        (
-            Some("application/x-www-form-urlencoded"),
-            b"metadata[a]=1&metadata=2".to_vec(),
-        ),
+        (json, format!("{}1{}", "[".repeat(5000), "]".repeat(5000)).into_bytes()),
+        (Some("application/x-www-form-urlencoded"), b"metadata[a]=1&metadata=2".to_vec()),
         (Some("application/x-www-form-urlencoded"), b"%zz=1".to_vec()),
         (None, b"{not json".to_vec()),
     ];
     for (ct, body) in cases {
-        let shown = String::from_utf8_lossy(&body)
-            .chars()
-            .take(60)
-            .collect::<String>();
-        let r = app
-            .raw(Method::POST, "/v1/customers", Some(DEMO_KEY), ct, body)
-            .await;
+        let shown = String::from_utf8_lossy(&body).chars().take(60).collect::<String>();
+        let r = app.raw(Method::POST, "/v1/customers", Some(DEMO_KEY), ct, body).await;
         assert_eq!(r.status, 400, "{ct:?} {shown}: {}", r.text);
         assert_eq!(r.body["error"]["type"], "invalid_request_error", "{shown}");
     }
@@ -201,11 +155,7 @@ async fn wrong_types_and_bounds_in_money_fields() {
         ("coverage_amount", json!(i64::MAX), "amount_too_large"),
         ("coverage_amount", json!(1e300), "parameter_invalid_integer"),
         ("coverage_amount", json!("12x"), "parameter_invalid_integer"),
-        (
-            "coverage_amount",
-            json!({"a": 1}),
-            "parameter_invalid_integer",
-        ),
+        ("coverage_amount", json!({"a": 1}), "parameter_invalid_integer"),
         ("currency", json!("xyz"), "invalid_currency"),
         ("currency", json!(978), "parameter_invalid_string"),
         ("start_date", json!("soon"), "parameter_invalid_integer"),
@@ -221,17 +171,11 @@ async fn wrong_types_and_bounds_in_money_fields() {
     // Any case of a valid code is accepted and stored lower-case.
     let mut body = base.clone();
     body["currency"] = json!("EUR");
-    assert_eq!(
-        app.post("/v1/guarantees", DEMO_KEY, body).await.ok()["currency"],
-        "eur"
-    );
+    assert_eq!(app.post("/v1/guarantees", DEMO_KEY, body).await.ok()["currency"], "eur");
     // Numbers as strings mean the same as numbers (forms can only send strings).
     let mut body = base.clone();
     body["coverage_amount"] = json!("99999999");
-    assert_eq!(
-        app.post("/v1/guarantees", DEMO_KEY, body).await.ok()["coverage_amount"],
-        99_999_999
-    );
+    assert_eq!(app.post("/v1/guarantees", DEMO_KEY, body).await.ok()["coverage_amount"], 99_999_999);
 }
 
 #[tokio::test]
@@ -239,51 +183,19 @@ async fn body_limit_content_types_and_routes() {
     let app = TestApp::start().await;
     // 10 MB body: 413 in the error shape.
     let big = vec![b'a'; 10 * 1024 * 1024];
-    let r = app
-        .raw(
-            Method::POST,
-            "/v1/customers",
-            Some(DEMO_KEY),
-            Some("application/json"),
-            big,
-        )
-        .await;
+    let r = app.raw(Method::POST, "/v1/customers", Some(DEMO_KEY), Some("application/json"), big).await;
     assert_eq!(r.status, 413, "{}", r.text);
     assert_eq!(r.body["error"]["type"], "invalid_request_error");
 
     // Unsupported content type: 415.
-    let r = app
-        .raw(
-            Method::POST,
-            "/v1/customers",
-            Some(DEMO_KEY),
-            Some("text/xml"),
-            b"<x/>".to_vec(),
-        )
-        .await;
+    let r = app.raw(Method::POST, "/v1/customers", Some(DEMO_KEY), Some("text/xml"), b"<x/>".to_vec()).await;
     assert_eq!(r.status, 415, "{}", r.text);
     assert_eq!(r.body["error"]["type"], "invalid_request_error");
 
     // No content type at all: JSON is recognised, and an empty body is no params.
-    let r = app
-        .raw(
-            Method::POST,
-            "/v1/customers",
-            Some(DEMO_KEY),
-            None,
-            br#"{"name": "no ct"}"#.to_vec(),
-        )
-        .await;
+    let r = app.raw(Method::POST, "/v1/customers", Some(DEMO_KEY), None, br#"{"name": "no ct"}"#.to_vec()).await;
     assert_eq!(r.ok()["name"], "no ct");
-    let r = app
-        .raw(
-            Method::POST,
-            "/v1/customers",
-            Some(DEMO_KEY),
-            None,
-            Vec::new(),
-        )
-        .await;
+    let r = app.raw(Method::POST, "/v1/customers", Some(DEMO_KEY), None, Vec::new()).await;
     assert_eq!(r.status, 200);
 
     // Form bodies with bracket notation.
@@ -298,86 +210,43 @@ async fn body_limit_content_types_and_routes() {
         .await
         .ok();
     assert_eq!(
-        (
-            r["name"].as_str(),
-            r["score"].as_i64(),
-            r["metadata"]["k"].as_str()
-        ),
+        (r["name"].as_str(), r["score"].as_i64(), r["metadata"]["k"].as_str()),
         (Some("Form"), Some(70), Some("v"))
     );
 
     // Unknown route and wrong method, in the error shape.
     let r = app.get("/v1/nothing_here", DEMO_KEY).await;
     r.err(404, "invalid_request_error", None);
-    let r = app
-        .send(Method::DELETE, "/v1/customers", Some(DEMO_KEY), None)
-        .await;
+    let r = app.send(Method::DELETE, "/v1/customers", Some(DEMO_KEY), None).await;
     r.err(405, "invalid_request_error", None);
-    let r = app
-        .send(
-            Method::PUT,
-            "/v1/guarantees/grt_x/cancel",
-            Some(DEMO_KEY),
-            None,
-        )
-        .await;
+    let r = app.send(Method::PUT, "/v1/guarantees/grt_x/cancel", Some(DEMO_KEY), None).await;
     r.err(405, "invalid_request_error", None);
 }
 
 #[tokio::test]
 async fn metadata_limits_and_update_semantics() {
     let app = TestApp::start().await;
-    let c = app
-        .post(
-            "/v1/customers",
-            DEMO_KEY,
-            json!({"metadata": {"a": "1", "b": "2"}}),
-        )
-        .await
-        .ok();
+    let c = app.post("/v1/customers", DEMO_KEY, json!({"metadata": {"a": "1", "b": "2"}})).await.ok();
     let path = format!("/v1/customers/{}", id(&c));
     // Merge: a set key is added, "" removes one, others stay.
-    let c = app
-        .post(&path, DEMO_KEY, json!({"metadata": {"b": "", "c": "3"}}))
-        .await
-        .ok();
+    let c = app.post(&path, DEMO_KEY, json!({"metadata": {"b": "", "c": "3"}})).await.ok();
     assert_eq!(c["metadata"], json!({"a": "1", "c": "3"}));
     // metadata="" clears all.
-    let c = app
-        .post(&path, DEMO_KEY, json!({"metadata": ""}))
-        .await
-        .ok();
+    let c = app.post(&path, DEMO_KEY, json!({"metadata": ""})).await.ok();
     assert_eq!(c["metadata"], json!({}));
 
     let long_key = "k".repeat(41);
     let long_value = "v".repeat(501);
-    for bad in [
-        json!({long_key: "v"}),
-        json!({"k": long_value}),
-        json!({"k": 5}),
-        json!({"": "v"}),
-    ] {
+    for bad in [json!({long_key: "v"}), json!({"k": long_value}), json!({"k": 5}), json!({"": "v"})] {
         let r = app.post(&path, DEMO_KEY, json!({"metadata": bad})).await;
         assert_eq!(r.status, 400, "{}", r.text);
     }
-    let fifty: serde_json::Map<String, serde_json::Value> =
-        (0..50).map(|i| (format!("k{i}"), json!("v"))).collect();
-    app.post(&path, DEMO_KEY, json!({"metadata": fifty}))
-        .await
-        .ok();
-    let r = app
-        .post(&path, DEMO_KEY, json!({"metadata": {"one_more": "v"}}))
-        .await;
-    assert_eq!(
-        r.err(400, "invalid_request_error", Some("metadata_invalid"))["param"],
-        "metadata"
-    );
+    let fifty: serde_json::Map<String, serde_json::Value> = (0..50).map(|i| (format!("k{i}"), json!("v"))).collect();
+    app.post(&path, DEMO_KEY, json!({"metadata": fifty})).await.ok();
+    let r = app.post(&path, DEMO_KEY, json!({"metadata": {"one_more": "v"}})).await;
+    assert_eq!(r.err(400, "invalid_request_error", Some("metadata_invalid"))["param"], "metadata");
     let c = app.get(&path, DEMO_KEY).await.ok();
-    assert_eq!(
-        c["metadata"].as_object().unwrap().len(),
-        50,
-        "a refused update changes nothing"
-    );
+    assert_eq!(c["metadata"].as_object().unwrap().len(), 50, "a refused update changes nothing");
 }
 
 #[tokio::test]
@@ -388,43 +257,16 @@ async fn a_request_stuck_on_a_lock_times_out_with_503_and_changes_nothing() {
     })
     .await;
     let (_, g) = app.demo_guarantee().await;
-    let scope = casapay::store::Scope {
-        account_id: "acct_demo".into(),
-        livemode: false,
-    };
+    let scope = casapay::store::Scope { account_id: "acct_demo".into(), livemode: false };
     // Another writer holds the guarantee.
     let mut tx = app.store.begin().await.unwrap();
-    casapay::store::guarantees::get_for_update(&mut tx, &scope, &id(&g))
-        .await
-        .unwrap()
-        .unwrap();
+    casapay::store::guarantees::get_for_update(&mut tx, &scope, &id(&g)).await.unwrap().unwrap();
     let started = std::time::Instant::now();
-    let r = app
-        .post(
-            &format!("/v1/guarantees/{}/cancel", id(&g)),
-            DEMO_KEY,
-            json!({}),
-        )
-        .await;
+    let r = app.post(&format!("/v1/guarantees/{}/cancel", id(&g)), DEMO_KEY, json!({})).await;
     r.err(503, "api_error", None);
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(5),
-        "answered promptly"
-    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "answered promptly");
     drop(tx);
-    let g = app
-        .get(&format!("/v1/guarantees/{}", id(&g)), DEMO_KEY)
-        .await
-        .ok();
-    assert_eq!(
-        g["status"], "active",
-        "the timed-out request was rolled back"
-    );
-    app.post(
-        &format!("/v1/guarantees/{}/cancel", id(&g)),
-        DEMO_KEY,
-        json!({}),
-    )
-    .await
-    .ok();
+    let g = app.get(&format!("/v1/guarantees/{}", id(&g)), DEMO_KEY).await.ok();
+    assert_eq!(g["status"], "active", "the timed-out request was rolled back");
+    app.post(&format!("/v1/guarantees/{}/cancel", id(&g)), DEMO_KEY, json!({})).await.ok();
 }

@@ -5,6 +5,7 @@ mod support;
 mod cli;
 mod concurrency;
 mod conventions;
+mod engine;
 mod isolation;
 mod lists;
 mod quickstart;

@@ -58,12 +58,7 @@ async fn quickstart_runs_as_documented() {
         "created": 1706140800
     });
     assert_eq!(g, expected);
-    assert_eq!(
-        app.get(&format!("/v1/guarantees/{grt}"), DEMO_KEY)
-            .await
-            .ok(),
-        expected
-    );
+    assert_eq!(app.get(&format!("/v1/guarantees/{grt}"), DEMO_KEY).await.ok(), expected);
 
     // Step 3: the claim, once the rent is overdue (the docs' claim is created 1708819200).
     app.clock.set(1708819200);
@@ -108,24 +103,15 @@ async fn quickstart_runs_as_documented() {
     );
 
     // "GET /v1/claims?guarantee=grt_def456"
-    let list = app
-        .get(&format!("/v1/claims?guarantee={grt}"), DEMO_KEY)
-        .await
-        .ok();
+    let list = app.get(&format!("/v1/claims?guarantee={grt}"), DEMO_KEY).await.ok();
     assert_eq!(list["object"], "list");
     assert_eq!(list["url"], "/v1/claims");
     assert_eq!(list["has_more"], false);
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     assert_eq!(list["data"][0], claim);
-    assert_eq!(
-        app.get(&format!("/v1/claims/{clm}"), DEMO_KEY).await.ok(),
-        claim
-    );
+    assert_eq!(app.get(&format!("/v1/claims/{clm}"), DEMO_KEY).await.ok(), claim);
 
-    let g = app
-        .get(&format!("/v1/guarantees/{grt}"), DEMO_KEY)
-        .await
-        .ok();
+    let g = app.get(&format!("/v1/guarantees/{grt}"), DEMO_KEY).await.ok();
     assert_eq!(g["claims_filed"], 1);
 }
 
@@ -138,13 +124,7 @@ async fn every_response_carries_a_request_id_and_version() {
     let health = app.send(reqwest::Method::GET, "/healthz", None, None).await;
     let mut seen = std::collections::HashSet::new();
     for r in [&ok, &missing, &unauth, &health] {
-        let rid = r
-            .headers
-            .get("request-id")
-            .expect("request-id")
-            .to_str()
-            .unwrap()
-            .to_owned();
+        let rid = r.headers.get("request-id").expect("request-id").to_str().unwrap().to_owned();
         assert!(rid.starts_with("req_"), "{rid}");
         assert!(seen.insert(rid), "request ids are unique");
         assert!(r.headers.contains_key("casapay-version"));
@@ -164,12 +144,7 @@ async fn health_and_readiness() {
     app.store.close().await;
     let r = app.send(reqwest::Method::GET, "/readyz", None, None).await;
     assert_eq!(r.status, 503);
-    assert_eq!(
-        app.send(reqwest::Method::GET, "/healthz", None, None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(app.send(reqwest::Method::GET, "/healthz", None, None).await.status, 200);
     // And API requests get a 503 in the error shape, not a hang or a 500.
     let r = app.get("/v1/customers", DEMO_KEY).await;
     r.err(503, "api_error", None);
@@ -178,12 +153,8 @@ async fn health_and_readiness() {
 #[tokio::test]
 async fn demo_seed_is_idempotent() {
     let app = TestApp::start().await;
-    casapay::service::accounts::seed_demo(&app.store, 1)
-        .await
-        .unwrap();
-    casapay::service::accounts::seed_demo(&app.store, 2)
-        .await
-        .unwrap();
+    casapay::service::accounts::seed_demo(&app.store, 1).await.unwrap();
+    casapay::service::accounts::seed_demo(&app.store, 2).await.unwrap();
     let list = app.get("/v1/customers", DEMO_KEY).await.ok();
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     assert_eq!(list["data"][0]["id"], "cus_123456789");
@@ -194,8 +165,5 @@ async fn graceful_shutdown_stops_the_server() {
     let mut app = TestApp::start().await;
     assert_eq!(app.get("/v1/customers", DEMO_KEY).await.status, 200);
     app.stop().await;
-    assert!(
-        app.client.get(app.url("/healthz")).send().await.is_err(),
-        "no longer listening"
-    );
+    assert!(app.client.get(app.url("/healthz")).send().await.is_err(), "no longer listening");
 }

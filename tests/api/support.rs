@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casapay::clock::{Clock, ManualClock};
+use casapay::jobs::engine::{Engine, EngineConfig};
 use casapay::service::accounts::{self, CreatedAccount};
+use casapay::service::rail::InstantRail;
 use casapay::store::{Store, StoreOptions};
 use casapay::{ApiConfig, AppState};
 use reqwest::{Method, StatusCode, header::HeaderMap};
@@ -22,8 +24,7 @@ fn backend() -> String {
 }
 
 fn pg_admin_url() -> String {
-    std::env::var("CASAPAY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("CASAPAY_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 fn random_suffix() -> String {
@@ -44,29 +45,15 @@ impl TestDb {
                 let dir = std::env::temp_dir().join(format!("casapay_t_{}", random_suffix()));
                 std::fs::create_dir_all(&dir).expect("temp dir");
                 let url = format!("sqlite://{}?mode=rwc", dir.join("casapay.db").display());
-                TestDb {
-                    url,
-                    pg_name: None,
-                    sqlite_dir: Some(dir),
-                }
+                TestDb { url, pg_name: None, sqlite_dir: Some(dir) }
             }
             _ => {
                 let name = format!("casapay_t_{}", random_suffix());
                 let admin = pg_admin_url();
                 let mut conn = connect_admin(&admin).await;
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create test database");
-                let base = admin
-                    .rsplit_once('/')
-                    .map(|(b, _)| b.to_owned())
-                    .unwrap_or(admin);
-                TestDb {
-                    url: format!("{base}/{name}"),
-                    pg_name: Some(name),
-                    sqlite_dir: None,
-                }
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+                let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin);
+                TestDb { url: format!("{base}/{name}"), pg_name: Some(name), sqlite_dir: None }
             }
         }
     }
@@ -85,15 +72,11 @@ impl Drop for TestDb {
             let admin = pg_admin_url();
             // Drop runs inside the test's runtime: do the async cleanup on a thread of its own.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 rt.block_on(async {
                     let mut conn = connect_admin(&admin).await;
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
                 });
             })
             .join();
@@ -105,9 +88,7 @@ impl Drop for TestDb {
 }
 
 pub async fn open_store(url: &str) -> Store {
-    let store = Store::connect(&StoreOptions::new(url))
-        .await
-        .expect("connect store");
+    let store = Store::connect(&StoreOptions::new(url)).await.expect("connect store");
     store.migrate().await.expect("migrate");
     store
 }
@@ -118,6 +99,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub store: Store,
+    /// The claims engine, not running: tests step it with `run_once` / `run_until_idle`.
+    pub engine: Engine,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
     // Declared last: dropped after the server has stopped.
@@ -133,33 +116,23 @@ impl TestApp {
         let db = TestDb::create().await;
         let store = open_store(&db.url).await;
         let clock = ManualClock::new(DOCS_NOW);
-        accounts::seed_demo(&store, DOCS_NOW)
-            .await
-            .expect("seed demo");
-        let state = AppState {
-            store: store.clone(),
-            clock: clock.clone(),
-            config: Arc::new(config),
-        };
+        accounts::seed_demo(&store, DOCS_NOW).await.expect("seed demo");
+        let state = AppState::new(store.clone(), clock.clone(), config);
+        let engine = Engine::new(
+            store.clone(),
+            clock.clone(),
+            Arc::new(InstantRail),
+            EngineConfig { poll_interval: Duration::from_millis(20), batch_size: 10 },
+            state.wakeup.clone(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(casapay::serve(listener, state, async {
             let _ = rx.await;
         }));
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        TestApp {
-            base,
-            client,
-            clock,
-            store,
-            shutdown: Some(tx),
-            server: Some(server),
-            _db: db,
-        }
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        TestApp { base, client, clock, store, engine, shutdown: Some(tx), server: Some(server), _db: db }
     }
 
     /// Stops the server and waits until it has finished the requests in flight.
@@ -172,16 +145,17 @@ impl TestApp {
         }
     }
 
+    /// Steps the engine until it has nothing left to do.
+    pub async fn settle(&self) -> casapay::jobs::engine::StepReport {
+        self.engine.run_until_idle().await.expect("engine step")
+    }
+
     pub async fn new_account(&self) -> CreatedAccount {
-        accounts::create_account(&self.store, "Test platform", self.clock.now())
-            .await
-            .expect("account")
+        accounts::create_account(&self.store, "Test platform", self.clock.now()).await.expect("account")
     }
 
     pub async fn operator_key(&self) -> String {
-        accounts::create_operator_key(&self.store, self.clock.now())
-            .await
-            .expect("operator key")
+        accounts::create_operator_key(&self.store, self.clock.now()).await.expect("operator key")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -189,13 +163,7 @@ impl TestApp {
     }
 
     /// Sends a JSON body (or none) with a Bearer key; returns status, body and headers.
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> Resp {
+    pub async fn send(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> Resp {
         let mut req = self.client.request(method, self.url(path));
         if let Some(key) = key {
             req = req.bearer_auth(key);
@@ -254,13 +222,7 @@ impl TestApp {
     }
 
     pub async fn customer(&self, key: &str, score: i64) -> Value {
-        self.post(
-            "/v1/customers",
-            key,
-            serde_json::json!({"name": "Tenant", "score": score}),
-        )
-        .await
-        .ok()
+        self.post("/v1/customers", key, serde_json::json!({"name": "Tenant", "score": score})).await.ok()
     }
 
     /// A guarantee on the quickstart's terms for `tenant`.
@@ -284,9 +246,7 @@ impl TestApp {
     /// The demo account's policy and a guarantee for the demo customer.
     pub async fn demo_guarantee(&self) -> (Value, Value) {
         let policy = self.docs_policy(DEMO_KEY).await;
-        let g = self
-            .docs_guarantee(DEMO_KEY, policy["id"].as_str().unwrap(), "cus_123456789")
-            .await;
+        let g = self.docs_guarantee(DEMO_KEY, policy["id"].as_str().unwrap(), "cus_123456789").await;
         (policy, g)
     }
 
@@ -327,24 +287,13 @@ impl Resp {
         let headers = r.headers().clone();
         let text = r.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            body,
-            text,
-        }
+        Resp { status, headers, body, text }
     }
 
     /// The body of a 200, or a panic that shows what came instead.
     #[track_caller]
     pub fn ok(self) -> Value {
-        assert_eq!(
-            self.status,
-            StatusCode::OK,
-            "expected 200, got {}: {}",
-            self.status,
-            self.text
-        );
+        assert_eq!(self.status, StatusCode::OK, "expected 200, got {}: {}", self.status, self.text);
         self.body
     }
 
@@ -358,11 +307,7 @@ impl Resp {
             Some(c) => assert_eq!(e["code"], c, "code of {}", self.text),
             None => assert!(e.get("code").is_none(), "no code expected in {}", self.text),
         }
-        assert!(
-            e["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "message in {}",
-            self.text
-        );
+        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "message in {}", self.text);
         e
     }
 }

@@ -1,0 +1,3 @@
+//! Background work: the claims engine (reviews, payouts, guarantee lifecycle).
+
+pub mod engine;

@@ -1,0 +1,274 @@
+//! The claims engine's steps: automated review, review by hand (operators and test
+//! helpers), payouts, and the guarantees' time-driven status changes. Each step is one
+//! transaction that locks what it changes in a fixed order (payout, claim, guarantee),
+//! so steps running at once on several replicas never deadlock or act twice.
+
+use super::rail::{PayoutRail, RailOutcome};
+use super::{Call, record_event, record_update};
+use crate::domain::claim::{Claim, ClaimStatus, DenialReason};
+use crate::domain::event::EventType;
+use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
+use crate::domain::payout::{Payout, PayoutStatus};
+use crate::domain::policy::Policy;
+use crate::domain::review::{Decision, ReviewInput, decide, max_payable};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::Kind;
+use crate::store::{self, Scope, Store, Tx};
+
+fn job_call(scope: Scope, now: i64) -> Call {
+    Call { scope, now, request_id: None, idempotency_key: None }
+}
+
+fn review_input(claim: &Claim, g: &Guarantee, p: &Policy) -> ReviewInput {
+    ReviewInput {
+        reason: claim.reason,
+        amount: claim.amount,
+        due_date: claim.evidence.due_date,
+        start_date: g.start_date,
+        end_date: g.end_date,
+        waiting_period_days: p.waiting_period_days,
+        coverage_amount: g.coverage_amount,
+        coverage_percentage: p.coverage_percentage,
+        deductible_amount: p.deductible_amount,
+        remaining_coverage: g.remaining(),
+    }
+}
+
+/// The claim's guarantee (locked) and policy. Both exist: claims reference them.
+async fn claim_terms(tx: &mut Tx, scope: &Scope, claim: &Claim) -> ApiResult<(Guarantee, Policy)> {
+    let g = store::guarantees::get_for_update(tx, scope, &claim.guarantee)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("claim {} has no guarantee", claim.id)))?;
+    let p = store::policies::get(tx, scope, &g.policy)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("guarantee {} has no policy", g.id)))?;
+    Ok((g, p))
+}
+
+/// Approves `amount`, reserves it on the guarantee and creates the pending payout.
+async fn approve(tx: &mut Tx, call: &Call, claim: Claim, mut g: Guarantee, amount: i64) -> ApiResult<Claim> {
+    let payout = Payout {
+        id: Kind::Payout.new_id(),
+        object: Payout::OBJECT,
+        amount,
+        currency: claim.currency.clone(),
+        claim: claim.id.clone(),
+        guarantee: g.id.clone(),
+        status: PayoutStatus::Pending,
+        arrival_date: None,
+        livemode: claim.livemode,
+        created: call.now,
+    };
+    store::payouts::insert(tx, &call.scope, &payout).await?;
+    g.claims_reserved += amount;
+    g.refresh_remaining();
+    store::guarantees::update(tx, &call.scope, &g).await?;
+    let mut after = claim.clone();
+    after.status = ClaimStatus::Approved;
+    after.amount_approved = Some(amount);
+    after.payout = Some(payout.id);
+    after.reviewed_at = Some(call.now);
+    after.status_transitions.approved_at = Some(call.now);
+    after.awaiting_operator = false;
+    store::claims::update(tx, &call.scope, &after).await?;
+    record_update(tx, call, EventType::ClaimApproved, &claim, &after).await?;
+    Ok(after)
+}
+
+async fn deny(tx: &mut Tx, call: &Call, claim: Claim, reason: Option<DenialReason>) -> ApiResult<Claim> {
+    let mut after = claim.clone();
+    after.status = ClaimStatus::Denied;
+    after.denial_reason = reason;
+    after.reviewed_at = Some(call.now);
+    after.status_transitions.denied_at = Some(call.now);
+    after.awaiting_operator = false;
+    store::claims::update(tx, &call.scope, &after).await?;
+    record_update(tx, call, EventType::ClaimDenied, &claim, &after).await?;
+    Ok(after)
+}
+
+/// Reviews the oldest claim waiting for automation. Returns its id, or `None` when
+/// the queue is empty.
+pub async fn review_next(store: &Store, now: i64) -> ApiResult<Option<String>> {
+    let mut tx = store.begin().await?;
+    let Some((scope, claim)) = store::claims::next_for_review(&mut tx).await? else {
+        return Ok(None);
+    };
+    let call = job_call(scope, now);
+    let (g, p) = claim_terms(&mut tx, &call.scope, &claim).await?;
+    let id = claim.id.clone();
+    match decide(&review_input(&claim, &g, &p)) {
+        Decision::Approve { amount } => {
+            approve(&mut tx, &call, claim, g, amount).await?;
+        }
+        Decision::Deny(reason) => {
+            deny(&mut tx, &call, claim, Some(reason)).await?;
+        }
+        Decision::Operator => {
+            let mut waiting = claim;
+            waiting.awaiting_operator = true;
+            store::claims::update(&mut tx, &call.scope, &waiting).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(Some(id))
+}
+
+/// A decision taken by hand.
+#[derive(Debug, Clone, Copy)]
+pub enum Verdict {
+    /// Approve the computed maximum, or a lower `amount`.
+    Approve {
+        amount: Option<i64>,
+    },
+    Deny {
+        reason: Option<DenialReason>,
+    },
+}
+
+/// Approves or denies a claim under review, for an operator (`scope` is `None`: any
+/// account) or a platform's test helper (its own scope only).
+pub async fn review_by_hand(
+    tx: &mut Tx,
+    scope: Option<&Scope>,
+    request: &Call,
+    claim_id: &str,
+    verdict: Verdict,
+) -> ApiResult<Claim> {
+    let found = match scope {
+        Some(s) => store::claims::get_for_update(tx, s, claim_id).await?.map(|c| (s.clone(), c)),
+        None => store::claims::get_any_for_update(tx, claim_id).await?,
+    };
+    let (scope, claim) = found.ok_or_else(|| ApiError::no_such(Kind::Claim.object(), claim_id, Some("id")))?;
+    if claim.status != ClaimStatus::UnderReview {
+        return Err(ApiError::state(
+            "claim_not_under_review",
+            format!("Only a claim under review can be approved or denied; this one is {}.", claim.status),
+        ));
+    }
+    let call = Call { scope, ..request.clone() };
+    match verdict {
+        Verdict::Deny { reason } => deny(tx, &call, claim, reason).await,
+        Verdict::Approve { amount } => {
+            let (g, p) = claim_terms(tx, &call.scope, &claim).await?;
+            let max = max_payable(&review_input(&claim, &g, &p)).map_err(|reason| {
+                ApiError::state(
+                    "claim_not_approvable",
+                    format!("This claim cannot be approved: the rules deny it ({reason})."),
+                )
+            })?;
+            let amount = match amount {
+                Some(a) if a > max => {
+                    return Err(ApiError::invalid(
+                        "amount_too_large",
+                        "amount",
+                        format!("The amount cannot exceed {max}, the most this claim can be paid."),
+                    ));
+                }
+                Some(a) => a,
+                None => max,
+            };
+            approve(tx, &call, claim, g, amount).await
+        }
+    }
+}
+
+/// Sends the oldest pending payout through the rail and records the outcome.
+/// Returns its id, or `None` when nothing is pending.
+pub async fn pay_next(store: &Store, rail: &dyn PayoutRail, now: i64) -> ApiResult<Option<String>> {
+    let mut tx = store.begin().await?;
+    let Some((scope, payout)) = store::payouts::next_pending(&mut tx).await? else {
+        return Ok(None);
+    };
+    let call = job_call(scope, now);
+    // The payout row stays locked while the rail works, so no other worker sends it.
+    let outcome = rail.pay(&payout, now).await.map_err(|e| ApiError::internal(format!("payout rail: {e}")))?;
+    let claim = store::claims::get_for_update(&mut tx, &call.scope, &payout.claim)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("payout {} has no claim", payout.id)))?;
+    let mut g = store::guarantees::get_for_update(&mut tx, &call.scope, &payout.guarantee)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("payout {} has no guarantee", payout.id)))?;
+    let (status, arrival_date) = match &outcome {
+        RailOutcome::Paid { arrival_date } => (PayoutStatus::Paid, Some(*arrival_date)),
+        RailOutcome::Failed { .. } => (PayoutStatus::Failed, None),
+    };
+    if !store::payouts::settle(&mut tx, &payout.id, status, arrival_date).await? {
+        return Err(ApiError::internal(format!("payout {} was settled twice", payout.id)));
+    }
+    let settled = Payout { status, arrival_date, ..payout.clone() };
+    let g_before = g.clone();
+    g.claims_reserved -= payout.amount;
+    match outcome {
+        RailOutcome::Paid { .. } => {
+            g.claims_paid += payout.amount;
+            let mut paid = claim.clone();
+            paid.status = ClaimStatus::Paid;
+            paid.status_transitions.paid_at = Some(now);
+            store::claims::update(&mut tx, &call.scope, &paid).await?;
+            record_event(&mut tx, &call, EventType::PayoutPaid, &settled).await?;
+            record_update(&mut tx, &call, EventType::ClaimPaid, &claim, &paid).await?;
+        }
+        RailOutcome::Failed { reason } => {
+            tracing::warn!(payout = %payout.id, %reason, "payout failed; coverage released");
+            record_event(&mut tx, &call, EventType::PayoutFailed, &settled).await?;
+        }
+    }
+    g.refresh_remaining();
+    let used_up = g.claims_paid >= g.total_coverage;
+    if used_up && matches!(g.status, GuaranteeStatus::Pending | GuaranteeStatus::Active | GuaranteeStatus::Expired) {
+        g.status = GuaranteeStatus::Claimed;
+        store::guarantees::update(&mut tx, &call.scope, &g).await?;
+        record_update(&mut tx, &call, EventType::GuaranteeClaimed, &g_before, &g).await?;
+    } else {
+        store::guarantees::update(&mut tx, &call.scope, &g).await?;
+    }
+    tx.commit().await?;
+    Ok(Some(payout.id))
+}
+
+/// Activates guarantees whose start has come and expires those whose end has passed,
+/// up to `limit` of them. Returns how many changed.
+pub async fn transition_guarantees(store: &Store, now: i64, limit: i64) -> ApiResult<usize> {
+    let mut tx = store.begin().await?;
+    let due = store::guarantees::due_for_transition(&mut tx, now, limit).await?;
+    let count = due.len();
+    for (scope, g) in due {
+        let call = job_call(scope, now);
+        let mut current = g;
+        if current.status == GuaranteeStatus::Pending && current.start_date <= now {
+            let mut next = current.clone();
+            next.status = GuaranteeStatus::Active;
+            store::guarantees::update(&mut tx, &call.scope, &next).await?;
+            record_update(&mut tx, &call, EventType::GuaranteeActivated, &current, &next).await?;
+            current = next;
+        }
+        if current.status == GuaranteeStatus::Active && current.end_date <= now {
+            let mut next = current.clone();
+            next.status = GuaranteeStatus::Expired;
+            store::guarantees::update(&mut tx, &call.scope, &next).await?;
+            record_update(&mut tx, &call, EventType::GuaranteeExpired, &current, &next).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(count)
+}
+
+/// Reads a payout in the caller's scope.
+pub async fn retrieve_payout(store: &Store, call: &Call, id: &str) -> ApiResult<Payout> {
+    let mut conn = store.acquire().await?;
+    store::payouts::get(&mut conn, &call.scope, id)
+        .await?
+        .ok_or_else(|| ApiError::no_such(Kind::Payout.object(), id, Some("id")))
+}
+
+pub async fn list_payouts(
+    store: &Store,
+    call: &Call,
+    page: &store::PageRequest,
+    filters: store::payouts::PayoutFilters,
+) -> ApiResult<store::Page<Payout>> {
+    let mut conn = store.acquire().await?;
+    super::check_cursors(&mut conn, call, "payouts", Kind::Payout, page).await?;
+    Ok(store::payouts::list(&mut conn, &call.scope, page, filters).await?)
+}

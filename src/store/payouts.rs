@@ -1,0 +1,114 @@
+//! Payouts table.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::list::{Page, PageRequest, fetch_page};
+use super::{Conn, Scope, Tx, get_bool};
+use crate::domain::payout::{Payout, PayoutStatus};
+
+const COLUMNS: &str = "id, livemode, created, claim_id, guarantee_id, amount, currency, status, arrival_date";
+
+fn from_row(r: &AnyRow) -> Result<Payout, sqlx::Error> {
+    let status: String = r.try_get("status")?;
+    Ok(Payout {
+        id: r.try_get("id")?,
+        object: Payout::OBJECT,
+        amount: r.try_get("amount")?,
+        currency: r.try_get("currency")?,
+        claim: r.try_get("claim_id")?,
+        guarantee: r.try_get("guarantee_id")?,
+        status: PayoutStatus::parse(&status)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown payout status {status:?}").into()))?,
+        arrival_date: r.try_get("arrival_date")?,
+        livemode: get_bool(r, "livemode")?,
+        created: r.try_get("created")?,
+    })
+}
+
+pub async fn insert(conn: &mut Conn, scope: &Scope, p: &Payout) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO payouts (id, account_id, livemode, created, claim_id, guarantee_id, amount, currency, status, arrival_date) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&p.id)
+    .bind(&scope.account_id)
+    .bind(scope.livemode)
+    .bind(p.created)
+    .bind(&p.claim)
+    .bind(&p.guarantee)
+    .bind(p.amount)
+    .bind(&p.currency)
+    .bind(p.status.as_str())
+    .bind(p.arrival_date)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Payout>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM payouts WHERE id = $1 AND account_id = $2 AND livemode = $3");
+    let row =
+        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Moves a pending payout to `status`. Returns false if it was no longer pending,
+/// so a payout is settled once however many workers reach it.
+pub async fn settle(
+    conn: &mut Conn,
+    id: &str,
+    status: PayoutStatus,
+    arrival_date: Option<i64>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE payouts SET status = $1, arrival_date = $2 WHERE id = $3 AND status = 'pending'")
+        .bind(status.as_str())
+        .bind(arrival_date)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The next pending payout, locked; payouts another worker holds are skipped.
+pub async fn next_pending(tx: &mut Tx) -> Result<Option<(Scope, Payout)>, sqlx::Error> {
+    let skip = tx.skip_locked_clause();
+    let sql = format!("SELECT account_id, {COLUMNS} FROM payouts WHERE status = 'pending' ORDER BY seq LIMIT 1{skip}");
+    let row = sqlx::query(&sql).fetch_optional(&mut **tx).await?;
+    row.map(|r| {
+        let p = from_row(&r)?;
+        Ok((Scope { account_id: r.try_get("account_id")?, livemode: p.livemode }, p))
+    })
+    .transpose()
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct PayoutFilters {
+    pub claim: Option<String>,
+    pub guarantee: Option<String>,
+}
+
+pub async fn list(
+    conn: &mut Conn,
+    scope: &Scope,
+    page: &PageRequest,
+    f: PayoutFilters,
+) -> Result<Page<Payout>, sqlx::Error> {
+    fetch_page(
+        conn,
+        "payouts",
+        COLUMNS,
+        scope,
+        page,
+        |sql| {
+            if let Some(c) = f.claim {
+                sql.and_eq("claim_id", c);
+            }
+            if let Some(g) = f.guarantee {
+                sql.and_eq("guarantee_id", g);
+            }
+        },
+        from_row,
+    )
+    .await
+}
