@@ -8,5 +8,6 @@ mod conventions;
 mod engine;
 mod isolation;
 mod lists;
+mod money;
 mod quickstart;
 mod resources;

@@ -101,6 +101,8 @@ pub struct TestApp {
     pub store: Store,
     /// The claims engine, not running: tests step it with `run_once` / `run_until_idle`.
     pub engine: Engine,
+    /// The database's URL, for a second store (another "replica") on the same data.
+    pub db_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
     // Declared last: dropped after the server has stopped.
@@ -132,7 +134,17 @@ impl TestApp {
             let _ = rx.await;
         }));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        TestApp { base, client, clock, store, engine, shutdown: Some(tx), server: Some(server), _db: db }
+        TestApp {
+            base,
+            client,
+            clock,
+            store,
+            engine,
+            db_url: db.url.clone(),
+            shutdown: Some(tx),
+            server: Some(server),
+            _db: db,
+        }
     }
 
     /// Stops the server and waits until it has finished the requests in flight.

@@ -1,0 +1,247 @@
+//! The money invariant: whatever the concurrency, retries or crashes, the sum paid on
+//! a guarantee never exceeds its total coverage and no claim is paid twice.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use casapay::domain::payout::Payout;
+use casapay::jobs::engine::{Engine, EngineConfig};
+use casapay::service::rail::{InstantRail, PayoutRail, RailFuture, RailOutcome};
+use casapay::service::review;
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{DEMO_KEY, DOCS_NOW, TestApp, id, open_store};
+
+const DAY: i64 = 86_400;
+const DUE: i64 = DOCS_NOW + 30 * DAY;
+
+/// A guarantee of `months` x 120,000 on the demo account, and the clock past the due date.
+async fn guarantee_of(app: &TestApp, months: i64) -> String {
+    let p = app
+        .post(
+            "/v1/guarantee_policies",
+            DEMO_KEY,
+            json!({"name": "p", "coverage_percentage": 100, "max_coverage_months": months, "waiting_period_days": 30}),
+        )
+        .await
+        .ok();
+    let g = app.docs_guarantee(DEMO_KEY, &id(&p), "cus_123456789").await;
+    app.clock.set(DUE + DAY);
+    id(&g)
+}
+
+fn claim_body(grt: &str, i: usize, reason: &str) -> Value {
+    json!({"guarantee": grt, "amount": 120000, "currency": "eur", "reason": reason,
+           "evidence": {"invoice_id": format!("inv_{i}"), "due_date": DUE}})
+}
+
+fn engine_on(app: &TestApp, store: casapay::store::Store, rail: Arc<dyn PayoutRail>) -> Engine {
+    Engine::new(
+        store,
+        app.clock.clone(),
+        rail,
+        EngineConfig { poll_interval: Duration::from_millis(5), batch_size: 3 },
+        Arc::new(tokio::sync::Notify::new()),
+    )
+}
+
+/// Reads the ledger from the database and checks the invariant; returns what was paid.
+async fn check_invariant(app: &TestApp, grt: &str) -> i64 {
+    let pool = app.store.pool();
+    let g = app.get(&format!("/v1/guarantees/{grt}"), DEMO_KEY).await.ok();
+    let total = g["total_coverage"].as_i64().unwrap();
+    let paid = g["claims_paid"].as_i64().unwrap();
+    assert!(paid <= total, "paid {paid} exceeds the coverage {total}");
+
+    let rows = sqlx::query("SELECT claim_id, amount, status FROM payouts WHERE guarantee_id = $1")
+        .bind(grt)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let mut per_claim: HashMap<String, usize> = HashMap::new();
+    let mut sum_paid = 0;
+    for r in &rows {
+        *per_claim.entry(r.get::<String, _>("claim_id")).or_default() += 1;
+        if r.get::<String, _>("status") == "paid" {
+            sum_paid += r.get::<i64, _>("amount");
+        }
+    }
+    assert!(per_claim.values().all(|n| *n == 1), "one payout per claim at most: {per_claim:?}");
+    assert_eq!(sum_paid, paid, "the guarantee's claims_paid is the sum of its paid payouts");
+
+    // Every claim is decided at most once, and paid claims match their payouts.
+    let events =
+        sqlx::query("SELECT type, object FROM events WHERE type IN ('claim.approved', 'claim.denied', 'claim.paid')")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let mut decisions: HashMap<(String, String), usize> = HashMap::new();
+    for e in &events {
+        let object: Value = serde_json::from_str(&e.get::<String, _>("object")).unwrap();
+        if object["guarantee"] == grt {
+            *decisions.entry((e.get::<String, _>("type"), id(&object))).or_default() += 1;
+        }
+    }
+    assert!(decisions.values().all(|n| *n == 1), "each decision and payment happens once: {decisions:?}");
+    paid
+}
+
+#[tokio::test]
+async fn fifty_concurrent_claims_where_three_fit() {
+    let app = TestApp::start().await;
+    let op = app.operator_key().await;
+    let grt = guarantee_of(&app, 3).await;
+
+    // Two engines on two pools, as two replicas would be, running while claims arrive.
+    let cancel = CancellationToken::new();
+    let replica = open_store(&app.db_url).await;
+    let engines = [
+        tokio::spawn(engine_on(&app, app.store.clone(), Arc::new(InstantRail)).run(cancel.clone())),
+        tokio::spawn(engine_on(&app, replica, Arc::new(InstantRail)).run(cancel.clone())),
+    ];
+    let filed = join_all((0..50).map(|i| {
+        let reason = if i % 2 == 0 { "missed_payment" } else { "lease_break" };
+        app.post("/v1/claims", DEMO_KEY, claim_body(&grt, i, reason))
+    }))
+    .await;
+    // Once three are paid the guarantee is used up, and later claims are refused at the door.
+    let mut lease_breaks = Vec::new();
+    let mut refused = 0;
+    for r in filed {
+        if r.status == 200 {
+            if r.body["reason"] == "lease_break" {
+                lease_breaks.push(id(&r.body));
+            }
+        } else {
+            assert_eq!(r.body["error"]["code"], "guarantee_not_claimable", "{}", r.text);
+            refused += 1;
+        }
+    }
+    assert!(refused < 47, "at least three claims were filed");
+    // Operators approve every lease break, each twice, all at once, while the engines run.
+    let paths: Vec<String> =
+        lease_breaks.iter().chain(lease_breaks.iter()).map(|c| format!("/v1/claims/{c}/approve")).collect();
+    let approvals = join_all(paths.iter().map(|p| app.post(p, &op, json!({})))).await;
+    for r in &approvals {
+        assert!(
+            r.status == 200
+                || ["claim_not_under_review", "claim_not_approvable"]
+                    .contains(&r.body["error"]["code"].as_str().unwrap_or("")),
+            "unexpected answer: {} {}",
+            r.status,
+            r.text
+        );
+    }
+    cancel.cancel();
+    for e in engines {
+        tokio::time::timeout(Duration::from_secs(30), e).await.expect("engine stops").unwrap();
+    }
+    app.settle().await;
+
+    assert_eq!(check_invariant(&app, &grt).await, 360_000, "the coverage is used exactly");
+    let g = app.get(&format!("/v1/guarantees/{grt}"), DEMO_KEY).await.ok();
+    assert_eq!(g["status"], "claimed");
+    let paid = app.get(&format!("/v1/claims?guarantee={grt}&status=paid&limit=100"), DEMO_KEY).await.ok();
+    let paid_sum: i64 = paid["data"].as_array().unwrap().iter().map(|c| c["amount_approved"].as_i64().unwrap()).sum();
+    assert_eq!(paid_sum, 360_000);
+    assert_eq!(paid["data"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn two_replicas_share_the_work_without_doing_it_twice() {
+    let app = TestApp::start().await;
+    let grt = guarantee_of(&app, 10).await;
+    for i in 0..30 {
+        app.post("/v1/claims", DEMO_KEY, claim_body(&grt, i, "missed_payment")).await.ok();
+    }
+    let a = engine_on(&app, app.store.clone(), Arc::new(InstantRail));
+    let b = engine_on(&app, open_store(&app.db_url).await, Arc::new(InstantRail));
+    let (ra, rb) = tokio::join!(a.run_until_idle(), b.run_until_idle());
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.claims_reviewed + rb.claims_reviewed, 30, "each claim reviewed once: {ra:?} {rb:?}");
+    assert_eq!(ra.payouts_sent + rb.payouts_sent, 10, "each payout sent once: {ra:?} {rb:?}");
+    assert_eq!(check_invariant(&app, &grt).await, 1_200_000);
+    let denied = app.get(&format!("/v1/claims?guarantee={grt}&status=denied&limit=100"), DEMO_KEY).await.ok();
+    assert_eq!(denied["data"].as_array().unwrap().len(), 20);
+    assert!(denied["data"].as_array().unwrap().iter().all(|c| c["denial_reason"] == "coverage_exhausted"));
+}
+
+/// A rail that remembers what it paid (idempotent on the payout id) and can be told
+/// to fail after paying, as if the process died before recording the answer.
+#[derive(Default)]
+struct LedgerRail {
+    paid: Mutex<Vec<String>>,
+    crash_after_paying: Mutex<bool>,
+}
+
+impl PayoutRail for LedgerRail {
+    fn pay<'a>(&'a self, payout: &'a Payout, now: i64) -> RailFuture<'a> {
+        Box::pin(async move {
+            let mut paid = self.paid.lock().unwrap();
+            if !paid.contains(&payout.id) {
+                paid.push(payout.id.clone());
+            }
+            if std::mem::replace(&mut *self.crash_after_paying.lock().unwrap(), false) {
+                return Err("connection reset after the bank accepted the payout".into());
+            }
+            Ok(RailOutcome::Paid { arrival_date: now })
+        })
+    }
+}
+
+/// A rail that never answers: the process is killed while the payout is locked.
+struct HangingRail;
+
+impl PayoutRail for HangingRail {
+    fn pay<'a>(&'a self, _payout: &'a Payout, _now: i64) -> RailFuture<'a> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn crashes_between_and_inside_steps_never_pay_twice() {
+    let app = TestApp::start().await;
+    let grt = guarantee_of(&app, 12).await;
+    let c = app.post("/v1/claims", DEMO_KEY, claim_body(&grt, 1, "missed_payment")).await.ok();
+    let now = DUE + DAY;
+
+    // Step one only: the claim is approved, its amount held back, its payout pending.
+    assert!(review::review_next(&app.store, now).await.unwrap().is_some());
+    let approved = app.get(&format!("/v1/claims/{}", id(&c)), DEMO_KEY).await.ok();
+    assert_eq!(approved["status"], "approved");
+    let po = approved["payout"].as_str().unwrap().to_owned();
+    let g = app.get(&format!("/v1/guarantees/{grt}"), DEMO_KEY).await.ok();
+    assert_eq!((g["claims_paid"].as_i64(), g["remaining_coverage"].as_i64()), (Some(0), Some(1_320_000)));
+
+    // The process dies inside the rail call, holding the payout: nothing is recorded.
+    let hung = tokio::time::timeout(Duration::from_millis(200), review::pay_next(&app.store, &HangingRail, now)).await;
+    assert!(hung.is_err(), "the hanging step was cut off");
+
+    // The rail pays, then the process dies before the commit: the payout stays pending.
+    let rail = Arc::new(LedgerRail::default());
+    *rail.crash_after_paying.lock().unwrap() = true;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // The cut-off transaction's lock goes when its rollback reaches the database.
+        match review::pay_next(&app.store, rail.as_ref(), now).await {
+            Err(_) => break,
+            Ok(None) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            other => panic!("expected the simulated crash, got {other:?}"),
+        }
+    }
+    let payout = app.get(&format!("/v1/payouts/{po}"), DEMO_KEY).await.ok();
+    assert_eq!(payout["status"], "pending");
+
+    // A new engine resumes: the payout is sent again (the rail knows it), recorded once.
+    let engine = engine_on(&app, open_store(&app.db_url).await, rail.clone());
+    let report = engine.run_until_idle().await.unwrap();
+    assert_eq!(report.payouts_sent, 1);
+    assert_eq!(rail.paid.lock().unwrap().clone(), vec![po.clone()], "the rail paid this payout once");
+    assert_eq!(app.get(&format!("/v1/payouts/{po}"), DEMO_KEY).await.ok()["status"], "paid");
+    assert_eq!(check_invariant(&app, &grt).await, 120_000);
+    assert!(engine.run_until_idle().await.unwrap().is_idle());
+}
