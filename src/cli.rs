@@ -15,7 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::jobs::engine::{Engine, EngineConfig};
 use crate::service::accounts;
 use crate::service::rail::InstantRail;
-use crate::store::{Store, StoreOptions};
+use crate::store::{ServeLock, Store, StoreOptions, sqlite_file};
 
 #[derive(Debug, Parser)]
 #[command(name = "casapay", version, about = "Server for the CasaPay rent-guarantee API")]
@@ -150,7 +150,18 @@ impl Cli {
     }
 }
 
+/// Creates the directory of a SQLite database file if it is missing.
+fn ensure_sqlite_dir(url: &str) -> Result<(), String> {
+    if let Some(dir) = sqlite_file(url).as_deref().and_then(std::path::Path::parent) {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
 async fn open_store(cli: &Cli, max_connections: u32) -> Result<Store, String> {
+    ensure_sqlite_dir(&cli.database_url())?;
     let mut opts = StoreOptions::new(cli.database_url());
     opts.max_connections = max_connections;
     Store::connect(&opts).await.map_err(|e| format!("cannot open the database: {e}"))
@@ -184,6 +195,12 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
+    let url = cli.database_url();
+    ensure_sqlite_dir(&url)?;
+    let _serve_lock = match sqlite_file(&url) {
+        Some(file) => Some(ServeLock::acquire(&file)?),
+        None => None,
+    };
     let store = open_store(cli, args.db_max_connections).await?;
     if !args.no_migrate {
         store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;

@@ -205,3 +205,71 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
 pub fn violated_constraint(err: &sqlx::Error) -> Option<String> {
     err.as_database_error().and_then(|e| e.constraint().map(str::to_owned))
 }
+
+/// The database file of a `sqlite:` URL, or `None` for PostgreSQL and in-memory databases.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
+/// Held by the one `serve` process of a SQLite database, for as long as it runs: the
+/// engine assumes it is the only writer claiming work, so a second server is refused.
+/// Other commands (`migrate`, `accounts create`) do not take it.
+#[derive(Debug)]
+pub struct ServeLock {
+    _file: std::fs::File,
+}
+
+impl ServeLock {
+    /// Takes the lock beside `db_file`, or says which file another server holds.
+    pub fn acquire(db_file: &std::path::Path) -> Result<ServeLock, String> {
+        let lock_path = db_file.with_extension("db.serve-lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(ServeLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+                "another casapay server is already running on {} (lock {}); \
+                 run one server per SQLite file, or use PostgreSQL for several replicas",
+                db_file.display(),
+                lock_path.display()
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", lock_path.display())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_file_of_urls() {
+        assert_eq!(sqlite_file("sqlite://./casapay.db?mode=rwc"), Some("./casapay.db".into()));
+        assert_eq!(sqlite_file("sqlite:/data/casapay.db"), Some("/data/casapay.db".into()));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite://x.db?mode=memory"), None);
+        assert_eq!(sqlite_file("postgres://localhost/x"), None);
+    }
+
+    #[test]
+    fn a_second_server_on_one_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("casapay_lock_{}", crate::ids::random_secret(8)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("casapay.db");
+        let first = ServeLock::acquire(&db).expect("first server");
+        let err = ServeLock::acquire(&db).expect_err("second server");
+        assert!(err.contains("another casapay server is already running"), "{err}");
+        drop(first);
+        ServeLock::acquire(&db).expect("free again once the first has stopped");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

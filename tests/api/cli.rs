@@ -101,3 +101,65 @@ async fn migrations_apply_to_an_empty_database_and_are_idempotent() {
         assert_eq!(n.0, 0, "{table} exists and is empty");
     }
 }
+
+/// The zero-set-up store: `serve --data DIR` on SQLite; one server per file; the other
+/// commands work beside it and what they create is visible at once.
+#[tokio::test]
+async fn sqlite_serve_is_one_per_file_and_other_commands_work_beside_it() {
+    let dir = std::env::temp_dir().join(format!("casapay_cli_{}", casapay::ids::random_secret(10)));
+    let data = dir.join("nested");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_casapay"))
+            .args(args)
+            .arg("--data")
+            .arg(&data)
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run casapay")
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_casapay"))
+        .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(&data)
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/v1/customers/cus_123456789");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.get(&url).bearer_auth(crate::support::DEMO_KEY).send().await {
+            Ok(r) => {
+                assert_eq!(r.status(), 200);
+                break;
+            }
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("server did not start: {e}"),
+        }
+    }
+    assert!(data.join("casapay.db").exists(), "the database file is in the data directory");
+
+    let second = run(&["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!second.status.success(), "a second server on the same file is refused");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another casapay server is already running"), "{stderr}");
+
+    let out = run(&["accounts", "create", "--name", "Beside"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let account: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = client
+        .get(format!("http://127.0.0.1:{port}/v1/customers"))
+        .bearer_auth(account["test_key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "a key created beside the server works at once");
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -11,3 +11,4 @@ mod lists;
 mod money;
 mod quickstart;
 mod resources;
+mod store_conformance;

@@ -1,0 +1,292 @@
+//! The store interface, driven directly: the same story must hold on PostgreSQL and
+//! SQLite (scripts/test runs this file on both).
+
+use casapay::domain::claim::{Claim, ClaimReason, ClaimStatus, Evidence, StatusTransitions};
+use casapay::domain::customer::Customer;
+use casapay::domain::guarantee::{Guarantee, GuaranteeStatus};
+use casapay::domain::metadata::Metadata;
+use casapay::domain::payout::{Payout, PayoutStatus};
+use casapay::domain::policy::Policy;
+use casapay::ids::Kind;
+use casapay::store::accounts::{KeyKind, KeyRecord};
+use casapay::store::{self, CreatedFilter, PageRequest, Scope, Store};
+
+use crate::support::{TestDb, open_store};
+
+fn scope(account: &str, livemode: bool) -> Scope {
+    Scope { account_id: account.into(), livemode }
+}
+
+fn customer(id: &str, created: i64, livemode: bool) -> Customer {
+    Customer {
+        id: id.into(),
+        object: Customer::OBJECT,
+        name: Some("n".into()),
+        email: None,
+        score: Some(70),
+        metadata: Metadata::from([("k".to_string(), "v".to_string())]),
+        livemode,
+        created,
+    }
+}
+
+fn policy(id: &str) -> Policy {
+    Policy {
+        id: id.into(),
+        object: Policy::OBJECT,
+        name: "p".into(),
+        coverage_percentage: 100,
+        max_coverage_months: 2,
+        waiting_period_days: 0,
+        eligible_score_minimum: 0,
+        deductible_amount: 0,
+        active: true,
+        metadata: Metadata::new(),
+        livemode: false,
+        created: 1,
+    }
+}
+
+fn guarantee(id: &str, status: GuaranteeStatus, start: i64, end: i64) -> Guarantee {
+    Guarantee {
+        id: id.into(),
+        object: Guarantee::OBJECT,
+        status,
+        policy: "gpol_1".into(),
+        tenant: "cus_1".into(),
+        coverage_amount: 100,
+        total_coverage: 200,
+        remaining_coverage: 200,
+        currency: "eur".into(),
+        start_date: start,
+        end_date: end,
+        claims_filed: 0,
+        claims_paid: 0,
+        claims_reserved: 0,
+        cancelled_at: None,
+        metadata: Metadata::new(),
+        livemode: false,
+        created: 1,
+    }
+}
+
+fn claim(id: &str, invoice: &str) -> Claim {
+    Claim {
+        id: id.into(),
+        object: Claim::OBJECT,
+        guarantee: "grt_1".into(),
+        amount: 100,
+        amount_approved: None,
+        currency: "eur".into(),
+        status: ClaimStatus::UnderReview,
+        reason: ClaimReason::MissedPayment,
+        evidence: Evidence { invoice_id: invoice.into(), due_date: 5, description: None },
+        payout: None,
+        denial_reason: None,
+        reviewed_at: None,
+        status_transitions: StatusTransitions { submitted_at: Some(2), under_review_at: Some(2), ..Default::default() },
+        awaiting_operator: false,
+        metadata: Metadata::new(),
+        livemode: false,
+        created: 2,
+    }
+}
+
+async fn seeded() -> (TestDb, Store, Scope) {
+    let db = TestDb::create().await;
+    let store = open_store(&db.url).await;
+    let mut tx = store.begin().await.unwrap();
+    store::accounts::insert_account(&mut tx, "acct_1", "one", 1).await.unwrap();
+    store::accounts::insert_account(&mut tx, "acct_2", "two", 1).await.unwrap();
+    tx.commit().await.unwrap();
+    (db, store, scope("acct_1", false))
+}
+
+#[tokio::test]
+async fn keys_are_found_by_hash_only() {
+    let (_db, store, _) = seeded().await;
+    let mut conn = store.acquire().await.unwrap();
+    let key = KeyRecord {
+        id: Kind::ApiKey.new_id(),
+        account_id: Some("acct_1".into()),
+        kind: KeyKind::Secret,
+        livemode: true,
+        key_hash: "ab".repeat(32),
+        last4: "abcd".into(),
+        created: 1,
+        expires_at: None,
+        revoked_at: None,
+    };
+    store::accounts::insert_key(&mut conn, &key).await.unwrap();
+    let found = store::accounts::find_key_by_hash(&mut conn, &"ab".repeat(32)).await.unwrap().unwrap();
+    assert_eq!((found.account_id.as_deref(), found.livemode, found.kind), (Some("acct_1"), true, KeyKind::Secret));
+    assert!(store::accounts::find_key_by_hash(&mut conn, &"cd".repeat(32)).await.unwrap().is_none());
+    assert!(store::accounts::insert_key(&mut conn, &key).await.is_err(), "hashes are unique");
+    assert_eq!(store::accounts::expire_secret_keys(&mut conn, "acct_1", true, 10).await.unwrap(), 1);
+    let found = store::accounts::find_key_by_hash(&mut conn, &"ab".repeat(32)).await.unwrap().unwrap();
+    assert_eq!(found.expires_at, Some(10));
+}
+
+#[tokio::test]
+async fn reads_are_scoped_and_pages_are_stable() {
+    let (_db, store, s) = seeded().await;
+    let mut tx = store.begin().await.unwrap();
+    // Twelve customers in the same second, then one later; one in live mode, one in another account.
+    for i in 0..12 {
+        store::customers::insert(&mut tx, &s, &customer(&format!("cus_{i:02}"), 100, false)).await.unwrap();
+    }
+    store::customers::insert(&mut tx, &s, &customer("cus_late", 200, false)).await.unwrap();
+    store::customers::insert(&mut tx, &scope("acct_1", true), &customer("cus_live", 100, true)).await.unwrap();
+    store::customers::insert(&mut tx, &scope("acct_2", false), &customer("cus_other", 100, false)).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut conn = store.acquire().await.unwrap();
+    let c = store::customers::get(&mut conn, &s, "cus_03").await.unwrap().unwrap();
+    assert_eq!((c.score, c.metadata.get("k").map(String::as_str), c.livemode), (Some(70), Some("v"), false));
+    assert!(store::customers::get(&mut conn, &scope("acct_1", true), "cus_03").await.unwrap().is_none());
+    assert!(store::customers::get(&mut conn, &scope("acct_2", false), "cus_03").await.unwrap().is_none());
+
+    let page = |limit, after: Option<&str>, before: Option<&str>| PageRequest {
+        limit,
+        starting_after: after.map(str::to_owned),
+        ending_before: before.map(str::to_owned),
+        created: CreatedFilter::default(),
+    };
+    let ids = |p: &store::Page<Customer>| p.data.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+    let first = store::customers::list(&mut conn, &s, &page(5, None, None), None).await.unwrap();
+    assert_eq!(ids(&first), ["cus_late", "cus_11", "cus_10", "cus_09", "cus_08"]);
+    assert!(first.has_more);
+    let second = store::customers::list(&mut conn, &s, &page(5, Some("cus_08"), None), None).await.unwrap();
+    assert_eq!(ids(&second), ["cus_07", "cus_06", "cus_05", "cus_04", "cus_03"]);
+    let last = store::customers::list(&mut conn, &s, &page(5, Some("cus_03"), None), None).await.unwrap();
+    assert_eq!(ids(&last), ["cus_02", "cus_01", "cus_00"]);
+    assert!(!last.has_more);
+    let back = store::customers::list(&mut conn, &s, &page(3, None, Some("cus_07")), None).await.unwrap();
+    assert_eq!(ids(&back), ["cus_10", "cus_09", "cus_08"]);
+    assert!(back.has_more);
+    let created =
+        PageRequest { created: CreatedFilter { gt: Some(100), ..Default::default() }, ..page(10, None, None) };
+    assert_eq!(ids(&store::customers::list(&mut conn, &s, &created, None).await.unwrap()), ["cus_late"]);
+    assert!(store::list::exists(&mut conn, "customers", &s, "cus_00").await.unwrap());
+    assert!(!store::list::exists(&mut conn, "customers", &s, "cus_other").await.unwrap());
+}
+
+#[tokio::test]
+async fn a_dropped_transaction_leaves_nothing() {
+    let (_db, store, s) = seeded().await;
+    {
+        let mut tx = store.begin().await.unwrap();
+        store::customers::insert(&mut tx, &s, &customer("cus_gone", 1, false)).await.unwrap();
+    }
+    let mut conn = store.acquire().await.unwrap();
+    assert!(store::customers::get(&mut conn, &s, "cus_gone").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn work_queues_and_the_coverage_check() {
+    let (_db, store, s) = seeded().await;
+    let mut tx = store.begin().await.unwrap();
+    store::customers::insert(&mut tx, &s, &customer("cus_1", 1, false)).await.unwrap();
+    store::policies::insert(&mut tx, &s, &policy("gpol_1")).await.unwrap();
+    store::guarantees::insert(&mut tx, &s, &guarantee("grt_1", GuaranteeStatus::Active, 0, 1_000)).await.unwrap();
+    store::guarantees::insert(&mut tx, &s, &guarantee("grt_2", GuaranteeStatus::Pending, 50, 1_000)).await.unwrap();
+    store::claims::insert(&mut tx, &s, &claim("clm_1", "inv_1")).await.unwrap();
+    store::claims::insert(&mut tx, &s, &claim("clm_2", "inv_2")).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // Review queue: oldest first; a claim waiting for an operator leaves it.
+    let mut tx = store.begin().await.unwrap();
+    let (sc, mut first) = store::claims::next_for_review(&mut tx).await.unwrap().unwrap();
+    assert_eq!((sc.clone(), first.id.as_str()), (s.clone(), "clm_1"));
+    first.awaiting_operator = true;
+    store::claims::update(&mut tx, &s, &first).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(store::claims::next_for_review(&mut tx).await.unwrap().unwrap().1.id, "clm_2");
+    assert_eq!(
+        store::claims::find_live_for_invoice(&mut tx, "grt_1", "inv_1").await.unwrap().as_deref(),
+        Some("clm_1")
+    );
+    assert!(store::claims::get_any_for_update(&mut tx, "clm_2").await.unwrap().is_some());
+    drop(tx);
+
+    // Time-driven changes: only what is due.
+    let mut tx = store.begin().await.unwrap();
+    let due: Vec<String> =
+        store::guarantees::due_for_transition(&mut tx, 60, 10).await.unwrap().into_iter().map(|(_, g)| g.id).collect();
+    assert_eq!(due, ["grt_2"]);
+    let due = store::guarantees::due_for_transition(&mut tx, 1_000, 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    drop(tx);
+
+    // A payout settles once.
+    let mut tx = store.begin().await.unwrap();
+    let payout = Payout {
+        id: "po_1".into(),
+        object: Payout::OBJECT,
+        amount: 100,
+        currency: "eur".into(),
+        claim: "clm_2".into(),
+        guarantee: "grt_1".into(),
+        status: PayoutStatus::Pending,
+        arrival_date: None,
+        livemode: false,
+        created: 3,
+    };
+    store::payouts::insert(&mut tx, &s, &payout).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(store::payouts::next_pending(&mut tx).await.unwrap().unwrap().1.id, "po_1");
+    assert!(store::payouts::settle(&mut tx, "po_1", PayoutStatus::Paid, Some(4)).await.unwrap());
+    assert!(!store::payouts::settle(&mut tx, "po_1", PayoutStatus::Paid, Some(5)).await.unwrap());
+    assert!(store::payouts::next_pending(&mut tx).await.unwrap().is_none());
+    tx.commit().await.unwrap();
+    let mut conn = store.acquire().await.unwrap();
+    let paid = store::payouts::get(&mut conn, &s, "po_1").await.unwrap().unwrap();
+    assert_eq!((paid.status, paid.arrival_date), (PayoutStatus::Paid, Some(4)));
+    drop(conn);
+
+    // A second payout for the same claim, and paying more than the coverage, are refused by the database.
+    let mut tx = store.begin().await.unwrap();
+    let twice = Payout { id: "po_2".into(), ..payout.clone() };
+    let err = store::payouts::insert(&mut tx, &s, &twice).await.unwrap_err();
+    assert!(err.as_database_error().is_some(), "{err}");
+    drop(tx);
+    let mut tx = store.begin().await.unwrap();
+    let mut g = store::guarantees::get_for_update(&mut tx, &s, "grt_1").await.unwrap().unwrap();
+    g.claims_paid = 150;
+    g.claims_reserved = 51;
+    let err = store::guarantees::update(&mut tx, &s, &g).await.unwrap_err();
+    assert!(err.as_database_error().is_some(), "{err}");
+}
+
+#[tokio::test]
+async fn events_are_listed_by_type_and_expire() {
+    let (_db, store, s) = seeded().await;
+    let mut conn = store.acquire().await.unwrap();
+    for (i, kind) in ["customer.created", "claim.submitted", "customer.created"].iter().enumerate() {
+        let id = format!("evt_{i}");
+        store::events::insert(
+            &mut conn,
+            &s,
+            &store::events::NewEvent {
+                id: &id,
+                created: 10 * i as i64,
+                kind,
+                object: r#"{"id":"x"}"#,
+                previous_attributes: None,
+                request_id: Some("req_1"),
+                idempotency_key: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let page = PageRequest::default();
+    let created = store::events::list(&mut conn, &s, &page, Some("customer.created".into())).await.unwrap();
+    assert_eq!(created.data.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["evt_2", "evt_0"]);
+    let e = store::events::get(&mut conn, &s, "evt_1").await.unwrap().unwrap();
+    assert_eq!((e.kind.as_str(), e.data.object.get()), ("claim.submitted", r#"{"id":"x"}"#));
+    assert_eq!(store::events::delete_older_than(&mut conn, 15).await.unwrap(), 2);
+    assert_eq!(store::events::list(&mut conn, &s, &page, None).await.unwrap().data.len(), 1);
+}
