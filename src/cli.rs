@@ -152,10 +152,10 @@ impl Cli {
 
 /// Creates the directory of a SQLite database file if it is missing.
 fn ensure_sqlite_dir(url: &str) -> Result<(), String> {
-    if let Some(dir) = sqlite_file(url).as_deref().and_then(std::path::Path::parent) {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
+    if let Some(dir) = sqlite_file(url).as_deref().and_then(std::path::Path::parent)
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     Ok(())
 }

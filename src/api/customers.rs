@@ -39,14 +39,14 @@ fn check_email(p: &Params, email: &str) -> ApiResult<()> {
 
 fn score(p: &mut Params) -> ApiResult<Patch<i64>> {
     let score = p.patch_int("score")?;
-    if let Patch::Set(s) = score {
-        if !(0..=SCORE_MAX).contains(&s) {
-            return Err(ApiError::invalid(
-                "parameter_out_of_range",
-                "score",
-                format!("Invalid score: must be between 0 and {SCORE_MAX}, got {s}."),
-            ));
-        }
+    if let Patch::Set(s) = score
+        && !(0..=SCORE_MAX).contains(&s)
+    {
+        return Err(ApiError::invalid(
+            "parameter_out_of_range",
+            "score",
+            format!("Invalid score: must be between 0 and {SCORE_MAX}, got {s}."),
+        ));
     }
     Ok(score)
 }

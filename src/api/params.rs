@@ -166,14 +166,14 @@ impl Params {
     /// An integer within `lo..=hi`.
     pub fn int_in(&mut self, key: &str, (lo, hi): (i64, i64)) -> ApiResult<Option<i64>> {
         let v = self.int(key)?;
-        if let Some(i) = v {
-            if i < lo || i > hi {
-                return Err(ApiError::invalid(
-                    "parameter_out_of_range",
-                    self.name(key),
-                    format!("Invalid {}: must be between {lo} and {hi}, got {i}.", self.name(key)),
-                ));
-            }
+        if let Some(i) = v
+            && (i < lo || i > hi)
+        {
+            return Err(ApiError::invalid(
+                "parameter_out_of_range",
+                self.name(key),
+                format!("Invalid {}: must be between {lo} and {hi}, got {i}.", self.name(key)),
+            ));
         }
         Ok(v)
     }

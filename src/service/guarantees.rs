@@ -97,27 +97,27 @@ pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Guarant
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: GuaranteePatch) -> ApiResult<Guarantee> {
     let before = store::guarantees::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
     let mut after = before.clone();
-    if let Some(end_date) = input.end_date {
-        if end_date != before.end_date {
-            if !matches!(before.status, GuaranteeStatus::Pending | GuaranteeStatus::Active) {
-                return Err(ApiError::state_param(
-                    "guarantee_not_modifiable",
-                    "end_date",
-                    format!(
-                        "The end_date of a guarantee can only change while it is pending or active; this one is {}.",
-                        before.status
-                    ),
-                ));
-            }
-            if end_date < before.end_date {
-                return Err(ApiError::invalid(
-                    "invalid_dates",
-                    "end_date",
-                    "The end_date of a guarantee can only be moved later.",
-                ));
-            }
-            after.end_date = end_date;
+    if let Some(end_date) = input.end_date
+        && end_date != before.end_date
+    {
+        if !matches!(before.status, GuaranteeStatus::Pending | GuaranteeStatus::Active) {
+            return Err(ApiError::state_param(
+                "guarantee_not_modifiable",
+                "end_date",
+                format!(
+                    "The end_date of a guarantee can only change while it is pending or active; this one is {}.",
+                    before.status
+                ),
+            ));
         }
+        if end_date < before.end_date {
+            return Err(ApiError::invalid(
+                "invalid_dates",
+                "end_date",
+                "The end_date of a guarantee can only be moved later.",
+            ));
+        }
+        after.end_date = end_date;
     }
     after.metadata = apply_metadata(&before.metadata, input.metadata.as_ref())?;
     store::guarantees::update(tx, &call.scope, &after).await?;

@@ -86,10 +86,10 @@ async fn insert_event<T: Serialize>(
 /// cursor is a 404 rather than a silently empty page.
 pub async fn check_cursors(conn: &mut Conn, call: &Call, table: &str, kind: Kind, page: &PageRequest) -> ApiResult<()> {
     for (param, cursor) in [("starting_after", &page.starting_after), ("ending_before", &page.ending_before)] {
-        if let Some(id) = cursor {
-            if !store::list::exists(conn, table, &call.scope, id).await? {
-                return Err(ApiError::no_such(kind.object(), id, Some(param)));
-            }
+        if let Some(id) = cursor
+            && !store::list::exists(conn, table, &call.scope, id).await?
+        {
+            return Err(ApiError::no_such(kind.object(), id, Some(param)));
         }
     }
     Ok(())
