@@ -4,6 +4,7 @@
 //! work without doing anything twice.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -50,7 +51,12 @@ pub struct Engine {
     rail: Arc<dyn PayoutRail>,
     config: EngineConfig,
     wakeup: Arc<Notify>,
+    /// When housekeeping (event retention) is next due, in clock seconds.
+    next_housekeeping: Arc<AtomicI64>,
 }
+
+/// How often housekeeping runs.
+const HOUSEKEEPING_EVERY: i64 = 60;
 
 impl Engine {
     pub fn new(
@@ -60,7 +66,7 @@ impl Engine {
         config: EngineConfig,
         wakeup: Arc<Notify>,
     ) -> Self {
-        Engine { store, clock, rail, config, wakeup }
+        Engine { store, clock, rail, config, wakeup, next_housekeeping: Arc::new(AtomicI64::new(0)) }
     }
 
     /// One pass: time-driven guarantee changes, then reviews, then payouts, each up
@@ -68,6 +74,19 @@ impl Engine {
     pub async fn run_once(&self) -> ApiResult<StepReport> {
         let mut report = StepReport::default();
         let batch = self.config.batch_size.max(1);
+        let now = self.clock.now();
+        let due = self.next_housekeeping.load(Ordering::Relaxed);
+        if now >= due
+            && self
+                .next_housekeeping
+                .compare_exchange(due, now + HOUSEKEEPING_EVERY, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let removed = crate::service::events::purge_expired(&self.store, now).await?;
+            if removed > 0 {
+                tracing::info!(removed, "expired events removed");
+            }
+        }
         report.guarantees_changed = review::transition_guarantees(&self.store, self.clock.now(), batch as i64).await?;
         while report.claims_reviewed < batch {
             match review::review_next(&self.store, self.clock.now()).await? {

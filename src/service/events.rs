@@ -18,3 +18,9 @@ pub async fn list(store: &Store, call: &Call, page: &PageRequest, kind: Option<S
     check_cursors(&mut conn, call, "events", Kind::Event, page).await?;
     Ok(store::events::list(&mut conn, &call.scope, page, kind).await?)
 }
+
+/// Removes events past their retention (30 days). Returns how many went.
+pub async fn purge_expired(store: &Store, now: i64) -> ApiResult<u64> {
+    let mut conn = store.acquire().await?;
+    Ok(store::events::delete_older_than(&mut conn, now - crate::domain::event::RETENTION_SECONDS).await?)
+}

@@ -306,3 +306,18 @@ async fn the_running_engine_pays_a_claim_within_seconds() {
     cancel.cancel();
     tokio::time::timeout(Duration::from_secs(10), task).await.expect("engine stops when cancelled").unwrap();
 }
+
+#[tokio::test]
+async fn events_are_kept_for_30_days() {
+    let app = TestApp::start().await;
+    let old = app.customer(DEMO_KEY, 50).await;
+    app.clock.advance(10 * DAY);
+    app.customer(DEMO_KEY, 60).await;
+    app.settle().await;
+    assert_eq!(get(&app, "/v1/events".into()).await["data"].as_array().unwrap().len(), 2);
+    app.clock.set(DOCS_NOW + 30 * DAY + 1);
+    app.settle().await;
+    let left = get(&app, "/v1/events".into()).await;
+    assert_eq!(left["data"].as_array().unwrap().len(), 1, "the event from day 0 is gone, the one from day 10 stays");
+    assert_ne!(left["data"][0]["data"]["object"]["id"], old["id"]);
+}
