@@ -12,6 +12,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::clock::Clock;
 use crate::store::Store;
+use crate::webhooks::ssrf::EgressPolicy;
 
 /// Limits and settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -37,11 +38,19 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Wakes this process's claims engine when a claim is filed.
     pub wakeup: Arc<tokio::sync::Notify>,
+    /// What webhook URLs may point at.
+    pub egress: EgressPolicy,
 }
 
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: ApiConfig) -> Self {
-        AppState { store, clock, config: Arc::new(config), wakeup: Arc::new(tokio::sync::Notify::new()) }
+        AppState {
+            store,
+            clock,
+            config: Arc::new(config),
+            wakeup: Arc::new(tokio::sync::Notify::new()),
+            egress: EgressPolicy::default(),
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use tokio_util::sync::CancellationToken;
@@ -16,6 +17,8 @@ use crate::jobs::engine::{Engine, EngineConfig};
 use crate::service::accounts;
 use crate::service::rail::InstantRail;
 use crate::store::{ServeLock, Store, StoreOptions, sqlite_file};
+use crate::webhooks::dispatcher::{Dispatcher, DispatcherConfig};
+use crate::webhooks::ssrf::EgressPolicy;
 
 #[derive(Debug, Parser)]
 #[command(name = "casapay", version, about = "Server for the CasaPay rent-guarantee API")]
@@ -84,10 +87,28 @@ struct ServeArgs {
     /// The most claims, payouts and guarantees the engine handles per step.
     #[arg(long, env = "CASAPAY_ENGINE_BATCH_SIZE", default_value_t = 100)]
     engine_batch_size: usize,
-    /// Serve the API only; leave reviews, payouts and the guarantee lifecycle to
-    /// other replicas.
+    /// Serve the API only: no claims engine and no webhook dispatcher (leave them to
+    /// other replicas).
     #[arg(long, env = "CASAPAY_NO_ENGINE")]
     no_engine: bool,
+    /// Allow http:// webhook URLs (default: false; true with --demo).
+    #[arg(long, env = "CASAPAY_WEBHOOK_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new())]
+    webhook_allow_http: Option<bool>,
+    /// Allow webhook URLs that are or resolve to loopback, private, link-local or
+    /// other non-public addresses (default: false; true with --demo).
+    #[arg(long, env = "CASAPAY_WEBHOOK_ALLOW_PRIVATE", num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new())]
+    webhook_allow_private: Option<bool>,
+    /// Seconds a webhook endpoint has to answer with a 2xx.
+    #[arg(long, env = "CASAPAY_WEBHOOK_TIMEOUT_SECS", default_value_t = 15)]
+    webhook_timeout_secs: u64,
+    /// Most webhook attempts in flight at once.
+    #[arg(long, env = "CASAPAY_WEBHOOK_CONCURRENCY", default_value_t = 64)]
+    webhook_concurrency: usize,
+    /// Most webhook attempts in flight to one endpoint.
+    #[arg(long, env = "CASAPAY_WEBHOOK_PER_ENDPOINT", default_value_t = 4)]
+    webhook_per_endpoint: usize,
     /// Most database connections held at once.
     #[arg(long, env = "CASAPAY_DB_MAX_CONNECTIONS", default_value_t = 16)]
     db_max_connections: u32,
@@ -210,7 +231,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         accounts::seed_demo(&store, clock.now()).await.map_err(|e| format!("cannot seed the demo data: {e}"))?;
         tracing::info!(key = accounts::DEMO_TEST_KEY, customer = accounts::DEMO_CUSTOMER_ID, "demo data ready");
     }
-    let state = AppState::new(
+    let mut state = AppState::new(
         store.clone(),
         clock.clone(),
         ApiConfig {
@@ -218,6 +239,13 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
         },
     );
+    // `--demo` is for development: webhooks to http:// and loopback are allowed unless set.
+    let egress = EgressPolicy {
+        allow_http: args.webhook_allow_http.unwrap_or(args.demo),
+        allow_private: args.webhook_allow_private.unwrap_or(args.demo),
+    };
+    state.egress = egress;
+    tracing::info!(allow_http = egress.allow_http, allow_private = egress.allow_private, "webhook egress policy");
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -227,7 +255,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     let cancel = CancellationToken::new();
     let engine = Engine::new(
         store.clone(),
-        clock,
+        clock.clone(),
         Arc::new(InstantRail),
         EngineConfig {
             poll_interval: Duration::from_millis(args.engine_poll_ms.max(10)),
@@ -235,7 +263,22 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         },
         state.wakeup.clone(),
     );
-    let engine_task = if args.no_engine { None } else { Some(tokio::spawn(engine.run(cancel.clone()))) };
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        clock.clone(),
+        DispatcherConfig {
+            max_in_flight: args.webhook_concurrency.max(1),
+            per_endpoint: args.webhook_per_endpoint.max(1),
+            timeout: Duration::from_secs(args.webhook_timeout_secs.max(1)),
+            egress,
+            ..DispatcherConfig::default()
+        },
+    );
+    let workers = if args.no_engine {
+        Vec::new()
+    } else {
+        vec![tokio::spawn(engine.run(cancel.clone())), tokio::spawn(dispatcher.run(cancel.clone()))]
+    };
     tracing::info!(address = %args.listen, backend = ?store.backend(), "casapay listening");
     let signal = {
         let cancel = cancel.clone();
@@ -248,7 +291,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     };
     let served = crate::app::serve(listener, state, signal).await;
     cancel.cancel();
-    if let Some(task) = engine_task {
+    for task in workers {
         let _ = task.await;
     }
     served.map_err(|e| format!("server error: {e}"))?;

@@ -14,6 +14,8 @@ pub enum Kind {
     Payout,
     Event,
     WebhookEndpoint,
+    WebhookAttempt,
+    WebhookDelivery,
     Request,
     ApiKey,
 }
@@ -29,6 +31,8 @@ impl Kind {
             Kind::Payout => "po_",
             Kind::Event => "evt_",
             Kind::WebhookEndpoint => "we_",
+            Kind::WebhookAttempt => "wha_",
+            Kind::WebhookDelivery => "whd_",
             Kind::Request => "req_",
             Kind::ApiKey => "key_",
         }
@@ -45,6 +49,8 @@ impl Kind {
             Kind::Payout => "payout",
             Kind::Event => "event",
             Kind::WebhookEndpoint => "webhook_endpoint",
+            Kind::WebhookAttempt => "webhook_attempt",
+            Kind::WebhookDelivery => "webhook_delivery",
             Kind::Request => "request",
             Kind::ApiKey => "api_key",
         }

@@ -13,5 +13,6 @@ pub mod ids;
 pub mod jobs;
 pub mod service;
 pub mod store;
+pub mod webhooks;
 
 pub use app::{ApiConfig, AppState, app, serve};

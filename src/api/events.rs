@@ -1,20 +1,23 @@
 //! `/v1/events`
 
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use super::check_id;
-use super::extract::{PathId, Platform, Query};
+use super::extract::{Body, PathId, Platform, Query};
 use super::list::{LIST_PARAMS, ListBody, page_request, render};
 use crate::app::AppState;
 use crate::domain::event::{Event, EventType};
 use crate::error::ApiResult;
 use crate::ids::Kind;
-use crate::service::events;
+use crate::service::{self, events, webhooks};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/events", get(list)).route("/v1/events/{id}", get(retrieve))
+    Router::new()
+        .route("/v1/events", get(list))
+        .route("/v1/events/{id}", get(retrieve))
+        .route("/v1/events/{id}/resend", post(resend))
 }
 
 async fn retrieve(
@@ -35,4 +38,18 @@ async fn list(
     let page = page_request(&mut q, Kind::Event)?;
     let kind = q.choice("type", EventType::parse, EventType::names)?;
     Ok(render(events::list(&state.store, &call, &page, kind.map(|k| k.as_str().to_owned())).await?, "/v1/events"))
+}
+
+/// Queues the event again: to `webhook_endpoint`, or to every endpoint that subscribes.
+async fn resend(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    PathId(id): PathId,
+    Body(mut p): Body,
+) -> ApiResult<Json<Event>> {
+    check_id(Kind::Event, &id)?;
+    p.allow(&["webhook_endpoint"])?;
+    let endpoint = p.id("webhook_endpoint", Kind::WebhookEndpoint)?;
+    let event = service::write(&state.store, async |tx| webhooks::resend(tx, &call, &id, endpoint).await).await?;
+    Ok(Json(event))
 }

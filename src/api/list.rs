@@ -1,5 +1,7 @@
 //! List requests and list bodies.
 
+use std::borrow::Cow;
+
 use axum::Json;
 use serde::Serialize;
 
@@ -56,9 +58,9 @@ pub struct ListBody<T> {
     object: &'static str,
     data: Vec<T>,
     has_more: bool,
-    url: &'static str,
+    url: Cow<'static, str>,
 }
 
-pub fn render<T: Serialize>(page: Page<T>, url: &'static str) -> Json<ListBody<T>> {
-    Json(ListBody { object: "list", data: page.data, has_more: page.has_more, url })
+pub fn render<T: Serialize>(page: Page<T>, url: impl Into<Cow<'static, str>>) -> Json<ListBody<T>> {
+    Json(ListBody { object: "list", data: page.data, has_more: page.has_more, url: url.into() })
 }

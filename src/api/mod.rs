@@ -11,6 +11,7 @@ pub mod list;
 pub mod params;
 pub mod payouts;
 pub mod policies;
+pub mod webhook_endpoints;
 
 use std::time::Instant;
 
@@ -37,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .merge(claims::router())
         .merge(events::router())
         .merge(payouts::router())
+        .merge(webhook_endpoints::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

@@ -9,6 +9,7 @@ pub mod money;
 pub mod payout;
 pub mod policy;
 pub mod review;
+pub mod webhook;
 
 /// Unix seconds.
 pub type Timestamp = i64;

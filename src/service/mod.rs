@@ -9,10 +9,12 @@ pub mod guarantees;
 pub mod policies;
 pub mod rail;
 pub mod review;
+pub mod webhooks;
 
 use serde::Serialize;
 
 use crate::domain::event::{EventType, previous_attributes};
+use crate::domain::webhook::subscribes;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::store::{self, Conn, PageRequest, Scope, Store, Tx};
@@ -36,14 +38,15 @@ pub async fn write<T>(store: &Store, op: impl AsyncFnOnce(&mut Tx) -> ApiResult<
     Ok(out)
 }
 
-/// Writes an event for `object` in the caller's transaction.
-pub async fn record_event<T: Serialize>(conn: &mut Conn, call: &Call, kind: EventType, object: &T) -> ApiResult<()> {
-    insert_event(conn, call, kind, object, None).await
+/// Writes an event for `object` in the caller's transaction, with a delivery for
+/// every enabled webhook endpoint of the scope that subscribes to it (the outbox).
+pub async fn record_event<T: Serialize>(tx: &mut Tx, call: &Call, kind: EventType, object: &T) -> ApiResult<()> {
+    insert_event(tx, call, kind, object, None).await
 }
 
 /// Writes an update event, with the fields that changed since `before`.
 pub async fn record_update<T: Serialize>(
-    conn: &mut Conn,
+    tx: &mut Tx,
     call: &Call,
     kind: EventType,
     before: &T,
@@ -52,11 +55,11 @@ pub async fn record_update<T: Serialize>(
     let before = serde_json::to_value(before).map_err(ApiError::internal)?;
     let after_value = serde_json::to_value(after).map_err(ApiError::internal)?;
     let previous = previous_attributes(&before, &after_value);
-    insert_event(conn, call, kind, after, Some(previous)).await
+    insert_event(tx, call, kind, after, Some(previous)).await
 }
 
 async fn insert_event<T: Serialize>(
-    conn: &mut Conn,
+    tx: &mut Tx,
     call: &Call,
     kind: EventType,
     object: &T,
@@ -65,8 +68,14 @@ async fn insert_event<T: Serialize>(
     let object = serde_json::to_string(object).map_err(ApiError::internal)?;
     let previous = previous.map(|p| serde_json::Value::Object(p).to_string());
     let id = Kind::Event.new_id();
+    let endpoints: Vec<String> = store::webhooks::enabled_endpoints(tx, &call.scope)
+        .await?
+        .into_iter()
+        .filter(|(_, events)| subscribes(events, kind.as_str()))
+        .map(|(endpoint, _)| endpoint)
+        .collect();
     store::events::insert(
-        conn,
+        tx,
         &call.scope,
         &store::events::NewEvent {
             id: &id,
@@ -76,9 +85,17 @@ async fn insert_event<T: Serialize>(
             previous_attributes: previous.as_deref(),
             request_id: call.request_id.as_deref(),
             idempotency_key: call.idempotency_key.as_deref(),
+            pending_webhooks: endpoints.len() as i64,
         },
     )
     .await?;
+    for endpoint in &endpoints {
+        store::webhooks::insert_delivery(tx, &call.scope, &Kind::WebhookDelivery.new_id(), &id, endpoint, call.now)
+            .await?;
+    }
+    if !endpoints.is_empty() {
+        tx.note_outbox_write();
+    }
     Ok(())
 }
 

@@ -39,12 +39,14 @@ pub struct NewEvent<'a> {
     pub previous_attributes: Option<&'a str>,
     pub request_id: Option<&'a str>,
     pub idempotency_key: Option<&'a str>,
+    /// How many webhook deliveries the event starts with.
+    pub pending_webhooks: i64,
 }
 
 pub async fn insert(conn: &mut Conn, scope: &Scope, e: &NewEvent<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO events (id, account_id, livemode, created, type, object, previous_attributes, request_id, \
-         idempotency_key, pending_webhooks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)",
+         idempotency_key, pending_webhooks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(e.id)
     .bind(&scope.account_id)
@@ -55,6 +57,7 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, e: &NewEvent<'_>) -> Result<
     .bind(e.previous_attributes)
     .bind(e.request_id)
     .bind(e.idempotency_key)
+    .bind(e.pending_webhooks)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -92,4 +95,11 @@ pub async fn list(
 /// Deletes events created before `before` (retention). Returns how many went.
 pub async fn delete_older_than(conn: &mut Conn, before: i64) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query("DELETE FROM events WHERE created < $1").bind(before).execute(&mut *conn).await?.rows_affected())
+}
+
+/// An event by id alone, for the webhook dispatcher (which works across accounts).
+pub async fn get_any(conn: &mut Conn, id: &str) -> Result<Option<Event>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM events WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(from_row).transpose()
 }

@@ -13,12 +13,15 @@ pub mod guarantees;
 pub mod list;
 pub mod payouts;
 pub mod policies;
+pub mod webhooks;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Row};
+use tokio::sync::Notify;
 
 pub use list::{CreatedFilter, Page, PageRequest};
 
@@ -29,6 +32,8 @@ pub type Conn = AnyConnection;
 pub struct Tx {
     inner: sqlx::Transaction<'static, sqlx::Any>,
     backend: Backend,
+    outbox: Arc<Notify>,
+    wrote_outbox: bool,
 }
 
 impl Tx {
@@ -54,8 +59,18 @@ impl Tx {
         self.backend
     }
 
+    /// Notes that this transaction queued webhook deliveries, so that committing it
+    /// wakes the dispatcher at once instead of at its next poll.
+    pub fn note_outbox_write(&mut self) {
+        self.wrote_outbox = true;
+    }
+
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.inner.commit().await
+        self.inner.commit().await?;
+        if self.wrote_outbox {
+            self.outbox.notify_one();
+        }
+        Ok(())
     }
 }
 
@@ -84,6 +99,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Signalled after a commit that queued webhook deliveries.
+    outbox: Arc<Notify>,
 }
 
 /// The account and mode every platform query is scoped to.
@@ -137,11 +154,16 @@ impl Store {
             });
         }
         let pool = pool_opts.connect_with(connect_opts).await?;
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, outbox: Arc::new(Notify::new()) })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Wakes when a committed transaction has queued webhook deliveries in this process.
+    pub fn outbox_signal(&self) -> Arc<Notify> {
+        self.outbox.clone()
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -164,7 +186,7 @@ impl Store {
             Backend::Postgres => self.pool.begin().await?,
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
         };
-        Ok(Tx { inner, backend: self.backend })
+        Ok(Tx { inner, backend: self.backend, outbox: self.outbox.clone(), wrote_outbox: false })
     }
 
     /// A pooled connection for reads outside a transaction.

@@ -10,5 +10,7 @@ mod isolation;
 mod lists;
 mod money;
 mod quickstart;
+mod receiver;
 mod resources;
 mod store_conformance;
+mod webhooks;

@@ -277,6 +277,7 @@ async fn events_are_listed_by_type_and_expire() {
                 previous_attributes: None,
                 request_id: Some("req_1"),
                 idempotency_key: None,
+                pending_webhooks: 0,
             },
         )
         .await

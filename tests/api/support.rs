@@ -8,11 +8,26 @@ use casapay::jobs::engine::{Engine, EngineConfig};
 use casapay::service::accounts::{self, CreatedAccount};
 use casapay::service::rail::InstantRail;
 use casapay::store::{Store, StoreOptions};
+use casapay::webhooks::dispatcher::{Dispatcher, DispatcherConfig};
+use casapay::webhooks::ssrf::EgressPolicy;
 use casapay::{ApiConfig, AppState};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// The tests' receivers listen on loopback over http.
+pub const LOOPBACK_EGRESS: EgressPolicy = EgressPolicy { allow_http: true, allow_private: true };
+
+/// A dispatcher for tests: short timeout, otherwise the defaults.
+pub fn dispatcher_config(egress: EgressPolicy) -> DispatcherConfig {
+    DispatcherConfig {
+        timeout: Duration::from_secs(2),
+        poll_interval: Duration::from_millis(20),
+        egress,
+        ..DispatcherConfig::default()
+    }
+}
 
 pub const DEMO_KEY: &str = accounts::DEMO_TEST_KEY;
 /// The quickstart's `created`: tests start the clock there so the docs' dates work.
@@ -101,6 +116,8 @@ pub struct TestApp {
     pub store: Store,
     /// The claims engine, not running: tests step it with `run_once` / `run_until_idle`.
     pub engine: Engine,
+    /// The webhook dispatcher, not running: tests step it with `run_once`.
+    pub dispatcher: Dispatcher,
     /// The database's URL, for a second store (another "replica") on the same data.
     pub db_url: String,
     shutdown: Option<oneshot::Sender<()>>,
@@ -115,11 +132,23 @@ impl TestApp {
     }
 
     pub async fn start_with(config: ApiConfig) -> TestApp {
+        Self::start_full(config, LOOPBACK_EGRESS).await
+    }
+
+    /// A server whose webhook URLs must pass `egress` (the production default refuses
+    /// http and loopback).
+    pub async fn start_with_egress(egress: EgressPolicy) -> TestApp {
+        Self::start_full(ApiConfig::default(), egress).await
+    }
+
+    async fn start_full(config: ApiConfig, egress: EgressPolicy) -> TestApp {
         let db = TestDb::create().await;
         let store = open_store(&db.url).await;
         let clock = ManualClock::new(DOCS_NOW);
         accounts::seed_demo(&store, DOCS_NOW).await.expect("seed demo");
-        let state = AppState::new(store.clone(), clock.clone(), config);
+        let mut state = AppState::new(store.clone(), clock.clone(), config);
+        state.egress = egress;
+        let dispatcher = Dispatcher::new(store.clone(), clock.clone(), dispatcher_config(egress));
         let engine = Engine::new(
             store.clone(),
             clock.clone(),
@@ -140,6 +169,7 @@ impl TestApp {
             clock,
             store,
             engine,
+            dispatcher,
             db_url: db.url.clone(),
             shutdown: Some(tx),
             server: Some(server),
@@ -155,6 +185,11 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             server.await.expect("server task").expect("server result");
         }
+    }
+
+    /// Sends every webhook delivery that is due now; returns how many attempts.
+    pub async fn deliver(&self) -> usize {
+        self.dispatcher.run_once().await.expect("dispatcher step")
     }
 
     /// Steps the engine until it has nothing left to do.

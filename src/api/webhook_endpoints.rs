@@ -1,0 +1,141 @@
+//! `/v1/webhook_endpoints`
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::check_id;
+use super::extract::{Body, PathId, Platform, Query};
+use super::list::{LIST_PARAMS, ListBody, page_request, render};
+use super::params::{Params, Patch};
+use crate::app::AppState;
+use crate::domain::webhook::{WebhookAttempt, WebhookEndpoint, check_enabled_events};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::Kind;
+use crate::service::{self, webhooks};
+use crate::webhooks::ssrf::check_url;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/webhook_endpoints", post(create).get(list))
+        .route("/v1/webhook_endpoints/{id}", get(retrieve).post(update).delete(delete))
+        .route("/v1/webhook_endpoints/{id}/rotate_secret", post(rotate_secret))
+        .route("/v1/webhook_endpoints/{id}/attempts", get(attempts))
+}
+
+const URL_MAX: usize = 2048;
+const DESCRIPTION_MAX: usize = 5000;
+
+fn url(state: &AppState, p: &mut Params, required: bool) -> ApiResult<Option<String>> {
+    let url = match p.bounded_string("url", URL_MAX)? {
+        Some(u) => u,
+        None if required => return Err(ApiError::missing("url")),
+        None => return Ok(None),
+    };
+    check_url(&url, &state.egress).map_err(|e| ApiError::invalid("url_invalid", "url", capitalise(&e.to_string())))?;
+    Ok(Some(url))
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+fn enabled_events(p: &mut Params, required: bool) -> ApiResult<Option<Vec<String>>> {
+    if !p.contains("enabled_events") {
+        return if required { Err(ApiError::missing("enabled_events")) } else { Ok(None) };
+    }
+    let events = p.string_list("enabled_events")?;
+    check_enabled_events(&events).map_err(|m| ApiError::invalid("parameter_invalid_value", "enabled_events", m))?;
+    Ok(Some(events))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    Body(mut p): Body,
+) -> ApiResult<Json<WebhookEndpoint>> {
+    p.allow(&["url", "enabled_events", "description", "metadata"])?;
+    let input = webhooks::NewEndpoint {
+        url: url(&state, &mut p, true)?.unwrap_or_default(),
+        enabled_events: enabled_events(&mut p, true)?.unwrap_or_default(),
+        description: p.bounded_string("description", DESCRIPTION_MAX)?,
+        metadata: p.metadata()?,
+    };
+    let created = service::write(&state.store, async |tx| webhooks::create(tx, &call, input).await).await?;
+    Ok(Json(created))
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    PathId(id): PathId,
+) -> ApiResult<Json<WebhookEndpoint>> {
+    check_id(Kind::WebhookEndpoint, &id)?;
+    Ok(Json(webhooks::retrieve(&state.store, &call, &id).await?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    PathId(id): PathId,
+    Body(mut p): Body,
+) -> ApiResult<Json<WebhookEndpoint>> {
+    check_id(Kind::WebhookEndpoint, &id)?;
+    p.allow(&["url", "enabled_events", "description", "disabled", "metadata"])?;
+    let input = webhooks::EndpointPatch {
+        url: url(&state, &mut p, false)?,
+        enabled_events: enabled_events(&mut p, false)?,
+        description: match p.patch_bounded_string("description", DESCRIPTION_MAX)? {
+            Patch::Absent => None,
+            Patch::Clear => Some(None),
+            Patch::Set(d) => Some(Some(d)),
+        },
+        disabled: p.bool("disabled")?,
+        metadata: p.metadata()?,
+    };
+    let updated = service::write(&state.store, async |tx| webhooks::update(tx, &call, &id, input).await).await?;
+    Ok(Json(updated))
+}
+
+async fn delete(State(state): State<AppState>, Platform(call): Platform, PathId(id): PathId) -> ApiResult<Json<Value>> {
+    check_id(Kind::WebhookEndpoint, &id)?;
+    webhooks::delete(&state.store, &call, &id).await?;
+    Ok(Json(json!({"id": id, "object": WebhookEndpoint::OBJECT, "deleted": true})))
+}
+
+async fn rotate_secret(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    PathId(id): PathId,
+    Body(p): Body,
+) -> ApiResult<Json<WebhookEndpoint>> {
+    check_id(Kind::WebhookEndpoint, &id)?;
+    p.allow(&[])?;
+    let rotated = service::write(&state.store, async |tx| webhooks::rotate_secret(tx, &call, &id).await).await?;
+    Ok(Json(rotated))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    Query(mut q): Query,
+) -> ApiResult<Json<ListBody<WebhookEndpoint>>> {
+    q.allow(LIST_PARAMS)?;
+    let page = page_request(&mut q, Kind::WebhookEndpoint)?;
+    Ok(render(webhooks::list(&state.store, &call, &page).await?, "/v1/webhook_endpoints"))
+}
+
+async fn attempts(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    PathId(id): PathId,
+    Query(mut q): Query,
+) -> ApiResult<Json<ListBody<WebhookAttempt>>> {
+    check_id(Kind::WebhookEndpoint, &id)?;
+    q.allow(LIST_PARAMS)?;
+    let page = page_request(&mut q, Kind::WebhookAttempt)?;
+    let attempts = webhooks::attempts(&state.store, &call, &id, &page).await?;
+    Ok(render(attempts, format!("/v1/webhook_endpoints/{id}/attempts")))
+}

@@ -1,0 +1,159 @@
+//! Webhook endpoints: create, read, update, delete, rotate the secret; the attempts
+//! log; resending an event.
+
+use super::customers::apply_metadata;
+use super::{Call, check_cursors};
+use crate::domain::event::Event;
+use crate::domain::metadata::{Metadata, MetadataUpdate};
+use crate::domain::webhook::{
+    EndpointStatus, PREVIOUS_SECRET_TTL, Signing, WebhookAttempt, WebhookEndpoint, subscribes,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::Kind;
+use crate::store::{self, Page, PageRequest, Store, Tx};
+use crate::webhooks::signing::new_secret;
+
+/// A new endpoint; `url` and `enabled_events` are checked at the edge.
+#[derive(Debug)]
+pub struct NewEndpoint {
+    pub url: String,
+    pub enabled_events: Vec<String>,
+    pub description: Option<String>,
+    pub metadata: Option<MetadataUpdate>,
+}
+
+#[derive(Debug, Default)]
+pub struct EndpointPatch {
+    pub url: Option<String>,
+    pub enabled_events: Option<Vec<String>>,
+    pub description: Option<Option<String>>,
+    pub disabled: Option<bool>,
+    pub metadata: Option<MetadataUpdate>,
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::no_such(Kind::WebhookEndpoint.object(), id, Some("id"))
+}
+
+pub async fn create(tx: &mut Tx, call: &Call, input: NewEndpoint) -> ApiResult<WebhookEndpoint> {
+    let secret = new_secret();
+    let mut endpoint = WebhookEndpoint {
+        id: Kind::WebhookEndpoint.new_id(),
+        object: WebhookEndpoint::OBJECT,
+        url: input.url,
+        description: input.description,
+        enabled_events: input.enabled_events,
+        status: EndpointStatus::Enabled,
+        secret: None,
+        metadata: apply_metadata(&Metadata::new(), input.metadata.as_ref())?,
+        livemode: call.scope.livemode,
+        created: call.now,
+        signing: Signing { secret: secret.clone(), ..Signing::default() },
+    };
+    store::webhooks::insert_endpoint(tx, &call.scope, &endpoint).await?;
+    endpoint.secret = Some(secret);
+    Ok(endpoint)
+}
+
+pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<WebhookEndpoint> {
+    let mut conn = store.acquire().await?;
+    store::webhooks::get_endpoint(&mut conn, &call.scope, id).await?.ok_or_else(|| not_found(id))
+}
+
+pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: EndpointPatch) -> ApiResult<WebhookEndpoint> {
+    let mut e = store::webhooks::get_endpoint_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
+    if let Some(url) = input.url {
+        e.url = url;
+    }
+    if let Some(events) = input.enabled_events {
+        e.enabled_events = events;
+    }
+    if let Some(description) = input.description {
+        e.description = description;
+    }
+    if let Some(disabled) = input.disabled {
+        let status = if disabled { EndpointStatus::Disabled } else { EndpointStatus::Enabled };
+        if status != e.status {
+            // A re-enabled endpoint starts a fresh failure count.
+            e.signing.failing_since = None;
+        }
+        e.status = status;
+    }
+    e.metadata = apply_metadata(&e.metadata, input.metadata.as_ref())?;
+    store::webhooks::update_endpoint(tx, &call.scope, &e).await?;
+    Ok(e)
+}
+
+/// A new secret; the old one keeps signing beside it for 24 hours.
+pub async fn rotate_secret(tx: &mut Tx, call: &Call, id: &str) -> ApiResult<WebhookEndpoint> {
+    let mut e = store::webhooks::get_endpoint_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
+    let secret = new_secret();
+    e.signing.previous_secret = Some(std::mem::replace(&mut e.signing.secret, secret.clone()));
+    e.signing.previous_secret_expires_at = Some(call.now + PREVIOUS_SECRET_TTL);
+    store::webhooks::update_endpoint(tx, &call.scope, &e).await?;
+    e.secret = Some(secret);
+    Ok(e)
+}
+
+pub async fn delete(store: &Store, call: &Call, id: &str) -> ApiResult<()> {
+    let mut conn = store.acquire().await?;
+    if store::webhooks::delete_endpoint(&mut conn, &call.scope, id).await? { Ok(()) } else { Err(not_found(id)) }
+}
+
+pub async fn list(store: &Store, call: &Call, page: &PageRequest) -> ApiResult<Page<WebhookEndpoint>> {
+    let mut conn = store.acquire().await?;
+    check_cursors(&mut conn, call, "webhook_endpoints", Kind::WebhookEndpoint, page).await?;
+    Ok(store::webhooks::list_endpoints(&mut conn, &call.scope, page).await?)
+}
+
+pub async fn attempts(
+    store: &Store,
+    call: &Call,
+    endpoint_id: &str,
+    page: &PageRequest,
+) -> ApiResult<Page<WebhookAttempt>> {
+    let mut conn = store.acquire().await?;
+    if store::webhooks::get_endpoint(&mut conn, &call.scope, endpoint_id).await?.is_none() {
+        return Err(not_found(endpoint_id));
+    }
+    check_cursors(&mut conn, call, "webhook_attempts", Kind::WebhookAttempt, page).await?;
+    Ok(store::webhooks::list_attempts(&mut conn, &call.scope, endpoint_id, page).await?)
+}
+
+/// Queues a fresh delivery of an event: to one endpoint, or to every enabled
+/// endpoint that subscribes to its type.
+pub async fn resend(tx: &mut Tx, call: &Call, event_id: &str, endpoint: Option<String>) -> ApiResult<Event> {
+    let event = store::events::get(tx, &call.scope, event_id)
+        .await?
+        .ok_or_else(|| ApiError::no_such(Kind::Event.object(), event_id, Some("id")))?;
+    let targets: Vec<String> = match endpoint {
+        Some(id) => {
+            let e = store::webhooks::get_endpoint(tx, &call.scope, &id)
+                .await?
+                .ok_or_else(|| ApiError::no_such(Kind::WebhookEndpoint.object(), &id, Some("webhook_endpoint")))?;
+            if e.status != EndpointStatus::Enabled {
+                return Err(ApiError::state_param(
+                    "webhook_endpoint_disabled",
+                    "webhook_endpoint",
+                    "The webhook endpoint is disabled: enable it before resending to it.",
+                ));
+            }
+            vec![e.id]
+        }
+        None => store::webhooks::enabled_endpoints(tx, &call.scope)
+            .await?
+            .into_iter()
+            .filter(|(_, events)| subscribes(events, &event.kind))
+            .map(|(id, _)| id)
+            .collect(),
+    };
+    for target in &targets {
+        store::webhooks::insert_delivery(tx, &call.scope, &Kind::WebhookDelivery.new_id(), &event.id, target, call.now)
+            .await?;
+    }
+    store::webhooks::adjust_pending_webhooks(tx, &event.id, targets.len() as i64).await?;
+    if !targets.is_empty() {
+        tx.note_outbox_write();
+    }
+    Ok(store::events::get(tx, &call.scope, event_id).await?.unwrap_or(event))
+}

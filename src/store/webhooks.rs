@@ -1,0 +1,347 @@
+//! Webhook endpoints, the delivery outbox, and the attempts log.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::list::{Page, PageRequest, fetch_page};
+use super::{Conn, Scope, Tx, get_bool, get_json, to_json};
+use crate::domain::webhook::{EndpointStatus, Signing, WebhookAttempt, WebhookEndpoint};
+
+const ENDPOINT_COLUMNS: &str = "id, livemode, created, url, description, enabled_events, status, secret, \
+    previous_secret, previous_secret_expires_at, failing_since, metadata";
+
+fn endpoint_from_row(r: &AnyRow) -> Result<WebhookEndpoint, sqlx::Error> {
+    let status: String = r.try_get("status")?;
+    Ok(WebhookEndpoint {
+        id: r.try_get("id")?,
+        object: WebhookEndpoint::OBJECT,
+        url: r.try_get("url")?,
+        description: r.try_get("description")?,
+        enabled_events: get_json(r, "enabled_events")?,
+        status: EndpointStatus::parse(&status)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown endpoint status {status:?}").into()))?,
+        secret: None,
+        metadata: get_json(r, "metadata")?,
+        livemode: get_bool(r, "livemode")?,
+        created: r.try_get("created")?,
+        signing: Signing {
+            secret: r.try_get("secret")?,
+            previous_secret: r.try_get("previous_secret")?,
+            previous_secret_expires_at: r.try_get("previous_secret_expires_at")?,
+            failing_since: r.try_get("failing_since")?,
+        },
+    })
+}
+
+pub async fn insert_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO webhook_endpoints (id, account_id, livemode, created, url, description, enabled_events, status, \
+         secret, previous_secret, previous_secret_expires_at, failing_since, metadata) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(&e.id)
+    .bind(&scope.account_id)
+    .bind(scope.livemode)
+    .bind(e.created)
+    .bind(&e.url)
+    .bind(e.description.clone())
+    .bind(to_json(&e.enabled_events))
+    .bind(e.status.as_str())
+    .bind(&e.signing.secret)
+    .bind(e.signing.previous_secret.clone())
+    .bind(e.signing.previous_secret_expires_at)
+    .bind(e.signing.failing_since)
+    .bind(to_json(&e.metadata))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_endpoint(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<WebhookEndpoint>, sqlx::Error> {
+    select_endpoint(conn, scope, id, "").await
+}
+
+pub async fn get_endpoint_for_update(
+    tx: &mut Tx,
+    scope: &Scope,
+    id: &str,
+) -> Result<Option<WebhookEndpoint>, sqlx::Error> {
+    let lock = tx.lock_clause();
+    select_endpoint(tx, scope, id, lock).await
+}
+
+async fn select_endpoint(
+    conn: &mut Conn,
+    scope: &Scope,
+    id: &str,
+    lock: &str,
+) -> Result<Option<WebhookEndpoint>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}"
+    );
+    let row =
+        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(endpoint_from_row).transpose()
+}
+
+pub async fn update_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE webhook_endpoints SET url = $1, description = $2, enabled_events = $3, status = $4, secret = $5, \
+         previous_secret = $6, previous_secret_expires_at = $7, failing_since = $8, metadata = $9 \
+         WHERE id = $10 AND account_id = $11 AND livemode = $12",
+    )
+    .bind(&e.url)
+    .bind(e.description.clone())
+    .bind(to_json(&e.enabled_events))
+    .bind(e.status.as_str())
+    .bind(&e.signing.secret)
+    .bind(e.signing.previous_secret.clone())
+    .bind(e.signing.previous_secret_expires_at)
+    .bind(e.signing.failing_since)
+    .bind(to_json(&e.metadata))
+    .bind(&e.id)
+    .bind(&scope.account_id)
+    .bind(scope.livemode)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete_endpoint(conn: &mut Conn, scope: &Scope, id: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1 AND account_id = $2 AND livemode = $3")
+        .bind(id)
+        .bind(&scope.account_id)
+        .bind(scope.livemode)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn list_endpoints(
+    conn: &mut Conn,
+    scope: &Scope,
+    page: &PageRequest,
+) -> Result<Page<WebhookEndpoint>, sqlx::Error> {
+    fetch_page(conn, "webhook_endpoints", ENDPOINT_COLUMNS, scope, page, |_| {}, endpoint_from_row).await
+}
+
+/// The enabled endpoints of a scope with their subscriptions: for the outbox.
+pub async fn enabled_endpoints(conn: &mut Conn, scope: &Scope) -> Result<Vec<(String, Vec<String>)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, enabled_events FROM webhook_endpoints WHERE account_id = $1 AND livemode = $2 AND status = 'enabled' \
+         ORDER BY seq",
+    )
+    .bind(&scope.account_id)
+    .bind(scope.livemode)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, get_json(r, "enabled_events")?))).collect()
+}
+
+/// An endpoint by id alone, for the dispatcher (which works across accounts).
+pub async fn get_endpoint_any(conn: &mut Conn, id: &str) -> Result<Option<(Scope, WebhookEndpoint)>, sqlx::Error> {
+    let sql = format!("SELECT account_id, {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *conn).await?;
+    row.map(|r| {
+        let e = endpoint_from_row(&r)?;
+        Ok((Scope { account_id: r.try_get("account_id")?, livemode: e.livemode }, e))
+    })
+    .transpose()
+}
+
+// Deliveries ------------------------------------------------------------------
+
+pub async fn insert_delivery(
+    conn: &mut Conn,
+    scope: &Scope,
+    id: &str,
+    event_id: &str,
+    endpoint_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, account_id, livemode, created, event_id, endpoint_id, status, attempts, \
+         next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $4)",
+    )
+    .bind(id)
+    .bind(&scope.account_id)
+    .bind(scope.livemode)
+    .bind(now)
+    .bind(event_id)
+    .bind(endpoint_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A delivery taken by one dispatcher until `leased_until`; its `token` fences the
+/// write of the result.
+#[derive(Debug, Clone)]
+pub struct LeasedDelivery {
+    pub id: String,
+    pub scope: Scope,
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub attempts: i64,
+    pub token: i64,
+}
+
+/// Leases up to `limit` due deliveries until `leased_until`, skipping the endpoints in
+/// `busy` and rows another dispatcher holds or leased and has not released.
+pub async fn lease_due(
+    tx: &mut Tx,
+    now: i64,
+    leased_until: i64,
+    limit: i64,
+    busy: &[String],
+) -> Result<Vec<LeasedDelivery>, sqlx::Error> {
+    let skip = tx.skip_locked_clause();
+    let mut sql = super::list::Sql::new("");
+    let until = sql.bind(leased_until);
+    let now_p = sql.bind(now);
+    let mut exclude = String::new();
+    for endpoint in busy {
+        let p = sql.bind(endpoint.clone());
+        exclude.push_str(&format!(" AND endpoint_id <> {p}"));
+    }
+    let lim = sql.bind(limit);
+    sql.push(&format!(
+        "UPDATE webhook_deliveries SET lease_token = lease_token + 1, leased_until = {until} \
+         WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= {now_p} \
+         AND (leased_until IS NULL OR leased_until <= {now_p}){exclude} ORDER BY next_attempt_at, seq LIMIT {lim}{skip}) \
+         RETURNING id, account_id, livemode, event_id, endpoint_id, attempts, lease_token"
+    ));
+    let rows = sqlx::query_with(&sql.text, sql.args).fetch_all(&mut **tx).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(LeasedDelivery {
+                id: r.try_get("id")?,
+                scope: Scope { account_id: r.try_get("account_id")?, livemode: get_bool(r, "livemode")? },
+                event_id: r.try_get("event_id")?,
+                endpoint_id: r.try_get("endpoint_id")?,
+                attempts: r.try_get("attempts")?,
+                token: r.try_get("lease_token")?,
+            })
+        })
+        .collect()
+}
+
+/// Records an attempt's effect on its delivery, if the lease still holds: `status`
+/// and the time of the next attempt. Returns false when another dispatcher has taken
+/// the delivery since (the fencing token moved on).
+pub async fn finish_delivery(
+    conn: &mut Conn,
+    d: &LeasedDelivery,
+    status: &str,
+    attempts: i64,
+    next_attempt_at: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at = $3, leased_until = NULL \
+         WHERE id = $4 AND lease_token = $5 AND status = 'pending'",
+    )
+    .bind(status)
+    .bind(attempts)
+    .bind(next_attempt_at)
+    .bind(&d.id)
+    .bind(d.token)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives a lease back unused, so the delivery can be taken again at once.
+pub async fn release_lease(conn: &mut Conn, d: &LeasedDelivery) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE webhook_deliveries SET leased_until = NULL WHERE id = $1 AND lease_token = $2")
+        .bind(&d.id)
+        .bind(d.token)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks every pending delivery of a disabled endpoint failed. Returns how many.
+pub async fn fail_pending_for_endpoint(conn: &mut Conn, endpoint_id: &str) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE webhook_deliveries SET status = 'failed', leased_until = NULL WHERE endpoint_id = $1 AND status = 'pending'",
+    )
+    .bind(endpoint_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Moves an event's `pending_webhooks` by `delta`.
+pub async fn adjust_pending_webhooks(conn: &mut Conn, event_id: &str, delta: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE events SET pending_webhooks = pending_webhooks + $1 WHERE id = $2")
+        .bind(delta)
+        .bind(event_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+// Attempts ----------------------------------------------------------------------
+
+const ATTEMPT_COLUMNS: &str =
+    "id, livemode, created, endpoint_id, event_id, status_code, latency_ms, error, response_body";
+
+fn attempt_from_row(r: &AnyRow) -> Result<WebhookAttempt, sqlx::Error> {
+    Ok(WebhookAttempt {
+        id: r.try_get("id")?,
+        object: WebhookAttempt::OBJECT,
+        event: r.try_get("event_id")?,
+        webhook_endpoint: r.try_get("endpoint_id")?,
+        status_code: r.try_get("status_code")?,
+        latency_ms: r.try_get("latency_ms")?,
+        error: r.try_get("error")?,
+        response_body: r.try_get("response_body")?,
+        livemode: get_bool(r, "livemode")?,
+        created: r.try_get("created")?,
+    })
+}
+
+pub async fn insert_attempt(
+    conn: &mut Conn,
+    scope: &Scope,
+    delivery_id: &str,
+    a: &WebhookAttempt,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO webhook_attempts (id, account_id, livemode, created, endpoint_id, event_id, delivery_id, \
+         status_code, latency_ms, error, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&a.id)
+    .bind(&scope.account_id)
+    .bind(scope.livemode)
+    .bind(a.created)
+    .bind(&a.webhook_endpoint)
+    .bind(&a.event)
+    .bind(delivery_id)
+    .bind(a.status_code)
+    .bind(a.latency_ms)
+    .bind(a.error.clone())
+    .bind(a.response_body.clone())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn list_attempts(
+    conn: &mut Conn,
+    scope: &Scope,
+    endpoint_id: &str,
+    page: &PageRequest,
+) -> Result<Page<WebhookAttempt>, sqlx::Error> {
+    let endpoint_id = endpoint_id.to_owned();
+    fetch_page(
+        conn,
+        "webhook_attempts",
+        ATTEMPT_COLUMNS,
+        scope,
+        page,
+        |sql| sql.and_eq("endpoint_id", endpoint_id),
+        attempt_from_row,
+    )
+    .await
+}

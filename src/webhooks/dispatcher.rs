@@ -1,0 +1,391 @@
+//! The webhook dispatcher: takes due deliveries from the outbox with a lease, POSTs
+//! the event to the endpoint, and records the attempt and what comes next.
+//!
+//! Leases are rows, not memory: a delivery is taken by raising its fencing token and
+//! setting `leased_until`; the result is written only if the token is still the one
+//! taken. A dispatcher that dies mid-attempt leaves the lease to expire, and another
+//! takes the delivery then; a late result from the dead one can no longer land.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::signing::signature_headers;
+use super::ssrf::{EgressPolicy, check_url};
+use crate::clock::Clock;
+use crate::domain::event::EventType;
+use crate::domain::webhook::{
+    AttemptResult, DISABLE_AFTER_FAILING, EndpointStatus, RESPONSE_BODY_LIMIT, WebhookAttempt, classify,
+    next_attempt_at,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::Kind;
+use crate::service::{Call, record_update};
+use crate::store::webhooks::LeasedDelivery;
+use crate::store::{self, Store};
+
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// How often to look for due deliveries when nothing wakes the dispatcher sooner.
+    pub poll_interval: Duration,
+    /// Most attempts in flight at once, over all endpoints.
+    pub max_in_flight: usize,
+    /// Most attempts in flight to one endpoint, so that a slow one cannot hold the rest.
+    pub per_endpoint: usize,
+    /// How long an attempt may take; a 2xx within it is a success.
+    pub timeout: Duration,
+    /// How long a lease lasts, in clock seconds: longer than an attempt can take.
+    pub lease_seconds: i64,
+    pub egress: EgressPolicy,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        DispatcherConfig {
+            poll_interval: Duration::from_millis(250),
+            max_in_flight: 64,
+            per_endpoint: 4,
+            timeout: Duration::from_secs(15),
+            lease_seconds: 60,
+            egress: EgressPolicy::default(),
+        }
+    }
+}
+
+/// What one attempt came to, before it is written down.
+struct Outcome {
+    status_code: Option<u16>,
+    retry_after: Option<String>,
+    latency_ms: i64,
+    error: Option<String>,
+    response_body: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    client: reqwest::Client,
+    config: Arc<DispatcherConfig>,
+    /// Attempts in flight per endpoint, to skip busy endpoints when leasing.
+    busy: Arc<Mutex<HashMap<String, usize>>>,
+    slots: Arc<Semaphore>,
+}
+
+impl Dispatcher {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, config: DispatcherConfig) -> Self {
+        let client = super::ssrf::client(config.egress, config.timeout);
+        let slots = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
+        Dispatcher { store, clock, client, config: Arc::new(config), busy: Arc::default(), slots }
+    }
+
+    /// Leases what can start now: up to the free slots, skipping endpoints that
+    /// already have `per_endpoint` attempts in flight.
+    async fn lease(&self) -> ApiResult<Vec<LeasedDelivery>> {
+        let free = self.slots.available_permits();
+        if free == 0 {
+            return Ok(Vec::new());
+        }
+        let busy: Vec<String> = {
+            let map = self.busy.lock().expect("busy map");
+            map.iter().filter(|(_, n)| **n >= self.config.per_endpoint).map(|(e, _)| e.clone()).collect()
+        };
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let mut leased =
+            store::webhooks::lease_due(&mut tx, now, now + self.config.lease_seconds, free as i64, &busy).await?;
+        tx.commit().await?;
+        // One lease query cannot cap each endpoint: keep what fits under the cap and
+        // give the rest back at once rather than hold it until the lease runs out.
+        let mut counts: HashMap<String, usize> = self.busy.lock().expect("busy map").clone();
+        let mut keep = Vec::with_capacity(leased.len());
+        let mut release = Vec::new();
+        for d in leased.drain(..) {
+            let n = counts.entry(d.endpoint_id.clone()).or_default();
+            if *n < self.config.per_endpoint {
+                *n += 1;
+                keep.push(d);
+            } else {
+                release.push(d);
+            }
+        }
+        for d in &release {
+            self.give_back(d).await;
+        }
+        Ok(keep)
+    }
+
+    /// Leases every due delivery it can and attempts them all, waiting for the
+    /// results: one step, for tests and for draining. Returns the attempts made.
+    pub async fn run_once(&self) -> ApiResult<usize> {
+        let mut total = 0;
+        loop {
+            let leased = self.lease().await?;
+            if leased.is_empty() {
+                return Ok(total);
+            }
+            total += leased.len();
+            let mut set = JoinSet::new();
+            for d in leased {
+                let this = self.clone();
+                let permit = self.slots.clone().acquire_owned().await.map_err(ApiError::internal)?;
+                this.mark_busy(&d.endpoint_id, 1);
+                set.spawn(async move {
+                    let _permit = permit;
+                    let endpoint = d.endpoint_id.clone();
+                    let result = this.attempt(d).await;
+                    this.mark_busy(&endpoint, -1);
+                    result
+                });
+            }
+            while let Some(joined) = set.join_next().await {
+                joined.map_err(ApiError::internal)??;
+            }
+        }
+    }
+
+    async fn give_back(&self, d: &LeasedDelivery) {
+        let released = async {
+            let mut conn = self.store.acquire().await?;
+            store::webhooks::release_lease(&mut conn, d).await
+        };
+        if let Err(e) = released.await {
+            tracing::warn!(error = %e, delivery = %d.id, "could not give a lease back; it will expire");
+        }
+    }
+
+    fn mark_busy(&self, endpoint: &str, delta: isize) {
+        let mut map = self.busy.lock().expect("busy map");
+        let n = map.entry(endpoint.to_owned()).or_default();
+        *n = n.saturating_add_signed(delta);
+        if *n == 0 {
+            map.remove(endpoint);
+        }
+    }
+
+    /// Runs until `cancel` fires. Attempts start as slots free up, so a slow endpoint
+    /// never holds the others; on cancel no new attempt starts and those in flight
+    /// finish (each is bounded by the timeout) before this returns.
+    pub async fn run(self, cancel: CancellationToken) {
+        let wake = self.store.outbox_signal();
+        let mut set: JoinSet<()> = JoinSet::new();
+        tracing::info!("webhook dispatcher started");
+        loop {
+            if cancel.is_cancelled() {
+                break;
+            }
+            match self.lease().await {
+                Ok(leased) => {
+                    for d in leased {
+                        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+                            self.give_back(&d).await;
+                            continue;
+                        };
+                        let this = self.clone();
+                        this.mark_busy(&d.endpoint_id, 1);
+                        set.spawn(async move {
+                            let _permit = permit;
+                            let endpoint = d.endpoint_id.clone();
+                            if let Err(e) = this.attempt(d).await {
+                                tracing::warn!(error = %e, "webhook attempt could not be recorded; it will be retried");
+                            }
+                            this.mark_busy(&endpoint, -1);
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "leasing webhook deliveries failed"),
+            }
+            wait_for_work(&cancel, &wake, &mut set, self.config.poll_interval).await;
+        }
+        while set.join_next().await.is_some() {}
+        tracing::info!("webhook dispatcher stopped");
+    }
+
+    /// One attempt of one delivery, and its record.
+    async fn attempt(&self, d: LeasedDelivery) -> ApiResult<()> {
+        let (endpoint, event) = {
+            let mut conn = self.store.acquire().await?;
+            let endpoint = store::webhooks::get_endpoint_any(&mut conn, &d.endpoint_id).await?;
+            let event = store::events::get_any(&mut conn, &d.event_id).await?;
+            (endpoint, event)
+        };
+        let (Some((_, endpoint)), Some(event)) = (endpoint, event) else {
+            // The endpoint was deleted or the event expired: nothing left to send.
+            let mut conn = self.store.acquire().await?;
+            store::webhooks::finish_delivery(&mut conn, &d, "failed", d.attempts, self.clock.now()).await?;
+            return Ok(());
+        };
+        if endpoint.status != EndpointStatus::Enabled {
+            let mut conn = self.store.acquire().await?;
+            store::webhooks::finish_delivery(&mut conn, &d, "failed", d.attempts, self.clock.now()).await?;
+            return Ok(());
+        }
+        let body = serde_json::to_vec(&event).map_err(ApiError::internal)?;
+        let timestamp = self.clock.now();
+        let outcome = match check_url(&endpoint.url, &self.config.egress) {
+            Err(e) => Outcome {
+                status_code: None,
+                retry_after: None,
+                latency_ms: 0,
+                error: Some(e.to_string()),
+                response_body: None,
+            },
+            Ok(url) => {
+                let secrets = endpoint.signing.active_secrets(timestamp);
+                let signatures = signature_headers(&secrets, &event.id, timestamp, &body);
+                let request = self
+                    .client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .header("webhook-id", &event.id)
+                    .header("webhook-timestamp", timestamp.to_string())
+                    .header("webhook-signature", signatures.webhook_signature)
+                    .header("casapay-signature", signatures.casapay_signature)
+                    .body(body);
+                send(request).await
+            }
+        };
+        self.record(&d, outcome).await
+    }
+
+    /// Writes the attempt and its consequences in one transaction, if the lease holds.
+    async fn record(&self, d: &LeasedDelivery, outcome: Outcome) -> ApiResult<()> {
+        let now = self.clock.now();
+        let result = classify(outcome.status_code, outcome.retry_after.as_deref());
+        let attempts = d.attempts + 1;
+        let attempt = WebhookAttempt {
+            id: Kind::WebhookAttempt.new_id(),
+            object: WebhookAttempt::OBJECT,
+            event: d.event_id.clone(),
+            webhook_endpoint: d.endpoint_id.clone(),
+            status_code: outcome.status_code.map(i64::from),
+            latency_ms: outcome.latency_ms,
+            error: outcome.error,
+            response_body: outcome.response_body,
+            livemode: d.scope.livemode,
+            created: now,
+        };
+        let mut tx = self.store.begin().await?;
+        // The endpoint row is locked first: every write below references it, and
+        // taking the strongest lock up front keeps concurrent records for one
+        // endpoint from deadlocking on their foreign-key locks.
+        let Some(mut endpoint) = store::webhooks::get_endpoint_for_update(&mut tx, &d.scope, &d.endpoint_id).await?
+        else {
+            // Deleted meanwhile: its deliveries and attempts went with it.
+            return Ok(());
+        };
+        store::webhooks::insert_attempt(&mut tx, &d.scope, &d.id, &attempt).await?;
+        let (status, next) = match result {
+            AttemptResult::Delivered => ("succeeded", now),
+            AttemptResult::Gone => ("failed", now),
+            AttemptResult::Failed { retry_after } => {
+                let jitter = rand::rng().random_range(-1.0..=1.0);
+                match next_attempt_at(attempts, now, retry_after, jitter) {
+                    Some(at) => ("pending", at),
+                    None => ("failed", now),
+                }
+            }
+        };
+        if !store::webhooks::finish_delivery(&mut tx, d, status, attempts, next).await? {
+            // Another dispatcher holds the delivery now: this result is stale.
+            tracing::warn!(delivery = %d.id, "lease lost before the attempt was recorded; result dropped");
+            return Ok(());
+        }
+        let call = Call { scope: d.scope.clone(), now, request_id: None, idempotency_key: None };
+        let before = endpoint.clone();
+        let disable = match result {
+            AttemptResult::Delivered => {
+                store::webhooks::adjust_pending_webhooks(&mut tx, &d.event_id, -1).await?;
+                endpoint.signing.failing_since = None;
+                false
+            }
+            AttemptResult::Gone => true,
+            AttemptResult::Failed { .. } => {
+                let since = *endpoint.signing.failing_since.get_or_insert(now);
+                now - since >= DISABLE_AFTER_FAILING
+            }
+        };
+        if disable && endpoint.status == EndpointStatus::Enabled {
+            endpoint.status = EndpointStatus::Disabled;
+            store::webhooks::update_endpoint(&mut tx, &d.scope, &endpoint).await?;
+            store::webhooks::fail_pending_for_endpoint(&mut tx, &endpoint.id).await?;
+            record_update(&mut tx, &call, EventType::WebhookEndpointDisabled, &before, &endpoint).await?;
+            tracing::warn!(endpoint = %endpoint.id, ?result, "webhook endpoint disabled");
+        } else if endpoint.signing.failing_since != before.signing.failing_since {
+            store::webhooks::update_endpoint(&mut tx, &d.scope, &endpoint).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Sends one request and reads what the attempts log keeps of the answer.
+async fn send(request: reqwest::RequestBuilder) -> Outcome {
+    let started = Instant::now();
+    match request.send().await {
+        Err(e) => Outcome {
+            status_code: None,
+            retry_after: None,
+            latency_ms: started.elapsed().as_millis() as i64,
+            error: Some(describe(&e)),
+            response_body: None,
+        },
+        Ok(mut resp) => {
+            let latency_ms = started.elapsed().as_millis() as i64;
+            let status = resp.status().as_u16();
+            let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let mut body = Vec::new();
+            let mut error = None;
+            while body.len() < RESPONSE_BODY_LIMIT {
+                match resp.chunk().await {
+                    Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                    Ok(None) => break,
+                    Err(e) => {
+                        error = Some(describe(&e));
+                        break;
+                    }
+                }
+            }
+            body.truncate(RESPONSE_BODY_LIMIT);
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let error = error.or_else(|| (!(200..300).contains(&status)).then(|| format!("HTTP {status}")));
+            Outcome { status_code: Some(status), retry_after, latency_ms, error, response_body: Some(text) }
+        }
+    }
+}
+
+/// A short, secret-free description of a transport error.
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_redirect() {
+        "redirect"
+    } else {
+        "request failed"
+    };
+    let mut cause = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    if cause.is_empty() { kind.to_owned() } else { format!("{kind}: {cause}") }
+}
+
+/// Waits for a reason to lease again: new work, a finished attempt (a slot is free),
+/// the poll interval, or cancellation.
+async fn wait_for_work(cancel: &CancellationToken, wake: &Notify, set: &mut JoinSet<()>, poll: Duration) {
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = wake.notified() => {}
+        Some(_) = set.join_next(), if !set.is_empty() => {}
+        _ = tokio::time::sleep(poll) => {}
+    }
+}

@@ -1,0 +1,5 @@
+//! Webhook delivery: signatures, the outbound guard, and the dispatcher.
+
+pub mod dispatcher;
+pub mod signing;
+pub mod ssrf;

@@ -1,0 +1,418 @@
+//! Webhook endpoints and delivery: outbox, signatures, retries, disabling, rotation,
+//! SSRF, crashes and replicas. Time moves by the injected clock; the dispatcher is
+//! stepped by the tests unless a test runs its loop.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use casapay::webhooks::dispatcher::Dispatcher;
+use casapay::webhooks::ssrf::EgressPolicy;
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::receiver::{Mode, Receiver};
+use crate::support::{DEMO_KEY, DOCS_NOW, TestApp, dispatcher_config, id, open_store};
+
+const DAY: i64 = 86_400;
+const DUE: i64 = DOCS_NOW + 30 * DAY;
+
+/// An endpoint for `receiver` subscribed to `events`; the receiver trusts its secret.
+async fn endpoint(app: &TestApp, receiver: &Receiver, events: &[&str]) -> Value {
+    let e =
+        app.post("/v1/webhook_endpoints", DEMO_KEY, json!({"url": receiver.url, "enabled_events": events})).await.ok();
+    receiver.trust(&[e["secret"].as_str().unwrap()]);
+    e
+}
+
+async fn attempts(app: &TestApp, endpoint: &Value) -> Vec<Value> {
+    let list = app.get(&format!("/v1/webhook_endpoints/{}/attempts?limit=100", id(endpoint)), DEMO_KEY).await.ok();
+    list["data"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn endpoints_crud_and_validation() {
+    let app = TestApp::start().await;
+    let e = app
+        .post(
+            "/v1/webhook_endpoints",
+            DEMO_KEY,
+            json!({"url": "https://example.com/hook", "enabled_events": ["*"], "description": "main", "metadata": {"a": "1"}}),
+        )
+        .await
+        .ok();
+    assert!(id(&e).starts_with("we_"));
+    assert_eq!((e["object"].as_str(), e["status"].as_str()), (Some("webhook_endpoint"), Some("enabled")));
+    let secret = e["secret"].as_str().unwrap();
+    let raw = base64::engine::general_purpose::STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+    assert!((24..=64).contains(&raw.len()));
+    let path = format!("/v1/webhook_endpoints/{}", id(&e));
+    let fetched = app.get(&path, DEMO_KEY).await.ok();
+    assert!(fetched.get("secret").is_none(), "the secret is shown once");
+    assert_eq!(fetched["enabled_events"], json!(["*"]));
+
+    let u = app.post(&path, DEMO_KEY, json!({"disabled": true, "enabled_events": ["claim.approved"]})).await.ok();
+    assert_eq!((u["status"].as_str(), u["enabled_events"].clone()), (Some("disabled"), json!(["claim.approved"])));
+    let u = app.post(&path, DEMO_KEY, json!({"disabled": false, "url": "https://example.org/x"})).await.ok();
+    assert_eq!((u["status"].as_str(), u["url"].as_str()), (Some("enabled"), Some("https://example.org/x")));
+
+    let r = app
+        .post(
+            "/v1/webhook_endpoints",
+            DEMO_KEY,
+            json!({"url": "https://example.com", "enabled_events": ["claim.nope"]}),
+        )
+        .await;
+    assert_eq!(r.err(400, "invalid_request_error", Some("parameter_invalid_value"))["param"], "enabled_events");
+    let r = app.post("/v1/webhook_endpoints", DEMO_KEY, json!({"enabled_events": ["*"]})).await;
+    assert_eq!(r.err(400, "invalid_request_error", Some("parameter_missing"))["param"], "url");
+    let r = app.post("/v1/webhook_endpoints", DEMO_KEY, json!({"url": "https://example.com"})).await;
+    assert_eq!(r.err(400, "invalid_request_error", Some("parameter_missing"))["param"], "enabled_events");
+
+    let list = app.get("/v1/webhook_endpoints", DEMO_KEY).await.ok();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    let d = app.send(reqwest::Method::DELETE, &path, Some(DEMO_KEY), None).await.ok();
+    assert_eq!(d, json!({"id": id(&e), "object": "webhook_endpoint", "deleted": true}));
+    app.get(&path, DEMO_KEY).await.err(404, "invalid_request_error", Some("resource_missing"));
+}
+
+#[tokio::test]
+async fn urls_are_checked_when_saved() {
+    let app = TestApp::start_with_egress(EgressPolicy::default()).await;
+    for url in [
+        "http://example.com/hook",
+        "https://127.0.0.1/hook",
+        "https://[::1]/hook",
+        "https://localhost:8443/hook",
+        "https://10.0.0.8/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://100.64.1.1/",
+        "https://user:pw@example.com/hook",
+        "ftp://example.com/hook",
+        "not a url",
+    ] {
+        let r = app.post("/v1/webhook_endpoints", DEMO_KEY, json!({"url": url, "enabled_events": ["*"]})).await;
+        assert_eq!(r.err(400, "invalid_request_error", Some("url_invalid"))["param"], "url", "{url}");
+    }
+    app.post("/v1/webhook_endpoints", DEMO_KEY, json!({"url": "https://example.com/hook", "enabled_events": ["*"]}))
+        .await
+        .ok();
+}
+
+#[tokio::test]
+async fn claim_decisions_are_delivered_signed() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let e = endpoint(&app, &receiver, &["claim.approved", "claim.denied"]).await;
+    let (_, g) = app.demo_guarantee().await;
+    app.clock.set(DUE + DAY);
+    for (invoice, due) in [("ok", DUE), ("early", DUE - 1)] {
+        app.post("/v1/claims", DEMO_KEY, TestApp::claim_body(&id(&g), invoice, due)).await.ok();
+    }
+    app.settle().await;
+    assert_eq!(app.deliver().await, 2);
+
+    let got = receiver.delivered();
+    let mut types: Vec<&str> = got.iter().map(|r| r.body["type"].as_str().unwrap()).collect();
+    types.sort();
+    assert_eq!(types, ["claim.approved", "claim.denied"]);
+    let secret = e["secret"].as_str().unwrap().to_owned();
+    for r in &got {
+        assert_eq!(r.standard_verified_by, std::slice::from_ref(&secret), "Standard Webhooks signature verifies");
+        assert_eq!(r.stripe_verified_by, std::slice::from_ref(&secret), "Stripe-scheme signature verifies");
+        assert_eq!(r.id, r.body["id"].as_str().unwrap(), "webhook-id is the event id");
+        assert_eq!(r.timestamp, DUE + DAY);
+        assert_eq!(r.headers["content-type"], "application/json");
+        assert!(r.headers["user-agent"].to_str().unwrap().starts_with("casapay-webhooks/"));
+        assert_eq!(r.body["object"], "event");
+        let event = app.get(&format!("/v1/events/{}", r.id), DEMO_KEY).await.ok();
+        assert_eq!(event["pending_webhooks"], 0, "delivered");
+    }
+    let denied = got.iter().find(|r| r.body["type"] == "claim.denied").unwrap();
+    assert_eq!(denied.body["data"]["object"]["denial_reason"], "waiting_period");
+
+    let log = attempts(&app, &e).await;
+    assert_eq!(log.len(), 2);
+    assert!(log.iter().all(|a| a["status_code"] == 200 && a["object"] == "webhook_attempt" && a["error"].is_null()));
+    assert!(log[0]["id"].as_str().unwrap().starts_with("wha_"));
+    assert_eq!(log[0]["response_body"], "ok");
+    assert_eq!(app.deliver().await, 0, "nothing is sent twice");
+}
+
+#[tokio::test]
+async fn failures_are_retried_on_the_schedule_then_succeed() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let e = endpoint(&app, &receiver, &["customer.created"]).await;
+    receiver.set_mode(Mode::Status(500));
+    let c = app.customer(DEMO_KEY, 10).await;
+    assert_eq!(app.deliver().await, 1);
+    let event = app.get("/v1/events?type=customer.created", DEMO_KEY).await.ok()["data"][0].clone();
+    assert_eq!(event["pending_webhooks"], 1);
+    assert_eq!(app.deliver().await, 0, "not due before the first retry (5 s)");
+    app.clock.advance(4);
+    assert_eq!(app.deliver().await, 0, "5 s less a tenth of jitter at most");
+    app.clock.advance(2);
+    assert_eq!(app.deliver().await, 1, "second attempt after about 5 s");
+    receiver.set_mode(Mode::Ok);
+    app.clock.advance(269);
+    assert_eq!(app.deliver().await, 0, "the next wait is about 5 minutes");
+    app.clock.advance(62);
+    assert_eq!(app.deliver().await, 1);
+
+    let got = receiver.received();
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|r| r.id == got[0].id), "the same webhook-id on every retry");
+    assert!(got[2].timestamp > got[0].timestamp, "each attempt has its own timestamp");
+    assert_eq!(receiver.delivered().len(), 1);
+    assert_eq!(receiver.delivered()[0].body["data"]["object"]["id"], c["id"]);
+    let log = attempts(&app, &e).await;
+    assert_eq!(
+        log.iter().map(|a| a["status_code"].as_i64().unwrap()).collect::<Vec<_>>(),
+        [200, 500, 500],
+        "newest first"
+    );
+    assert_eq!(log[1]["error"], "HTTP 500");
+    assert_eq!(log[1]["response_body"], "status 500");
+    let event = app.get(&format!("/v1/events/{}", id(&event)), DEMO_KEY).await.ok();
+    assert_eq!(event["pending_webhooks"], 0);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_410_disables() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let e = endpoint(&app, &receiver, &["customer.created"]).await;
+    receiver.set_mode(Mode::TooMany(120));
+    app.customer(DEMO_KEY, 10).await;
+    assert_eq!(app.deliver().await, 1);
+    app.clock.advance(119);
+    assert_eq!(app.deliver().await, 0, "waits for Retry-After");
+    app.clock.advance(1);
+    receiver.set_mode(Mode::Status(410));
+    assert_eq!(app.deliver().await, 1);
+    let fetched = app.get(&format!("/v1/webhook_endpoints/{}", id(&e)), DEMO_KEY).await.ok();
+    assert_eq!(fetched["status"], "disabled", "410 Gone disables the endpoint at once");
+    let disabled = app.get("/v1/events?type=webhook_endpoint.disabled", DEMO_KEY).await.ok();
+    assert_eq!(disabled["data"][0]["data"]["object"]["id"], id(&e).as_str());
+    assert!(disabled["data"][0]["data"]["object"].get("secret").is_none(), "events never carry the secret");
+    app.customer(DEMO_KEY, 11).await;
+    app.clock.advance(DAY);
+    assert_eq!(app.deliver().await, 0, "a disabled endpoint gets nothing");
+    assert_eq!(receiver.received().len(), 2);
+}
+
+#[tokio::test]
+async fn a_delivery_past_its_last_attempt_is_failed() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let e = endpoint(&app, &receiver, &["customer.created"]).await;
+    receiver.set_mode(Mode::Status(503));
+    app.customer(DEMO_KEY, 10).await;
+    let mut sent = app.deliver().await;
+    for wait in casapay::domain::webhook::RETRY_DELAYS {
+        app.clock.advance(wait + wait / 10 + 1);
+        sent += app.deliver().await;
+    }
+    assert_eq!(sent, 10, "ten attempts in all");
+    app.clock.advance(DAY);
+    assert_eq!(app.deliver().await, 0, "none after the last");
+    assert_eq!(attempts(&app, &e).await.len(), 10);
+    let fetched = app.get(&format!("/v1/webhook_endpoints/{}", id(&e)), DEMO_KEY).await.ok();
+    assert_eq!(fetched["status"], "enabled", "about three days of failures do not disable it");
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_for_five_days_is_disabled() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let e = endpoint(&app, &receiver, &["customer.created"]).await;
+    receiver.set_mode(Mode::Status(500));
+    app.customer(DEMO_KEY, 10).await;
+    assert_eq!(app.deliver().await, 1);
+    app.clock.advance(5 * DAY - 1);
+    app.customer(DEMO_KEY, 11).await;
+    app.deliver().await;
+    let path = format!("/v1/webhook_endpoints/{}", id(&e));
+    assert_eq!(app.get(&path, DEMO_KEY).await.ok()["status"], "enabled");
+    app.clock.advance(1);
+    app.customer(DEMO_KEY, 12).await;
+    app.deliver().await;
+    assert_eq!(app.get(&path, DEMO_KEY).await.ok()["status"], "disabled");
+    let disabled = app.get("/v1/events?type=webhook_endpoint.disabled", DEMO_KEY).await.ok();
+    assert_eq!(disabled["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn rotation_signs_with_both_secrets_for_a_day() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let e = endpoint(&app, &receiver, &["customer.created"]).await;
+    let old = e["secret"].as_str().unwrap().to_owned();
+    let rotated = app.post(&format!("/v1/webhook_endpoints/{}/rotate_secret", id(&e)), DEMO_KEY, json!({})).await.ok();
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(old, new);
+    receiver.trust(&[&new, &old]);
+    app.customer(DEMO_KEY, 10).await;
+    app.deliver().await;
+    let r = &receiver.received()[0];
+    assert_eq!(r.standard_verified_by, [new.clone(), old.clone()], "both secrets sign");
+    assert_eq!(r.stripe_verified_by, [new.clone(), old.clone()]);
+    assert_eq!(r.headers["webhook-signature"].to_str().unwrap().split(' ').count(), 2);
+    app.clock.advance(DAY);
+    app.customer(DEMO_KEY, 11).await;
+    app.deliver().await;
+    let r = &receiver.received()[1];
+    assert_eq!(r.standard_verified_by, std::slice::from_ref(&new), "the old secret stops after 24 h");
+    assert_eq!(r.stripe_verified_by, [new]);
+}
+
+#[tokio::test]
+async fn non_public_destinations_are_refused_at_connection_time() {
+    // The endpoint was saved while loopback was allowed; the dispatcher now refuses it.
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let by_ip = endpoint(&app, &receiver, &["customer.created"]).await;
+    let by_name_url = receiver.url.replace("127.0.0.1", "localhost");
+    let by_name = app
+        .post("/v1/webhook_endpoints", DEMO_KEY, json!({"url": by_name_url, "enabled_events": ["customer.created"]}))
+        .await
+        .ok();
+    app.customer(DEMO_KEY, 10).await;
+    let strict = Dispatcher::new(
+        app.store.clone(),
+        app.clock.clone(),
+        dispatcher_config(EgressPolicy { allow_http: true, allow_private: false }),
+    );
+    assert_eq!(strict.run_once().await.unwrap(), 2);
+    assert!(receiver.received().is_empty(), "nothing reached the loopback receiver");
+    for e in [&by_ip, &by_name] {
+        let log = attempts(&app, e).await;
+        assert!(log[0]["status_code"].is_null());
+        let error = log[0]["error"].as_str().unwrap();
+        assert!(error.contains("not publicly routable") || error.contains("non-public"), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn a_crash_mid_attempt_delivers_once_after_the_lease() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    endpoint(&app, &receiver, &["customer.created"]).await;
+    receiver.set_mode(Mode::Hang);
+    app.customer(DEMO_KEY, 10).await;
+    // Dispatcher A leases the delivery and dies while the receiver hangs.
+    let a = app.dispatcher.clone();
+    let task = tokio::spawn(async move { a.run_once().await });
+    receiver.wait_for(1).await;
+    task.abort();
+    let _ = task.await;
+    receiver.set_mode(Mode::Ok);
+
+    let b = Dispatcher::new(
+        open_store(&app.db_url).await,
+        app.clock.clone(),
+        dispatcher_config(crate::support::LOOPBACK_EGRESS),
+    );
+    assert_eq!(b.run_once().await.unwrap(), 0, "still leased by A");
+    app.clock.advance(60);
+    assert_eq!(b.run_once().await.unwrap(), 1, "taken over once the lease ran out");
+    assert_eq!(b.run_once().await.unwrap(), 0);
+    assert_eq!(receiver.delivered().len(), 1, "delivered exactly once");
+    assert_eq!(receiver.received().len(), 2);
+}
+
+#[tokio::test]
+async fn two_dispatchers_send_each_attempt_once() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    endpoint(&app, &receiver, &["customer.created"]).await;
+    for i in 0..30 {
+        app.customer(DEMO_KEY, i).await;
+    }
+    let b = Dispatcher::new(
+        open_store(&app.db_url).await,
+        app.clock.clone(),
+        dispatcher_config(crate::support::LOOPBACK_EGRESS),
+    );
+    let (ra, rb) = tokio::join!(app.dispatcher.run_once(), b.run_once());
+    assert_eq!(ra.unwrap() + rb.unwrap(), 30);
+    let got = receiver.received();
+    assert_eq!(got.len(), 30);
+    let unique: std::collections::HashSet<_> = got.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(unique.len(), 30, "each event once");
+}
+
+#[tokio::test]
+async fn resend_queues_a_fresh_delivery() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let e = endpoint(&app, &receiver, &["customer.created"]).await;
+    app.customer(DEMO_KEY, 10).await;
+    app.deliver().await;
+    let event = app.get("/v1/events?type=customer.created", DEMO_KEY).await.ok()["data"][0].clone();
+    let resent = app.post(&format!("/v1/events/{}/resend", id(&event)), DEMO_KEY, json!({})).await.ok();
+    assert_eq!(resent["pending_webhooks"], 1);
+    app.post(&format!("/v1/events/{}/resend", id(&event)), DEMO_KEY, json!({"webhook_endpoint": id(&e)})).await.ok();
+    assert_eq!(app.deliver().await, 2);
+    let got = receiver.delivered();
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|r| r.id == id(&event)));
+    let r =
+        app.post(&format!("/v1/events/{}/resend", id(&event)), DEMO_KEY, json!({"webhook_endpoint": "we_nope"})).await;
+    assert_eq!(r.err(404, "invalid_request_error", Some("resource_missing"))["param"], "webhook_endpoint");
+}
+
+#[tokio::test]
+async fn a_hanging_endpoint_does_not_hold_up_others_and_shutdown_waits_for_attempts() {
+    let app = TestApp::start().await;
+    let slow = Receiver::start().await;
+    let fast = Receiver::start().await;
+    endpoint(&app, &slow, &["customer.created"]).await;
+    endpoint(&app, &fast, &["customer.created"]).await;
+    slow.set_mode(Mode::Hang);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(app.dispatcher.clone().run(cancel.clone()));
+    let started = Instant::now();
+    for i in 0..5 {
+        app.customer(DEMO_KEY, i).await;
+    }
+    fast.wait_for(5).await;
+    assert!(started.elapsed() < Duration::from_secs(2), "the fast endpoint is served while the slow one hangs");
+
+    // Shutdown: an attempt in flight finishes (here, by its 2 s timeout) and is recorded.
+    slow.set_mode(Mode::Slow(300));
+    app.customer(DEMO_KEY, 99).await;
+    fast.wait_for(6).await;
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task).await.expect("dispatcher stops").unwrap();
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM webhook_deliveries WHERE leased_until IS NOT NULL AND status = 'pending'",
+    )
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(pending, 0, "nothing is left leased: every attempt in flight was recorded");
+}
+
+#[tokio::test]
+async fn events_fan_out_only_to_subscribed_enabled_endpoints_of_the_scope() {
+    let app = TestApp::start().await;
+    let all = Receiver::start().await;
+    let claims_only = Receiver::start().await;
+    let other_account = Receiver::start().await;
+    endpoint(&app, &all, &["*"]).await;
+    endpoint(&app, &claims_only, &["claim.paid"]).await;
+    let acct = app.new_account().await;
+    app.post("/v1/webhook_endpoints", &acct.test_key, json!({"url": other_account.url, "enabled_events": ["*"]}))
+        .await
+        .ok();
+    let c = app.customer(DEMO_KEY, 10).await;
+    let events = join_all([app.get("/v1/events", DEMO_KEY)]).await;
+    assert_eq!(events[0].body["data"][0]["pending_webhooks"], 1);
+    app.deliver().await;
+    assert_eq!(all.received().len(), 1);
+    assert_eq!(all.received()[0].body["data"]["object"]["id"], c["id"]);
+    assert!(claims_only.received().is_empty());
+    assert!(other_account.received().is_empty());
+}
