@@ -46,6 +46,17 @@ impl Tx {
         }
     }
 
+    /// A row lock for changing non-key columns (`FOR NO KEY UPDATE` on PostgreSQL):
+    /// it does not conflict with the key-share locks that inserts referencing the row
+    /// take, so writers that both insert children and then update the parent cannot
+    /// deadlock.
+    pub fn lock_no_key_clause(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR NO KEY UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+
     /// `FOR UPDATE SKIP LOCKED` for work queues on PostgreSQL, so that replicas
     /// take different rows; SQLite has one writer, which already takes them in turn.
     pub fn skip_locked_clause(&self) -> &'static str {

@@ -186,16 +186,20 @@ pub struct LeasedDelivery {
     pub token: i64,
 }
 
-/// Leases up to `limit` due deliveries until `leased_until`, skipping the endpoints in
-/// `busy` and rows another dispatcher holds or leased and has not released.
+/// Leases up to `limit` due deliveries until `leased_until`, at most `per_endpoint`
+/// of any one endpoint and none of the endpoints in `busy`.
+///
+/// The candidates are chosen without locks (row locks do not mix with the window
+/// function that caps each endpoint); the `UPDATE` then re-checks each row under its
+/// lock, so a delivery another dispatcher leased a moment earlier is not leased again.
 pub async fn lease_due(
     tx: &mut Tx,
     now: i64,
     leased_until: i64,
     limit: i64,
+    per_endpoint: i64,
     busy: &[String],
 ) -> Result<Vec<LeasedDelivery>, sqlx::Error> {
-    let skip = tx.skip_locked_clause();
     let mut sql = super::list::Sql::new("");
     let until = sql.bind(leased_until);
     let now_p = sql.bind(now);
@@ -204,11 +208,17 @@ pub async fn lease_due(
         let p = sql.bind(endpoint.clone());
         exclude.push_str(&format!(" AND endpoint_id <> {p}"));
     }
+    let cap = sql.bind(per_endpoint);
     let lim = sql.bind(limit);
+    let free = format!(
+        "status = 'pending' AND next_attempt_at <= {now_p} AND (leased_until IS NULL OR leased_until <= {now_p})"
+    );
     sql.push(&format!(
         "UPDATE webhook_deliveries SET lease_token = lease_token + 1, leased_until = {until} \
-         WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= {now_p} \
-         AND (leased_until IS NULL OR leased_until <= {now_p}){exclude} ORDER BY next_attempt_at, seq LIMIT {lim}{skip}) \
+         WHERE {free} AND id IN (SELECT id FROM (SELECT id, next_attempt_at, seq, \
+         ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, seq) AS rank \
+         FROM webhook_deliveries WHERE {free}{exclude}) ranked WHERE rank <= {cap} \
+         ORDER BY next_attempt_at, seq LIMIT {lim}) \
          RETURNING id, account_id, livemode, event_id, endpoint_id, attempts, lease_token"
     ));
     let rows = sqlx::query_with(&sql.text, sql.args).fetch_all(&mut **tx).await?;
@@ -344,4 +354,15 @@ pub async fn list_attempts(
         attempt_from_row,
     )
     .await
+}
+
+/// Locks an endpoint to change its status or failure streak, in a transaction that
+/// may already have inserted rows referencing it (see `Tx::lock_no_key_clause`).
+pub async fn get_endpoint_for_change(
+    tx: &mut Tx,
+    scope: &Scope,
+    id: &str,
+) -> Result<Option<WebhookEndpoint>, sqlx::Error> {
+    let lock = tx.lock_no_key_clause();
+    select_endpoint(tx, scope, id, lock).await
 }

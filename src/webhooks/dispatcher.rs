@@ -97,8 +97,15 @@ impl Dispatcher {
         };
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let mut leased =
-            store::webhooks::lease_due(&mut tx, now, now + self.config.lease_seconds, free as i64, &busy).await?;
+        let mut leased = store::webhooks::lease_due(
+            &mut tx,
+            now,
+            now + self.config.lease_seconds,
+            free as i64,
+            self.config.per_endpoint as i64,
+            &busy,
+        )
+        .await?;
         tx.commit().await?;
         // One lease query cannot cap each endpoint: keep what fits under the cap and
         // give the rest back at once rather than hold it until the lease runs out.
@@ -250,11 +257,11 @@ impl Dispatcher {
                 send(request).await
             }
         };
-        self.record(&d, outcome).await
+        self.record(&d, endpoint.signing.failing_since, outcome).await
     }
 
     /// Writes the attempt and its consequences in one transaction, if the lease holds.
-    async fn record(&self, d: &LeasedDelivery, outcome: Outcome) -> ApiResult<()> {
+    async fn record(&self, d: &LeasedDelivery, failing_since: Option<i64>, outcome: Outcome) -> ApiResult<()> {
         let now = self.clock.now();
         let result = classify(outcome.status_code, outcome.retry_after.as_deref());
         let attempts = d.attempts + 1;
@@ -271,14 +278,6 @@ impl Dispatcher {
             created: now,
         };
         let mut tx = self.store.begin().await?;
-        // The endpoint row is locked first: every write below references it, and
-        // taking the strongest lock up front keeps concurrent records for one
-        // endpoint from deadlocking on their foreign-key locks.
-        let Some(mut endpoint) = store::webhooks::get_endpoint_for_update(&mut tx, &d.scope, &d.endpoint_id).await?
-        else {
-            // Deleted meanwhile: its deliveries and attempts went with it.
-            return Ok(());
-        };
         store::webhooks::insert_attempt(&mut tx, &d.scope, &d.id, &attempt).await?;
         let (status, next) = match result {
             AttemptResult::Delivered => ("succeeded", now),
@@ -292,15 +291,39 @@ impl Dispatcher {
             }
         };
         if !store::webhooks::finish_delivery(&mut tx, d, status, attempts, next).await? {
-            // Another dispatcher holds the delivery now: this result is stale.
+            // Another dispatcher holds the delivery now (or it was failed with its
+            // disabled endpoint): this result is stale.
             tracing::warn!(delivery = %d.id, "lease lost before the attempt was recorded; result dropped");
             return Ok(());
         }
-        let call = Call { scope: d.scope.clone(), now, request_id: None, idempotency_key: None };
+        if result == AttemptResult::Delivered {
+            store::webhooks::adjust_pending_webhooks(&mut tx, &d.event_id, -1).await?;
+        }
+        // The endpoint row is only locked when it changes: a success that ends no
+        // failure streak (the usual case) leaves it alone, so attempts to one
+        // endpoint are recorded in parallel.
+        if result != AttemptResult::Delivered || failing_since.is_some() {
+            self.update_endpoint_health(&mut tx, d, result, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Starts or ends the endpoint's failure streak, and disables it on a 410 or
+    /// after five days of failures.
+    async fn update_endpoint_health(
+        &self,
+        tx: &mut store::Tx,
+        d: &LeasedDelivery,
+        result: AttemptResult,
+        now: i64,
+    ) -> ApiResult<()> {
+        let Some(mut endpoint) = store::webhooks::get_endpoint_for_change(tx, &d.scope, &d.endpoint_id).await? else {
+            return Ok(());
+        };
         let before = endpoint.clone();
         let disable = match result {
             AttemptResult::Delivered => {
-                store::webhooks::adjust_pending_webhooks(&mut tx, &d.event_id, -1).await?;
                 endpoint.signing.failing_since = None;
                 false
             }
@@ -312,14 +335,14 @@ impl Dispatcher {
         };
         if disable && endpoint.status == EndpointStatus::Enabled {
             endpoint.status = EndpointStatus::Disabled;
-            store::webhooks::update_endpoint(&mut tx, &d.scope, &endpoint).await?;
-            store::webhooks::fail_pending_for_endpoint(&mut tx, &endpoint.id).await?;
-            record_update(&mut tx, &call, EventType::WebhookEndpointDisabled, &before, &endpoint).await?;
+            store::webhooks::update_endpoint(tx, &d.scope, &endpoint).await?;
+            store::webhooks::fail_pending_for_endpoint(tx, &endpoint.id).await?;
+            let call = Call { scope: d.scope.clone(), now, request_id: None, idempotency_key: None };
+            record_update(tx, &call, EventType::WebhookEndpointDisabled, &before, &endpoint).await?;
             tracing::warn!(endpoint = %endpoint.id, ?result, "webhook endpoint disabled");
         } else if endpoint.signing.failing_since != before.signing.failing_since {
-            store::webhooks::update_endpoint(&mut tx, &d.scope, &endpoint).await?;
+            store::webhooks::update_endpoint(tx, &d.scope, &endpoint).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 }
