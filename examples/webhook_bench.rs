@@ -132,10 +132,11 @@ async fn main() {
     cancel.cancel();
     let _ = task.await;
 
-    let arrivals = arrivals.lock().unwrap();
-    let commits = commits.lock().unwrap();
-    let mut latencies: Vec<f64> =
-        commits.iter().map(|(id, at)| arrivals[id].saturating_duration_since(*at).as_secs_f64() * 1000.0).collect();
+    let mut latencies: Vec<f64> = {
+        let arrivals = arrivals.lock().unwrap();
+        let commits = commits.lock().unwrap();
+        commits.iter().map(|(id, at)| arrivals[id].saturating_duration_since(*at).as_secs_f64() * 1000.0).collect()
+    };
     latencies.sort_by(f64::total_cmp);
     println!(
         "backend={} events={events} per_endpoint={per_endpoint} produced_in={:.2}s delivered_in={:.2}s \
