@@ -64,7 +64,7 @@ async fn main() {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let account = casapay::service::accounts::create_account(&store, "bench", clock.now()).await.unwrap();
     let scope = Scope { account_id: account.id.clone(), livemode: false };
-    let call = |now| Call { scope: scope.clone(), now, request_id: None, idempotency_key: None };
+    let call = |now| Call::job(scope.clone(), now);
 
     let arrivals: Arrivals = Arc::default();
     let app = Router::new().route("/hook", post(receive)).with_state(arrivals.clone());
@@ -111,7 +111,7 @@ async fn main() {
         let (store, clock, commits, scope) = (store.clone(), clock.clone(), commits.clone(), scope.clone());
         handles.push(tokio::spawn(async move {
             for _ in (w..events).step_by(writers) {
-                let c = Call { scope: scope.clone(), now: clock.now(), request_id: None, idempotency_key: None };
+                let c = Call::job(scope.clone(), clock.now());
                 let created = service::write(&store, async |tx| customers::create(tx, &c, Default::default()).await)
                     .await
                     .unwrap();

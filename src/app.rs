@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::api::rate_limit::{RateLimitConfig, RateLimits};
 use crate::clock::Clock;
 use crate::store::Store;
 use crate::webhooks::ssrf::EgressPolicy;
@@ -23,11 +24,17 @@ pub struct ApiConfig {
     /// Requests running longer than this are answered 503 (and their transaction
     /// rolled back).
     pub request_timeout: Duration,
+    /// Requests per second per key.
+    pub rate_limits: RateLimitConfig,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { max_body_bytes: 1_048_576, request_timeout: Duration::from_secs(30) }
+        ApiConfig {
+            max_body_bytes: 1_048_576,
+            request_timeout: Duration::from_secs(30),
+            rate_limits: RateLimitConfig::default(),
+        }
     }
 }
 
@@ -41,6 +48,7 @@ pub struct AppState {
     pub wakeup: Arc<tokio::sync::Notify>,
     /// What webhook URLs may point at.
     pub egress: EgressPolicy,
+    pub rate_limits: Arc<RateLimits>,
 }
 
 impl AppState {
@@ -48,6 +56,7 @@ impl AppState {
         AppState {
             store,
             clock,
+            rate_limits: Arc::new(RateLimits::new(config.rate_limits)),
             config: Arc::new(config),
             wakeup: Arc::new(tokio::sync::Notify::new()),
             egress: EgressPolicy::default(),
@@ -59,8 +68,10 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     crate::api::routes()
-        .with_state(state)
+        .with_state(state.clone())
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        // Outside the timeout, so that a request cut off by it still frees its key.
+        .layer(axum::middleware::from_fn_with_state(state, crate::api::idempotency::layer))
         .layer(CatchPanicLayer::new())
         .layer(axum::middleware::from_fn(crate::api::request_context))
 }

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::api::rate_limit::RateLimitConfig;
 use crate::app::{ApiConfig, AppState};
 use crate::clock::{Clock, SystemClock};
 use crate::jobs::engine::{Engine, EngineConfig};
@@ -81,6 +82,12 @@ struct ServeArgs {
     /// Requests running longer than this many seconds are answered 503.
     #[arg(long, env = "CASAPAY_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     request_timeout_secs: u64,
+    /// Requests per second per test key (0: no limit).
+    #[arg(long, env = "CASAPAY_RATE_LIMIT_TEST", default_value_t = 25)]
+    rate_limit_test: u32,
+    /// Requests per second per live key (0: no limit).
+    #[arg(long, env = "CASAPAY_RATE_LIMIT_LIVE", default_value_t = 100)]
+    rate_limit_live: u32,
     /// How often the claims engine looks for work, in milliseconds.
     #[arg(long, env = "CASAPAY_ENGINE_POLL_MS", default_value_t = 250)]
     engine_poll_ms: u64,
@@ -237,6 +244,10 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         ApiConfig {
             max_body_bytes: args.max_body_bytes,
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+            rate_limits: RateLimitConfig {
+                test_per_second: args.rate_limit_test,
+                live_per_second: args.rate_limit_live,
+            },
         },
     );
     // `--demo` is for development: webhooks to http:// and loopback are allowed unless set.
@@ -274,6 +285,17 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
             ..DispatcherConfig::default()
         },
     );
+    // Quiet keys are forgotten by the rate limiter once a minute, so its memory stays flat.
+    let limits = state.rate_limits.clone();
+    let limits_cancel = cancel.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = limits_cancel.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(60)) => limits.shrink(),
+            }
+        }
+    });
     let workers = if args.no_engine {
         Vec::new()
     } else {

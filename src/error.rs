@@ -23,6 +23,9 @@ pub enum ApiError {
     /// A 4xx answer with Stripe's fields.
     #[error("{message}")]
     Client { status: StatusCode, kind: ErrorType, code: Option<&'static str>, message: String, param: Option<String> },
+    /// Too many requests with one key: 429 with `Retry-After`.
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
     /// The store cannot be reached in time: 503, retryable.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -135,6 +138,41 @@ impl ApiError {
         )
     }
 
+    /// 409: another request with this idempotency key is still running.
+    pub fn idempotency_in_use(key: &str) -> Self {
+        Self::client(
+            StatusCode::CONFLICT,
+            ErrorType::InvalidRequestError,
+            Some("idempotency_key_in_use"),
+            format!(
+                "There is currently another in-progress request using this Idempotency-Key ('{}'). \
+                 Retry this request once the first one has finished.",
+                clip(key)
+            ),
+            None,
+        )
+    }
+
+    /// 400: the key was first used with other parameters.
+    pub fn idempotency_mismatch(key: &str) -> Self {
+        Self::client(
+            StatusCode::BAD_REQUEST,
+            ErrorType::IdempotencyError,
+            None,
+            format!(
+                "Keys for idempotent requests can only be used with the same parameters they were first used with. \
+                 Try using a key other than '{}' if you meant to execute a different request.",
+                clip(key)
+            ),
+            None,
+        )
+    }
+
+    /// 429 for a key over its rate limit.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        ApiError::RateLimited { retry_after_secs }
+    }
+
     pub fn timeout() -> Self {
         ApiError::Unavailable("request timed out".into())
     }
@@ -146,6 +184,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Client { status, .. } => *status,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -192,6 +231,12 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let (kind, code, message, param) = match &self {
             ApiError::Client { kind, code, message, param, .. } => (*kind, *code, message.as_str(), param.as_deref()),
+            ApiError::RateLimited { .. } => (
+                ErrorType::RateLimitError,
+                Some("rate_limit"),
+                "Too many requests hit the API too quickly with this API key. Slow down and retry after the time in the Retry-After header.",
+                None,
+            ),
             ApiError::Unavailable(cause) => {
                 tracing::warn!(%cause, "answering 503");
                 (ErrorType::ApiError, None, "The service is temporarily unavailable. Please retry the request.", None)
@@ -207,6 +252,9 @@ impl IntoResponse for ApiError {
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
         }
         resp
     }

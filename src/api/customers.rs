@@ -2,9 +2,10 @@
 
 use axum::extract::State;
 use axum::routing::{get, post};
+use axum::response::Response;
 use axum::{Json, Router};
 
-use super::check_id;
+use super::{check_id, expand_param, json_body};
 use super::extract::{Body, PathId, Platform, Query};
 use super::list::{LIST_PARAMS, page_request, render};
 use super::params::{Params, Patch};
@@ -61,12 +62,9 @@ fn email(p: &mut Params) -> ApiResult<Patch<String>> {
 
 const FIELDS: &[&str] = &["name", "email", "score", "metadata"];
 
-async fn create(
-    State(state): State<AppState>,
-    Platform(call): Platform,
-    Body(mut p): Body,
-) -> ApiResult<Json<Customer>> {
+async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
     p.allow(FIELDS)?;
+    expand_param(&mut p, Customer::OBJECT, false)?;
     let input = customers::NewCustomer {
         name: p.bounded_string("name", NAME_MAX)?,
         email: match email(&mut p)? {
@@ -79,16 +77,18 @@ async fn create(
         },
         metadata: p.metadata()?,
     };
-    let customer = service::write(&state.store, async |tx| customers::create(tx, &call, input).await).await?;
-    Ok(Json(customer))
+    Ok(json_body(service::write_json(&state.store, &call, async |tx| customers::create(tx, &call, input).await).await?))
 }
 
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
+    Query(mut q): Query,
 ) -> ApiResult<Json<Customer>> {
     check_id(Kind::Customer, &id)?;
+    q.allow(&[])?;
+    expand_param(&mut q, Customer::OBJECT, false)?;
     Ok(Json(customers::retrieve(&state.store, &call, &id).await?))
 }
 
@@ -97,17 +97,17 @@ async fn update(
     Platform(call): Platform,
     PathId(id): PathId,
     Body(mut p): Body,
-) -> ApiResult<Json<Customer>> {
+) -> ApiResult<Response> {
     check_id(Kind::Customer, &id)?;
     p.allow(FIELDS)?;
+    expand_param(&mut p, Customer::OBJECT, false)?;
     let input = customers::CustomerPatch {
         name: p.patch_bounded_string("name", NAME_MAX)?,
         email: email(&mut p)?,
         score: score(&mut p)?,
         metadata: p.metadata()?,
     };
-    let customer = service::write(&state.store, async |tx| customers::update(tx, &call, &id, input).await).await?;
-    Ok(Json(customer))
+    Ok(json_body(service::write_json(&state.store, &call, async |tx| customers::update(tx, &call, &id, input).await).await?))
 }
 
 async fn list(
@@ -117,6 +117,7 @@ async fn list(
 ) -> ApiResult<Json<super::list::ListBody<Customer>>> {
     q.allow(&[LIST_PARAMS, &["email"]].concat())?;
     let page = page_request(&mut q, Kind::Customer)?;
+    expand_param(&mut q, Customer::OBJECT, true)?;
     let email = q.string("email")?;
     Ok(render(customers::list(&state.store, &call, &page, email).await?, "/v1/customers"))
 }

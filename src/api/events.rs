@@ -2,9 +2,10 @@
 
 use axum::extract::State;
 use axum::routing::{get, post};
+use axum::response::Response;
 use axum::{Json, Router};
 
-use super::check_id;
+use super::{check_id, json_body};
 use super::extract::{Body, PathId, Platform, Query};
 use super::list::{LIST_PARAMS, ListBody, page_request, render};
 use crate::app::AppState;
@@ -46,10 +47,9 @@ async fn resend(
     Platform(call): Platform,
     PathId(id): PathId,
     Body(mut p): Body,
-) -> ApiResult<Json<Event>> {
+) -> ApiResult<Response> {
     check_id(Kind::Event, &id)?;
     p.allow(&["webhook_endpoint"])?;
     let endpoint = p.id("webhook_endpoint", Kind::WebhookEndpoint)?;
-    let event = service::write(&state.store, async |tx| webhooks::resend(tx, &call, &id, endpoint).await).await?;
-    Ok(Json(event))
+    Ok(json_body(service::write_json(&state.store, &call, async |tx| webhooks::resend(tx, &call, &id, endpoint).await).await?))
 }

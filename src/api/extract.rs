@@ -1,13 +1,14 @@
 //! Extractors: authentication, request bodies and query strings, path ids.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{HeaderMap, header, request::Parts};
+use axum::http::{Extensions, HeaderMap, header, request::Parts};
 use base64::Engine;
 
 use super::params::Params;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::service::Call;
+use crate::service::idempotency::Claim;
 use crate::service::accounts::{self, LIVE_KEY_PREFIX, OPERATOR_KEY_PREFIX, Principal, TEST_KEY_PREFIX};
 
 /// The id given to this request, set by the request-id middleware.
@@ -64,24 +65,40 @@ pub fn mask_key(key: &str) -> String {
     format!("{prefix}****{tail}")
 }
 
-async fn principal(parts: &Parts, state: &AppState) -> ApiResult<Principal> {
-    let key = presented_key(&parts.headers)?;
-    match accounts::authenticate(&state.store, &key, state.clock.now()).await? {
-        Some(p) => Ok(p),
-        None => Err(ApiError::authentication(format!("Invalid API Key provided: {}", mask_key(&key)))),
+/// The caller, resolved once per request (the idempotency layer may already have).
+#[derive(Debug, Clone)]
+struct Authenticated(Principal);
+
+/// Finds who the request's key speaks for and counts the request against the key's
+/// rate limit; remembered in the request's extensions.
+pub(crate) async fn authenticate(headers: &HeaderMap, extensions: &mut Extensions, state: &AppState) -> ApiResult<Principal> {
+    if let Some(Authenticated(p)) = extensions.get::<Authenticated>() {
+        return Ok(p.clone());
     }
+    let key = presented_key(headers)?;
+    let principal = accounts::authenticate(&state.store, &key, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::authentication(format!("Invalid API Key provided: {}", mask_key(&key))))?;
+    let (key_id, livemode) = match &principal {
+        Principal::Platform { scope, key_id } => (key_id, scope.livemode),
+        Principal::Operator { key_id } => (key_id, true),
+    };
+    state.rate_limits.check(key_id, livemode).map_err(|wait| ApiError::rate_limited(wait.as_secs_f64().ceil() as u64))?;
+    extensions.insert(Authenticated(principal.clone()));
+    Ok(principal)
 }
 
 impl FromRequestParts<AppState> for Platform {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        match principal(parts, state).await? {
-            Principal::Platform(scope) => Ok(Platform(Call {
+        match authenticate(&parts.headers, &mut parts.extensions, state).await? {
+            Principal::Platform { scope, .. } => Ok(Platform(Call {
                 scope,
                 now: state.clock.now(),
                 request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
                 idempotency_key: parts.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned),
+                idempotency: parts.extensions.get::<Claim>().cloned(),
             })),
             Principal::Operator { .. } => Err(ApiError::permission(
                 "Operator keys can only be used for claim review. Use the platform's secret key for this request.",
@@ -94,13 +111,13 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        match principal(parts, state).await? {
+        match authenticate(&parts.headers, &mut parts.extensions, state).await? {
             Principal::Operator { key_id } => Ok(Operator {
                 key_id,
                 now: state.clock.now(),
                 request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
             }),
-            Principal::Platform(_) => {
+            Principal::Platform { .. } => {
                 Err(ApiError::permission("This request needs an operator key: platform keys cannot review claims."))
             }
         }
@@ -114,46 +131,49 @@ impl FromRequest<AppState> for Body {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> ApiResult<Self> {
-        let limit = state.config.max_body_bytes;
-        let content_type =
-            req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("invalid").to_ascii_lowercase());
-        let declared_len =
-            req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-        if declared_len.is_some_and(|n| n > limit as u64) {
-            return Err(ApiError::body_too_large(limit));
-        }
-        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
-            // `to_bytes` fails on the limit or on a broken connection; either way the
-            // body cannot be used, and a client that sent too much should hear so.
-            let length_limit =
-                std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if length_limit {
-                ApiError::body_too_large(limit)
+        let content_type = content_type(req.headers());
+        let bytes = read_body(req, state.config.max_body_bytes).await?;
+        Ok(Body(parse_body(content_type.as_deref(), &bytes)?))
+    }
+}
+
+/// The media type of a request, lower-cased, without parameters.
+pub(crate) fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers.get(header::CONTENT_TYPE).map(|v| {
+        let v = v.to_str().unwrap_or("invalid").to_ascii_lowercase();
+        v.split(';').next().unwrap_or("").trim().to_owned()
+    })
+}
+
+/// Reads a request's body, up to `limit` bytes (413 beyond).
+pub(crate) async fn read_body(req: Request, limit: usize) -> ApiResult<axum::body::Bytes> {
+    let declared_len =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared_len.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::body_too_large(limit));
+    }
+    axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+        // `to_bytes` fails on the limit or on a broken connection; either way the
+        // body cannot be used, and a client that sent too much should hear so.
+        let length_limit = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if length_limit { ApiError::body_too_large(limit) } else { ApiError::bad_request("The request body could not be read.") }
+    })
+}
+
+/// Parses a body by its media type: JSON, form, or (with none) whichever it looks like.
+pub(crate) fn parse_body(media: Option<&str>, bytes: &[u8]) -> ApiResult<Params> {
+    match media {
+        Some("application/json") => Params::from_json(bytes),
+        Some("application/x-www-form-urlencoded") => Params::from_form(bytes),
+        None | Some("") => {
+            if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+                Params::from_json(bytes)
             } else {
-                ApiError::bad_request("The request body could not be read.")
+                Params::from_form(bytes)
             }
-        })?;
-        let media = content_type.as_deref().map(|ct| ct.split(';').next().unwrap_or("").trim().to_owned());
-        let params = match media.as_deref() {
-            Some("application/json") => Params::from_json(&bytes)?,
-            Some("application/x-www-form-urlencoded") => Params::from_form(&bytes)?,
-            // No content type: an empty body, or whichever of the two the body looks like.
-            None | Some("") => {
-                if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-                    Params::from_json(&bytes)?
-                } else {
-                    Params::from_form(&bytes)?
-                }
-            }
-            Some(other) => {
-                if bytes.is_empty() {
-                    Params::empty()
-                } else {
-                    return Err(ApiError::unsupported_media_type(other));
-                }
-            }
-        };
-        Ok(Body(params))
+        }
+        Some(_) if bytes.is_empty() => Ok(Params::empty()),
+        Some(other) => Err(ApiError::unsupported_media_type(other)),
     }
 }
 

@@ -64,3 +64,20 @@ pub struct ListBody<T> {
 pub fn render<T: Serialize>(page: Page<T>, url: impl Into<Cow<'static, str>>) -> Json<ListBody<T>> {
     Json(ListBody { object: "list", data: page.data, has_more: page.has_more, url: url.into() })
 }
+
+/// A list whose items are expanded by `paths` (from `expand[]=data.x`).
+pub async fn render_expanded<T: Serialize>(
+    store: &crate::store::Store,
+    scope: &crate::store::Scope,
+    page: Page<T>,
+    paths: &[Vec<String>],
+    url: impl Into<Cow<'static, str>>,
+) -> ApiResult<Json<ListBody<serde_json::Value>>> {
+    let data = if paths.is_empty() {
+        page.data.iter().map(serde_json::to_value).collect::<Result<Vec<_>, _>>().map_err(ApiError::internal)?
+    } else {
+        let mut conn = store.acquire().await?;
+        crate::service::expand::apply_all(&mut conn, scope, &page.data, paths).await?
+    };
+    Ok(render(Page { data, has_more: page.has_more }, url))
+}

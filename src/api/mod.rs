@@ -7,10 +7,12 @@ pub mod events;
 pub mod extract;
 pub mod guarantees;
 pub mod health;
+pub mod idempotency;
 pub mod list;
 pub mod params;
 pub mod payouts;
 pub mod policies;
+pub mod rate_limit;
 pub mod webhook_endpoints;
 
 use std::time::Instant;
@@ -41,6 +43,20 @@ pub fn routes() -> Router<AppState> {
         .merge(webhook_endpoints::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// The `expand` param of a request about an object of type `root` (`list`: a list of
+/// them), checked.
+pub(crate) fn expand_param(p: &mut params::Params, root: &str, list: bool) -> ApiResult<Vec<Vec<String>>> {
+    let paths = p.string_list("expand")?;
+    crate::service::expand::parse(&paths, root, list)
+}
+
+/// A 200 with a JSON body serialised already (by `service::write_json`).
+pub(crate) fn json_body(body: String) -> Response {
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
 }
 
 /// A path id of the wrong kind or shape names no object: 404, as for an unknown id.

@@ -61,12 +61,18 @@ impl Params {
         }
     }
 
-    /// Fails on the first parameter not in `known`.
+    /// Fails on the first parameter not in `known`. `expand` is known everywhere: the
+    /// handler checks it against what its object can expand.
     pub fn allow(&self, known: &[&str]) -> ApiResult<()> {
-        match self.map.keys().find(|k| !known.contains(&k.as_str())) {
+        match self.map.keys().find(|k| k.as_str() != "expand" && !known.contains(&k.as_str())) {
             Some(k) => Err(ApiError::unknown(&self.name(k))),
             None => Ok(()),
         }
+    }
+
+    /// The parameters in a canonical form (keys sorted), to compare two requests.
+    pub fn canonical(&self) -> String {
+        serde_json::Value::Object(self.map.clone()).to_string()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -3,15 +3,16 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use serde_json::Value;
 
-use super::check_id;
 use super::extract::{PathId, Platform, Query};
-use super::list::{LIST_PARAMS, ListBody, page_request, render};
+use super::list::{LIST_PARAMS, ListBody, page_request, render_expanded};
+use super::{check_id, expand_param};
 use crate::app::AppState;
 use crate::domain::payout::Payout;
 use crate::error::ApiResult;
 use crate::ids::Kind;
-use crate::service::review;
+use crate::service::{expand, review};
 use crate::store::payouts::PayoutFilters;
 
 pub fn router() -> Router<AppState> {
@@ -22,18 +23,20 @@ async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
-) -> ApiResult<Json<Payout>> {
+    Query(mut q): Query,
+) -> ApiResult<Json<Value>> {
     check_id(Kind::Payout, &id)?;
-    Ok(Json(review::retrieve_payout(&state.store, &call, &id).await?))
+    q.allow(&[])?;
+    let paths = expand_param(&mut q, Payout::OBJECT, false)?;
+    let payout = review::retrieve_payout(&state.store, &call, &id).await?;
+    Ok(Json(expand::apply_read(&state.store, &call.scope, &payout, &paths).await?))
 }
 
-async fn list(
-    State(state): State<AppState>,
-    Platform(call): Platform,
-    Query(mut q): Query,
-) -> ApiResult<Json<ListBody<Payout>>> {
+async fn list(State(state): State<AppState>, Platform(call): Platform, Query(mut q): Query) -> ApiResult<Json<ListBody<Value>>> {
     q.allow(&[LIST_PARAMS, &["claim", "guarantee"]].concat())?;
     let page = page_request(&mut q, Kind::Payout)?;
+    let paths = expand_param(&mut q, Payout::OBJECT, true)?;
     let filters = PayoutFilters { claim: q.id("claim", Kind::Claim)?, guarantee: q.id("guarantee", Kind::Guarantee)? };
-    Ok(render(review::list_payouts(&state.store, &call, &page, filters).await?, "/v1/payouts"))
+    let found = review::list_payouts(&state.store, &call, &page, filters).await?;
+    render_expanded(&state.store, &call.scope, found, &paths, "/v1/payouts").await
 }

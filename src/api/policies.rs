@@ -1,12 +1,13 @@
 //! `/v1/guarantee_policies`
 
 use axum::extract::State;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::check_id;
 use super::extract::{Body, PathId, Platform, Query};
 use super::list::{LIST_PARAMS, ListBody, page_request, render};
+use super::{check_id, expand_param, json_body};
 use crate::app::AppState;
 use crate::domain::policy::{self, FIXED_TERMS, Policy};
 use crate::error::{ApiError, ApiResult};
@@ -21,8 +22,9 @@ pub fn router() -> Router<AppState> {
 
 const NAME_MAX: usize = 256;
 
-async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Json<Policy>> {
+async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
     p.allow(&[&["name", "active", "metadata"], FIXED_TERMS].concat())?;
+    expand_param(&mut p, Policy::OBJECT, false)?;
     let input = policies::NewPolicy {
         name: p.req_string("name")?,
         coverage_percentage: p.req_int_in("coverage_percentage", policy::COVERAGE_PERCENTAGE)?,
@@ -40,16 +42,18 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
             format!("Invalid name: must be at most {NAME_MAX} characters."),
         ));
     }
-    let created = service::write(&state.store, async |tx| policies::create(tx, &call, input).await).await?;
-    Ok(Json(created))
+    Ok(json_body(service::write_json(&state.store, &call, async |tx| policies::create(tx, &call, input).await).await?))
 }
 
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
+    Query(mut q): Query,
 ) -> ApiResult<Json<Policy>> {
     check_id(Kind::Policy, &id)?;
+    q.allow(&[])?;
+    expand_param(&mut q, Policy::OBJECT, false)?;
     Ok(Json(policies::retrieve(&state.store, &call, &id).await?))
 }
 
@@ -58,7 +62,7 @@ async fn update(
     Platform(call): Platform,
     PathId(id): PathId,
     Body(mut p): Body,
-) -> ApiResult<Json<Policy>> {
+) -> ApiResult<Response> {
     check_id(Kind::Policy, &id)?;
     if let Some(term) = FIXED_TERMS.iter().find(|t| p.contains(t)) {
         return Err(ApiError::invalid(
@@ -71,22 +75,19 @@ async fn update(
         ));
     }
     p.allow(&["name", "active", "metadata"])?;
+    expand_param(&mut p, Policy::OBJECT, false)?;
     let input = policies::PolicyPatch {
         name: p.bounded_string("name", NAME_MAX)?,
         active: p.bool("active")?,
         metadata: p.metadata()?,
     };
-    let updated = service::write(&state.store, async |tx| policies::update(tx, &call, &id, input).await).await?;
-    Ok(Json(updated))
+    Ok(json_body(service::write_json(&state.store, &call, async |tx| policies::update(tx, &call, &id, input).await).await?))
 }
 
-async fn list(
-    State(state): State<AppState>,
-    Platform(call): Platform,
-    Query(mut q): Query,
-) -> ApiResult<Json<ListBody<Policy>>> {
+async fn list(State(state): State<AppState>, Platform(call): Platform, Query(mut q): Query) -> ApiResult<Json<ListBody<Policy>>> {
     q.allow(&[LIST_PARAMS, &["active"]].concat())?;
     let page = page_request(&mut q, Kind::Policy)?;
+    expand_param(&mut q, Policy::OBJECT, true)?;
     let active = q.bool("active")?;
     Ok(render(policies::list(&state.store, &call, &page, active).await?, "/v1/guarantee_policies"))
 }

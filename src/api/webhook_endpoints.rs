@@ -2,10 +2,11 @@
 
 use axum::extract::State;
 use axum::routing::{get, post};
+use axum::response::Response;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::check_id;
+use super::{check_id, json_body};
 use super::extract::{Body, PathId, Platform, Query};
 use super::list::{LIST_PARAMS, ListBody, page_request, render};
 use super::params::{Params, Patch};
@@ -55,7 +56,7 @@ async fn create(
     State(state): State<AppState>,
     Platform(call): Platform,
     Body(mut p): Body,
-) -> ApiResult<Json<WebhookEndpoint>> {
+) -> ApiResult<Response> {
     p.allow(&["url", "enabled_events", "description", "metadata"])?;
     let input = webhooks::NewEndpoint {
         url: url(&state, &mut p, true)?.unwrap_or_default(),
@@ -63,8 +64,7 @@ async fn create(
         description: p.bounded_string("description", DESCRIPTION_MAX)?,
         metadata: p.metadata()?,
     };
-    let created = service::write(&state.store, async |tx| webhooks::create(tx, &call, input).await).await?;
-    Ok(Json(created))
+    Ok(json_body(service::write_json(&state.store, &call, async |tx| webhooks::create(tx, &call, input).await).await?))
 }
 
 async fn retrieve(
@@ -81,7 +81,7 @@ async fn update(
     Platform(call): Platform,
     PathId(id): PathId,
     Body(mut p): Body,
-) -> ApiResult<Json<WebhookEndpoint>> {
+) -> ApiResult<Response> {
     check_id(Kind::WebhookEndpoint, &id)?;
     p.allow(&["url", "enabled_events", "description", "disabled", "metadata"])?;
     let input = webhooks::EndpointPatch {
@@ -95,8 +95,7 @@ async fn update(
         disabled: p.bool("disabled")?,
         metadata: p.metadata()?,
     };
-    let updated = service::write(&state.store, async |tx| webhooks::update(tx, &call, &id, input).await).await?;
-    Ok(Json(updated))
+    Ok(json_body(service::write_json(&state.store, &call, async |tx| webhooks::update(tx, &call, &id, input).await).await?))
 }
 
 async fn delete(State(state): State<AppState>, Platform(call): Platform, PathId(id): PathId) -> ApiResult<Json<Value>> {
@@ -110,11 +109,10 @@ async fn rotate_secret(
     Platform(call): Platform,
     PathId(id): PathId,
     Body(p): Body,
-) -> ApiResult<Json<WebhookEndpoint>> {
+) -> ApiResult<Response> {
     check_id(Kind::WebhookEndpoint, &id)?;
     p.allow(&[])?;
-    let rotated = service::write(&state.store, async |tx| webhooks::rotate_secret(tx, &call, &id).await).await?;
-    Ok(Json(rotated))
+    Ok(json_body(service::write_json(&state.store, &call, async |tx| webhooks::rotate_secret(tx, &call, &id).await).await?))
 }
 
 async fn list(

@@ -25,7 +25,7 @@ pub const DEMO_CUSTOMER_SCORE: i64 = 80;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     /// A platform's secret key: one account, one mode.
-    Platform(Scope),
+    Platform { scope: Scope, key_id: String },
     /// The provider's claims staff: across accounts, review routes only.
     Operator { key_id: String },
 }
@@ -103,7 +103,7 @@ pub async fn authenticate(store: &Store, key: &str, now: i64) -> ApiResult<Optio
     }
     Ok(match (record.kind, record.account_id) {
         (KeyKind::Secret, Some(account_id)) => {
-            Some(Principal::Platform(Scope { account_id, livemode: record.livemode }))
+            Some(Principal::Platform { scope: Scope { account_id, livemode: record.livemode }, key_id: record.id })
         }
         (KeyKind::Operator, _) => Some(Principal::Operator { key_id: record.id }),
         (KeyKind::Secret, None) => None,

@@ -5,6 +5,8 @@ pub mod accounts;
 pub mod claims;
 pub mod customers;
 pub mod events;
+pub mod expand;
+pub mod idempotency;
 pub mod guarantees;
 pub mod policies;
 pub mod rail;
@@ -27,6 +29,16 @@ pub struct Call {
     pub now: i64,
     pub request_id: Option<String>,
     pub idempotency_key: Option<String>,
+    /// The idempotency key this request holds, if it sent one: its answer is stored
+    /// in the same transaction as its effects.
+    pub idempotency: Option<idempotency::Claim>,
+}
+
+impl Call {
+    /// The context of background work: no request behind it.
+    pub fn job(scope: Scope, now: i64) -> Call {
+        Call { scope, now, request_id: None, idempotency_key: None, idempotency: None }
+    }
 }
 
 /// Runs `op` in one transaction and commits it if `op` succeeds; on an error the
@@ -36,6 +48,20 @@ pub async fn write<T>(store: &Store, op: impl AsyncFnOnce(&mut Tx) -> ApiResult<
     let out = op(&mut tx).await?;
     tx.commit().await?;
     Ok(out)
+}
+
+/// Runs `op` in one transaction and answers its result as JSON. When the request
+/// holds an idempotency key, the answer is stored in the same transaction, so the
+/// effects and the stored answer commit together.
+pub async fn write_json<T: Serialize>(store: &Store, call: &Call, op: impl AsyncFnOnce(&mut Tx) -> ApiResult<T>) -> ApiResult<String> {
+    let mut tx = store.begin().await?;
+    let out = op(&mut tx).await?;
+    let body = serde_json::to_string(&out).map_err(ApiError::internal)?;
+    if let Some(claim) = &call.idempotency {
+        idempotency::complete_in(&mut tx, &call.scope, claim, 200, &body).await?;
+    }
+    tx.commit().await?;
+    Ok(body)
 }
 
 /// Writes an event for `object` in the caller's transaction, with a delivery for

@@ -16,7 +16,7 @@ use crate::ids::Kind;
 use crate::store::{self, Scope, Store, Tx};
 
 fn job_call(scope: Scope, now: i64) -> Call {
-    Call { scope, now, request_id: None, idempotency_key: None }
+    Call::job(scope, now)
 }
 
 fn review_input(claim: &Claim, g: &Guarantee, p: &Policy) -> ReviewInput {

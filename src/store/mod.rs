@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod claims;
 pub mod customers;
+pub mod idempotency;
 pub mod events;
 pub mod guarantees;
 pub mod list;

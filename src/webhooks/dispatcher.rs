@@ -337,7 +337,7 @@ impl Dispatcher {
             endpoint.status = EndpointStatus::Disabled;
             store::webhooks::update_endpoint(tx, &d.scope, &endpoint).await?;
             store::webhooks::fail_pending_for_endpoint(tx, &endpoint.id).await?;
-            let call = Call { scope: d.scope.clone(), now, request_id: None, idempotency_key: None };
+            let call = Call::job(d.scope.clone(), now);
             record_update(tx, &call, EventType::WebhookEndpointDisabled, &before, &endpoint).await?;
             tracing::warn!(endpoint = %endpoint.id, ?result, "webhook endpoint disabled");
         } else if endpoint.signing.failing_since != before.signing.failing_since {

@@ -253,6 +253,7 @@ async fn metadata_limits_and_update_semantics() {
 async fn a_request_stuck_on_a_lock_times_out_with_503_and_changes_nothing() {
     let app = TestApp::start_with(casapay::ApiConfig {
         request_timeout: std::time::Duration::from_secs(1),
+        rate_limits: casapay::api::rate_limit::RateLimitConfig::OFF,
         ..casapay::ApiConfig::default()
     })
     .await;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use casapay::api::rate_limit::RateLimitConfig;
 use casapay::clock::{Clock, ManualClock};
 use casapay::jobs::engine::{Engine, EngineConfig};
 use casapay::service::accounts::{self, CreatedAccount};
@@ -127,8 +128,9 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// A server with the default settings, but no rate limits (tests fire bursts).
     pub async fn start() -> TestApp {
-        Self::start_with(ApiConfig::default()).await
+        Self::start_with(ApiConfig { rate_limits: RateLimitConfig::OFF, ..ApiConfig::default() }).await
     }
 
     pub async fn start_with(config: ApiConfig) -> TestApp {
@@ -138,7 +140,7 @@ impl TestApp {
     /// A server whose webhook URLs must pass `egress` (the production default refuses
     /// http and loopback).
     pub async fn start_with_egress(egress: EgressPolicy) -> TestApp {
-        Self::start_full(ApiConfig::default(), egress).await
+        Self::start_full(ApiConfig { rate_limits: RateLimitConfig::OFF, ..ApiConfig::default() }, egress).await
     }
 
     async fn start_full(config: ApiConfig, egress: EgressPolicy) -> TestApp {
