@@ -93,7 +93,11 @@ async fn update(
     Ok(json_body(body))
 }
 
-async fn list(State(state): State<AppState>, Platform(call): Platform, Query(mut q): Query) -> ApiResult<Json<ListBody<Value>>> {
+async fn list(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    Query(mut q): Query,
+) -> ApiResult<Json<ListBody<Value>>> {
     q.allow(&[LIST_PARAMS, &["guarantee", "status"]].concat())?;
     let page = page_request(&mut q, Kind::Claim)?;
     let paths = expand_param(&mut q, Claim::OBJECT, true)?;
@@ -148,7 +152,12 @@ async fn operator_approve(
     operator_review(&state, op, &id, verdict).await
 }
 
-async fn operator_deny(State(state): State<AppState>, op: Operator, PathId(id): PathId, Body(mut p): Body) -> ApiResult<Response> {
+async fn operator_deny(
+    State(state): State<AppState>,
+    op: Operator,
+    PathId(id): PathId,
+    Body(mut p): Body,
+) -> ApiResult<Response> {
     let verdict = deny_verdict(&mut p, true)?;
     operator_review(&state, op, &id, verdict).await
 }

@@ -1,14 +1,14 @@
 //! `/v1/customers`
 
 use axum::extract::State;
-use axum::routing::{get, post};
 use axum::response::Response;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::{check_id, expand_param, json_body};
 use super::extract::{Body, PathId, Platform, Query};
 use super::list::{LIST_PARAMS, page_request, render};
 use super::params::{Params, Patch};
+use super::{check_id, expand_param, json_body};
 use crate::app::AppState;
 use crate::domain::customer::{Customer, SCORE_MAX};
 use crate::error::{ApiError, ApiResult};
@@ -107,7 +107,9 @@ async fn update(
         score: score(&mut p)?,
         metadata: p.metadata()?,
     };
-    Ok(json_body(service::write_json(&state.store, &call, async |tx| customers::update(tx, &call, &id, input).await).await?))
+    Ok(json_body(
+        service::write_json(&state.store, &call, async |tx| customers::update(tx, &call, &id, input).await).await?,
+    ))
 }
 
 async fn list(

@@ -1,13 +1,13 @@
 //! `/v1/events`
 
 use axum::extract::State;
-use axum::routing::{get, post};
 use axum::response::Response;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::{check_id, json_body};
 use super::extract::{Body, PathId, Platform, Query};
 use super::list::{LIST_PARAMS, ListBody, page_request, render};
+use super::{check_id, json_body};
 use crate::app::AppState;
 use crate::domain::event::{Event, EventType};
 use crate::error::ApiResult;
@@ -51,5 +51,7 @@ async fn resend(
     check_id(Kind::Event, &id)?;
     p.allow(&["webhook_endpoint"])?;
     let endpoint = p.id("webhook_endpoint", Kind::WebhookEndpoint)?;
-    Ok(json_body(service::write_json(&state.store, &call, async |tx| webhooks::resend(tx, &call, &id, endpoint).await).await?))
+    Ok(json_body(
+        service::write_json(&state.store, &call, async |tx| webhooks::resend(tx, &call, &id, endpoint).await).await?,
+    ))
 }

@@ -8,8 +8,8 @@ use super::params::Params;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::service::Call;
-use crate::service::idempotency::Claim;
 use crate::service::accounts::{self, LIVE_KEY_PREFIX, OPERATOR_KEY_PREFIX, Principal, TEST_KEY_PREFIX};
+use crate::service::idempotency::Claim;
 
 /// The id given to this request, set by the request-id middleware.
 #[derive(Debug, Clone)]
@@ -71,7 +71,11 @@ struct Authenticated(Principal);
 
 /// Finds who the request's key speaks for and counts the request against the key's
 /// rate limit; remembered in the request's extensions.
-pub(crate) async fn authenticate(headers: &HeaderMap, extensions: &mut Extensions, state: &AppState) -> ApiResult<Principal> {
+pub(crate) async fn authenticate(
+    headers: &HeaderMap,
+    extensions: &mut Extensions,
+    state: &AppState,
+) -> ApiResult<Principal> {
     if let Some(Authenticated(p)) = extensions.get::<Authenticated>() {
         return Ok(p.clone());
     }
@@ -83,7 +87,10 @@ pub(crate) async fn authenticate(headers: &HeaderMap, extensions: &mut Extension
         Principal::Platform { scope, key_id } => (key_id, scope.livemode),
         Principal::Operator { key_id } => (key_id, true),
     };
-    state.rate_limits.check(key_id, livemode).map_err(|wait| ApiError::rate_limited(wait.as_secs_f64().ceil() as u64))?;
+    state
+        .rate_limits
+        .check(key_id, livemode)
+        .map_err(|wait| ApiError::rate_limited(wait.as_secs_f64().ceil() as u64))?;
     extensions.insert(Authenticated(principal.clone()));
     Ok(principal)
 }
@@ -156,7 +163,11 @@ pub(crate) async fn read_body(req: Request, limit: usize) -> ApiResult<axum::bod
         // `to_bytes` fails on the limit or on a broken connection; either way the
         // body cannot be used, and a client that sent too much should hear so.
         let length_limit = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if length_limit { ApiError::body_too_large(limit) } else { ApiError::bad_request("The request body could not be read.") }
+        if length_limit {
+            ApiError::body_too_large(limit)
+        } else {
+            ApiError::bad_request("The request body could not be read.")
+        }
     })
 }
 

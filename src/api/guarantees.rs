@@ -91,7 +91,11 @@ async fn cancel(
     Ok(json_body(body))
 }
 
-async fn list(State(state): State<AppState>, Platform(call): Platform, Query(mut q): Query) -> ApiResult<Json<ListBody<Value>>> {
+async fn list(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    Query(mut q): Query,
+) -> ApiResult<Json<ListBody<Value>>> {
     q.allow(&[LIST_PARAMS, &["status", "tenant", "policy"]].concat())?;
     let page = page_request(&mut q, Kind::Guarantee)?;
     let paths = expand_param(&mut q, Guarantee::OBJECT, true)?;

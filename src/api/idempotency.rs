@@ -46,7 +46,8 @@ async fn run(state: &AppState, req: Request, next: Next) -> ApiResult<Response> 
         Principal::Operator { .. } => return Ok(next.run(Request::from_parts(parts, body)).await),
     };
     let bytes = read_body(Request::from_parts(parts.clone(), body), state.config.max_body_bytes).await?;
-    let fingerprint = fingerprint(parts.method.as_str(), parts.uri.path(), content_type(&parts.headers).as_deref(), &bytes);
+    let fingerprint =
+        fingerprint(parts.method.as_str(), parts.uri.path(), content_type(&parts.headers).as_deref(), &bytes);
     let now = state.clock.now();
     let claim = match idempotency::begin(&state.store, &scope, &key, &fingerprint, now).await? {
         Begin::Replay { status, body } => return Ok(replay(status, body)),

@@ -32,7 +32,11 @@ async fn retrieve(
     Ok(Json(expand::apply_read(&state.store, &call.scope, &payout, &paths).await?))
 }
 
-async fn list(State(state): State<AppState>, Platform(call): Platform, Query(mut q): Query) -> ApiResult<Json<ListBody<Value>>> {
+async fn list(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    Query(mut q): Query,
+) -> ApiResult<Json<ListBody<Value>>> {
     q.allow(&[LIST_PARAMS, &["claim", "guarantee"]].concat())?;
     let page = page_request(&mut q, Kind::Payout)?;
     let paths = expand_param(&mut q, Payout::OBJECT, true)?;

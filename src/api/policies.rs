@@ -81,10 +81,16 @@ async fn update(
         active: p.bool("active")?,
         metadata: p.metadata()?,
     };
-    Ok(json_body(service::write_json(&state.store, &call, async |tx| policies::update(tx, &call, &id, input).await).await?))
+    Ok(json_body(
+        service::write_json(&state.store, &call, async |tx| policies::update(tx, &call, &id, input).await).await?,
+    ))
 }
 
-async fn list(State(state): State<AppState>, Platform(call): Platform, Query(mut q): Query) -> ApiResult<Json<ListBody<Policy>>> {
+async fn list(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    Query(mut q): Query,
+) -> ApiResult<Json<ListBody<Policy>>> {
     q.allow(&[LIST_PARAMS, &["active"]].concat())?;
     let page = page_request(&mut q, Kind::Policy)?;
     expand_param(&mut q, Policy::OBJECT, true)?;

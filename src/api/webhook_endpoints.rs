@@ -1,15 +1,15 @@
 //! `/v1/webhook_endpoints`
 
 use axum::extract::State;
-use axum::routing::{get, post};
 use axum::response::Response;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::{check_id, json_body};
 use super::extract::{Body, PathId, Platform, Query};
 use super::list::{LIST_PARAMS, ListBody, page_request, render};
 use super::params::{Params, Patch};
+use super::{check_id, json_body};
 use crate::app::AppState;
 use crate::domain::webhook::{WebhookAttempt, WebhookEndpoint, check_enabled_events};
 use crate::error::{ApiError, ApiResult};
@@ -52,11 +52,7 @@ fn enabled_events(p: &mut Params, required: bool) -> ApiResult<Option<Vec<String
     Ok(Some(events))
 }
 
-async fn create(
-    State(state): State<AppState>,
-    Platform(call): Platform,
-    Body(mut p): Body,
-) -> ApiResult<Response> {
+async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
     p.allow(&["url", "enabled_events", "description", "metadata"])?;
     let input = webhooks::NewEndpoint {
         url: url(&state, &mut p, true)?.unwrap_or_default(),
@@ -95,7 +91,9 @@ async fn update(
         disabled: p.bool("disabled")?,
         metadata: p.metadata()?,
     };
-    Ok(json_body(service::write_json(&state.store, &call, async |tx| webhooks::update(tx, &call, &id, input).await).await?))
+    Ok(json_body(
+        service::write_json(&state.store, &call, async |tx| webhooks::update(tx, &call, &id, input).await).await?,
+    ))
 }
 
 async fn delete(State(state): State<AppState>, Platform(call): Platform, PathId(id): PathId) -> ApiResult<Json<Value>> {
@@ -112,7 +110,9 @@ async fn rotate_secret(
 ) -> ApiResult<Response> {
     check_id(Kind::WebhookEndpoint, &id)?;
     p.allow(&[])?;
-    Ok(json_body(service::write_json(&state.store, &call, async |tx| webhooks::rotate_secret(tx, &call, &id).await).await?))
+    Ok(json_body(
+        service::write_json(&state.store, &call, async |tx| webhooks::rotate_secret(tx, &call, &id).await).await?,
+    ))
 }
 
 async fn list(

@@ -51,7 +51,7 @@ pub struct Engine {
     rail: Arc<dyn PayoutRail>,
     config: EngineConfig,
     wakeup: Arc<Notify>,
-    /// When housekeeping (event retention) is next due, in clock seconds.
+    /// When housekeeping (event and idempotency key retention) is next due, in clock seconds.
     next_housekeeping: Arc<AtomicI64>,
 }
 
@@ -82,9 +82,10 @@ impl Engine {
                 .compare_exchange(due, now + HOUSEKEEPING_EVERY, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            let removed = crate::service::events::purge_expired(&self.store, now).await?;
-            if removed > 0 {
-                tracing::info!(removed, "expired events removed");
+            let events = crate::service::events::purge_expired(&self.store, now).await?;
+            let keys = crate::service::idempotency::purge_expired(&self.store, now).await?;
+            if events + keys > 0 {
+                tracing::info!(events, idempotency_keys = keys, "expired records removed");
             }
         }
         report.guarantees_changed = review::transition_guarantees(&self.store, self.clock.now(), batch as i64).await?;

@@ -28,7 +28,11 @@ fn target(object: &str, field: &str) -> Option<&'static str> {
 /// items of a list, whose paths start with `data.`). Returns them split into fields.
 pub fn parse(paths: &[String], root: &str, list: bool) -> ApiResult<Vec<Vec<String>>> {
     let invalid = |path: &str, why: &str| {
-        ApiError::invalid("parameter_invalid_expand", "expand", format!("This property cannot be expanded ({path}): {why}."))
+        ApiError::invalid(
+            "parameter_invalid_expand",
+            "expand",
+            format!("This property cannot be expanded ({path}): {why}."),
+        )
     };
     let mut out = Vec::with_capacity(paths.len());
     for path in paths {
@@ -44,7 +48,8 @@ pub fn parse(paths: &[String], root: &str, list: bool) -> ApiResult<Vec<Vec<Stri
         }
         let mut object = root;
         for field in &fields {
-            object = target(object, field).ok_or_else(|| invalid(path, &format!("{object} has no expandable field {field}")))?;
+            object = target(object, field)
+                .ok_or_else(|| invalid(path, &format!("{object} has no expandable field {field}")))?;
         }
         out.push(fields.into_iter().map(str::to_owned).collect());
     }
@@ -53,7 +58,12 @@ pub fn parse(paths: &[String], root: &str, list: bool) -> ApiResult<Vec<Vec<Stri
 
 /// The object as JSON with `paths` expanded; reads go through `conn`, so a write can
 /// expand its answer inside its own transaction.
-pub async fn apply<T: Serialize>(conn: &mut Conn, scope: &Scope, object: &T, paths: &[Vec<String>]) -> ApiResult<Value> {
+pub async fn apply<T: Serialize>(
+    conn: &mut Conn,
+    scope: &Scope,
+    object: &T,
+    paths: &[Vec<String>],
+) -> ApiResult<Value> {
     let mut value = serde_json::to_value(object).map_err(ApiError::internal)?;
     for path in paths {
         expand_path(conn, scope, &mut value, path).await?;
@@ -62,7 +72,12 @@ pub async fn apply<T: Serialize>(conn: &mut Conn, scope: &Scope, object: &T, pat
 }
 
 /// `apply` on each item of a list.
-pub async fn apply_all<T: Serialize>(conn: &mut Conn, scope: &Scope, items: &[T], paths: &[Vec<String>]) -> ApiResult<Vec<Value>> {
+pub async fn apply_all<T: Serialize>(
+    conn: &mut Conn,
+    scope: &Scope,
+    items: &[T],
+    paths: &[Vec<String>],
+) -> ApiResult<Vec<Value>> {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         out.push(apply(conn, scope, item, paths).await?);
@@ -71,7 +86,12 @@ pub async fn apply_all<T: Serialize>(conn: &mut Conn, scope: &Scope, items: &[T]
 }
 
 /// `apply` outside a transaction.
-pub async fn apply_read<T: Serialize>(store: &Store, scope: &Scope, object: &T, paths: &[Vec<String>]) -> ApiResult<Value> {
+pub async fn apply_read<T: Serialize>(
+    store: &Store,
+    scope: &Scope,
+    object: &T,
+    paths: &[Vec<String>],
+) -> ApiResult<Value> {
     if paths.is_empty() {
         return serde_json::to_value(object).map_err(ApiError::internal);
     }

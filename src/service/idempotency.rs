@@ -59,7 +59,9 @@ pub async fn begin(store: &Store, scope: &Scope, key: &str, fingerprint: &str, n
             }
         }
         return Ok(match record {
-            KeyRecord::Done { fingerprint: fp, .. } | KeyRecord::InFlight { fingerprint: fp, .. } if fp != fingerprint => {
+            KeyRecord::Done { fingerprint: fp, .. } | KeyRecord::InFlight { fingerprint: fp, .. }
+                if fp != fingerprint =>
+            {
                 Begin::Mismatch
             }
             KeyRecord::Done { status, body, .. } => Begin::Replay { status, body },

@@ -6,8 +6,8 @@ pub mod claims;
 pub mod customers;
 pub mod events;
 pub mod expand;
-pub mod idempotency;
 pub mod guarantees;
+pub mod idempotency;
 pub mod policies;
 pub mod rail;
 pub mod review;
@@ -53,7 +53,11 @@ pub async fn write<T>(store: &Store, op: impl AsyncFnOnce(&mut Tx) -> ApiResult<
 /// Runs `op` in one transaction and answers its result as JSON. When the request
 /// holds an idempotency key, the answer is stored in the same transaction, so the
 /// effects and the stored answer commit together.
-pub async fn write_json<T: Serialize>(store: &Store, call: &Call, op: impl AsyncFnOnce(&mut Tx) -> ApiResult<T>) -> ApiResult<String> {
+pub async fn write_json<T: Serialize>(
+    store: &Store,
+    call: &Call,
+    op: impl AsyncFnOnce(&mut Tx) -> ApiResult<T>,
+) -> ApiResult<String> {
     let mut tx = store.begin().await?;
     let out = op(&mut tx).await?;
     let body = serde_json::to_string(&out).map_err(ApiError::internal)?;

@@ -60,7 +60,12 @@ pub async fn get(conn: &mut Conn, scope: &Scope, key: &str) -> Result<Option<Key
                 created,
             }
         } else {
-            KeyRecord::InFlight { fingerprint, token: r.try_get("token")?, locked_until: r.try_get("locked_until")?, created }
+            KeyRecord::InFlight {
+                fingerprint,
+                token: r.try_get("token")?,
+                locked_until: r.try_get("locked_until")?,
+                created,
+            }
         })
     })
     .transpose()
@@ -158,5 +163,9 @@ pub async fn release(conn: &mut Conn, scope: &Scope, key: &str, token: i64) -> R
 
 /// Deletes keys created before `before`. Returns how many.
 pub async fn delete_older_than(tx: &mut Tx, before: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM idempotency_keys WHERE created < $1").bind(before).execute(&mut **tx).await?.rows_affected())
+    Ok(sqlx::query("DELETE FROM idempotency_keys WHERE created < $1")
+        .bind(before)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
 }

@@ -8,9 +8,9 @@
 pub mod accounts;
 pub mod claims;
 pub mod customers;
-pub mod idempotency;
 pub mod events;
 pub mod guarantees;
+pub mod idempotency;
 pub mod list;
 pub mod payouts;
 pub mod policies;

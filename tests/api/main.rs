@@ -13,4 +13,5 @@ mod quickstart;
 mod receiver;
 mod resources;
 mod store_conformance;
+mod stripe_compat;
 mod webhooks;

@@ -331,6 +331,10 @@ pub struct Resp {
 }
 
 impl Resp {
+    pub async fn from_response(r: reqwest::Response) -> Resp {
+        Self::from(r).await
+    }
+
     async fn from(r: reqwest::Response) -> Resp {
         let status = r.status();
         let headers = r.headers().clone();
