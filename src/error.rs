@@ -260,10 +260,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Database error codes that mean "busy, try again": SQLite's BUSY and LOCKED (with
+/// their extended codes), PostgreSQL's serialization failure, deadlock and lock timeout.
+const RETRYABLE_DB_CODES: &[&str] = &["5", "6", "261", "262", "517", "773", "40001", "40P01", "55P03"];
+
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                ApiError::Unavailable(err.to_string())
+            }
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| RETRYABLE_DB_CODES.contains(&c.as_ref())) => {
                 ApiError::Unavailable(err.to_string())
             }
             _ => ApiError::Internal(err.to_string()),

@@ -105,10 +105,10 @@ async fn expand_path(conn: &mut Conn, scope: &Scope, root: &mut Value, path: &[S
         let object = node["object"].as_str().unwrap_or_default().to_owned();
         let Some(kind) = target(&object, field) else { return Ok(()) };
         let slot = &mut node[field.as_str()];
-        if let Value::String(id) = slot {
-            if let Some(found) = fetch(conn, scope, kind, id).await? {
-                *slot = found;
-            }
+        if let Value::String(id) = slot
+            && let Some(found) = fetch(conn, scope, kind, id).await?
+        {
+            *slot = found;
         }
         if !slot.is_object() {
             return Ok(());
