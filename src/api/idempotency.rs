@@ -22,10 +22,16 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     if req.method() != Method::POST || !req.headers().contains_key("idempotency-key") {
         return next.run(req).await;
     }
-    match run(&state, req, next).await {
+    let key = req.headers().get("idempotency-key").cloned();
+    let mut resp = match run(&state, req, next).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
+    };
+    // Echoed, as Stripe does, so that clients can log which key an answer belongs to.
+    if let Some(key) = key {
+        resp.headers_mut().insert("idempotency-key", key);
     }
+    resp
 }
 
 async fn run(state: &AppState, req: Request, next: Next) -> ApiResult<Response> {
