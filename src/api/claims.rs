@@ -1,9 +1,15 @@
 //! `/v1/claims`, the operators' review routes and the test helpers.
 
+use super::openapi::{
+    ApproveParams, ClaimCreate, ClaimFilters as ClaimQuery, DenyParams, Errors, ExpandQuery, HelperDenyParams, IdPath,
+    List, ListQuery, MetadataUpdate,
+};
 use axum::extract::State;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use axum::Json;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::Value;
 
 use super::extract::{Body, Operator, PathId, Platform, Query};
@@ -19,16 +25,19 @@ use crate::service::{self, Call, claims, expand};
 use crate::store::Scope;
 use crate::store::claims::ClaimFilters;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/claims", post(create).get(list))
-        .route("/v1/claims/{id}", get(retrieve).post(update))
-        .route("/v1/claims/{id}/approve", post(operator_approve))
-        .route("/v1/claims/{id}/deny", post(operator_deny))
-        .route("/v1/test_helpers/claims/{id}/approve", post(helper_approve))
-        .route("/v1/test_helpers/claims/{id}/deny", post(helper_deny))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(retrieve, update))
+        .routes(routes!(operator_approve))
+        .routes(routes!(operator_deny))
+        .routes(routes!(helper_approve))
+        .routes(routes!(helper_deny))
 }
 
+/// File a claim against a guarantee. It is reviewed within seconds.
+#[utoipa::path(post, path = "/v1/claims", tag = "Claims", request_body(content((ClaimCreate = "application/json"), (ClaimCreate = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The claim, `under_review`", body = Claim), Errors))]
 async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
     p.allow(&["guarantee", "amount", "currency", "reason", "evidence", "metadata"])?;
     let paths = expand_param(&mut p, Claim::OBJECT, false)?;
@@ -62,6 +71,9 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
     Ok(json_body(body))
 }
 
+/// Retrieve a claim.
+#[utoipa::path(get, path = "/v1/claims/{id}", tag = "Claims", params(IdPath, ExpandQuery),
+    responses((status = 200, description = "The claim", body = Claim), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -75,6 +87,9 @@ async fn retrieve(
     Ok(Json(expand::apply_read(&state.store, &call.scope, &c, &paths).await?))
 }
 
+/// Update a claim's `metadata`.
+#[utoipa::path(post, path = "/v1/claims/{id}", tag = "Claims", params(IdPath), request_body(content((MetadataUpdate = "application/json"), (MetadataUpdate = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The updated claim", body = Claim), Errors))]
 async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -93,6 +108,9 @@ async fn update(
     Ok(json_body(body))
 }
 
+/// List claims, newest first.
+#[utoipa::path(get, path = "/v1/claims", tag = "Claims", params(ListQuery, ClaimQuery),
+    responses((status = 200, description = "A page of claims", body = List<Claim>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -142,6 +160,9 @@ async fn operator_review(state: &AppState, op: Operator, id: &str, verdict: Verd
     Ok(json_body(body))
 }
 
+/// Approve a claim under review (operator keys only).
+#[utoipa::path(post, path = "/v1/claims/{id}/approve", tag = "Claim review", params(IdPath), request_body(content((ApproveParams = "application/json"), (ApproveParams = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The approved claim", body = Claim), Errors))]
 async fn operator_approve(
     State(state): State<AppState>,
     op: Operator,
@@ -152,6 +173,9 @@ async fn operator_approve(
     operator_review(&state, op, &id, verdict).await
 }
 
+/// Deny a claim under review (operator keys only).
+#[utoipa::path(post, path = "/v1/claims/{id}/deny", tag = "Claim review", params(IdPath), request_body(content((DenyParams = "application/json"), (DenyParams = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The denied claim", body = Claim), Errors))]
 async fn operator_deny(
     State(state): State<AppState>,
     op: Operator,
@@ -177,6 +201,9 @@ async fn helper_review(state: &AppState, call: Call, id: &str, p: &mut Params, a
     Ok(json_body(body))
 }
 
+/// Test mode: approve a claim under review, to try webhook handling.
+#[utoipa::path(post, path = "/v1/test_helpers/claims/{id}/approve", tag = "Claim review", params(IdPath), request_body(content((ApproveParams = "application/json"), (ApproveParams = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The approved claim", body = Claim), Errors))]
 async fn helper_approve(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -186,6 +213,9 @@ async fn helper_approve(
     helper_review(&state, call, &id, &mut p, true).await
 }
 
+/// Test mode: deny a claim under review.
+#[utoipa::path(post, path = "/v1/test_helpers/claims/{id}/deny", tag = "Claim review", params(IdPath), request_body(content((HelperDenyParams = "application/json"), (HelperDenyParams = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The denied claim", body = Claim), Errors))]
 async fn helper_deny(
     State(state): State<AppState>,
     Platform(call): Platform,

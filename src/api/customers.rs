@@ -1,9 +1,12 @@
 //! `/v1/customers`
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::openapi::{CustomerCreate, CustomerFilters, Errors, ExpandQuery, IdPath, List, ListQuery};
 
 use super::extract::{Body, PathId, Platform, Query};
 use super::list::{LIST_PARAMS, page_request, render};
@@ -15,8 +18,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::service::{self, customers};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/customers", post(create).get(list)).route("/v1/customers/{id}", get(retrieve).post(update))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(retrieve, update))
 }
 
 const NAME_MAX: usize = 256;
@@ -62,6 +65,10 @@ fn email(p: &mut Params) -> ApiResult<Patch<String>> {
 
 const FIELDS: &[&str] = &["name", "email", "score", "metadata"];
 
+/// Create a customer (a tenant).
+#[utoipa::path(post, path = "/v1/customers", tag = "Customers",
+    request_body(content((CustomerCreate = "application/json"), (CustomerCreate = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The new customer", body = Customer), Errors))]
 async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
     p.allow(FIELDS)?;
     expand_param(&mut p, Customer::OBJECT, false)?;
@@ -80,6 +87,9 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
     Ok(json_body(service::write_json(&state.store, &call, async |tx| customers::create(tx, &call, input).await).await?))
 }
 
+/// Retrieve a customer.
+#[utoipa::path(get, path = "/v1/customers/{id}", tag = "Customers", params(IdPath, ExpandQuery),
+    responses((status = 200, description = "The customer", body = Customer), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -92,6 +102,10 @@ async fn retrieve(
     Ok(Json(customers::retrieve(&state.store, &call, &id).await?))
 }
 
+/// Update a customer: `name`, `email`, `score` (`""` clears one), `metadata` (merged).
+#[utoipa::path(post, path = "/v1/customers/{id}", tag = "Customers", params(IdPath),
+    request_body(content((CustomerCreate = "application/json"), (CustomerCreate = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The updated customer", body = Customer), Errors))]
 async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -112,6 +126,9 @@ async fn update(
     ))
 }
 
+/// List customers, newest first.
+#[utoipa::path(get, path = "/v1/customers", tag = "Customers", params(ListQuery, CustomerFilters),
+    responses((status = 200, description = "A page of customers", body = List<Customer>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,

@@ -1,9 +1,12 @@
 //! `/v1/events`
 
+use super::openapi::{Errors, EventFilters, ExpandQuery, IdPath, List, ListQuery, ResendParams};
 use axum::extract::State;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use axum::Json;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 
 use super::extract::{Body, PathId, Platform, Query};
 use super::list::{LIST_PARAMS, ListBody, page_request, render};
@@ -14,13 +17,13 @@ use crate::error::ApiResult;
 use crate::ids::Kind;
 use crate::service::{self, events, webhooks};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/events", get(list))
-        .route("/v1/events/{id}", get(retrieve))
-        .route("/v1/events/{id}/resend", post(resend))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(retrieve)).routes(routes!(resend))
 }
 
+/// Retrieve an event.
+#[utoipa::path(get, path = "/v1/events/{id}", tag = "Events", params(IdPath, ExpandQuery),
+    responses((status = 200, description = "The event", body = Event), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -30,6 +33,9 @@ async fn retrieve(
     Ok(Json(events::retrieve(&state.store, &call, &id).await?))
 }
 
+/// List events (kept 30 days), newest first.
+#[utoipa::path(get, path = "/v1/events", tag = "Events", params(ListQuery, EventFilters),
+    responses((status = 200, description = "A page of events", body = List<Event>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -42,6 +48,9 @@ async fn list(
 }
 
 /// Queues the event again: to `webhook_endpoint`, or to every endpoint that subscribes.
+/// Queue the event's delivery again.
+#[utoipa::path(post, path = "/v1/events/{id}/resend", tag = "Events", params(IdPath), request_body(content((ResendParams = "application/json"), (ResendParams = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The event", body = Event), Errors))]
 async fn resend(
     State(state): State<AppState>,
     Platform(call): Platform,

@@ -1,9 +1,15 @@
 //! `/v1/guarantees`
 
+use super::openapi::{
+    Errors, ExpandOnly, ExpandQuery, GuaranteeCreate, GuaranteeFilters as GuaranteeQuery, GuaranteeUpdate, IdPath,
+    List, ListQuery,
+};
 use axum::extract::State;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use axum::Json;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::Value;
 
 use super::extract::{Body, PathId, Platform, Query};
@@ -16,13 +22,13 @@ use crate::ids::Kind;
 use crate::service::{self, expand, guarantees};
 use crate::store::guarantees::GuaranteeFilters;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/guarantees", post(create).get(list))
-        .route("/v1/guarantees/{id}", get(retrieve).post(update))
-        .route("/v1/guarantees/{id}/cancel", post(cancel))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(retrieve, update)).routes(routes!(cancel))
 }
 
+/// Guarantee a tenant's rent on a policy's terms.
+#[utoipa::path(post, path = "/v1/guarantees", tag = "Guarantees", request_body(content((GuaranteeCreate = "application/json"), (GuaranteeCreate = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The new guarantee (`policy`, `tenant` expandable)", body = Guarantee), Errors))]
 async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
     p.allow(&["policy", "tenant", "coverage_amount", "currency", "start_date", "end_date", "metadata"])?;
     let paths = expand_param(&mut p, Guarantee::OBJECT, false)?;
@@ -43,6 +49,9 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
     Ok(json_body(body))
 }
 
+/// Retrieve a guarantee.
+#[utoipa::path(get, path = "/v1/guarantees/{id}", tag = "Guarantees", params(IdPath, ExpandQuery),
+    responses((status = 200, description = "The guarantee", body = Guarantee), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -56,6 +65,9 @@ async fn retrieve(
     Ok(Json(expand::apply_read(&state.store, &call.scope, &g, &paths).await?))
 }
 
+/// Update a guarantee's `metadata`, or move its `end_date` later.
+#[utoipa::path(post, path = "/v1/guarantees/{id}", tag = "Guarantees", params(IdPath), request_body(content((GuaranteeUpdate = "application/json"), (GuaranteeUpdate = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The updated guarantee", body = Guarantee), Errors))]
 async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -74,6 +86,9 @@ async fn update(
     Ok(json_body(body))
 }
 
+/// Cancel a pending or active guarantee.
+#[utoipa::path(post, path = "/v1/guarantees/{id}/cancel", tag = "Guarantees", params(IdPath), request_body(content((ExpandOnly = "application/json"), (ExpandOnly = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The cancelled guarantee", body = Guarantee), Errors))]
 async fn cancel(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -91,6 +106,9 @@ async fn cancel(
     Ok(json_body(body))
 }
 
+/// List guarantees, newest first.
+#[utoipa::path(get, path = "/v1/guarantees", tag = "Guarantees", params(ListQuery, GuaranteeQuery),
+    responses((status = 200, description = "A page of guarantees", body = List<Guarantee>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,

@@ -9,12 +9,14 @@ pub mod guarantees;
 pub mod health;
 pub mod idempotency;
 pub mod list;
+pub mod openapi;
 pub mod params;
 pub mod payouts;
 pub mod policies;
 pub mod rate_limit;
 pub mod webhook_endpoints;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -30,9 +32,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use extract::RequestId;
 
-/// Every route of the API, without middleware.
-pub fn routes() -> Router<AppState> {
-    Router::new()
+/// Every route of the API with its OpenAPI document, which is served at
+/// `/v1/openapi.json`. Routes and document come from the same `routes!` lists, so
+/// neither can have what the other lacks.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    let (router, doc) = utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
         .merge(customers::router())
         .merge(policies::router())
@@ -41,8 +46,36 @@ pub fn routes() -> Router<AppState> {
         .merge(events::router())
         .merge(payouts::router())
         .merge(webhook_endpoints::router())
+        .split_for_parts();
+    let mut doc = doc;
+    doc.paths.add_path_operation(
+        "/v1/openapi.json",
+        vec![utoipa::openapi::HttpMethod::Get],
+        utoipa::openapi::path::OperationBuilder::new()
+            .summary(Some("This document (OpenAPI 3.1)"))
+            .tag("Health")
+            .security(utoipa::openapi::security::SecurityRequirement::default())
+            .response(
+                "200",
+                utoipa::openapi::ResponseBuilder::new().description("The OpenAPI document").content(
+                    "application/json",
+                    utoipa::openapi::ContentBuilder::new().schema(Some(utoipa::openapi::ObjectBuilder::new())).build(),
+                ),
+            )
+            .build(),
+    );
+    let json: Arc<str> = serde_json::to_string(&doc).expect("the document serialises").into();
+    let router = router
+        .route("/v1/openapi.json", axum::routing::get(move || serve_document(json.clone())))
         .fallback(route_not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(method_not_allowed);
+    (router, doc)
+}
+
+async fn serve_document(json: Arc<str>) -> Response {
+    let mut resp = (StatusCode::OK, json.to_string()).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
 }
 
 /// The `expand` param of a request about an object of type `root` (`list`: a list of

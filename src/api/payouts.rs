@@ -1,8 +1,11 @@
 //! `/v1/payouts` (read-only)
 
+use super::openapi::{Errors, ExpandQuery, IdPath, List, ListQuery, PayoutFilters as PayoutQuery};
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use axum::Json;
 use serde_json::Value;
 
 use super::extract::{PathId, Platform, Query};
@@ -15,10 +18,13 @@ use crate::ids::Kind;
 use crate::service::{expand, review};
 use crate::store::payouts::PayoutFilters;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/payouts", get(list)).route("/v1/payouts/{id}", get(retrieve))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(retrieve))
 }
 
+/// Retrieve a payout.
+#[utoipa::path(get, path = "/v1/payouts/{id}", tag = "Payouts", params(IdPath, ExpandQuery),
+    responses((status = 200, description = "The payout", body = Payout), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -32,6 +38,9 @@ async fn retrieve(
     Ok(Json(expand::apply_read(&state.store, &call.scope, &payout, &paths).await?))
 }
 
+/// List payouts, newest first.
+#[utoipa::path(get, path = "/v1/payouts", tag = "Payouts", params(ListQuery, PayoutQuery),
+    responses((status = 200, description = "A page of payouts", body = List<Payout>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,

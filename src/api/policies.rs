@@ -1,9 +1,12 @@
 //! `/v1/guarantee_policies`
 
+use super::openapi::{Errors, ExpandQuery, IdPath, List, ListQuery, PolicyCreate, PolicyFilters, PolicyUpdate};
 use axum::extract::State;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use axum::Json;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 
 use super::extract::{Body, PathId, Platform, Query};
 use super::list::{LIST_PARAMS, ListBody, page_request, render};
@@ -14,14 +17,15 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::service::{self, policies};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/guarantee_policies", post(create).get(list))
-        .route("/v1/guarantee_policies/{id}", get(retrieve).post(update))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(retrieve, update))
 }
 
 const NAME_MAX: usize = 256;
 
+/// Create a guarantee policy.
+#[utoipa::path(post, path = "/v1/guarantee_policies", tag = "Guarantee policies", request_body(content((PolicyCreate = "application/json"), (PolicyCreate = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The new policy", body = Policy), Errors))]
 async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
     p.allow(&[&["name", "active", "metadata"], FIXED_TERMS].concat())?;
     expand_param(&mut p, Policy::OBJECT, false)?;
@@ -45,6 +49,9 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
     Ok(json_body(service::write_json(&state.store, &call, async |tx| policies::create(tx, &call, input).await).await?))
 }
 
+/// Retrieve a guarantee policy.
+#[utoipa::path(get, path = "/v1/guarantee_policies/{id}", tag = "Guarantee policies", params(IdPath, ExpandQuery),
+    responses((status = 200, description = "The policy", body = Policy), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -57,6 +64,9 @@ async fn retrieve(
     Ok(Json(policies::retrieve(&state.store, &call, &id).await?))
 }
 
+/// Update a policy's `name`, `active` or `metadata`; its terms are fixed.
+#[utoipa::path(post, path = "/v1/guarantee_policies/{id}", tag = "Guarantee policies", params(IdPath), request_body(content((PolicyUpdate = "application/json"), (PolicyUpdate = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The updated policy", body = Policy), Errors))]
 async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -86,6 +96,9 @@ async fn update(
     ))
 }
 
+/// List guarantee policies, newest first.
+#[utoipa::path(get, path = "/v1/guarantee_policies", tag = "Guarantee policies", params(ListQuery, PolicyFilters),
+    responses((status = 200, description = "A page of policies", body = List<Policy>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,

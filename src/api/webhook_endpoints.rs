@@ -1,9 +1,14 @@
 //! `/v1/webhook_endpoints`
 
+use super::openapi::{
+    DeletedWebhookEndpoint, Errors, IdPath, List, ListQuery, WebhookEndpointCreate, WebhookEndpointUpdate,
+};
 use axum::extract::State;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use axum::Json;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::extract::{Body, PathId, Platform, Query};
@@ -17,12 +22,12 @@ use crate::ids::Kind;
 use crate::service::{self, webhooks};
 use crate::webhooks::ssrf::check_url;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/webhook_endpoints", post(create).get(list))
-        .route("/v1/webhook_endpoints/{id}", get(retrieve).post(update).delete(delete))
-        .route("/v1/webhook_endpoints/{id}/rotate_secret", post(rotate_secret))
-        .route("/v1/webhook_endpoints/{id}/attempts", get(attempts))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(retrieve, update, delete))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(attempts))
 }
 
 const URL_MAX: usize = 2048;
@@ -52,6 +57,9 @@ fn enabled_events(p: &mut Params, required: bool) -> ApiResult<Option<Vec<String
     Ok(Some(events))
 }
 
+/// Create a webhook endpoint; the answer carries its `secret`, once.
+#[utoipa::path(post, path = "/v1/webhook_endpoints", tag = "Webhook endpoints", request_body(content((WebhookEndpointCreate = "application/json"), (WebhookEndpointCreate = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The new endpoint, with its secret", body = WebhookEndpoint), Errors))]
 async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
     p.allow(&["url", "enabled_events", "description", "metadata"])?;
     let input = webhooks::NewEndpoint {
@@ -63,6 +71,9 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
     Ok(json_body(service::write_json(&state.store, &call, async |tx| webhooks::create(tx, &call, input).await).await?))
 }
 
+/// Retrieve a webhook endpoint.
+#[utoipa::path(get, path = "/v1/webhook_endpoints/{id}", tag = "Webhook endpoints", params(IdPath),
+    responses((status = 200, description = "The endpoint", body = WebhookEndpoint), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -72,6 +83,9 @@ async fn retrieve(
     Ok(Json(webhooks::retrieve(&state.store, &call, &id).await?))
 }
 
+/// Update a webhook endpoint.
+#[utoipa::path(post, path = "/v1/webhook_endpoints/{id}", tag = "Webhook endpoints", params(IdPath), request_body(content((WebhookEndpointUpdate = "application/json"), (WebhookEndpointUpdate = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "The updated endpoint", body = WebhookEndpoint), Errors))]
 async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -96,12 +110,18 @@ async fn update(
     ))
 }
 
+/// Delete a webhook endpoint.
+#[utoipa::path(delete, path = "/v1/webhook_endpoints/{id}", tag = "Webhook endpoints", params(IdPath),
+    responses((status = 200, description = "Deleted", body = DeletedWebhookEndpoint), Errors))]
 async fn delete(State(state): State<AppState>, Platform(call): Platform, PathId(id): PathId) -> ApiResult<Json<Value>> {
     check_id(Kind::WebhookEndpoint, &id)?;
     webhooks::delete(&state.store, &call, &id).await?;
     Ok(Json(json!({"id": id, "object": WebhookEndpoint::OBJECT, "deleted": true})))
 }
 
+/// A new secret; the old one signs beside it for 24 hours.
+#[utoipa::path(post, path = "/v1/webhook_endpoints/{id}/rotate_secret", tag = "Webhook endpoints", params(IdPath),
+    responses((status = 200, description = "The endpoint, with its new secret", body = WebhookEndpoint), Errors))]
 async fn rotate_secret(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -115,6 +135,9 @@ async fn rotate_secret(
     ))
 }
 
+/// List webhook endpoints, newest first.
+#[utoipa::path(get, path = "/v1/webhook_endpoints", tag = "Webhook endpoints", params(ListQuery),
+    responses((status = 200, description = "A page of endpoints", body = List<WebhookEndpoint>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -125,6 +148,9 @@ async fn list(
     Ok(render(webhooks::list(&state.store, &call, &page).await?, "/v1/webhook_endpoints"))
 }
 
+/// The delivery attempts to an endpoint, newest first.
+#[utoipa::path(get, path = "/v1/webhook_endpoints/{id}/attempts", tag = "Webhook endpoints", params(IdPath, ListQuery),
+    responses((status = 200, description = "A page of attempts", body = List<WebhookAttempt>), Errors))]
 async fn attempts(
     State(state): State<AppState>,
     Platform(call): Platform,

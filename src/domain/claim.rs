@@ -36,14 +36,14 @@ wire_enum! {
 pub const DESCRIPTION_MAX_CHARS: usize = 1_000;
 pub const INVOICE_ID_MAX_CHARS: usize = 255;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Evidence {
     pub invoice_id: String,
     pub due_date: Timestamp,
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct StatusTransitions {
     pub submitted_at: Option<Timestamp>,
     pub under_review_at: Option<Timestamp>,
@@ -52,9 +52,10 @@ pub struct StatusTransitions {
     pub paid_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Claim {
     pub id: String,
+    #[schema(value_type = String)]
     pub object: &'static str,
     pub guarantee: String,
     pub amount: i64,

@@ -7,9 +7,10 @@ use super::metadata::Metadata;
 
 pub const SCORE_MAX: i64 = 100;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Customer {
     pub id: String,
+    #[schema(value_type = String)]
     pub object: &'static str,
     pub name: Option<String>,
     pub email: Option<String>,

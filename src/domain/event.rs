@@ -34,23 +34,29 @@ wire_enum! {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventData {
+    /// The object as of the change.
+    #[schema(value_type = Object)]
     pub object: Box<RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// On updates: the fields that changed, with their values before.
+    #[schema(value_type = Option<Object>)]
     pub previous_attributes: Option<Box<RawValue>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventRequest {
     pub id: Option<String>,
     pub idempotency_key: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Event {
     pub id: String,
+    #[schema(value_type = String)]
     pub object: &'static str,
+    #[schema(value_type = String)]
     pub api_version: &'static str,
     pub created: Timestamp,
     pub data: EventData,

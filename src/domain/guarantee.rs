@@ -20,9 +20,10 @@ wire_enum! {
 /// Claims for rent that fell due while covered may still be filed this long after expiry.
 pub const CLAIM_GRACE_AFTER_EXPIRY: i64 = 60 * DAY;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Guarantee {
     pub id: String,
+    #[schema(value_type = String)]
     pub object: &'static str,
     pub status: GuaranteeStatus,
     pub policy: String,

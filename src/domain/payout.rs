@@ -12,9 +12,10 @@ wire_enum! {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Payout {
     pub id: String,
+    #[schema(value_type = String)]
     pub object: &'static str,
     pub amount: i64,
     pub currency: String,

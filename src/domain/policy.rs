@@ -14,9 +14,10 @@ pub const DEDUCTIBLE_AMOUNT: (i64, i64) = (0, 99_999_999);
 
 /// The terms are fixed once the policy is created; only `name`, `active` and
 /// `metadata` change afterwards.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Policy {
     pub id: String,
+    #[schema(value_type = String)]
     pub object: &'static str,
     pub name: String,
     pub coverage_percentage: i64,

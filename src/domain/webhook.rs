@@ -26,9 +26,10 @@ pub const RETRY_AFTER_BOUNDS: (i64, i64) = (1, DAY);
 /// How much of a response body the attempts log keeps.
 pub const RESPONSE_BODY_LIMIT: usize = 1024;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WebhookEndpoint {
     pub id: String,
+    #[schema(value_type = String)]
     pub object: &'static str,
     pub url: String,
     pub description: Option<String>,
@@ -71,9 +72,10 @@ impl Signing {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WebhookAttempt {
     pub id: String,
+    #[schema(value_type = String)]
     pub object: &'static str,
     pub event: String,
     pub webhook_endpoint: String,

@@ -1,0 +1,358 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
+//! annotations and the types they name. The request-parameter types here exist for
+//! the document: handlers parse bodies with `Params`, which gives Stripe's error
+//! messages; these types say the same thing to clients and to client generators.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
+
+use crate::domain::claim::{ClaimReason, ClaimStatus, DenialReason};
+use crate::domain::guarantee::GuaranteeStatus;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "CasaPay Guarantees API",
+        description = "Rent guarantees: policies, guarantees, claims, payouts and webhooks, in Stripe's conventions. \
+            Request bodies may be JSON or form-encoded with bracket notation (`metadata[k]=v`, `expand[]=policy`).",
+        version = "2025-01-01",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&Security),
+    security(("bearer" = []), ("basic" = [])),
+    components(schemas(ErrorBody, ErrorFields, DeletedWebhookEndpoint)),
+    tags(
+        (name = "Customers"), (name = "Guarantee policies"), (name = "Guarantees"), (name = "Claims"),
+        (name = "Claim review"), (name = "Payouts"), (name = "Events"), (name = "Webhook endpoints"), (name = "Health")
+    )
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme("basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+    }
+}
+
+/// Stripe's error body.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"error": {"type": "invalid_request_error", "code": "parameter_missing",
+    "message": "Missing required param: policy.", "param": "policy"}}))]
+pub struct ErrorBody {
+    pub error: ErrorFields,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorFields {
+    /// `invalid_request_error`, `authentication_error`, `permission_error`, `idempotency_error`,
+    /// `rate_limit_error` or `api_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub code: Option<String>,
+    pub message: String,
+    pub param: Option<String>,
+}
+
+/// The errors any authenticated route can answer.
+#[derive(IntoResponses)]
+pub enum Errors {
+    /// Invalid parameters, or a request the object's state forbids.
+    #[response(status = 400)]
+    BadRequest(#[to_schema] ErrorBody),
+    /// Missing, unknown or revoked API key.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// A key of the wrong kind for this route.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such object (or route).
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// Wrong method for this route.
+    #[response(status = 405)]
+    MethodNotAllowed(ErrorBody),
+    /// The first request with this Idempotency-Key is still running.
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// Body larger than the limit.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// Body of another content type than JSON or form.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
+    /// Too many requests with this key; see `Retry-After`.
+    #[response(status = 429)]
+    TooManyRequests(ErrorBody),
+    /// An unexpected error.
+    #[response(status = 500)]
+    Internal(ErrorBody),
+    /// The store is unavailable or busy, or the request timed out; retry.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// A page of objects, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct List<T: ToSchema> {
+    /// Always `list`.
+    pub object: String,
+    pub data: Vec<T>,
+    /// Whether more objects follow in this direction.
+    pub has_more: bool,
+    pub url: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeletedWebhookEndpoint {
+    pub id: String,
+    /// Always `webhook_endpoint`.
+    pub object: String,
+    pub deleted: bool,
+}
+
+/// Bounds on `created`, in Unix seconds: `created[gte]=...`.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedRange {
+    pub gt: Option<i64>,
+    pub gte: Option<i64>,
+    pub lt: Option<i64>,
+    pub lte: Option<i64>,
+}
+
+/// Parameters of every list.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// 1 to 100; default 10.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// An object id: the page after it.
+    pub starting_after: Option<String>,
+    /// An object id: the page before it.
+    pub ending_before: Option<String>,
+    /// Only objects created in this range.
+    #[param(style = DeepObject, explode, inline)]
+    pub created: Option<CreatedRange>,
+    /// Expand the items' ids into objects, as `data.<field>`.
+    #[param(rename = "expand[]", style = Form, explode)]
+    pub expand: Option<Vec<String>>,
+}
+
+/// `expand[]` on a single object.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExpandQuery {
+    /// Fields whose ids to expand into objects (`policy`, `guarantee.policy`...).
+    #[param(rename = "expand[]", style = Form, explode)]
+    pub expand: Option<Vec<String>>,
+}
+
+/// An object's id in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct IdPath {
+    /// The object's id, with its prefix.
+    pub id: String,
+}
+
+/// Metadata: up to 50 string keys (40 characters) and values (500); `""` removes a key,
+/// and `metadata=""` removes all.
+pub type MetadataParam = BTreeMap<String, String>;
+
+#[derive(ToSchema)]
+pub struct CustomerCreate {
+    #[schema(max_length = 256)]
+    pub name: Option<String>,
+    #[schema(max_length = 512)]
+    pub email: Option<String>,
+    /// The tenant's guarantee score.
+    #[schema(minimum = 0, maximum = 100)]
+    pub score: Option<i64>,
+    pub metadata: Option<MetadataParam>,
+    pub expand: Option<Vec<String>>,
+}
+
+#[derive(ToSchema)]
+pub struct PolicyCreate {
+    #[schema(max_length = 256)]
+    pub name: String,
+    #[schema(minimum = 1, maximum = 100)]
+    pub coverage_percentage: i64,
+    #[schema(minimum = 1, maximum = 60)]
+    pub max_coverage_months: i64,
+    #[schema(minimum = 0, maximum = 365)]
+    pub waiting_period_days: Option<i64>,
+    #[schema(minimum = 0, maximum = 100)]
+    pub eligible_score_minimum: Option<i64>,
+    #[schema(minimum = 0, maximum = 99_999_999)]
+    pub deductible_amount: Option<i64>,
+    pub active: Option<bool>,
+    pub metadata: Option<MetadataParam>,
+    pub expand: Option<Vec<String>>,
+}
+
+/// The terms of a policy are fixed once created.
+#[derive(ToSchema)]
+pub struct PolicyUpdate {
+    #[schema(max_length = 256)]
+    pub name: Option<String>,
+    pub active: Option<bool>,
+    pub metadata: Option<MetadataParam>,
+    pub expand: Option<Vec<String>>,
+}
+
+#[derive(ToSchema)]
+#[schema(example = json!({"policy": "gpol_abc123", "tenant": "cus_123456789", "coverage_amount": 120000,
+    "currency": "eur", "start_date": 1706140800, "end_date": 1737676800}))]
+pub struct GuaranteeCreate {
+    pub policy: String,
+    pub tenant: String,
+    /// Monthly coverage, in the currency's minor unit.
+    #[schema(minimum = 1, maximum = 99_999_999)]
+    pub coverage_amount: i64,
+    /// ISO 4217, any case.
+    #[schema(min_length = 3, max_length = 3)]
+    pub currency: String,
+    pub start_date: i64,
+    pub end_date: i64,
+    pub metadata: Option<MetadataParam>,
+    pub expand: Option<Vec<String>>,
+}
+
+#[derive(ToSchema)]
+pub struct GuaranteeUpdate {
+    /// Later than the current end date, while pending or active.
+    pub end_date: Option<i64>,
+    pub metadata: Option<MetadataParam>,
+    pub expand: Option<Vec<String>>,
+}
+
+#[derive(ToSchema)]
+pub struct ExpandOnly {
+    pub expand: Option<Vec<String>>,
+}
+
+#[derive(ToSchema)]
+pub struct EvidenceParam {
+    #[schema(max_length = 255)]
+    pub invoice_id: String,
+    pub due_date: i64,
+    #[schema(max_length = 1000)]
+    pub description: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[schema(example = json!({"guarantee": "grt_def456", "amount": 120000, "currency": "eur", "reason": "missed_payment",
+    "evidence": {"invoice_id": "inv_abc123", "due_date": 1708732800, "description": "February 2025 rent — unpaid"}}))]
+pub struct ClaimCreate {
+    pub guarantee: String,
+    #[schema(minimum = 1, maximum = 99_999_999)]
+    pub amount: i64,
+    #[schema(min_length = 3, max_length = 3)]
+    pub currency: String,
+    pub reason: ClaimReason,
+    pub evidence: EvidenceParam,
+    pub metadata: Option<MetadataParam>,
+    pub expand: Option<Vec<String>>,
+}
+
+#[derive(ToSchema)]
+pub struct MetadataUpdate {
+    pub metadata: Option<MetadataParam>,
+    pub expand: Option<Vec<String>>,
+}
+
+#[derive(ToSchema)]
+pub struct ApproveParams {
+    /// At most the computed maximum; default that maximum.
+    #[schema(minimum = 1, maximum = 99_999_999)]
+    pub amount: Option<i64>,
+}
+
+#[derive(ToSchema)]
+pub struct DenyParams {
+    pub denial_reason: DenialReason,
+}
+
+#[derive(ToSchema)]
+pub struct HelperDenyParams {
+    pub denial_reason: Option<DenialReason>,
+}
+
+#[derive(ToSchema)]
+pub struct WebhookEndpointCreate {
+    #[schema(max_length = 2048)]
+    pub url: String,
+    /// Event types, or `*`.
+    pub enabled_events: Vec<String>,
+    pub description: Option<String>,
+    pub metadata: Option<MetadataParam>,
+}
+
+#[derive(ToSchema)]
+pub struct WebhookEndpointUpdate {
+    pub url: Option<String>,
+    pub enabled_events: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub disabled: Option<bool>,
+    pub metadata: Option<MetadataParam>,
+}
+
+#[derive(ToSchema)]
+pub struct ResendParams {
+    pub webhook_endpoint: Option<String>,
+}
+
+/// Filters of `GET /v1/guarantees`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GuaranteeFilters {
+    pub status: Option<GuaranteeStatus>,
+    pub tenant: Option<String>,
+    pub policy: Option<String>,
+}
+
+/// Filters of `GET /v1/claims`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ClaimFilters {
+    pub guarantee: Option<String>,
+    pub status: Option<ClaimStatus>,
+}
+
+/// Filters of `GET /v1/payouts`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PayoutFilters {
+    pub claim: Option<String>,
+    pub guarantee: Option<String>,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CustomerFilters {
+    pub email: Option<String>,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PolicyFilters {
+    pub active: Option<bool>,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventFilters {
+    /// An event type, such as `claim.approved`.
+    #[param(rename = "type")]
+    pub kind: Option<String>,
+}
