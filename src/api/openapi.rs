@@ -8,6 +8,11 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+
+/// A field path to expand, such as `policy` or `guarantee.policy`.
+#[derive(Serialize, ToSchema)]
+#[schema(pattern = "^[a-z_]+(\\.[a-z_]+){0,3}$")]
+pub struct ExpandPath(String);
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
 
@@ -144,7 +149,7 @@ pub struct ListQuery {
     pub created: Option<CreatedRange>,
     /// Expand the items' ids into objects, as `data.<field>`.
     #[param(rename = "expand[]", style = Form, explode)]
-    pub expand: Option<Vec<String>>,
+    pub expand: Option<Vec<ExpandPath>>,
 }
 
 /// `expand[]` on a single object.
@@ -153,7 +158,7 @@ pub struct ListQuery {
 pub struct ExpandQuery {
     /// Fields whose ids to expand into objects (`policy`, `guarantee.policy`...).
     #[param(rename = "expand[]", style = Form, explode)]
-    pub expand: Option<Vec<String>>,
+    pub expand: Option<Vec<ExpandPath>>,
 }
 
 /// An object's id in the path.
@@ -168,7 +173,8 @@ pub struct IdPath {
 /// and `metadata=""` removes all.
 pub type MetadataParam = BTreeMap<String, String>;
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CustomerCreate {
     #[schema(max_length = 256)]
     pub name: Option<String>,
@@ -178,12 +184,13 @@ pub struct CustomerCreate {
     #[schema(minimum = 0, maximum = 100)]
     pub score: Option<i64>,
     pub metadata: Option<MetadataParam>,
-    pub expand: Option<Vec<String>>,
+    pub expand: Option<Vec<ExpandPath>>,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PolicyCreate {
-    #[schema(max_length = 256)]
+    #[schema(min_length = 1, max_length = 256)]
     pub name: String,
     #[schema(minimum = 1, maximum = 100)]
     pub coverage_percentage: i64,
@@ -197,100 +204,114 @@ pub struct PolicyCreate {
     pub deductible_amount: Option<i64>,
     pub active: Option<bool>,
     pub metadata: Option<MetadataParam>,
-    pub expand: Option<Vec<String>>,
+    pub expand: Option<Vec<ExpandPath>>,
 }
 
 /// The terms of a policy are fixed once created.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PolicyUpdate {
     #[schema(max_length = 256)]
     pub name: Option<String>,
     pub active: Option<bool>,
     pub metadata: Option<MetadataParam>,
-    pub expand: Option<Vec<String>>,
+    pub expand: Option<Vec<ExpandPath>>,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"policy": "gpol_abc123", "tenant": "cus_123456789", "coverage_amount": 120000,
     "currency": "eur", "start_date": 1706140800, "end_date": 1737676800}))]
 pub struct GuaranteeCreate {
+    #[schema(pattern = "^gpol_[A-Za-z0-9_]{1,64}$")]
     pub policy: String,
+    #[schema(pattern = "^cus_[A-Za-z0-9_]{1,64}$")]
     pub tenant: String,
     /// Monthly coverage, in the currency's minor unit.
     #[schema(minimum = 1, maximum = 99_999_999)]
     pub coverage_amount: i64,
     /// ISO 4217, any case.
-    #[schema(min_length = 3, max_length = 3)]
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
     pub start_date: i64,
     pub end_date: i64,
     pub metadata: Option<MetadataParam>,
-    pub expand: Option<Vec<String>>,
+    pub expand: Option<Vec<ExpandPath>>,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct GuaranteeUpdate {
     /// Later than the current end date, while pending or active.
     pub end_date: Option<i64>,
     pub metadata: Option<MetadataParam>,
-    pub expand: Option<Vec<String>>,
+    pub expand: Option<Vec<ExpandPath>>,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ExpandOnly {
-    pub expand: Option<Vec<String>>,
+    pub expand: Option<Vec<ExpandPath>>,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EvidenceParam {
-    #[schema(max_length = 255)]
+    #[schema(min_length = 1, max_length = 255)]
     pub invoice_id: String,
     pub due_date: i64,
     #[schema(max_length = 1000)]
     pub description: Option<String>,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"guarantee": "grt_def456", "amount": 120000, "currency": "eur", "reason": "missed_payment",
     "evidence": {"invoice_id": "inv_abc123", "due_date": 1708732800, "description": "February 2025 rent — unpaid"}}))]
 pub struct ClaimCreate {
+    #[schema(pattern = "^grt_[A-Za-z0-9_]{1,64}$")]
     pub guarantee: String,
     #[schema(minimum = 1, maximum = 99_999_999)]
     pub amount: i64,
-    #[schema(min_length = 3, max_length = 3)]
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
     pub reason: ClaimReason,
     pub evidence: EvidenceParam,
     pub metadata: Option<MetadataParam>,
-    pub expand: Option<Vec<String>>,
+    pub expand: Option<Vec<ExpandPath>>,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MetadataUpdate {
     pub metadata: Option<MetadataParam>,
-    pub expand: Option<Vec<String>>,
+    pub expand: Option<Vec<ExpandPath>>,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ApproveParams {
     /// At most the computed maximum; default that maximum.
     #[schema(minimum = 1, maximum = 99_999_999)]
     pub amount: Option<i64>,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DenyParams {
     pub denial_reason: DenialReason,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HelperDenyParams {
     pub denial_reason: Option<DenialReason>,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WebhookEndpointCreate {
-    #[schema(max_length = 2048)]
+    #[schema(min_length = 1, max_length = 2048)]
     pub url: String,
     /// Event types, or `*`.
     pub enabled_events: Vec<String>,
@@ -298,7 +319,8 @@ pub struct WebhookEndpointCreate {
     pub metadata: Option<MetadataParam>,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WebhookEndpointUpdate {
     pub url: Option<String>,
     pub enabled_events: Option<Vec<String>>,
@@ -307,7 +329,8 @@ pub struct WebhookEndpointUpdate {
     pub metadata: Option<MetadataParam>,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ResendParams {
     pub webhook_endpoint: Option<String>,
 }
