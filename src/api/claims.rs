@@ -39,8 +39,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(post, path = "/v1/claims", tag = "Claims", request_body(content((ClaimCreate = "application/json"), (ClaimCreate = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "The claim, `under_review`", body = Claim), Errors))]
 async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
-    p.allow(&["guarantee", "amount", "currency", "reason", "evidence", "metadata"])?;
     let paths = expand_param(&mut p, Claim::OBJECT, false)?;
+    p.allow(&["guarantee", "amount", "currency", "reason", "evidence", "metadata"])?;
     let guarantee = p.req_id("guarantee", Kind::Guarantee)?;
     let amount = p.req_amount("amount")?;
     let currency = p.req_currency("currency")?;
@@ -81,8 +81,8 @@ async fn retrieve(
     Query(mut q): Query,
 ) -> ApiResult<Json<Value>> {
     check_id(Kind::Claim, &id)?;
-    q.allow(&[])?;
     let paths = expand_param(&mut q, Claim::OBJECT, false)?;
+    q.allow(&[])?;
     let c = claims::retrieve(&state.store, &call, &id).await?;
     Ok(Json(expand::apply_read(&state.store, &call.scope, &c, &paths).await?))
 }
@@ -97,8 +97,8 @@ async fn update(
     Body(mut p): Body,
 ) -> ApiResult<Response> {
     check_id(Kind::Claim, &id)?;
-    p.allow(&["metadata"])?;
     let paths = expand_param(&mut p, Claim::OBJECT, false)?;
+    p.allow(&["metadata"])?;
     let metadata = p.metadata()?;
     let body = service::write_json(&state.store, &call, async |tx| {
         let c = claims::update_metadata(tx, &call, &id, metadata).await?;

@@ -70,8 +70,8 @@ const FIELDS: &[&str] = &["name", "email", "score", "metadata"];
     request_body(content((CustomerCreate = "application/json"), (CustomerCreate = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "The new customer", body = Customer), Errors))]
 async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
-    p.allow(FIELDS)?;
     expand_param(&mut p, Customer::OBJECT, false)?;
+    p.allow(FIELDS)?;
     let input = customers::NewCustomer {
         name: p.bounded_string("name", NAME_MAX)?,
         email: match email(&mut p)? {
@@ -97,8 +97,8 @@ async fn retrieve(
     Query(mut q): Query,
 ) -> ApiResult<Json<Customer>> {
     check_id(Kind::Customer, &id)?;
-    q.allow(&[])?;
     expand_param(&mut q, Customer::OBJECT, false)?;
+    q.allow(&[])?;
     Ok(Json(customers::retrieve(&state.store, &call, &id).await?))
 }
 
@@ -113,8 +113,8 @@ async fn update(
     Body(mut p): Body,
 ) -> ApiResult<Response> {
     check_id(Kind::Customer, &id)?;
-    p.allow(FIELDS)?;
     expand_param(&mut p, Customer::OBJECT, false)?;
+    p.allow(FIELDS)?;
     let input = customers::CustomerPatch {
         name: p.patch_bounded_string("name", NAME_MAX)?,
         email: email(&mut p)?,

@@ -10,7 +10,7 @@ use axum::response::Response;
 
 use super::extract::{Body, PathId, Platform, Query};
 use super::list::{LIST_PARAMS, ListBody, page_request, render};
-use super::{check_id, json_body};
+use super::{check_id, expand_param, json_body};
 use crate::app::AppState;
 use crate::domain::event::{Event, EventType};
 use crate::error::ApiResult;
@@ -28,8 +28,11 @@ async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
+    Query(mut q): Query,
 ) -> ApiResult<Json<Event>> {
     check_id(Kind::Event, &id)?;
+    expand_param(&mut q, Event::OBJECT, false)?;
+    q.allow(&[])?;
     Ok(Json(events::retrieve(&state.store, &call, &id).await?))
 }
 
@@ -43,6 +46,7 @@ async fn list(
 ) -> ApiResult<Json<ListBody<Event>>> {
     q.allow(&[LIST_PARAMS, &["type"]].concat())?;
     let page = page_request(&mut q, Kind::Event)?;
+    expand_param(&mut q, Event::OBJECT, true)?;
     let kind = q.choice("type", EventType::parse, EventType::names)?;
     Ok(render(events::list(&state.store, &call, &page, kind.map(|k| k.as_str().to_owned())).await?, "/v1/events"))
 }

@@ -30,8 +30,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(post, path = "/v1/guarantees", tag = "Guarantees", request_body(content((GuaranteeCreate = "application/json"), (GuaranteeCreate = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "The new guarantee (`policy`, `tenant` expandable)", body = Guarantee), Errors))]
 async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
-    p.allow(&["policy", "tenant", "coverage_amount", "currency", "start_date", "end_date", "metadata"])?;
     let paths = expand_param(&mut p, Guarantee::OBJECT, false)?;
+    p.allow(&["policy", "tenant", "coverage_amount", "currency", "start_date", "end_date", "metadata"])?;
     let input = guarantees::NewGuarantee {
         policy: p.req_id("policy", Kind::Policy)?,
         tenant: p.req_id("tenant", Kind::Customer)?,
@@ -59,8 +59,8 @@ async fn retrieve(
     Query(mut q): Query,
 ) -> ApiResult<Json<Value>> {
     check_id(Kind::Guarantee, &id)?;
-    q.allow(&[])?;
     let paths = expand_param(&mut q, Guarantee::OBJECT, false)?;
+    q.allow(&[])?;
     let g = guarantees::retrieve(&state.store, &call, &id).await?;
     Ok(Json(expand::apply_read(&state.store, &call.scope, &g, &paths).await?))
 }
@@ -75,8 +75,8 @@ async fn update(
     Body(mut p): Body,
 ) -> ApiResult<Response> {
     check_id(Kind::Guarantee, &id)?;
-    p.allow(&["end_date", "metadata"])?;
     let paths = expand_param(&mut p, Guarantee::OBJECT, false)?;
+    p.allow(&["end_date", "metadata"])?;
     let input = guarantees::GuaranteePatch { end_date: p.int("end_date")?, metadata: p.metadata()? };
     let body = service::write_json(&state.store, &call, async |tx| {
         let g = guarantees::update(tx, &call, &id, input).await?;
@@ -96,8 +96,8 @@ async fn cancel(
     Body(mut p): Body,
 ) -> ApiResult<Response> {
     check_id(Kind::Guarantee, &id)?;
-    p.allow(&[])?;
     let paths = expand_param(&mut p, Guarantee::OBJECT, false)?;
+    p.allow(&[])?;
     let body = service::write_json(&state.store, &call, async |tx| {
         let g = guarantees::cancel(tx, &call, &id).await?;
         expand::apply(tx, &call.scope, &g, &paths).await

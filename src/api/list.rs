@@ -11,7 +11,7 @@ use crate::ids::Kind;
 use crate::store::{CreatedFilter, Page, PageRequest};
 
 /// The parameters every list takes.
-pub const LIST_PARAMS: &[&str] = &["limit", "starting_after", "ending_before", "created"];
+pub const LIST_PARAMS: &[&str] = &["limit", "starting_after", "ending_before", "created", "expand"];
 
 /// Takes `limit`, the cursors and `created` out of the query.
 pub fn page_request(q: &mut Params, kind: Kind) -> ApiResult<PageRequest> {

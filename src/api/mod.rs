@@ -64,7 +64,9 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             )
             .build(),
     );
-    let json: Arc<str> = serde_json::to_string(&doc).expect("the document serialises").into();
+    let mut value = serde_json::to_value(&doc).expect("the document serialises");
+    openapi::finish(&mut value);
+    let json: Arc<str> = value.to_string().into();
     let router = router
         .route("/v1/openapi.json", axum::routing::get(move || serve_document(json.clone())))
         .fallback(route_not_found)

@@ -5,8 +5,6 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 /// A field path to expand, such as `policy` or `guarantee.policy`.
@@ -169,9 +167,29 @@ pub struct IdPath {
     pub id: String,
 }
 
-/// Metadata: up to 50 string keys (40 characters) and values (500); `""` removes a key,
-/// and `metadata=""` removes all.
-pub type MetadataParam = BTreeMap<String, String>;
+/// Metadata in a request: up to 50 keys (1 to 40 characters, no brackets) with string
+/// values (up to 500 characters); a value `""` (or JSON `null`) removes the key.
+#[derive(Serialize)]
+pub struct MetadataParam;
+
+impl utoipa::PartialSchema for MetadataParam {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, SchemaType, Type};
+        let value =
+            ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null])).max_length(Some(500));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "Up to 50 keys (1 to 40 characters, no brackets) with string values up to 500 characters; \
+                 a value \"\" (or null, in JSON) removes the key.",
+            ))
+            .max_properties(Some(50))
+            .additional_properties(Some(AdditionalProperties::RefOr(value.into())))
+            .into()
+    }
+}
+
+impl ToSchema for MetadataParam {}
 
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -378,4 +396,120 @@ pub struct EventFilters {
     /// An event type, such as `claim.approved`.
     #[param(rename = "type")]
     pub kind: Option<String>,
+}
+
+/// Makes the generated document say exactly what the server accepts, in ways the
+/// derive macros cannot express: each operation's `expand` lists the paths that
+/// operation can expand; bodies without required fields may be left out; and the
+/// form variant of each body and the query parameters have no `null` (a form has no
+/// null: `""` is how a form clears a field), with nested objects in bracket notation.
+pub fn finish(doc: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let components = doc["components"]["schemas"].clone();
+    let Some(paths) = doc["paths"].as_object_mut() else { return };
+    for (path, item) in paths.iter_mut() {
+        let root = ["guarantee", "claim", "payout"]
+            .into_iter()
+            .find(|r| path.starts_with(&format!("/v1/{r}s")) || path.starts_with(&format!("/v1/test_helpers/{r}s")));
+        let Some(operations) = item.as_object_mut() else { continue };
+        for (method, op) in operations.iter_mut() {
+            let list = method == "get" && !path.contains('{');
+            let expand = root.map(|r| crate::service::expand::all_paths(r, list)).unwrap_or_default();
+            let expand_schema = |schema: &mut Value| {
+                *schema = if expand.is_empty() {
+                    json!({"type": "array", "maxItems": 0, "items": {"type": "string"}})
+                } else {
+                    json!({"type": "array", "items": {"type": "string", "enum": expand}})
+                };
+            };
+            if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                for p in params.iter_mut() {
+                    strip_nulls(&mut p["schema"]);
+                    if p["name"] == "expand[]" {
+                        expand_schema(&mut p["schema"]);
+                    }
+                }
+            }
+            let Some(content) = op.pointer_mut("/requestBody/content").and_then(Value::as_object_mut) else { continue };
+            let mut required = false;
+            for (media, c) in content.iter_mut() {
+                let mut schema = inline(&c["schema"], &components, 0);
+                if schema["properties"].get("expand").is_some() {
+                    expand_schema(&mut schema["properties"]["expand"]);
+                    // In JSON, `null` means "not given", as for every optional field.
+                    if media == "application/json" {
+                        schema["properties"]["expand"]["type"] = json!(["array", "null"]);
+                    }
+                }
+                if media == "application/x-www-form-urlencoded" {
+                    strip_nulls(&mut schema);
+                    let encoding: serde_json::Map<String, Value> = schema["properties"]
+                        .as_object()
+                        .map(|props| {
+                            props
+                                .iter()
+                                .filter(|(_, v)| v["type"] == "object" || v["type"] == "array")
+                                .map(|(k, _)| (k.clone(), json!({"style": "deepObject", "explode": true})))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if !encoding.is_empty() {
+                        c["encoding"] = Value::Object(encoding);
+                    }
+                }
+                required |= schema["required"].as_array().is_some_and(|r| !r.is_empty());
+                c["schema"] = schema;
+            }
+            op["requestBody"]["required"] = Value::Bool(required);
+        }
+    }
+}
+
+/// The schema with its `$ref`s to components replaced by their content.
+fn inline(schema: &serde_json::Value, components: &serde_json::Value, depth: usize) -> serde_json::Value {
+    use serde_json::Value;
+    if depth > 8 {
+        return schema.clone();
+    }
+    match schema {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref")
+                && let Some(name) = r.strip_prefix("#/components/schemas/")
+            {
+                return inline(&components[name], components, depth + 1);
+            }
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), inline(v, components, depth + 1))).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| inline(v, components, depth + 1)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Removes `null` from every type in the schema.
+fn strip_nulls(schema: &mut serde_json::Value) {
+    use serde_json::Value;
+    match schema {
+        Value::Object(map) => {
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types[0].clone();
+                    map.insert("type".into(), only);
+                }
+            }
+            if let Some(Value::Array(choices)) = map.get_mut("oneOf") {
+                choices.retain(|c| c.get("type") != Some(&Value::String("null".into())));
+                if choices.len() == 1 {
+                    let only = choices.remove(0);
+                    map.remove("oneOf");
+                    if let Value::Object(inner) = only {
+                        map.extend(inner);
+                    }
+                }
+            }
+            map.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
 }

@@ -28,7 +28,8 @@ impl Params {
 
     /// A JSON body: must be an object.
     pub fn from_json(bytes: &[u8]) -> ApiResult<Self> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // No body at all (JSON's own whitespace only) is no parameters.
+        if bytes.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
             return Ok(Params::empty());
         }
         match serde_json::from_slice::<Value>(bytes) {
@@ -61,10 +62,10 @@ impl Params {
         }
     }
 
-    /// Fails on the first parameter not in `known`. `expand` is known everywhere: the
-    /// handler checks it against what its object can expand.
+    /// Fails on the first parameter not in `known`. (`expand` is taken out first, by
+    /// the routes whose objects can expand it.)
     pub fn allow(&self, known: &[&str]) -> ApiResult<()> {
-        match self.map.keys().find(|k| k.as_str() != "expand" && !known.contains(&k.as_str())) {
+        match self.map.keys().find(|k| !known.contains(&k.as_str())) {
             Some(k) => Err(ApiError::unknown(&self.name(k))),
             None => Ok(()),
         }
@@ -158,7 +159,12 @@ impl Params {
         }
     }
 
+    /// An optional integer. `null` is absent; `""` is not an integer (only updates
+    /// use it, to clear a field: see `patch_int`).
     pub fn int(&mut self, key: &str) -> ApiResult<Option<i64>> {
+        if self.map.get(key).is_some_and(|v| v.as_str() == Some("")) {
+            return Err(ApiError::invalid("parameter_invalid_integer", self.name(key), "Invalid integer: (empty)"));
+        }
         match self.patch_int(key)? {
             Patch::Set(i) => Ok(Some(i)),
             Patch::Absent | Patch::Clear => Ok(None),
@@ -280,7 +286,15 @@ impl Params {
         parse: fn(&str) -> Option<T>,
         names: fn() -> String,
     ) -> ApiResult<Option<T>> {
-        match self.string(key)? {
+        // `""` is the value of no choice; only JSON's `null` leaves the field out.
+        let value = match self.map.get(key) {
+            Some(Value::String(s)) if s.is_empty() => {
+                self.map.remove(key);
+                Some(String::new())
+            }
+            _ => self.string(key)?,
+        };
+        match value {
             None => Ok(None),
             Some(s) => parse(&s).map(Some).ok_or_else(|| {
                 ApiError::invalid(
@@ -477,9 +491,14 @@ fn insert_bracketed(root: &mut Map<String, Value>, key: &str, value: String) -> 
             }
         };
     }
-    // A key given twice keeps its last value, but a value never replaces a hash or list.
-    if slot.is_object() || slot.is_array() {
-        return Err(invalid());
+    // A key given twice is ambiguous (a list is written `key[]=`), and a value never
+    // replaces a hash or a list.
+    if !slot.is_null() {
+        return Err(ApiError::invalid(
+            "parameter_duplicate",
+            clip(key),
+            format!("Received the parameter {} more than once; send lists as {}[]=...", clip(key), clip(key)),
+        ));
     }
     *slot = Value::String(value);
     Ok(())
@@ -573,5 +592,7 @@ mod tests {
         assert!(Params::from_json(b"{").is_err());
         assert!(Params::from_json(b"\xff\xfe").is_err());
         assert!(Params::from_json(b"").unwrap().is_empty());
+        assert!(Params::from_json(b" \n").unwrap().is_empty());
+        assert!(Params::from_json(b"\x0c").is_err(), "form feed is not JSON whitespace");
     }
 }

@@ -32,8 +32,8 @@ async fn retrieve(
     Query(mut q): Query,
 ) -> ApiResult<Json<Value>> {
     check_id(Kind::Payout, &id)?;
-    q.allow(&[])?;
     let paths = expand_param(&mut q, Payout::OBJECT, false)?;
+    q.allow(&[])?;
     let payout = review::retrieve_payout(&state.store, &call, &id).await?;
     Ok(Json(expand::apply_read(&state.store, &call.scope, &payout, &paths).await?))
 }

@@ -27,8 +27,8 @@ const NAME_MAX: usize = 256;
 #[utoipa::path(post, path = "/v1/guarantee_policies", tag = "Guarantee policies", request_body(content((PolicyCreate = "application/json"), (PolicyCreate = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "The new policy", body = Policy), Errors))]
 async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
-    p.allow(&[&["name", "active", "metadata"], FIXED_TERMS].concat())?;
     expand_param(&mut p, Policy::OBJECT, false)?;
+    p.allow(&[&["name", "active", "metadata"], FIXED_TERMS].concat())?;
     let input = policies::NewPolicy {
         name: p.req_string("name")?,
         coverage_percentage: p.req_int_in("coverage_percentage", policy::COVERAGE_PERCENTAGE)?,
@@ -59,8 +59,8 @@ async fn retrieve(
     Query(mut q): Query,
 ) -> ApiResult<Json<Policy>> {
     check_id(Kind::Policy, &id)?;
-    q.allow(&[])?;
     expand_param(&mut q, Policy::OBJECT, false)?;
+    q.allow(&[])?;
     Ok(Json(policies::retrieve(&state.store, &call, &id).await?))
 }
 
@@ -84,8 +84,8 @@ async fn update(
             ),
         ));
     }
-    p.allow(&["name", "active", "metadata"])?;
     expand_param(&mut p, Policy::OBJECT, false)?;
+    p.allow(&["name", "active", "metadata"])?;
     let input = policies::PolicyPatch {
         name: p.bounded_string("name", NAME_MAX)?,
         active: p.bool("active")?,

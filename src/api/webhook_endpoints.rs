@@ -1,7 +1,7 @@
 //! `/v1/webhook_endpoints`
 
 use super::openapi::{
-    DeletedWebhookEndpoint, Errors, IdPath, List, ListQuery, WebhookEndpointCreate, WebhookEndpointUpdate,
+    DeletedWebhookEndpoint, Errors, ExpandQuery, IdPath, List, ListQuery, WebhookEndpointCreate, WebhookEndpointUpdate,
 };
 use axum::extract::State;
 use utoipa_axum::router::OpenApiRouter;
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::extract::{Body, PathId, Platform, Query};
 use super::list::{LIST_PARAMS, ListBody, page_request, render};
 use super::params::{Params, Patch};
-use super::{check_id, json_body};
+use super::{check_id, expand_param, json_body};
 use crate::app::AppState;
 use crate::domain::webhook::{WebhookAttempt, WebhookEndpoint, check_enabled_events};
 use crate::error::{ApiError, ApiResult};
@@ -72,14 +72,17 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
 }
 
 /// Retrieve a webhook endpoint.
-#[utoipa::path(get, path = "/v1/webhook_endpoints/{id}", tag = "Webhook endpoints", params(IdPath),
+#[utoipa::path(get, path = "/v1/webhook_endpoints/{id}", tag = "Webhook endpoints", params(IdPath, ExpandQuery),
     responses((status = 200, description = "The endpoint", body = WebhookEndpoint), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
+    Query(mut q): Query,
 ) -> ApiResult<Json<WebhookEndpoint>> {
     check_id(Kind::WebhookEndpoint, &id)?;
+    expand_param(&mut q, WebhookEndpoint::OBJECT, false)?;
+    q.allow(&[])?;
     Ok(Json(webhooks::retrieve(&state.store, &call, &id).await?))
 }
 
@@ -145,6 +148,7 @@ async fn list(
 ) -> ApiResult<Json<ListBody<WebhookEndpoint>>> {
     q.allow(LIST_PARAMS)?;
     let page = page_request(&mut q, Kind::WebhookEndpoint)?;
+    expand_param(&mut q, WebhookEndpoint::OBJECT, true)?;
     Ok(render(webhooks::list(&state.store, &call, &page).await?, "/v1/webhook_endpoints"))
 }
 
@@ -160,6 +164,7 @@ async fn attempts(
     check_id(Kind::WebhookEndpoint, &id)?;
     q.allow(LIST_PARAMS)?;
     let page = page_request(&mut q, Kind::WebhookAttempt)?;
+    expand_param(&mut q, WebhookAttempt::OBJECT, true)?;
     let attempts = webhooks::attempts(&state.store, &call, &id, &page).await?;
     Ok(render(attempts, format!("/v1/webhook_endpoints/{id}/attempts")))
 }

@@ -11,17 +11,40 @@ use crate::store::{self, Conn, Scope, Store};
 /// How deep an expansion may go (`a.b.c.d`).
 pub const MAX_DEPTH: usize = 4;
 
+/// The expandable fields: (object, field, the object type the field's id names).
+const EXPANDABLE: &[(&str, &str, &str)] = &[
+    ("guarantee", "policy", "guarantee_policy"),
+    ("guarantee", "tenant", "customer"),
+    ("claim", "guarantee", "guarantee"),
+    ("claim", "payout", "payout"),
+    ("payout", "claim", "claim"),
+    ("payout", "guarantee", "guarantee"),
+];
+
 /// The object type an expandable field of `object` names, if it is expandable.
 fn target(object: &str, field: &str) -> Option<&'static str> {
-    match (object, field) {
-        ("guarantee", "policy") => Some("guarantee_policy"),
-        ("guarantee", "tenant") => Some("customer"),
-        ("claim", "guarantee") => Some("guarantee"),
-        ("claim", "payout") => Some("payout"),
-        ("payout", "claim") => Some("claim"),
-        ("payout", "guarantee") => Some("guarantee"),
-        _ => None,
+    EXPANDABLE.iter().find(|(o, f, _)| *o == object && *f == field).map(|(_, _, t)| *t)
+}
+
+/// Every path that can be expanded on an object of type `root` (for the OpenAPI
+/// document), with `data.` in front for a list.
+pub fn all_paths(root: &str, list: bool) -> Vec<String> {
+    fn walk(object: &str, prefix: &str, depth: usize, out: &mut Vec<String>) {
+        if depth == MAX_DEPTH {
+            return;
+        }
+        for (_, field, next) in EXPANDABLE.iter().filter(|(o, _, _)| *o == object) {
+            let path = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
+            out.push(path.clone());
+            walk(next, &path, depth + 1, out);
+        }
     }
+    let mut out = Vec::new();
+    walk(root, "", 0, &mut out);
+    if list {
+        out.iter_mut().for_each(|p| p.insert_str(0, "data."));
+    }
+    out
 }
 
 /// Checks `paths` against an object of type `root` (or, with `list`, against the
@@ -147,6 +170,20 @@ mod tests {
         assert!(parse(&paths(&["claim.guarantee.policy"]), "payout", false).is_ok());
         assert!(parse(&paths(&["data.policy"]), "guarantee", true).is_ok());
         assert!(parse(&paths(&["claim.payout.claim.guarantee"]), "payout", false).is_ok(), "four levels");
+    }
+
+    #[test]
+    fn every_listed_path_parses() {
+        for root in ["guarantee", "claim", "payout"] {
+            for list in [false, true] {
+                let paths = all_paths(root, list);
+                assert!(!paths.is_empty());
+                parse(&paths, root, list).unwrap();
+            }
+        }
+        assert!(all_paths("customer", false).is_empty());
+        assert!(all_paths("guarantee", false).contains(&"tenant".to_string()));
+        assert!(all_paths("payout", true).contains(&"data.claim.guarantee.policy".to_string()));
     }
 
     #[test]
