@@ -23,39 +23,31 @@ fn from_row(r: &AnyRow) -> Result<Customer, sqlx::Error> {
 }
 
 pub async fn insert(conn: &mut Conn, scope: &Scope, c: &Customer) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO customers (id, account_id, livemode, created, name, email, score, metadata) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&c.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .bind(c.created)
-    .bind(c.name.clone())
-    .bind(c.email.clone())
-    .bind(c.score)
-    .bind(to_json(&c.metadata))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    insert_with(conn, scope, c, "").await.map(|_| ())
 }
 
 /// Inserts unless a customer with this id exists (for the demo seed).
 pub async fn insert_if_absent(conn: &mut Conn, scope: &Scope, c: &Customer) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+    insert_with(conn, scope, c, " ON CONFLICT (id) DO NOTHING").await
+}
+
+/// Inserts, with `on_conflict` appended to the statement; returns whether a row went in.
+async fn insert_with(conn: &mut Conn, scope: &Scope, c: &Customer, on_conflict: &str) -> Result<bool, sqlx::Error> {
+    let sql = format!(
         "INSERT INTO customers (id, account_id, livemode, created, name, email, score, metadata) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(&c.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .bind(c.created)
-    .bind(c.name.clone())
-    .bind(c.email.clone())
-    .bind(c.score)
-    .bind(to_json(&c.metadata))
-    .execute(&mut *conn)
-    .await?;
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8){on_conflict}"
+    );
+    let done = sqlx::query(&sql)
+        .bind(&c.id)
+        .bind(&scope.account_id)
+        .bind(scope.livemode)
+        .bind(c.created)
+        .bind(c.name.clone())
+        .bind(c.email.clone())
+        .bind(c.score)
+        .bind(to_json(&c.metadata))
+        .execute(&mut *conn)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 

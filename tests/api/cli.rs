@@ -17,6 +17,18 @@ fn casapay(db: &TestDb, args: &[&str]) -> std::process::Output {
         .expect("run casapay")
 }
 
+/// The first answer of a server that is starting, polled with a deadline.
+async fn first_answer(client: &reqwest::Client, url: &str, key: &str) -> reqwest::Response {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.get(url).bearer_auth(key).send().await {
+            Ok(r) => return r,
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("server did not start: {e}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn cli_creates_accounts_and_operator_keys_that_work() {
     let db = TestDb::create().await;
@@ -60,14 +72,7 @@ async fn cli_creates_accounts_and_operator_keys_that_work() {
         .expect("spawn serve");
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/v1/customers");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let resp = loop {
-        match client.get(&url).bearer_auth(&test_key).send().await {
-            Ok(r) => break r,
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(e) => panic!("server did not start: {e}"),
-        }
-    };
+    let resp = first_answer(&client, &url, &test_key).await;
     assert_eq!(resp.status(), 200);
     let r = client.get(&url).bearer_auth(&op_key).send().await.unwrap();
     assert_eq!(r.status(), 403);
@@ -130,17 +135,7 @@ async fn sqlite_serve_is_one_per_file_and_other_commands_work_beside_it() {
         .expect("spawn serve");
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/v1/customers/cus_123456789");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match client.get(&url).bearer_auth(crate::support::DEMO_KEY).send().await {
-            Ok(r) => {
-                assert_eq!(r.status(), 200);
-                break;
-            }
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(e) => panic!("server did not start: {e}"),
-        }
-    }
+    assert_eq!(first_answer(&client, &url, crate::support::DEMO_KEY).await.status(), 200);
     assert!(data.join("casapay.db").exists(), "the database file is in the data directory");
 
     let second = run(&["serve", "--listen", "127.0.0.1:0"]);
