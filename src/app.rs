@@ -68,7 +68,6 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     crate::api::routes()
-        .0
         .with_state(state.clone())
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         // Outside the timeout, so that a request cut off by it still frees its key.

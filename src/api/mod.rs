@@ -35,7 +35,7 @@ use extract::RequestId;
 /// Every route of the API with its OpenAPI document, which is served at
 /// `/v1/openapi.json`. Routes and document come from the same `routes!` lists, so
 /// neither can have what the other lacks.
-pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+pub fn routes() -> Router<AppState> {
     use utoipa::OpenApi;
     let (router, doc) = utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
@@ -67,11 +67,10 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let mut value = serde_json::to_value(&doc).expect("the document serialises");
     openapi::finish(&mut value);
     let json: Arc<str> = value.to_string().into();
-    let router = router
+    router
         .route("/v1/openapi.json", axum::routing::get(move || serve_document(json.clone())))
         .fallback(route_not_found)
-        .method_not_allowed_fallback(method_not_allowed);
-    (router, doc)
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 async fn serve_document(json: Arc<str>) -> Response {

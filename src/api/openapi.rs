@@ -405,6 +405,7 @@ pub struct EventFilters {
 /// null: `""` is how a form clears a field), with nested objects in bracket notation.
 pub fn finish(doc: &mut serde_json::Value) {
     use serde_json::{Value, json};
+    add_links(doc);
     let components = doc["components"]["schemas"].clone();
     let Some(paths) = doc["paths"].as_object_mut() else { return };
     for (path, item) in paths.iter_mut() {
@@ -462,6 +463,38 @@ pub fn finish(doc: &mut serde_json::Value) {
             }
             op["requestBody"]["required"] = Value::Bool(required);
         }
+    }
+}
+
+/// Links from each create operation to the operations on the object it created
+/// (`POST /v1/guarantees` -> `GET /v1/guarantees/{id}`, `.../cancel`...), so that
+/// clients and stateful testers can follow them.
+fn add_links(doc: &mut serde_json::Value) {
+    use serde_json::{Map, Value, json};
+    let Some(paths) = doc["paths"].as_object() else { return };
+    let mut links: Vec<(String, Map<String, Value>)> = Vec::new();
+    for (collection, item) in paths {
+        if collection.contains('{') || item.get("post").is_none() {
+            continue;
+        }
+        let prefix = format!("{collection}/{{id}}");
+        let mut found = Map::new();
+        for (path, ops) in paths.iter().filter(|(p, _)| p.starts_with(&prefix)) {
+            for method in ["get", "post", "delete"].into_iter().filter(|m| ops.get(*m).is_some()) {
+                let pointer = path.replace('~', "~0").replace('/', "~1");
+                let name = format!("{method}{}", path[collection.len()..].replace(['/', '{', '}'], "_"));
+                found.insert(
+                    name,
+                    json!({"operationRef": format!("#/paths/{pointer}/{method}"), "parameters": {"id": "$response.body#/id"}}),
+                );
+            }
+        }
+        if !found.is_empty() {
+            links.push((collection.clone(), found));
+        }
+    }
+    for (collection, found) in links {
+        doc["paths"][&collection]["post"]["responses"]["200"]["links"] = Value::Object(found);
     }
 }
 
