@@ -1,0 +1,482 @@
+//! The benchmark: the release server over HTTP against the raw-SQL ceiling, on
+//! PostgreSQL and on SQLite. Run it with `bash scripts/bench` (which builds the release
+//! binary first); see the README's "Performance" section for what it measures.
+//!
+//! Per backend: seed 1,000 policies, 1,000 tenants and 100,000 guarantees; start
+//! `casapay serve` (release) on that data; drive four operations over HTTP with
+//! keep-alive at 1, 8 and 32 connections; run the same operations' SQL straight
+//! through the store layer in this process (the ceiling: every statement the server
+//! runs for the request, key lookup included, without HTTP); then deliver webhooks to
+//! a loopback receiver; and read the server's peak RSS.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use casapay::clock::{Clock, SystemClock};
+use casapay::domain::claim::{ClaimReason, Evidence};
+use casapay::domain::customer::Customer;
+use casapay::domain::guarantee::{Guarantee, GuaranteeStatus};
+use casapay::domain::metadata::Metadata;
+use casapay::domain::money::{Amount, Currency};
+use casapay::service::{self, Call, accounts, claims, guarantees, policies};
+use casapay::store::{self, PageRequest, Scope, Store, StoreOptions};
+use serde_json::json;
+use sqlx::Connection;
+
+const POLICIES: usize = 1_000;
+const TENANTS: usize = 1_000;
+const GUARANTEES: usize = 100_000;
+const CONCURRENCY: [usize; 3] = [1, 8, 32];
+const OPS: [&str; 4] = ["create guarantee", "create claim", "retrieve guarantee", "list guarantees"];
+
+fn duration() -> Duration {
+    Duration::from_secs_f64(std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0))
+}
+
+/// Everything the operations pick from.
+struct Data {
+    key: String,
+    scope: Scope,
+    policies: Vec<String>,
+    tenants: Vec<String>,
+    guarantees: Vec<String>,
+    invoice: AtomicU64,
+    now: i64,
+}
+
+impl Data {
+    fn pick<'a>(&self, from: &'a [String], n: u64) -> &'a str {
+        &from[(n.wrapping_mul(2_654_435_761) % from.len() as u64) as usize]
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct Stats {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn stats(mut latencies: Vec<f64>, errors: u64, elapsed: Duration) -> Stats {
+    latencies.sort_by(f64::total_cmp);
+    let at = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+    Stats { per_second: latencies.len() as f64 / elapsed.as_secs_f64(), p50_ms: at(0.5), p99_ms: at(0.99), errors }
+}
+
+/// Runs `op` from `conc` tasks for the benchmark's duration; each call reports success.
+async fn drive<F, Fut>(conc: usize, op: F) -> Stats
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let seq = Arc::new(AtomicU64::new(1));
+    let started = Instant::now();
+    let until = started + duration();
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (op, seq) = (op.clone(), seq.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut errors) = (Vec::new(), 0u64);
+            while Instant::now() < until {
+                let n = seq.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                if op(n).await {
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                } else {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let (mut all, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        let (lat, e) = t.await.unwrap();
+        all.extend(lat);
+        errors += e;
+    }
+    stats(all, errors, started.elapsed())
+}
+
+async fn seed(store: &Store, now: i64) -> Data {
+    let account = accounts::create_account(store, "bench", now).await.unwrap();
+    let scope = Scope { account_id: account.id.clone(), livemode: false };
+    let call = Call::job(scope.clone(), now);
+    let mut policy_ids = Vec::new();
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..POLICIES {
+        let input = policies::NewPolicy {
+            name: format!("policy {i}"),
+            coverage_percentage: 100,
+            max_coverage_months: 12,
+            waiting_period_days: 0,
+            eligible_score_minimum: 0,
+            deductible_amount: 0,
+            active: true,
+            metadata: None,
+        };
+        policy_ids.push(policies::create(&mut tx, &call, input).await.unwrap().id);
+    }
+    let mut tenant_ids = Vec::new();
+    for _ in 0..TENANTS {
+        let c = Customer {
+            id: casapay::ids::Kind::Customer.new_id(),
+            object: Customer::OBJECT,
+            name: Some("tenant".into()),
+            email: None,
+            score: Some(90),
+            metadata: Metadata::new(),
+            livemode: false,
+            created: now,
+        };
+        store::customers::insert(&mut tx, &scope, &c).await.unwrap();
+        tenant_ids.push(c.id);
+    }
+    tx.commit().await.unwrap();
+    let mut guarantee_ids = Vec::with_capacity(GUARANTEES);
+    for chunk in 0..GUARANTEES / 1_000 {
+        let mut tx = store.begin().await.unwrap();
+        for i in 0..1_000 {
+            let n = chunk * 1_000 + i;
+            let g = Guarantee {
+                id: casapay::ids::Kind::Guarantee.new_id(),
+                object: Guarantee::OBJECT,
+                status: GuaranteeStatus::Active,
+                policy: policy_ids[n % POLICIES].clone(),
+                tenant: tenant_ids[n % TENANTS].clone(),
+                coverage_amount: 100_000,
+                total_coverage: 1_200_000,
+                remaining_coverage: 1_200_000,
+                currency: "eur".into(),
+                start_date: now - 60 * 86_400,
+                end_date: now + 300 * 86_400,
+                claims_filed: 0,
+                claims_paid: 0,
+                claims_reserved: 0,
+                cancelled_at: None,
+                metadata: Metadata::new(),
+                livemode: false,
+                created: now - (GUARANTEES - n) as i64,
+            };
+            store::guarantees::insert(&mut tx, &scope, &g).await.unwrap();
+            guarantee_ids.push(g.id);
+        }
+        tx.commit().await.unwrap();
+    }
+    Data {
+        key: account.test_key,
+        scope,
+        policies: policy_ids,
+        tenants: tenant_ids,
+        guarantees: guarantee_ids,
+        invoice: AtomicU64::new(0),
+        now,
+    }
+}
+
+/// One operation over HTTP.
+async fn http_op(client: &reqwest::Client, base: &str, d: &Data, op: &str, n: u64) -> bool {
+    let req = match op {
+        "create guarantee" => client.post(format!("{base}/v1/guarantees")).json(&json!({
+            "policy": d.pick(&d.policies, n), "tenant": d.pick(&d.tenants, n), "coverage_amount": 1000,
+            "currency": "eur", "start_date": d.now - 86_400, "end_date": d.now + 365 * 86_400
+        })),
+        "create claim" => client.post(format!("{base}/v1/claims")).json(&json!({
+            "guarantee": d.pick(&d.guarantees, n), "amount": 1000, "currency": "eur", "reason": "missed_payment",
+            "evidence": {"invoice_id": format!("inv_{}", d.invoice.fetch_add(1, Ordering::Relaxed)), "due_date": d.now - 86_400}
+        })),
+        "retrieve guarantee" => client.get(format!("{base}/v1/guarantees/{}", d.pick(&d.guarantees, n))),
+        _ => client.get(format!("{base}/v1/guarantees?limit=10")),
+    };
+    match req.bearer_auth(&d.key).send().await {
+        Ok(r) => {
+            let ok = r.status().is_success();
+            let _ = r.bytes().await;
+            ok
+        }
+        Err(_) => false,
+    }
+}
+
+/// The same operation's SQL, straight through the store layer: the key lookup, then
+/// what the service runs, in the same transactions.
+async fn sql_op(store: &Store, d: &Data, op: &str, n: u64) -> bool {
+    let now = SystemClock.now();
+    if accounts::authenticate(store, &d.key, now).await.ok().flatten().is_none() {
+        return false;
+    }
+    let call = Call::job(d.scope.clone(), now);
+    let result = match op {
+        "create guarantee" => {
+            let input = guarantees::NewGuarantee {
+                policy: d.pick(&d.policies, n).to_owned(),
+                tenant: d.pick(&d.tenants, n).to_owned(),
+                coverage_amount: Amount::new(1000).unwrap(),
+                currency: Currency::parse("eur").unwrap(),
+                start_date: d.now - 86_400,
+                end_date: d.now + 365 * 86_400,
+                metadata: None,
+            };
+            service::write_json(store, &call, async |tx| guarantees::create(tx, &call, input).await).await.map(|_| ())
+        }
+        "create claim" => {
+            let input = claims::NewClaim {
+                guarantee: d.pick(&d.guarantees, n).to_owned(),
+                amount: Amount::new(1000).unwrap(),
+                currency: Currency::parse("eur").unwrap(),
+                reason: ClaimReason::MissedPayment,
+                evidence: Evidence {
+                    invoice_id: format!("sql_{}", d.invoice.fetch_add(1, Ordering::Relaxed)),
+                    due_date: d.now - 86_400,
+                    description: None,
+                },
+                metadata: None,
+            };
+            service::write_json(store, &call, async |tx| claims::create(tx, &call, input).await).await.map(|_| ())
+        }
+        "retrieve guarantee" => guarantees::retrieve(store, &call, d.pick(&d.guarantees, n)).await.map(|_| ()),
+        _ => guarantees::list(store, &call, &PageRequest::default(), Default::default()).await.map(|_| ()),
+    };
+    result.is_ok()
+}
+
+/// Peak resident set of a process, in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
+
+async fn receive(State(arrivals): State<Arrivals>, body: Bytes) -> StatusCode {
+    let now = Instant::now();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if let Some(id) = v["data"]["object"]["id"].as_str() {
+        arrivals.lock().unwrap().entry(id.to_owned()).or_insert(now);
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// Creates `n` customers over HTTP (8 at a time) with a webhook endpoint subscribed;
+/// returns (deliveries per second, p50 and p99 of commit-to-delivery in ms).
+async fn webhooks(client: &reqwest::Client, base: &str, key: &str, n: usize) -> (f64, f64, f64) {
+    let arrivals: Arrivals = Arc::default();
+    let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(arrivals.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    client
+        .post(format!("{base}/v1/webhook_endpoints"))
+        .bearer_auth(key)
+        .json(&json!({"url": hook, "enabled_events": ["customer.created"]}))
+        .send()
+        .await
+        .unwrap();
+    let commits: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let (client, base, key, commits) = (client.clone(), base.to_owned(), key.to_owned(), commits.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in (w..n).step_by(8) {
+                let r = client.post(format!("{base}/v1/customers")).bearer_auth(&key).json(&json!({})).send().await.unwrap();
+                let done = Instant::now();
+                let v: serde_json::Value = r.json().await.unwrap();
+                commits.lock().unwrap().insert(v["id"].as_str().unwrap().to_owned(), done);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while arrivals.lock().unwrap().len() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    let (arrivals, commits) = (arrivals.lock().unwrap().clone(), commits.lock().unwrap().clone());
+    let lat: Vec<f64> = commits
+        .iter()
+        .filter_map(|(id, at)| arrivals.get(id).map(|a| a.saturating_duration_since(*at).as_secs_f64() * 1000.0))
+        .collect();
+    let s = stats(lat, (n - arrivals.len()) as u64, elapsed);
+    (arrivals.len() as f64 / elapsed.as_secs_f64(), s.p50_ms, s.p99_ms)
+}
+
+struct Run {
+    backend: &'static str,
+    rows: Vec<(String, usize, Stats, Stats)>,
+    webhooks: (f64, f64, f64),
+    rss_mib: f64,
+}
+
+async fn run_backend(backend: &'static str, bin: &str) -> Run {
+    let tmp = std::env::temp_dir().join(format!("casapay_bench_{}", casapay::ids::random_secret(8)));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let (url, pg) = if backend == "postgres" {
+        let admin = std::env::var("CASAPAY_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("casapay_bench_{}", casapay::ids::random_secret(8).to_ascii_lowercase());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        (format!("{}/{name}", admin.rsplit_once('/').unwrap().0), Some((admin, name)))
+    } else {
+        (format!("sqlite://{}?mode=rwc", tmp.join("casapay.db").display()), None)
+    };
+    let store = Store::connect(&StoreOptions::new(&url)).await.unwrap();
+    store.migrate().await.unwrap();
+    let seeding = Instant::now();
+    let data = Arc::new(seed(&store, SystemClock.now()).await);
+    eprintln!("{backend}: seeded in {:.1}s", seeding.elapsed().as_secs_f64());
+
+    // The ceiling first, with the server not yet running.
+    let mut ceiling = HashMap::new();
+    for op in OPS {
+        for conc in CONCURRENCY {
+            let (store, data) = (store.clone(), data.clone());
+            let s = drive(conc, move |n| {
+                let (store, data) = (store.clone(), data.clone());
+                async move { sql_op(&store, &data, op, n).await }
+            })
+            .await;
+            ceiling.insert((op, conc), s);
+        }
+    }
+    // One SQLite file takes one server: the bench's own pool lets go first.
+    store.close().await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(&tmp)
+        .env("CASAPAY_RATE_LIMIT_TEST", "0")
+        .env("CASAPAY_WEBHOOK_ALLOW_HTTP", "true")
+        .env("CASAPAY_WEBHOOK_ALLOW_PRIVATE", "true")
+        .env("CASAPAY_WEBHOOK_PER_ENDPOINT", "32")
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    if backend == "postgres" {
+        cmd.env("DATABASE_URL", &url);
+    } else {
+        cmd.env_remove("DATABASE_URL");
+    }
+    let mut server = cmd.spawn().expect("start casapay serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut rows = Vec::new();
+    for op in OPS {
+        for conc in CONCURRENCY {
+            let (client, base, data) = (client.clone(), base.clone(), data.clone());
+            let s = drive(conc, move |n| {
+                let (client, base, data) = (client.clone(), base.clone(), data.clone());
+                async move { http_op(&client, &base, &data, op, n).await }
+            })
+            .await;
+            rows.push((op.to_owned(), conc, s, ceiling[&(op, conc)]));
+        }
+    }
+    let webhooks = webhooks(&client, &base, &data.key, 2_000).await;
+    let rss_mib = peak_rss_mib(server.id());
+    let _ = server.kill();
+    let _ = server.wait();
+    if let Some((admin, name)) = pg {
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    Run { backend, rows, webhooks, rss_mib }
+}
+
+fn table(runs: &[Run], machine: &str) -> String {
+    let mut out = format!(
+        "Measured {} on {machine}, {}s per cell (server, load generator and database share the machine).\n\n",
+        chrono_free_date(),
+        duration().as_secs_f64()
+    );
+    out.push_str("| backend | operation | conns | server req/s | p50 ms | p99 ms | errors | raw SQL req/s | ratio |\n");
+    out.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for run in runs {
+        for (op, conc, s, c) in &run.rows {
+            out.push_str(&format!(
+                "| {} | {op} | {conc} | {:.0} | {:.1} | {:.1} | {} | {:.0} | {:.0}% |\n",
+                run.backend,
+                s.per_second,
+                s.p50_ms,
+                s.p99_ms,
+                s.errors,
+                c.per_second,
+                100.0 * s.per_second / c.per_second.max(1.0)
+            ));
+        }
+    }
+    out.push_str("\n| backend | webhook deliveries/s | commit-to-delivery p50 ms | p99 ms | server peak RSS MiB |\n");
+    out.push_str("| --- | ---: | ---: | ---: | ---: |\n");
+    for run in runs {
+        out.push_str(&format!(
+            "| {} | {:.0} | {:.1} | {:.1} | {:.1} |\n",
+            run.backend, run.webhooks.0, run.webhooks.1, run.webhooks.2, run.rss_mib
+        ));
+    }
+    out
+}
+
+/// Today's date (UTC) without a date crate.
+fn chrono_free_date() -> String {
+    let days = SystemClock.now() / 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[tokio::main]
+async fn main() {
+    let bin = std::env::args().nth(1).expect("usage: bench PATH_TO_RELEASE_CASAPAY [README]");
+    let readme = std::env::args().nth(2);
+    let machine = std::env::var("BENCH_MACHINE").unwrap_or_else(|_| {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+        format!("{cpus} cores")
+    });
+    let mut runs = Vec::new();
+    for backend in ["postgres", "sqlite"] {
+        runs.push(run_backend(backend, &bin).await);
+    }
+    let md = table(&runs, &machine);
+    println!("{md}");
+    if let Some(path) = readme {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (start, end) = ("<!-- bench:start -->", "<!-- bench:end -->");
+        if let (Some(a), Some(b)) = (text.find(start), text.find(end)) {
+            let updated = format!("{}{start}\n{md}{}", &text[..a], &text[b..]);
+            std::fs::write(&path, updated).unwrap();
+            eprintln!("results written to {path}");
+        }
+    }
+}
