@@ -294,7 +294,13 @@ async fn webhooks(client: &reqwest::Client, base: &str, key: &str, n: usize) -> 
         let (client, base, key, commits) = (client.clone(), base.to_owned(), key.to_owned(), commits.clone());
         tasks.push(tokio::spawn(async move {
             for _ in (w..n).step_by(8) {
-                let r = client.post(format!("{base}/v1/customers")).bearer_auth(&key).json(&json!({})).send().await.unwrap();
+                let r = client
+                    .post(format!("{base}/v1/customers"))
+                    .bearer_auth(&key)
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .unwrap();
                 let done = Instant::now();
                 let v: serde_json::Value = r.json().await.unwrap();
                 commits.lock().unwrap().insert(v["id"].as_str().unwrap().to_owned(), done);
@@ -329,7 +335,8 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
     let tmp = std::env::temp_dir().join(format!("casapay_bench_{}", casapay::ids::random_secret(8)));
     std::fs::create_dir_all(&tmp).unwrap();
     let (url, pg) = if backend == "postgres" {
-        let admin = std::env::var("CASAPAY_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let admin = std::env::var("CASAPAY_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let name = format!("casapay_bench_{}", casapay::ids::random_secret(8).to_ascii_lowercase());
         let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL");
         sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();

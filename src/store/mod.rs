@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Row};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedMutexGuard};
 
 pub use list::{CreatedFilter, Page, PageRequest};
 
@@ -35,6 +35,9 @@ pub struct Tx {
     backend: Backend,
     outbox: Arc<Notify>,
     wrote_outbox: bool,
+    /// SQLite: this process's turn to write, held until the transaction ends. Declared
+    /// after `inner`, so it is released after the transaction is rolled back on drop.
+    _writer: Option<OwnedMutexGuard<()>>,
 }
 
 impl Tx {
@@ -113,6 +116,9 @@ pub struct Store {
     backend: Backend,
     /// Signalled after a commit that queued webhook deliveries.
     outbox: Arc<Notify>,
+    /// SQLite: one write transaction at a time in this process, first come first served.
+    writer: Arc<tokio::sync::Mutex<()>>,
+    acquire_timeout: std::time::Duration,
 }
 
 /// The account and mode every platform query is scoped to.
@@ -166,7 +172,13 @@ impl Store {
             });
         }
         let pool = pool_opts.connect_with(connect_opts).await?;
-        Ok(Store { pool, backend, outbox: Arc::new(Notify::new()) })
+        Ok(Store {
+            pool,
+            backend,
+            outbox: Arc::new(Notify::new()),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+            acquire_timeout: opts.acquire_timeout,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -194,11 +206,19 @@ impl Store {
     /// (`BEGIN IMMEDIATE`), so two writers wait for each other instead of failing
     /// with `database is locked` halfway through.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        let inner = match self.backend {
-            Backend::Postgres => self.pool.begin().await?,
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+        let (inner, writer) = match self.backend {
+            Backend::Postgres => (self.pool.begin().await?, None),
+            Backend::Sqlite => {
+                // Writers take turns in arrival order here, rather than in SQLite's
+                // busy handler, which polls with back-off and lets a steady stream of
+                // short transactions (the engine's) starve a request for seconds.
+                let turn = tokio::time::timeout(self.acquire_timeout, self.writer.clone().lock_owned())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)?;
+                (self.pool.begin_with("BEGIN IMMEDIATE").await?, Some(turn))
+            }
         };
-        Ok(Tx { inner, backend: self.backend, outbox: self.outbox.clone(), wrote_outbox: false })
+        Ok(Tx { inner, backend: self.backend, outbox: self.outbox.clone(), wrote_outbox: false, _writer: writer })
     }
 
     /// A pooled connection for reads outside a transaction.
