@@ -63,6 +63,36 @@ enum Command {
         #[command(subcommand)]
         command: OperatorKeysCommand,
     },
+    /// Roll or revoke API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a new secret key for an account and mode; prints it as JSON. The keys it
+    /// replaces keep working for the grace period.
+    Roll {
+        #[arg(long)]
+        account: String,
+        /// `test` or `live`.
+        #[arg(long)]
+        mode: KeyMode,
+        /// Hours the replaced keys keep working (0: they stop at once).
+        #[arg(long, default_value_t = 0)]
+        grace_hours: i64,
+    },
+    /// Revoke a key at once. The key is read from standard input, so that it stays out
+    /// of shell history and process lists.
+    Revoke,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KeyMode {
+    Test,
+    Live,
 }
 
 #[derive(Debug, clap::Args)]
@@ -211,6 +241,32 @@ async fn run(cli: Cli) -> Result<(), String> {
             let created = accounts::create_account(&store, name, clock.now()).await.map_err(|e| e.to_string())?;
             println!("{}", serde_json::to_string_pretty(&created).map_err(|e| e.to_string())?);
             Ok(())
+        }
+        Command::Keys { command: KeysCommand::Roll { account, mode, grace_hours } } => {
+            let store = open_store(&cli, 2).await?;
+            store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+            let live = matches!(mode, KeyMode::Live);
+            let key = accounts::roll_secret_key(&store, account, live, grace_hours.saturating_mul(3600), clock.now())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{}", serde_json::json!({ "key": key }));
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Revoke } => {
+            let mut key = String::new();
+            std::io::stdin().read_line(&mut key).map_err(|e| format!("cannot read the key: {e}"))?;
+            let key = key.trim();
+            if key.is_empty() {
+                return Err("give the key to revoke on standard input".into());
+            }
+            let store = open_store(&cli, 2).await?;
+            store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+            if accounts::revoke_key(&store, key, clock.now()).await.map_err(|e| e.to_string())? {
+                eprintln!("casapay: key revoked");
+                Ok(())
+            } else {
+                Err("no such key, or it was revoked already".into())
+            }
         }
         Command::OperatorKeys { command: OperatorKeysCommand::Create } => {
             let store = open_store(&cli, 2).await?;

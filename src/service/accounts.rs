@@ -86,6 +86,33 @@ pub async fn create_operator_key(store: &Store, now: i64) -> ApiResult<String> {
     Ok(key)
 }
 
+/// Rolls the secret keys of an account and mode: a new key, shown once; the keys it
+/// replaces keep working for `grace_seconds` (0: they stop now).
+pub async fn roll_secret_key(
+    store: &Store,
+    account_id: &str,
+    livemode: bool,
+    grace_seconds: i64,
+    now: i64,
+) -> ApiResult<String> {
+    let prefix = if livemode { LIVE_KEY_PREFIX } else { TEST_KEY_PREFIX };
+    let key = format!("{prefix}{}", random_secret(32));
+    let mut tx = store.begin().await?;
+    if !store::accounts::account_exists(&mut tx, account_id).await? {
+        return Err(crate::error::ApiError::no_such(Kind::Account.object(), account_id, Some("account")));
+    }
+    store::accounts::expire_secret_keys(&mut tx, account_id, livemode, now + grace_seconds.max(0)).await?;
+    store::accounts::insert_key(&mut tx, &key_record(&key, Some(account_id), KeyKind::Secret, livemode, now)).await?;
+    tx.commit().await?;
+    Ok(key)
+}
+
+/// Revokes a key (secret or operator) at once. Returns whether it was a live, known key.
+pub async fn revoke_key(store: &Store, key: &str, now: i64) -> ApiResult<bool> {
+    let mut conn = store.acquire().await?;
+    Ok(store::accounts::revoke_key(&mut conn, &hash_key(key), now).await?)
+}
+
 /// Finds who `key` speaks for, or `None` for a key that is unknown, revoked or expired.
 pub async fn authenticate(store: &Store, key: &str, now: i64) -> ApiResult<Option<Principal>> {
     let hash = hash_key(key);

@@ -114,3 +114,13 @@ pub async fn expire_secret_keys(
     .await?;
     Ok(done.rows_affected())
 }
+
+/// Revokes the key with this hash. Returns whether one was revoked now.
+pub async fn revoke_key(conn: &mut Conn, key_hash: &str, at: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE key_hash = $2 AND revoked_at IS NULL")
+        .bind(at)
+        .bind(key_hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

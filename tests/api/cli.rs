@@ -158,3 +158,63 @@ async fn sqlite_serve_is_one_per_file_and_other_commands_work_beside_it() {
     server.wait().unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn keys_roll_with_a_grace_period_and_revoke() {
+    use casapay::service::accounts::authenticate;
+    use std::io::Write;
+
+    let db = TestDb::create().await;
+    let out = casapay(&db, &["accounts", "create", "--name", "Rolling"]);
+    let account: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (id, old_test, live) = (
+        account["id"].as_str().unwrap().to_owned(),
+        account["test_key"].as_str().unwrap().to_owned(),
+        account["live_key"].as_str().unwrap().to_owned(),
+    );
+    let store = open_store(&db.url).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let valid = |key: String, at: i64| {
+        let store = store.clone();
+        async move { authenticate(&store, &key, at).await.unwrap().is_some() }
+    };
+
+    // Rolled with two hours of grace: the old key works until then, the new one at once.
+    let out = casapay(&db, &["keys", "roll", "--account", &id, "--mode", "test", "--grace-hours", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rolled: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let new_test = rolled["key"].as_str().unwrap().to_owned();
+    assert!(new_test.starts_with("sk_test_") && new_test != old_test);
+    assert!(valid(old_test.clone(), now + 60).await, "the old key works during the grace period");
+    assert!(!valid(old_test.clone(), now + 2 * 3600 + 60).await, "and not after it");
+    assert!(valid(new_test.clone(), now + 3 * 3600).await);
+    assert!(valid(live.clone(), now).await, "the other mode is untouched");
+
+    // Rolled with no grace: the replaced key stops at once.
+    let out = casapay(&db, &["keys", "roll", "--account", &id, "--mode", "test"]);
+    let newest: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!valid(new_test.clone(), now + 60).await);
+    let newest = newest["key"].as_str().unwrap().to_owned();
+    assert!(valid(newest.clone(), now + 60).await);
+
+    // Revoked from standard input.
+    let revoke = |key: String| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_casapay"))
+            .args(["keys", "revoke"])
+            .env("DATABASE_URL", &db.url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(format!("{key}\n").as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(revoke(live.clone()).status.success());
+    assert!(!valid(live.clone(), now).await, "a revoked key is refused");
+    assert!(!revoke(live).status.success(), "revoking twice says so");
+
+    let out = casapay(&db, &["keys", "roll", "--account", "acct_nope", "--mode", "live"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No such account"));
+}
