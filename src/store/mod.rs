@@ -155,8 +155,13 @@ impl Store {
             return Err(sqlx::Error::Configuration("DATABASE_URL must start with postgres:// or sqlite:".into()));
         };
         let connect_opts = AnyConnectOptions::from_str(&opts.url)?;
-        let mut pool_opts =
-            AnyPoolOptions::new().max_connections(opts.max_connections).acquire_timeout(opts.acquire_timeout);
+        let mut pool_opts = AnyPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(opts.acquire_timeout)
+            // No ping before every checkout: it cost a round trip to the database per
+            // acquire (two per request). A connection that died is found on its next
+            // use instead, answered 503, and replaced by the pool.
+            .test_before_acquire(false);
         if backend == Backend::Sqlite {
             let in_memory = opts.url.contains(":memory:") || opts.url.contains("mode=memory");
             // Every connection to `sqlite::memory:` is a database of its own.
