@@ -58,11 +58,6 @@ impl ApiError {
         Self::client(StatusCode::BAD_REQUEST, ErrorType::InvalidRequestError, Some(code), message, None)
     }
 
-    /// 400 tied to a param, for state conflicts that one field caused.
-    pub fn state_param(code: &'static str, param: &str, message: impl Into<String>) -> Self {
-        Self::invalid(code, param, message)
-    }
-
     pub fn missing(param: &str) -> Self {
         Self::invalid("parameter_missing", param, format!("Missing required param: {param}."))
     }

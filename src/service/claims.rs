@@ -1,7 +1,6 @@
 //! Claims: filing (with the guarantee's rules), reading, metadata updates, lists.
 
-use super::customers::apply_metadata;
-use super::{Call, check_cursors, record_event, record_update};
+use super::{Call, apply_metadata, check_cursors, record_event, record_update};
 use crate::domain::claim::{Claim, ClaimReason, ClaimStatus, Evidence, StatusTransitions};
 use crate::domain::event::EventType;
 use crate::domain::guarantee::{NotClaimable, check_claimable};
@@ -27,7 +26,7 @@ fn not_found(id: &str) -> ApiError {
 }
 
 fn duplicate(invoice_id: &str, existing: &str) -> ApiError {
-    ApiError::state_param(
+    ApiError::invalid(
         "duplicate_claim",
         "evidence[invoice_id]",
         format!(
@@ -61,7 +60,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
                 "The guarantee expired more than 60 days ago and takes no new claims.".to_owned()
             }
         };
-        return Err(ApiError::state_param("guarantee_not_claimable", "guarantee", message));
+        return Err(ApiError::invalid("guarantee_not_claimable", "guarantee", message));
     }
     if input.evidence.due_date > call.now {
         return Err(ApiError::invalid(

@@ -1,6 +1,6 @@
 //! Customers: create, read, update, list.
 
-use super::{Call, check_cursors, record_event, record_update};
+use super::{Call, apply_metadata, check_cursors, record_event, record_update};
 use crate::domain::Patch;
 use crate::domain::customer::Customer;
 use crate::domain::event::EventType;
@@ -23,18 +23,6 @@ pub struct CustomerPatch {
     pub email: Patch<String>,
     pub score: Patch<i64>,
     pub metadata: Option<MetadataUpdate>,
-}
-
-pub(crate) fn metadata_error(e: crate::domain::metadata::MetadataError) -> ApiError {
-    ApiError::invalid("metadata_invalid", "metadata", e.to_string())
-}
-
-/// Applies a metadata update to `current`, if there is one.
-pub(crate) fn apply_metadata(current: &Metadata, update: Option<&MetadataUpdate>) -> ApiResult<Metadata> {
-    match update {
-        Some(u) => u.apply(current).map_err(metadata_error),
-        None => Ok(current.clone()),
-    }
 }
 
 pub async fn create(tx: &mut Tx, call: &Call, input: NewCustomer) -> ApiResult<Customer> {

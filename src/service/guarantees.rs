@@ -1,7 +1,6 @@
 //! Guarantees: create (with the policy's rules), read, update, cancel, list.
 
-use super::customers::apply_metadata;
-use super::{Call, check_cursors, record_event, record_update};
+use super::{Call, apply_metadata, check_cursors, record_event, record_update};
 use crate::domain::event::EventType;
 use crate::domain::guarantee::{self, Guarantee, GuaranteeStatus};
 use crate::domain::metadata::{Metadata, MetadataUpdate};
@@ -43,7 +42,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<
         .await?
         .ok_or_else(|| ApiError::no_such(Kind::Policy.object(), &input.policy, Some("policy")))?;
     if !policy.active {
-        return Err(ApiError::state_param(
+        return Err(ApiError::invalid(
             "policy_inactive",
             "policy",
             format!("The guarantee policy {} is not active and takes no new guarantees.", policy.id),
@@ -53,7 +52,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<
         .await?
         .ok_or_else(|| ApiError::no_such(Kind::Customer.object(), &input.tenant, Some("tenant")))?;
     if !policy.admits(tenant.score) {
-        return Err(ApiError::state_param(
+        return Err(ApiError::invalid(
             "tenant_not_eligible",
             "tenant",
             format!(
@@ -101,7 +100,7 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: GuaranteePatch) -
         && end_date != before.end_date
     {
         if !matches!(before.status, GuaranteeStatus::Pending | GuaranteeStatus::Active) {
-            return Err(ApiError::state_param(
+            return Err(ApiError::invalid(
                 "guarantee_not_modifiable",
                 "end_date",
                 format!(

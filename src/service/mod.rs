@@ -16,6 +16,7 @@ pub mod webhooks;
 use serde::Serialize;
 
 use crate::domain::event::{EventType, previous_attributes};
+use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::domain::webhook::subscribes;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
@@ -127,6 +128,18 @@ async fn insert_event<T: Serialize>(
         tx.note_outbox_write();
     }
     Ok(())
+}
+
+fn metadata_error(e: crate::domain::metadata::MetadataError) -> ApiError {
+    ApiError::invalid("metadata_invalid", "metadata", e.to_string())
+}
+
+/// Applies a metadata update to `current`, if there is one.
+pub(crate) fn apply_metadata(current: &Metadata, update: Option<&MetadataUpdate>) -> ApiResult<Metadata> {
+    match update {
+        Some(u) => u.apply(current).map_err(metadata_error),
+        None => Ok(current.clone()),
+    }
 }
 
 /// Checks that the list cursors name objects the caller can see, so an unknown

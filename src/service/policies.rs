@@ -1,7 +1,6 @@
 //! Guarantee policies: create, read, update (name, active, metadata), list.
 
-use super::customers::apply_metadata;
-use super::{Call, check_cursors, record_event, record_update};
+use super::{Call, apply_metadata, check_cursors, record_event, record_update};
 use crate::domain::event::EventType;
 use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::domain::policy::Policy;

@@ -15,10 +15,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::store::{self, Scope, Store, Tx};
 
-fn job_call(scope: Scope, now: i64) -> Call {
-    Call::job(scope, now)
-}
-
 fn review_input(claim: &Claim, g: &Guarantee, p: &Policy) -> ReviewInput {
     ReviewInput {
         reason: claim.reason,
@@ -94,7 +90,7 @@ pub async fn review_next(store: &Store, now: i64) -> ApiResult<Option<String>> {
     let Some((scope, claim)) = store::claims::next_for_review(&mut tx).await? else {
         return Ok(None);
     };
-    let call = job_call(scope, now);
+    let call = Call::job(scope, now);
     let (g, p) = claim_terms(&mut tx, &call.scope, &claim).await?;
     let id = claim.id.clone();
     match decide(&review_input(&claim, &g, &p)) {
@@ -180,7 +176,7 @@ pub async fn pay_next(store: &Store, rail: &dyn PayoutRail, now: i64) -> ApiResu
     let Some((scope, payout)) = store::payouts::next_pending(&mut tx).await? else {
         return Ok(None);
     };
-    let call = job_call(scope, now);
+    let call = Call::job(scope, now);
     // The payout row stays locked while the rail works, so no other worker sends it.
     let outcome = rail.pay(&payout, now).await.map_err(|e| ApiError::internal(format!("payout rail: {e}")))?;
     let claim = store::claims::get_for_update(&mut tx, &call.scope, &payout.claim)
@@ -234,7 +230,7 @@ pub async fn transition_guarantees(store: &Store, now: i64, limit: i64) -> ApiRe
     let due = store::guarantees::due_for_transition(&mut tx, now, limit).await?;
     let count = due.len();
     for (scope, g) in due {
-        let call = job_call(scope, now);
+        let call = Call::job(scope, now);
         let mut current = g;
         if current.status == GuaranteeStatus::Pending && current.start_date <= now {
             let mut next = current.clone();

@@ -1,8 +1,7 @@
 //! Webhook endpoints: create, read, update, delete, rotate the secret; the attempts
 //! log; resending an event.
 
-use super::customers::apply_metadata;
-use super::{Call, check_cursors};
+use super::{Call, apply_metadata, check_cursors};
 use crate::domain::event::Event;
 use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::domain::webhook::{
@@ -132,7 +131,7 @@ pub async fn resend(tx: &mut Tx, call: &Call, event_id: &str, endpoint: Option<S
                 .await?
                 .ok_or_else(|| ApiError::no_such(Kind::WebhookEndpoint.object(), &id, Some("webhook_endpoint")))?;
             if e.status != EndpointStatus::Enabled {
-                return Err(ApiError::state_param(
+                return Err(ApiError::invalid(
                     "webhook_endpoint_disabled",
                     "webhook_endpoint",
                     "The webhook endpoint is disabled: enable it before resending to it.",

@@ -221,17 +221,15 @@ impl Dispatcher {
             let event = store::events::get_any(&mut conn, &d.event_id).await?;
             (endpoint, event)
         };
-        let (Some((_, endpoint)), Some(event)) = (endpoint, event) else {
-            // The endpoint was deleted or the event expired: nothing left to send.
-            let mut conn = self.store.acquire().await?;
-            store::webhooks::finish_delivery(&mut conn, &d, "failed", d.attempts, self.clock.now()).await?;
-            return Ok(());
+        let (endpoint, event) = match (endpoint, event) {
+            (Some((_, endpoint)), Some(event)) if endpoint.status == EndpointStatus::Enabled => (endpoint, event),
+            // The endpoint was deleted or disabled, or the event expired: nothing left to send.
+            _ => {
+                let mut conn = self.store.acquire().await?;
+                store::webhooks::finish_delivery(&mut conn, &d, "failed", d.attempts, self.clock.now()).await?;
+                return Ok(());
+            }
         };
-        if endpoint.status != EndpointStatus::Enabled {
-            let mut conn = self.store.acquire().await?;
-            store::webhooks::finish_delivery(&mut conn, &d, "failed", d.attempts, self.clock.now()).await?;
-            return Ok(());
-        }
         let body = serde_json::to_vec(&event).map_err(ApiError::internal)?;
         let timestamp = self.clock.now();
         let outcome = match check_url(&endpoint.url, &self.config.egress) {
