@@ -6,7 +6,7 @@
 //! `casapay serve` (release) on that data; drive four operations over HTTP with
 //! keep-alive at 1, 8 and 32 connections; run the same operations' SQL straight
 //! through the store layer in this process (the ceiling: every statement the server
-//! runs for the request, key lookup included, without HTTP); then deliver webhooks to
+//! runs for the request, without HTTP); then deliver webhooks to
 //! a loopback receiver; and read the server's peak RSS.
 
 use std::collections::HashMap;
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use casapay::clock::{Clock, SystemClock};
 use casapay::domain::claim::{ClaimReason, Evidence};
 use casapay::domain::customer::Customer;
@@ -25,6 +25,9 @@ use casapay::domain::metadata::Metadata;
 use casapay::domain::money::{Amount, Currency};
 use casapay::service::{self, Call, accounts, claims, guarantees, policies};
 use casapay::store::{self, PageRequest, Scope, Store, StoreOptions};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use serde_json::json;
 use sqlx::Connection;
 
@@ -34,8 +37,29 @@ const GUARANTEES: usize = 100_000;
 const CONCURRENCY: [usize; 3] = [1, 8, 32];
 const OPS: [&str; 4] = ["create guarantee", "create claim", "retrieve guarantee", "list guarantees"];
 
+/// A comma-separated list from the environment, or everything when unset.
+fn selected<T: Copy + ToString>(var: &str, all: &[T]) -> Vec<T> {
+    match std::env::var(var) {
+        Ok(list) if !list.trim().is_empty() => {
+            let wanted: Vec<String> = list.split(',').map(|s| s.trim().to_owned()).collect();
+            all.iter().copied().filter(|x| wanted.contains(&x.to_string())).collect()
+        }
+        _ => all.to_vec(),
+    }
+}
+
+/// True when a `BENCH_*` selection narrows the run: the README table is then left alone.
+fn partial_run() -> bool {
+    ["BENCH_BACKENDS", "BENCH_OPS", "BENCH_CONNS", "BENCH_WEBHOOKS"].iter().any(|v| std::env::var(v).is_ok())
+}
+
+/// Turns of ceiling and server per cell (BENCH_ROUNDS, default 3).
+fn rounds() -> usize {
+    std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1)
+}
+
 fn duration() -> Duration {
-    Duration::from_secs_f64(std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0))
+    Duration::from_secs_f64(std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0))
 }
 
 /// Everything the operations pick from.
@@ -57,20 +81,50 @@ impl Data {
 
 #[derive(Clone, Copy, Default)]
 struct Stats {
+    /// Median over the rounds.
     per_second: f64,
+    /// Over every request of every round.
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
+    /// Server CPU time (user + system) per request, in microseconds.
+    cpu_us: f64,
+    /// The load generator's (this process's) CPU time per request, in microseconds.
+    client_cpu_us: f64,
 }
 
-fn stats(mut latencies: Vec<f64>, errors: u64, elapsed: Duration) -> Stats {
+/// One round of one cell: what `drive` measured.
+struct Sample {
+    latencies_ms: Vec<f64>,
+    errors: u64,
+    elapsed: Duration,
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}
+
+fn stats(samples: &[Sample]) -> Stats {
+    let mut latencies: Vec<f64> = samples.iter().flat_map(|s| s.latencies_ms.iter().copied()).collect();
     latencies.sort_by(f64::total_cmp);
     let at = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
-    Stats { per_second: latencies.len() as f64 / elapsed.as_secs_f64(), p50_ms: at(0.5), p99_ms: at(0.99), errors }
+    Stats {
+        per_second: median(samples.iter().map(|s| s.latencies_ms.len() as f64 / s.elapsed.as_secs_f64()).collect()),
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+        errors: samples.iter().map(|s| s.errors).sum(),
+        cpu_us: 0.0,
+        client_cpu_us: 0.0,
+    }
 }
 
 /// Runs `op` from `conc` tasks for the benchmark's duration; each call reports success.
-async fn drive<F, Fut>(conc: usize, op: F) -> Stats
+async fn drive<F, Fut>(conc: usize, op: F) -> Sample
 where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
@@ -102,7 +156,27 @@ where
         all.extend(lat);
         errors += e;
     }
-    stats(all, errors, started.elapsed())
+    Sample { latencies_ms: all, errors, elapsed: started.elapsed() }
+}
+
+/// Waits until the server's claims engine has reviewed and paid every claim filed so
+/// far, so that its work stays in the cell that caused it.
+async fn drain(store: &Store) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let waiting: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM claims WHERE status IN ('submitted', 'approved')")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        if waiting == 0 {
+            return;
+        }
+        if Instant::now() > deadline {
+            eprintln!("warning: {waiting} claims still waiting for the claims engine after 300 s");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn seed(store: &Store, now: i64) -> Data {
@@ -181,37 +255,86 @@ async fn seed(store: &Store, now: i64) -> Data {
     }
 }
 
-/// One operation over HTTP.
-async fn http_op(client: &reqwest::Client, base: &str, d: &Data, op: &str, n: u64) -> bool {
-    let req = match op {
-        "create guarantee" => client.post(format!("{base}/v1/guarantees")).json(&json!({
-            "policy": d.pick(&d.policies, n), "tenant": d.pick(&d.tenants, n), "coverage_amount": 1000,
-            "currency": "eur", "start_date": d.now - 86_400, "end_date": d.now + 365 * 86_400
-        })),
-        "create claim" => client.post(format!("{base}/v1/claims")).json(&json!({
-            "guarantee": d.pick(&d.guarantees, n), "amount": 1000, "currency": "eur", "reason": "missed_payment",
-            "evidence": {"invoice_id": format!("inv_{}", d.invoice.fetch_add(1, Ordering::Relaxed)), "due_date": d.now - 86_400}
-        })),
-        "retrieve guarantee" => client.get(format!("{base}/v1/guarantees/{}", d.pick(&d.guarantees, n))),
-        _ => client.get(format!("{base}/v1/guarantees?limit=10")),
-    };
-    match req.bearer_auth(&d.key).send().await {
-        Ok(r) => {
-            let ok = r.status().is_success();
-            let _ = r.bytes().await;
-            ok
+/// The load generator's connections: bare keep-alive HTTP/1.1 over TCP, one request
+/// at a time on each, as wrk or oha hold them. A general-purpose client (reqwest) took
+/// about as much CPU per request as the server, on the same two cores.
+struct Http {
+    addr: std::net::SocketAddr,
+    auth: HeaderValue,
+    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+}
+
+impl Http {
+    fn new(addr: std::net::SocketAddr, key: &str) -> Self {
+        Http { addr, auth: HeaderValue::from_str(&format!("Bearer {key}")).unwrap(), idle: Mutex::default() }
+    }
+
+    async fn connect(&self) -> Option<SendRequest<Full<Bytes>>> {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.ok()?;
+        tcp.set_nodelay(true).ok()?;
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.ok()?;
+        tokio::spawn(conn);
+        Some(send)
+    }
+
+    /// Sends one request; true for a 2xx answer, read to the end.
+    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> bool {
+        let idle = self.idle.lock().unwrap().pop();
+        let Some(mut conn) = (match idle {
+            Some(c) => Some(c),
+            None => self.connect().await,
+        }) else {
+            return false;
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "127.0.0.1")
+            .header(header::AUTHORIZATION, self.auth.clone());
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
         }
-        Err(_) => false,
+        let req = req.body(Full::new(body.map(Bytes::from).unwrap_or_default())).unwrap();
+        let Ok(resp) = conn.send_request(req).await else { return false };
+        let ok = resp.status().is_success();
+        let read = resp.into_body().collect().await.is_ok();
+        if read {
+            self.idle.lock().unwrap().push(conn);
+        }
+        ok && read
     }
 }
 
-/// The same operation's SQL, straight through the store layer: the key lookup, then
-/// what the service runs, in the same transactions.
+/// One operation over HTTP.
+async fn http_op(http: &Http, d: &Data, op: &str, n: u64) -> bool {
+    let body = |v: serde_json::Value| Some(serde_json::to_vec(&v).unwrap());
+    match op {
+        "create guarantee" => {
+            let b = body(json!({
+                "policy": d.pick(&d.policies, n), "tenant": d.pick(&d.tenants, n), "coverage_amount": 1000,
+                "currency": "eur", "start_date": d.now - 86_400, "end_date": d.now + 365 * 86_400
+            }));
+            http.send(Method::POST, "/v1/guarantees", b).await
+        }
+        "create claim" => {
+            let b = body(json!({
+                "guarantee": d.pick(&d.guarantees, n), "amount": 1000, "currency": "eur", "reason": "missed_payment",
+                "evidence": {"invoice_id": format!("inv_{}", d.invoice.fetch_add(1, Ordering::Relaxed)), "due_date": d.now - 86_400}
+            }));
+            http.send(Method::POST, "/v1/claims", b).await
+        }
+        "retrieve guarantee" => {
+            http.send(Method::GET, &format!("/v1/guarantees/{}", d.pick(&d.guarantees, n)), None).await
+        }
+        _ => http.send(Method::GET, "/v1/guarantees?limit=10", None).await,
+    }
+}
+
+/// The same operation's SQL, straight through the store layer: what the service runs,
+/// in the same transactions. The server looks its key up once a second at most (the
+/// key cache), so the ceiling leaves the lookup out.
 async fn sql_op(store: &Store, d: &Data, op: &str, n: u64) -> bool {
     let now = SystemClock.now();
-    if accounts::authenticate(store, &d.key, now).await.ok().flatten().is_none() {
-        return false;
-    }
     let call = Call::job(d.scope.clone(), now);
     let result = match op {
         "create guarantee" => {
@@ -245,6 +368,17 @@ async fn sql_op(store: &Store, d: &Data, op: &str, n: u64) -> bool {
         _ => guarantees::list(store, &call, &PageRequest::default(), Default::default()).await.map(|_| ()),
     };
     result.is_ok()
+}
+
+/// CPU time (user + system) a process has used so far, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 (indices 11 and 12 here), in clock ticks of 1/100 s.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Peak resident set of a process, in MiB.
@@ -320,7 +454,7 @@ async fn webhooks(client: &reqwest::Client, base: &str, key: &str, n: usize) -> 
         .iter()
         .filter_map(|(id, at)| arrivals.get(id).map(|a| a.saturating_duration_since(*at).as_secs_f64() * 1000.0))
         .collect();
-    let s = stats(lat, (n - arrivals.len()) as u64, elapsed);
+    let s = stats(&[Sample { latencies_ms: lat, errors: (n - arrivals.len()) as u64, elapsed }]);
     (arrivals.len() as f64 / elapsed.as_secs_f64(), s.p50_ms, s.p99_ms)
 }
 
@@ -350,22 +484,6 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
     let data = Arc::new(seed(&store, SystemClock.now()).await);
     eprintln!("{backend}: seeded in {:.1}s", seeding.elapsed().as_secs_f64());
 
-    // The ceiling first, with the server not yet running.
-    let mut ceiling = HashMap::new();
-    for op in OPS {
-        for conc in CONCURRENCY {
-            let (store, data) = (store.clone(), data.clone());
-            let s = drive(conc, move |n| {
-                let (store, data) = (store.clone(), data.clone());
-                async move { sql_op(&store, &data, op, n).await }
-            })
-            .await;
-            ceiling.insert((op, conc), s);
-        }
-    }
-    // One SQLite file takes one server: the bench's own pool lets go first.
-    store.close().await;
-
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut cmd = std::process::Command::new(bin);
     cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
@@ -390,19 +508,58 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
         assert!(Instant::now() < deadline, "server did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // Ceiling and server take turns, round after round, so that a change in the
+    // machine's load (the disk's fsync time above all) falls on both alike. The
+    // server's claims engine runs throughout: it reviews and pays the claims of both
+    // sides, and is drained after each turn.
+    let (ops, conns) = (selected("BENCH_OPS", &OPS), selected("BENCH_CONNS", &CONCURRENCY));
+    let http = Arc::new(Http::new(([127, 0, 0, 1], port).into(), &data.key));
     let mut rows = Vec::new();
-    for op in OPS {
-        for conc in CONCURRENCY {
-            let (client, base, data) = (client.clone(), base.clone(), data.clone());
-            let s = drive(conc, move |n| {
-                let (client, base, data) = (client.clone(), base.clone(), data.clone());
-                async move { http_op(&client, &base, &data, op, n).await }
-            })
-            .await;
-            rows.push((op.to_owned(), conc, s, ceiling[&(op, conc)]));
+    for &op in &ops {
+        for &conc in &conns {
+            let (mut ceiling, mut served, mut cpu, mut client_cpu) = (Vec::new(), Vec::new(), 0.0, 0.0);
+            for _ in 0..rounds() {
+                let (store2, data2) = (store.clone(), data.clone());
+                ceiling.push(
+                    drive(conc, move |n| {
+                        let (store, data) = (store2.clone(), data2.clone());
+                        async move { sql_op(&store, &data, op, n).await }
+                    })
+                    .await,
+                );
+                drain(&store).await;
+                let (http, data) = (http.clone(), data.clone());
+                let (cpu_before, client_before) = (cpu_seconds(server.id()), cpu_seconds(std::process::id()));
+                served.push(
+                    drive(conc, move |n| {
+                        let (http, data) = (http.clone(), data.clone());
+                        async move { http_op(&http, &data, op, n).await }
+                    })
+                    .await,
+                );
+                drain(&store).await;
+                cpu += cpu_seconds(server.id()) - cpu_before;
+                client_cpu += cpu_seconds(std::process::id()) - client_before;
+            }
+            let mut s = stats(&served);
+            let requests: usize = served.iter().map(|x| x.latencies_ms.len()).sum();
+            s.cpu_us = cpu * 1e6 / requests.max(1) as f64;
+            s.client_cpu_us = client_cpu * 1e6 / requests.max(1) as f64;
+            eprintln!(
+                "{backend}: {op} at {conc}: {:.0} req/s, ceiling {:.0}",
+                s.per_second,
+                stats(&ceiling).per_second
+            );
+            rows.push((op.to_owned(), conc, s, stats(&ceiling)));
         }
     }
-    let webhooks = webhooks(&client, &base, &data.key, 2_000).await;
+    store.close().await;
+    let webhooks = if std::env::var("BENCH_WEBHOOKS").as_deref() == Ok("0") {
+        (0.0, 0.0, 0.0)
+    } else {
+        webhooks(&client, &base, &data.key, 2_000).await
+    };
     let rss_mib = peak_rss_mib(server.id());
     let _ = server.kill();
     let _ = server.wait();
@@ -420,17 +577,21 @@ fn table(runs: &[Run], machine: &str) -> String {
         chrono_free_date(),
         duration().as_secs_f64()
     );
-    out.push_str("| backend | operation | conns | server req/s | p50 ms | p99 ms | errors | raw SQL req/s | ratio |\n");
-    out.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    out.push_str(
+        "| backend | operation | conns | server req/s | p50 ms | p99 ms | errors | server CPU µs/req | client CPU µs/req | raw SQL req/s | ratio |\n",
+    );
+    out.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for run in runs {
         for (op, conc, s, c) in &run.rows {
             out.push_str(&format!(
-                "| {} | {op} | {conc} | {:.0} | {:.1} | {:.1} | {} | {:.0} | {:.0}% |\n",
+                "| {} | {op} | {conc} | {:.0} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {:.0} | {:.0}% |\n",
                 run.backend,
                 s.per_second,
                 s.p50_ms,
                 s.p99_ms,
                 s.errors,
+                s.cpu_us,
+                s.client_cpu_us,
                 c.per_second,
                 100.0 * s.per_second / c.per_second.max(1.0)
             ));
@@ -472,12 +633,12 @@ async fn main() {
         format!("{cpus} cores")
     });
     let mut runs = Vec::new();
-    for backend in ["postgres", "sqlite"] {
+    for backend in selected("BENCH_BACKENDS", &["postgres", "sqlite"]) {
         runs.push(run_backend(backend, &bin).await);
     }
     let md = table(&runs, &machine);
     println!("{md}");
-    if let Some(path) = readme {
+    if let Some(path) = readme.filter(|_| !partial_run()) {
         let text = std::fs::read_to_string(&path).unwrap();
         let (start, end) = ("<!-- bench:start -->", "<!-- bench:end -->");
         if let (Some(a), Some(b)) = (text.find(start), text.find(end)) {

@@ -13,8 +13,12 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::api::rate_limit::{RateLimitConfig, RateLimits};
 use crate::clock::Clock;
+use crate::service::accounts::KeyCache;
 use crate::store::Store;
 use crate::webhooks::ssrf::EgressPolicy;
+
+/// Most keys the key cache holds at once.
+const KEY_CACHE_CAPACITY: usize = 10_000;
 
 /// Limits and settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -26,6 +30,9 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     /// Requests per second per key.
     pub rate_limits: RateLimitConfig,
+    /// How long an authenticated key is trusted without a lookup: a key revoked
+    /// elsewhere stops working within this time. Zero looks every key up.
+    pub key_cache_ttl: Duration,
 }
 
 impl Default for ApiConfig {
@@ -34,6 +41,7 @@ impl Default for ApiConfig {
             max_body_bytes: 1_048_576,
             request_timeout: Duration::from_secs(30),
             rate_limits: RateLimitConfig::default(),
+            key_cache_ttl: Duration::from_secs(1),
         }
     }
 }
@@ -49,6 +57,8 @@ pub struct AppState {
     /// What webhook URLs may point at.
     pub egress: EgressPolicy,
     pub rate_limits: Arc<RateLimits>,
+    /// Keys that authenticated recently.
+    pub keys: Arc<KeyCache>,
 }
 
 impl AppState {
@@ -57,6 +67,7 @@ impl AppState {
             store,
             clock,
             rate_limits: Arc::new(RateLimits::new(config.rate_limits)),
+            keys: Arc::new(KeyCache::new(config.key_cache_ttl, KEY_CACHE_CAPACITY)),
             config: Arc::new(config),
             wakeup: Arc::new(tokio::sync::Notify::new()),
             egress: EgressPolicy::default(),

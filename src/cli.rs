@@ -118,6 +118,11 @@ struct ServeArgs {
     /// Requests per second per live key (0: no limit).
     #[arg(long, env = "CASAPAY_RATE_LIMIT_LIVE", default_value_t = 100)]
     rate_limit_live: u32,
+    /// How long, in milliseconds, a key that authenticated is trusted without looking
+    /// it up again: a key revoked by `casapay keys revoke` stops working within this
+    /// time. 0 looks the key up on every request.
+    #[arg(long, env = "CASAPAY_KEY_CACHE_MS", default_value_t = 1000)]
+    key_cache_ms: u64,
     /// How often the claims engine looks for work, in milliseconds.
     #[arg(long, env = "CASAPAY_ENGINE_POLL_MS", default_value_t = 250)]
     engine_poll_ms: u64,
@@ -304,6 +309,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
                 test_per_second: args.rate_limit_test,
                 live_per_second: args.rate_limit_live,
             },
+            key_cache_ttl: Duration::from_millis(args.key_cache_ms),
         },
     );
     // `--demo` is for development: webhooks to http:// and loopback are allowed unless set.

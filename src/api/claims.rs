@@ -8,9 +8,9 @@ use axum::extract::State;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::service::expand::Expanded;
 use axum::Json;
 use axum::response::Response;
-use serde_json::Value;
 
 use super::extract::{Body, Operator, PathId, Platform, Query};
 use super::list::{LIST_PARAMS, ListBody, page_request, render_expanded};
@@ -64,7 +64,7 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
     let input = claims::NewClaim { guarantee, amount, currency, reason, evidence, metadata: p.metadata()? };
     let body = service::write_json(&state.store, &call, async |tx| {
         let c = claims::create(tx, &call, input).await?;
-        expand::apply(tx, &call.scope, &c, &paths).await
+        expand::apply(tx, &call.scope, c, &paths).await
     })
     .await?;
     state.wakeup.notify_one();
@@ -79,12 +79,12 @@ async fn retrieve(
     Platform(call): Platform,
     PathId(id): PathId,
     Query(mut q): Query,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Expanded<Claim>>> {
     check_id(Kind::Claim, &id)?;
     let paths = expand_param(&mut q, Claim::OBJECT, false)?;
     q.allow(&[])?;
     let c = claims::retrieve(&state.store, &call, &id).await?;
-    Ok(Json(expand::apply_read(&state.store, &call.scope, &c, &paths).await?))
+    Ok(Json(expand::apply_read(&state.store, &call.scope, c, &paths).await?))
 }
 
 /// Update a claim's `metadata`.
@@ -102,7 +102,7 @@ async fn update(
     let metadata = p.metadata()?;
     let body = service::write_json(&state.store, &call, async |tx| {
         let c = claims::update_metadata(tx, &call, &id, metadata).await?;
-        expand::apply(tx, &call.scope, &c, &paths).await
+        expand::apply(tx, &call.scope, c, &paths).await
     })
     .await?;
     Ok(json_body(body))
@@ -115,7 +115,7 @@ async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
     Query(mut q): Query,
-) -> ApiResult<Json<ListBody<Value>>> {
+) -> ApiResult<Json<ListBody<Expanded<Claim>>>> {
     q.allow(&[LIST_PARAMS, &["guarantee", "status"]].concat())?;
     let page = page_request(&mut q, Kind::Claim)?;
     let paths = expand_param(&mut q, Claim::OBJECT, true)?;

@@ -8,7 +8,7 @@ use super::params::Params;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::service::Call;
-use crate::service::accounts::{self, LIVE_KEY_PREFIX, OPERATOR_KEY_PREFIX, Principal, TEST_KEY_PREFIX};
+use crate::service::accounts::{LIVE_KEY_PREFIX, OPERATOR_KEY_PREFIX, Principal, TEST_KEY_PREFIX};
 use crate::service::idempotency::Claim;
 
 /// The id given to this request, set by the request-id middleware.
@@ -80,7 +80,9 @@ pub(crate) async fn authenticate(
         return Ok(p.clone());
     }
     let key = presented_key(headers)?;
-    let principal = accounts::authenticate(&state.store, &key, state.clock.now())
+    let principal = state
+        .keys
+        .authenticate(&state.store, &key, state.clock.now())
         .await?
         .ok_or_else(|| ApiError::authentication(format!("Invalid API Key provided: {}", mask_key(&key))))?;
     let (key_id, livemode) = match &principal {

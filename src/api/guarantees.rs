@@ -8,9 +8,9 @@ use axum::extract::State;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::service::expand::Expanded;
 use axum::Json;
 use axum::response::Response;
-use serde_json::Value;
 
 use super::extract::{Body, PathId, Platform, Query};
 use super::list::{LIST_PARAMS, ListBody, page_request, render_expanded};
@@ -43,7 +43,7 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
     };
     let body = service::write_json(&state.store, &call, async |tx| {
         let g = guarantees::create(tx, &call, input).await?;
-        expand::apply(tx, &call.scope, &g, &paths).await
+        expand::apply(tx, &call.scope, g, &paths).await
     })
     .await?;
     Ok(json_body(body))
@@ -57,12 +57,12 @@ async fn retrieve(
     Platform(call): Platform,
     PathId(id): PathId,
     Query(mut q): Query,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Expanded<Guarantee>>> {
     check_id(Kind::Guarantee, &id)?;
     let paths = expand_param(&mut q, Guarantee::OBJECT, false)?;
     q.allow(&[])?;
     let g = guarantees::retrieve(&state.store, &call, &id).await?;
-    Ok(Json(expand::apply_read(&state.store, &call.scope, &g, &paths).await?))
+    Ok(Json(expand::apply_read(&state.store, &call.scope, g, &paths).await?))
 }
 
 /// Update a guarantee's `metadata`, or move its `end_date` later.
@@ -80,7 +80,7 @@ async fn update(
     let input = guarantees::GuaranteePatch { end_date: p.int("end_date")?, metadata: p.metadata()? };
     let body = service::write_json(&state.store, &call, async |tx| {
         let g = guarantees::update(tx, &call, &id, input).await?;
-        expand::apply(tx, &call.scope, &g, &paths).await
+        expand::apply(tx, &call.scope, g, &paths).await
     })
     .await?;
     Ok(json_body(body))
@@ -100,7 +100,7 @@ async fn cancel(
     p.allow(&[])?;
     let body = service::write_json(&state.store, &call, async |tx| {
         let g = guarantees::cancel(tx, &call, &id).await?;
-        expand::apply(tx, &call.scope, &g, &paths).await
+        expand::apply(tx, &call.scope, g, &paths).await
     })
     .await?;
     Ok(json_body(body))
@@ -113,7 +113,7 @@ async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
     Query(mut q): Query,
-) -> ApiResult<Json<ListBody<Value>>> {
+) -> ApiResult<Json<ListBody<Expanded<Guarantee>>>> {
     q.allow(&[LIST_PARAMS, &["status", "tenant", "policy"]].concat())?;
     let page = page_request(&mut q, Kind::Guarantee)?;
     let paths = expand_param(&mut q, Guarantee::OBJECT, true)?;

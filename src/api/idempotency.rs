@@ -101,5 +101,5 @@ fn fingerprint(method: &str, path: &str, media: Option<&str>, body: &[u8]) -> St
         Ok(params) => h.update(params.canonical().as_bytes()),
         Err(_) => h.update(body),
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(h.finalize())
 }

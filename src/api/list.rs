@@ -5,6 +5,8 @@ use std::borrow::Cow;
 use axum::Json;
 use serde::Serialize;
 
+use crate::service::expand::Expanded;
+
 use super::params::Params;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
@@ -72,12 +74,12 @@ pub async fn render_expanded<T: Serialize>(
     page: Page<T>,
     paths: &[Vec<String>],
     url: impl Into<Cow<'static, str>>,
-) -> ApiResult<Json<ListBody<serde_json::Value>>> {
+) -> ApiResult<Json<ListBody<Expanded<T>>>> {
     let data = if paths.is_empty() {
-        page.data.iter().map(serde_json::to_value).collect::<Result<Vec<_>, _>>().map_err(ApiError::internal)?
+        page.data.into_iter().map(Expanded::Plain).collect()
     } else {
         let mut conn = store.acquire().await?;
-        crate::service::expand::apply_all(&mut conn, scope, &page.data, paths).await?
+        crate::service::expand::apply_all(&mut conn, scope, page.data, paths).await?
     };
     Ok(render(Page { data, has_more: page.has_more }, url))
 }

@@ -5,8 +5,8 @@ use axum::extract::State;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::service::expand::Expanded;
 use axum::Json;
-use serde_json::Value;
 
 use super::extract::{PathId, Platform, Query};
 use super::list::{LIST_PARAMS, ListBody, page_request, render_expanded};
@@ -30,12 +30,12 @@ async fn retrieve(
     Platform(call): Platform,
     PathId(id): PathId,
     Query(mut q): Query,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Expanded<Payout>>> {
     check_id(Kind::Payout, &id)?;
     let paths = expand_param(&mut q, Payout::OBJECT, false)?;
     q.allow(&[])?;
     let payout = review::retrieve_payout(&state.store, &call, &id).await?;
-    Ok(Json(expand::apply_read(&state.store, &call.scope, &payout, &paths).await?))
+    Ok(Json(expand::apply_read(&state.store, &call.scope, payout, &paths).await?))
 }
 
 /// List payouts, newest first.
@@ -45,7 +45,7 @@ async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
     Query(mut q): Query,
-) -> ApiResult<Json<ListBody<Value>>> {
+) -> ApiResult<Json<ListBody<Expanded<Payout>>>> {
     q.allow(&[LIST_PARAMS, &["claim", "guarantee"]].concat())?;
     let page = page_request(&mut q, Kind::Payout)?;
     let paths = expand_param(&mut q, Payout::OBJECT, true)?;

@@ -1,5 +1,9 @@
 //! Accounts, API keys and authentication.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -41,12 +45,7 @@ pub struct CreatedAccount {
 /// SHA-256 of the key, hex. Keys carry ~190 random bits, so a fast hash is enough:
 /// there is nothing to brute-force that a slow hash would protect.
 pub fn hash_key(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 fn last4(key: &str) -> String {
@@ -115,9 +114,27 @@ pub async fn revoke_key(store: &Store, key: &str, now: i64) -> ApiResult<bool> {
 
 /// Finds who `key` speaks for, or `None` for a key that is unknown, revoked or expired.
 pub async fn authenticate(store: &Store, key: &str, now: i64) -> ApiResult<Option<Principal>> {
-    let hash = hash_key(key);
+    Ok(lookup(store, &hash_key(key), now).await?.map(|found| found.principal))
+}
+
+/// A key that authenticated, as the cache keeps it.
+#[derive(Debug, Clone)]
+struct FoundKey {
+    principal: Principal,
+    key_hash: String,
+    /// When a rolled key stops working (`None`: until revoked).
+    expires_at: Option<i64>,
+}
+
+impl FoundKey {
+    fn valid_at(&self, now: i64) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+async fn lookup(store: &Store, hash: &str, now: i64) -> ApiResult<Option<FoundKey>> {
     let mut conn = store.acquire().await?;
-    let Some(record) = store::accounts::find_key_by_hash(&mut conn, &hash).await? else {
+    let Some(record) = store::accounts::find_key_by_hash(&mut conn, hash).await? else {
         return Ok(None);
     };
     // The row was found by its hash; compare again in constant time so that the
@@ -128,13 +145,77 @@ pub async fn authenticate(store: &Store, key: &str, now: i64) -> ApiResult<Optio
     if record.revoked_at.is_some() || record.expires_at.is_some_and(|at| at <= now) {
         return Ok(None);
     }
-    Ok(match (record.kind, record.account_id) {
+    let principal = match (record.kind, record.account_id) {
         (KeyKind::Secret, Some(account_id)) => {
-            Some(Principal::Platform { scope: Scope { account_id, livemode: record.livemode }, key_id: record.id })
+            Principal::Platform { scope: Scope { account_id, livemode: record.livemode }, key_id: record.id }
         }
-        (KeyKind::Operator, _) => Some(Principal::Operator { key_id: record.id }),
-        (KeyKind::Secret, None) => None,
-    })
+        (KeyKind::Operator, _) => Principal::Operator { key_id: record.id },
+        (KeyKind::Secret, None) => return Ok(None),
+    };
+    Ok(Some(FoundKey { principal, key_hash: record.key_hash, expires_at: record.expires_at }))
+}
+
+/// Keys that authenticated recently, by hash, so that most requests skip the key
+/// lookup. An entry is trusted for `ttl` at most, then looked up again: a key revoked
+/// or rolled without a grace period elsewhere (by the CLI, or through another
+/// server on the same database) stops working within `ttl`. The expiry a rolled key
+/// was given is checked on every request. Unknown keys are never kept, and at most
+/// `capacity` keys are.
+pub struct KeyCache {
+    ttl: Duration,
+    capacity: usize,
+    entries: Mutex<HashMap<String, (FoundKey, Instant)>>,
+}
+
+impl KeyCache {
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        KeyCache { ttl, capacity, entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// `authenticate`, from the cache when the key was looked up less than `ttl` ago.
+    pub async fn authenticate(&self, store: &Store, key: &str, now: i64) -> ApiResult<Option<Principal>> {
+        let hash = hash_key(key);
+        if let Some(found) = self.cached(&hash, now, Instant::now()) {
+            return Ok(Some(found.principal));
+        }
+        let found = lookup(store, &hash, now).await?;
+        self.remember(&hash, found.as_ref(), Instant::now());
+        Ok(found.map(|f| f.principal))
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (FoundKey, Instant)>> {
+        // The map is consistent after any panic (each change is one insert or remove).
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn cached(&self, hash: &str, now: i64, at: Instant) -> Option<FoundKey> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries();
+        let (found, fetched) = entries.get(hash)?;
+        let fresh = at.saturating_duration_since(*fetched) < self.ttl;
+        let same = bool::from(found.key_hash.as_bytes().ct_eq(hash.as_bytes()));
+        (fresh && same && found.valid_at(now)).then(|| found.clone())
+    }
+
+    fn remember(&self, hash: &str, found: Option<&FoundKey>, at: Instant) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries();
+        let Some(found) = found else {
+            entries.remove(hash);
+            return;
+        };
+        if entries.len() >= self.capacity && !entries.contains_key(hash) {
+            entries.retain(|_, (_, fetched)| at.saturating_duration_since(*fetched) < self.ttl);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(hash.to_owned(), (found.clone(), at));
+    }
 }
 
 /// Seeds the documentation's test key and customer; safe to run on every start.
@@ -170,6 +251,49 @@ pub async fn seed_demo(store: &Store, now: i64) -> ApiResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn found(key_id: &str, expires_at: Option<i64>) -> FoundKey {
+        FoundKey { principal: Principal::Operator { key_id: key_id.into() }, key_hash: hash_key(key_id), expires_at }
+    }
+
+    #[test]
+    fn cached_keys_are_trusted_for_the_ttl_only() {
+        let cache = KeyCache::new(Duration::from_secs(1), 10);
+        let t0 = Instant::now();
+        let key = found("k1", None);
+        cache.remember(&key.key_hash, Some(&key), t0);
+        assert!(cache.cached(&key.key_hash, 0, t0 + Duration::from_millis(999)).is_some());
+        assert!(cache.cached(&key.key_hash, 0, t0 + Duration::from_secs(1)).is_none(), "stale: look it up again");
+        cache.remember(&key.key_hash, None, t0);
+        assert!(cache.cached(&key.key_hash, 0, t0).is_none(), "a failed lookup forgets the key");
+    }
+
+    #[test]
+    fn a_rolled_key_stops_at_its_expiry_even_when_cached() {
+        let cache = KeyCache::new(Duration::from_secs(3600), 10);
+        let t0 = Instant::now();
+        let key = found("k1", Some(100));
+        cache.remember(&key.key_hash, Some(&key), t0);
+        assert!(cache.cached(&key.key_hash, 99, t0).is_some());
+        assert!(cache.cached(&key.key_hash, 100, t0).is_none());
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_capacity_and_a_zero_ttl_keeps_nothing() {
+        let cache = KeyCache::new(Duration::from_secs(60), 3);
+        let t0 = Instant::now();
+        for i in 0..10 {
+            let key = found(&format!("k{i}"), None);
+            cache.remember(&key.key_hash, Some(&key), t0);
+            assert!(cache.entries().len() <= 3);
+            assert!(cache.cached(&key.key_hash, 0, t0).is_some(), "the newest key is kept");
+        }
+        let off = KeyCache::new(Duration::ZERO, 3);
+        let key = found("k", None);
+        off.remember(&key.key_hash, Some(&key), t0);
+        assert!(off.cached(&key.key_hash, 0, t0).is_none());
+        assert!(off.entries().is_empty());
+    }
 
     #[test]
     fn key_hash_is_sha256_hex() {

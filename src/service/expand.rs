@@ -79,28 +79,40 @@ pub fn parse(paths: &[String], root: &str, list: bool) -> ApiResult<Vec<Vec<Stri
     Ok(out)
 }
 
-/// The object as JSON with `paths` expanded; reads go through `conn`, so a write can
-/// expand its answer inside its own transaction.
+/// An object as answered: itself when nothing is expanded (serialised once, straight
+/// to the response), or its JSON tree with the expanded fields filled in.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Expanded<T> {
+    Plain(T),
+    Tree(Value),
+}
+
+/// The object with `paths` expanded; reads go through `conn`, so a write can expand
+/// its answer inside its own transaction.
 pub async fn apply<T: Serialize>(
     conn: &mut Conn,
     scope: &Scope,
-    object: &T,
+    object: T,
     paths: &[Vec<String>],
-) -> ApiResult<Value> {
-    let mut value = serde_json::to_value(object).map_err(ApiError::internal)?;
+) -> ApiResult<Expanded<T>> {
+    if paths.is_empty() {
+        return Ok(Expanded::Plain(object));
+    }
+    let mut value = serde_json::to_value(&object).map_err(ApiError::internal)?;
     for path in paths {
         expand_path(conn, scope, &mut value, path).await?;
     }
-    Ok(value)
+    Ok(Expanded::Tree(value))
 }
 
 /// `apply` on each item of a list.
 pub async fn apply_all<T: Serialize>(
     conn: &mut Conn,
     scope: &Scope,
-    items: &[T],
+    items: Vec<T>,
     paths: &[Vec<String>],
-) -> ApiResult<Vec<Value>> {
+) -> ApiResult<Vec<Expanded<T>>> {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         out.push(apply(conn, scope, item, paths).await?);
@@ -112,11 +124,11 @@ pub async fn apply_all<T: Serialize>(
 pub async fn apply_read<T: Serialize>(
     store: &Store,
     scope: &Scope,
-    object: &T,
+    object: T,
     paths: &[Vec<String>],
-) -> ApiResult<Value> {
+) -> ApiResult<Expanded<T>> {
     if paths.is_empty() {
-        return serde_json::to_value(object).map_err(ApiError::internal);
+        return Ok(Expanded::Plain(object));
     }
     let mut conn = store.acquire().await?;
     apply(&mut conn, scope, object, paths).await

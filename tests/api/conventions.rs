@@ -1,9 +1,14 @@
 //! Section 1 of the spec: errors, ids, bodies, auth. Bad input never gets a 5xx.
 
+use std::time::{Duration, Instant};
+
+use casapay::api::rate_limit::RateLimitConfig;
+use casapay::app::ApiConfig;
+use casapay::service::accounts;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{DEMO_KEY, TestApp, id};
+use crate::support::{DEMO_KEY, DOCS_NOW, TestApp, id};
 
 #[tokio::test]
 async fn missing_and_unknown_parameters() {
@@ -102,6 +107,57 @@ async fn authentication_errors_mask_the_key() {
     // HTTP Basic with the key as user name, as `curl -u key:` sends it.
     let r = app.client.get(app.url("/v1/customers")).basic_auth(DEMO_KEY, Some("")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// Keys are cached for `key_cache_ttl`: a key revoked behind the server's back (as
+/// `casapay keys revoke` does, from another process) is refused once its entry is stale.
+#[tokio::test]
+async fn a_revoked_key_is_refused_within_the_key_cache_ttl() {
+    let app = TestApp::start_with(ApiConfig {
+        rate_limits: RateLimitConfig::OFF,
+        key_cache_ttl: Duration::from_millis(300),
+        ..ApiConfig::default()
+    })
+    .await;
+    let account = app.new_account().await;
+    assert_eq!(app.get("/v1/customers", &account.test_key).await.status, 200);
+    assert!(accounts::revoke_key(&app.store, &account.test_key, DOCS_NOW).await.unwrap());
+    let revoked = Instant::now();
+    let deadline = revoked + Duration::from_secs(10);
+    loop {
+        let r = app.get("/v1/customers", &account.test_key).await;
+        if r.status == 401 {
+            break;
+        }
+        assert_eq!(r.status, 200);
+        assert!(Instant::now() < deadline, "the revoked key still works after 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The other mode's key is untouched.
+    assert_eq!(app.get("/v1/customers", &account.live_key).await.status, 200);
+}
+
+/// Within the TTL the cache answers (the revocation is not seen yet), but a rolled
+/// key's expiry is checked on every request.
+#[tokio::test]
+async fn cached_keys_skip_the_lookup_but_not_their_expiry() {
+    let app = TestApp::start_with(ApiConfig {
+        rate_limits: RateLimitConfig::OFF,
+        key_cache_ttl: Duration::from_secs(3600),
+        ..ApiConfig::default()
+    })
+    .await;
+    let account = app.new_account().await;
+    assert_eq!(app.get("/v1/customers", &account.live_key).await.status, 200);
+    assert!(accounts::revoke_key(&app.store, &account.live_key, DOCS_NOW).await.unwrap());
+    assert_eq!(app.get("/v1/customers", &account.live_key).await.status, 200, "answered from the cache");
+
+    let rolled = accounts::roll_secret_key(&app.store, &account.id, false, 60, DOCS_NOW).await.unwrap();
+    assert_eq!(app.get("/v1/customers", &account.test_key).await.status, 200, "within the grace period");
+    assert_eq!(app.get("/v1/customers", &rolled).await.status, 200);
+    app.clock.advance(61);
+    assert_eq!(app.get("/v1/customers", &account.test_key).await.status, 401, "expired, though cached");
+    assert_eq!(app.get("/v1/customers", &rolled).await.status, 200);
 }
 
 #[tokio::test]
