@@ -492,9 +492,13 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
         .env("CASAPAY_WEBHOOK_ALLOW_HTTP", "true")
         .env("CASAPAY_WEBHOOK_ALLOW_PRIVATE", "true")
         .env("CASAPAY_WEBHOOK_PER_ENDPOINT", "32")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
+        .stderr(std::fs::File::create(std::env::temp_dir().join("casapay_bench_server.log")).unwrap())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null());
+    if let Ok(n) = std::env::var("BENCH_SERVER_WORKERS") {
+        cmd.env("TOKIO_WORKER_THREADS", n);
+    }
     if backend == "postgres" {
         cmd.env("DATABASE_URL", &url);
     } else {
@@ -515,6 +519,9 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
     // sides, and is drained after each turn.
     let (ops, conns) = (selected("BENCH_OPS", &OPS), selected("BENCH_CONNS", &CONCURRENCY));
     let http = Arc::new(Http::new(([127, 0, 0, 1], port).into(), &data.key));
+    // The load generator runs on one thread of its own, as wrk's threads do: a second
+    // runtime worker spinning for work took CPU from the server and the database.
+    let client_rt = Arc::new(tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap());
     let mut rows = Vec::new();
     for &op in &ops {
         for &conc in &conns {
@@ -531,13 +538,24 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
                 drain(&store).await;
                 let (http, data) = (http.clone(), data.clone());
                 let (cpu_before, client_before) = (cpu_seconds(server.id()), cpu_seconds(std::process::id()));
-                served.push(
-                    drive(conc, move |n| {
-                        let (http, data) = (http.clone(), data.clone());
-                        async move { http_op(&http, &data, op, n).await }
-                    })
-                    .await,
-                );
+                if std::env::var("BENCH_CLIENT_THREAD").is_ok() {
+                    let rt = client_rt.clone();
+                    let turn = tokio::task::spawn_blocking(move || {
+                        rt.block_on(drive(conc, move |n| {
+                            let (http, data) = (http.clone(), data.clone());
+                            async move { http_op(&http, &data, op, n).await }
+                        }))
+                    });
+                    served.push(turn.await.unwrap());
+                } else {
+                    served.push(
+                        drive(conc, move |n| {
+                            let (http, data) = (http.clone(), data.clone());
+                            async move { http_op(&http, &data, op, n).await }
+                        })
+                        .await,
+                    );
+                }
                 drain(&store).await;
                 cpu += cpu_seconds(server.id()) - cpu_before;
                 client_cpu += cpu_seconds(std::process::id()) - client_before;
@@ -546,15 +564,19 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
             let requests: usize = served.iter().map(|x| x.latencies_ms.len()).sum();
             s.cpu_us = cpu * 1e6 / requests.max(1) as f64;
             s.client_cpu_us = client_cpu * 1e6 / requests.max(1) as f64;
+            let c = stats(&ceiling);
             eprintln!(
-                "{backend}: {op} at {conc}: {:.0} req/s, ceiling {:.0}",
-                s.per_second,
-                stats(&ceiling).per_second
+                "{backend}: {op} at {conc}: {:.0} req/s (p50 {:.2} ms), ceiling {:.0} req/s (p50 {:.2} ms)",
+                s.per_second, s.p50_ms, c.per_second, c.p50_ms
             );
             rows.push((op.to_owned(), conc, s, stats(&ceiling)));
         }
     }
     store.close().await;
+    if let Ok(rt) = Arc::try_unwrap(client_rt) {
+        // Dropped outside any runtime's context, as tokio requires.
+        rt.shutdown_background();
+    }
     let webhooks = if std::env::var("BENCH_WEBHOOKS").as_deref() == Ok("0") {
         (0.0, 0.0, 0.0)
     } else {

@@ -126,7 +126,7 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     }
     headers.insert("casapay-version", HeaderValue::from_static(API_VERSION));
     span.in_scope(|| {
-        tracing::info!(status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request finished")
+        tracing::info!(status = status.as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request finished")
     });
     resp
 }

@@ -34,7 +34,7 @@ wire_enum! {
     }
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventData {
     /// The object as of the change.
     #[schema(value_type = Object)]
@@ -45,13 +45,13 @@ pub struct EventData {
     pub previous_attributes: Option<Box<RawValue>>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventRequest {
     pub id: Option<String>,
     pub idempotency_key: Option<String>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Event {
     pub id: String,
     #[schema(value_type = String)]

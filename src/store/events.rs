@@ -1,5 +1,7 @@
 //! Events table: the outbox that every state change writes to in its own transaction.
 
+use std::collections::HashMap;
+
 use serde_json::value::RawValue;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -97,9 +99,15 @@ pub async fn delete_older_than(conn: &mut Conn, before: i64) -> Result<u64, sqlx
     Ok(sqlx::query("DELETE FROM events WHERE created < $1").bind(before).execute(&mut *conn).await?.rows_affected())
 }
 
-/// An event by id alone, for the webhook dispatcher (which works across accounts).
-pub async fn get_any(conn: &mut Conn, id: &str) -> Result<Option<Event>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM events WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *conn).await?;
-    row.as_ref().map(from_row).transpose()
+/// Events by id alone, for the dispatcher (which works across accounts): one query
+/// for a whole batch of deliveries.
+pub async fn get_many_any(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, Event>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut sql = super::list::Sql::new("");
+    let params = sql.bind_in_list(ids);
+    sql.push(&format!("SELECT {COLUMNS} FROM events WHERE id IN ({params})"));
+    let rows = sqlx::query_with(&sql.text, sql.args).fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| from_row(r).map(|e| (e.id.clone(), e))).collect()
 }

@@ -1,5 +1,7 @@
 //! Webhook endpoints, the delivery outbox, and the attempts log.
 
+use std::collections::HashMap;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -138,15 +140,17 @@ pub async fn enabled_endpoints(conn: &mut Conn, scope: &Scope) -> Result<Vec<(St
     rows.iter().map(|r| Ok((r.try_get("id")?, get_json(r, "enabled_events")?))).collect()
 }
 
-/// An endpoint by id alone, for the dispatcher (which works across accounts).
-pub async fn get_endpoint_any(conn: &mut Conn, id: &str) -> Result<Option<(Scope, WebhookEndpoint)>, sqlx::Error> {
-    let sql = format!("SELECT account_id, {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *conn).await?;
-    row.map(|r| {
-        let e = endpoint_from_row(&r)?;
-        Ok((Scope { account_id: r.try_get("account_id")?, livemode: e.livemode }, e))
-    })
-    .transpose()
+/// Endpoints by id alone, for the dispatcher (which works across accounts): one
+/// query for a whole batch of deliveries.
+pub async fn get_endpoints_any(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, WebhookEndpoint>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut sql = super::list::Sql::new("");
+    let params = sql.bind_in_list(ids);
+    sql.push(&format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id IN ({params})"));
+    let rows = sqlx::query_with(&sql.text, sql.args).fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| endpoint_from_row(r).map(|e| (e.id.clone(), e))).collect()
 }
 
 // Deliveries ------------------------------------------------------------------

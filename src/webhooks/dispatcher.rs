@@ -18,10 +18,10 @@ use tokio_util::sync::CancellationToken;
 use super::signing::signature_headers;
 use super::ssrf::{EgressPolicy, check_url};
 use crate::clock::Clock;
-use crate::domain::event::EventType;
+use crate::domain::event::{Event, EventType};
 use crate::domain::webhook::{
-    AttemptResult, DISABLE_AFTER_FAILING, EndpointStatus, RESPONSE_BODY_LIMIT, WebhookAttempt, classify,
-    next_attempt_at,
+    AttemptResult, DISABLE_AFTER_FAILING, EndpointStatus, RESPONSE_BODY_LIMIT, WebhookAttempt, WebhookEndpoint,
+    classify, next_attempt_at,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
@@ -57,6 +57,13 @@ impl Default for DispatcherConfig {
     }
 }
 
+/// A leased delivery and what it sends, read when it was leased: `None` when the
+/// endpoint was deleted or the event has expired since the delivery was queued.
+struct Job {
+    delivery: LeasedDelivery,
+    send: Option<(WebhookEndpoint, Event)>,
+}
+
 /// What one attempt came to, before it is written down.
 struct Outcome {
     status_code: Option<u16>,
@@ -85,8 +92,9 @@ impl Dispatcher {
     }
 
     /// Leases what can start now: up to the free slots, skipping endpoints that
-    /// already have `per_endpoint` attempts in flight.
-    async fn lease(&self) -> ApiResult<Vec<LeasedDelivery>> {
+    /// already have `per_endpoint` attempts in flight. The endpoints and events to
+    /// send are read in the lease's transaction, one query each for the batch.
+    async fn lease(&self) -> ApiResult<Vec<Job>> {
         let free = self.slots.available_permits();
         if free == 0 {
             return Ok(Vec::new());
@@ -97,7 +105,7 @@ impl Dispatcher {
         };
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let mut leased = store::webhooks::lease_due(
+        let leased = store::webhooks::lease_due(
             &mut tx,
             now,
             now + self.config.lease_seconds,
@@ -106,13 +114,11 @@ impl Dispatcher {
             &busy,
         )
         .await?;
-        tx.commit().await?;
         // One lease query cannot cap each endpoint: keep what fits under the cap and
         // give the rest back at once rather than hold it until the lease runs out.
         let mut counts: HashMap<String, usize> = self.busy.lock().expect("busy map").clone();
-        let mut keep = Vec::with_capacity(leased.len());
-        let mut release = Vec::new();
-        for d in leased.drain(..) {
+        let (mut keep, mut release) = (Vec::with_capacity(leased.len()), Vec::new());
+        for d in leased {
             let n = counts.entry(d.endpoint_id.clone()).or_default();
             if *n < self.config.per_endpoint {
                 *n += 1;
@@ -121,10 +127,25 @@ impl Dispatcher {
                 release.push(d);
             }
         }
+        let ids = |f: fn(&LeasedDelivery) -> &str| {
+            let mut ids: Vec<&str> = keep.iter().map(f).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        let endpoints = store::webhooks::get_endpoints_any(&mut tx, &ids(|d| &d.endpoint_id)).await?;
+        let events = store::events::get_many_any(&mut tx, &ids(|d| &d.event_id)).await?;
+        tx.commit().await?;
         for d in &release {
             self.give_back(d).await;
         }
-        Ok(keep)
+        Ok(keep
+            .into_iter()
+            .map(|d| {
+                let send = endpoints.get(&d.endpoint_id).cloned().zip(events.get(&d.event_id).cloned());
+                Job { delivery: d, send }
+            })
+            .collect())
     }
 
     /// Leases every due delivery it can and attempts them all, waiting for the
@@ -138,14 +159,14 @@ impl Dispatcher {
             }
             total += leased.len();
             let mut set = JoinSet::new();
-            for d in leased {
+            for job in leased {
                 let this = self.clone();
                 let permit = self.slots.clone().acquire_owned().await.map_err(ApiError::internal)?;
-                this.mark_busy(&d.endpoint_id, 1);
+                this.mark_busy(&job.delivery.endpoint_id, 1);
                 set.spawn(async move {
                     let _permit = permit;
-                    let endpoint = d.endpoint_id.clone();
-                    let result = this.attempt(d).await;
+                    let endpoint = job.delivery.endpoint_id.clone();
+                    let result = this.attempt(job).await;
                     this.mark_busy(&endpoint, -1);
                     result
                 });
@@ -188,17 +209,17 @@ impl Dispatcher {
             }
             match self.lease().await {
                 Ok(leased) => {
-                    for d in leased {
+                    for job in leased {
                         let Ok(permit) = self.slots.clone().try_acquire_owned() else {
-                            self.give_back(&d).await;
+                            self.give_back(&job.delivery).await;
                             continue;
                         };
                         let this = self.clone();
-                        this.mark_busy(&d.endpoint_id, 1);
+                        this.mark_busy(&job.delivery.endpoint_id, 1);
                         set.spawn(async move {
                             let _permit = permit;
-                            let endpoint = d.endpoint_id.clone();
-                            if let Err(e) = this.attempt(d).await {
+                            let endpoint = job.delivery.endpoint_id.clone();
+                            if let Err(e) = this.attempt(job).await {
                                 tracing::warn!(error = %e, "webhook attempt could not be recorded; it will be retried");
                             }
                             this.mark_busy(&endpoint, -1);
@@ -214,15 +235,10 @@ impl Dispatcher {
     }
 
     /// One attempt of one delivery, and its record.
-    async fn attempt(&self, d: LeasedDelivery) -> ApiResult<()> {
-        let (endpoint, event) = {
-            let mut conn = self.store.acquire().await?;
-            let endpoint = store::webhooks::get_endpoint_any(&mut conn, &d.endpoint_id).await?;
-            let event = store::events::get_any(&mut conn, &d.event_id).await?;
-            (endpoint, event)
-        };
-        let (endpoint, event) = match (endpoint, event) {
-            (Some((_, endpoint)), Some(event)) if endpoint.status == EndpointStatus::Enabled => (endpoint, event),
+    async fn attempt(&self, job: Job) -> ApiResult<()> {
+        let d = job.delivery;
+        let (endpoint, event) = match job.send {
+            Some((endpoint, event)) if endpoint.status == EndpointStatus::Enabled => (endpoint, event),
             // The endpoint was deleted or disabled, or the event expired: nothing left to send.
             _ => {
                 let mut conn = self.store.acquire().await?;
