@@ -102,12 +102,5 @@ pub async fn delete_older_than(conn: &mut Conn, before: i64) -> Result<u64, sqlx
 /// Events by id alone, for the dispatcher (which works across accounts): one query
 /// for a whole batch of deliveries.
 pub async fn get_many_any(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, Event>, sqlx::Error> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let mut sql = super::list::Sql::new("");
-    let params = sql.bind_in_list(ids);
-    sql.push(&format!("SELECT {COLUMNS} FROM events WHERE id IN ({params})"));
-    let rows = sqlx::query_with(&sql.text, sql.args).fetch_all(&mut *conn).await?;
-    rows.iter().map(|r| from_row(r).map(|e| (e.id.clone(), e))).collect()
+    super::list::fetch_by_ids(conn, &format!("SELECT {COLUMNS} FROM events"), ids, from_row).await
 }

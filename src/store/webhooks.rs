@@ -143,14 +143,13 @@ pub async fn enabled_endpoints(conn: &mut Conn, scope: &Scope) -> Result<Vec<(St
 /// Endpoints by id alone, for the dispatcher (which works across accounts): one
 /// query for a whole batch of deliveries.
 pub async fn get_endpoints_any(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, WebhookEndpoint>, sqlx::Error> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let mut sql = super::list::Sql::new("");
-    let params = sql.bind_in_list(ids);
-    sql.push(&format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id IN ({params})"));
-    let rows = sqlx::query_with(&sql.text, sql.args).fetch_all(&mut *conn).await?;
-    rows.iter().map(|r| endpoint_from_row(r).map(|e| (e.id.clone(), e))).collect()
+    super::list::fetch_by_ids(
+        conn,
+        &format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints"),
+        ids,
+        endpoint_from_row,
+    )
+    .await
 }
 
 // Deliveries ------------------------------------------------------------------

@@ -322,6 +322,37 @@ async fn a_crash_mid_attempt_delivers_once_after_the_lease() {
     assert_eq!(receiver.received().len(), 2);
 }
 
+/// Deliveries leased together (their endpoints and events read in one query each)
+/// are sent and recorded each on its own delivery, successes and failures alike.
+#[tokio::test]
+async fn a_leased_batch_lands_each_result_on_its_delivery() {
+    let app = TestApp::start().await;
+    let (good, bad) = (Receiver::start().await, Receiver::start().await);
+    bad.set_mode(Mode::Status(503));
+    let ok_endpoint = endpoint(&app, &good, &["customer.created"]).await;
+    let failing_endpoint = endpoint(&app, &bad, &["customer.created"]).await;
+    for i in 0..24 {
+        app.customer(DEMO_KEY, i).await;
+    }
+    assert_eq!(app.deliver().await, 48);
+    assert_eq!(good.delivered().len(), 24);
+    assert_eq!(bad.received().len(), 24);
+
+    let ok_log = attempts(&app, &ok_endpoint).await;
+    assert_eq!(ok_log.len(), 24);
+    assert!(ok_log.iter().all(|a| a["status_code"] == 200));
+    let failed_log = attempts(&app, &failing_endpoint).await;
+    assert_eq!(failed_log.len(), 24);
+    assert!(failed_log.iter().all(|a| a["status_code"] == 503 && a["error"] == "HTTP 503"));
+    let events = app.get("/v1/events?type=customer.created&limit=100", DEMO_KEY).await.ok();
+    let events = events["data"].as_array().unwrap();
+    assert_eq!(events.len(), 24);
+    assert!(events.iter().all(|e| e["pending_webhooks"] == 1), "delivered to one endpoint, pending on the other");
+    let failing = app.get(&format!("/v1/webhook_endpoints/{}", id(&failing_endpoint)), DEMO_KEY).await.ok();
+    assert_eq!(failing["status"], "enabled", "one failing streak, not yet five days");
+    assert_eq!(app.deliver().await, 0, "the failures wait for their retry");
+}
+
 #[tokio::test]
 async fn two_dispatchers_send_each_attempt_once() {
     let app = TestApp::start().await;
