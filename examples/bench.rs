@@ -3,11 +3,11 @@
 //! binary first); see the README's "Performance" section for what it measures.
 //!
 //! Per backend: seed 1,000 policies, 1,000 tenants and 100,000 guarantees; start
-//! `casapay serve` (release) on that data; drive four operations over HTTP with
-//! keep-alive at 1, 8 and 32 connections; run the same operations' SQL straight
-//! through the store layer in this process (the ceiling: every statement the server
-//! runs for the request, without HTTP); then deliver webhooks to
-//! a loopback receiver; and read the server's peak RSS.
+//! `casapay serve` (release) on that data; deliver webhooks to a loopback receiver;
+//! then, for four operations at 1, 8 and 32 connections, alternate turns of the
+//! ceiling (the operation's SQL straight through the store layer in this process:
+//! every statement the server runs for the request, without HTTP) and of the server
+//! (the operation over HTTP with keep-alive); last, read the server's peak RSS.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -65,20 +65,6 @@ impl Sql {
         self.text.push_str(s);
     }
 
-    /// Binds `values` for `IN (...)` and returns the placeholders. The list is padded
-    /// to a power of two (repeating the last value, which changes nothing) so that
-    /// batches of any size share a few prepared statements instead of one per length.
-    pub fn bind_in_list(&mut self, values: &[&str]) -> String {
-        let Some(last) = values.last() else { return "NULL".into() };
-        let padded = values.len().next_power_of_two();
-        let params: Vec<String> = values
-            .iter()
-            .chain(std::iter::repeat_n(last, padded - values.len()))
-            .map(|v| self.bind(v.to_string()))
-            .collect();
-        params.join(", ")
-    }
-
     /// Appends ` AND <column> = <value>`.
     pub fn and_eq<T>(&mut self, column: &str, value: T)
     where
