@@ -121,7 +121,6 @@ pub async fn authenticate(store: &Store, key: &str, now: i64) -> ApiResult<Optio
 #[derive(Debug, Clone)]
 struct FoundKey {
     principal: Principal,
-    key_hash: String,
     /// When a rolled key stops working (`None`: until revoked).
     expires_at: Option<i64>,
 }
@@ -152,7 +151,7 @@ async fn lookup(store: &Store, hash: &str, now: i64) -> ApiResult<Option<FoundKe
         (KeyKind::Operator, _) => Principal::Operator { key_id: record.id },
         (KeyKind::Secret, None) => return Ok(None),
     };
-    Ok(Some(FoundKey { principal, key_hash: record.key_hash, expires_at: record.expires_at }))
+    Ok(Some(FoundKey { principal, expires_at: record.expires_at }))
 }
 
 /// Keys that authenticated recently, by hash, so that most requests skip the key
@@ -195,8 +194,7 @@ impl KeyCache {
         let entries = self.entries();
         let (found, fetched) = entries.get(hash)?;
         let fresh = at.saturating_duration_since(*fetched) < self.ttl;
-        let same = bool::from(found.key_hash.as_bytes().ct_eq(hash.as_bytes()));
-        (fresh && same && found.valid_at(now)).then(|| found.clone())
+        (fresh && found.valid_at(now)).then(|| found.clone())
     }
 
     fn remember(&self, hash: &str, found: Option<&FoundKey>, at: Instant) {
@@ -253,29 +251,29 @@ mod tests {
     use super::*;
 
     fn found(key_id: &str, expires_at: Option<i64>) -> FoundKey {
-        FoundKey { principal: Principal::Operator { key_id: key_id.into() }, key_hash: hash_key(key_id), expires_at }
+        FoundKey { principal: Principal::Operator { key_id: key_id.into() }, expires_at }
     }
 
     #[test]
     fn cached_keys_are_trusted_for_the_ttl_only() {
         let cache = KeyCache::new(Duration::from_secs(1), 10);
         let t0 = Instant::now();
-        let key = found("k1", None);
-        cache.remember(&key.key_hash, Some(&key), t0);
-        assert!(cache.cached(&key.key_hash, 0, t0 + Duration::from_millis(999)).is_some());
-        assert!(cache.cached(&key.key_hash, 0, t0 + Duration::from_secs(1)).is_none(), "stale: look it up again");
-        cache.remember(&key.key_hash, None, t0);
-        assert!(cache.cached(&key.key_hash, 0, t0).is_none(), "a failed lookup forgets the key");
+        let (hash, key) = (hash_key("k1"), found("k1", None));
+        cache.remember(&hash, Some(&key), t0);
+        assert!(cache.cached(&hash, 0, t0 + Duration::from_millis(999)).is_some());
+        assert!(cache.cached(&hash, 0, t0 + Duration::from_secs(1)).is_none(), "stale: look it up again");
+        cache.remember(&hash, None, t0);
+        assert!(cache.cached(&hash, 0, t0).is_none(), "a failed lookup forgets the key");
     }
 
     #[test]
     fn a_rolled_key_stops_at_its_expiry_even_when_cached() {
         let cache = KeyCache::new(Duration::from_secs(3600), 10);
         let t0 = Instant::now();
-        let key = found("k1", Some(100));
-        cache.remember(&key.key_hash, Some(&key), t0);
-        assert!(cache.cached(&key.key_hash, 99, t0).is_some());
-        assert!(cache.cached(&key.key_hash, 100, t0).is_none());
+        let (hash, key) = (hash_key("k1"), found("k1", Some(100)));
+        cache.remember(&hash, Some(&key), t0);
+        assert!(cache.cached(&hash, 99, t0).is_some());
+        assert!(cache.cached(&hash, 100, t0).is_none());
     }
 
     #[test]
@@ -283,15 +281,15 @@ mod tests {
         let cache = KeyCache::new(Duration::from_secs(60), 3);
         let t0 = Instant::now();
         for i in 0..10 {
-            let key = found(&format!("k{i}"), None);
-            cache.remember(&key.key_hash, Some(&key), t0);
+            let (hash, key) = (hash_key(&format!("k{i}")), found(&format!("k{i}"), None));
+            cache.remember(&hash, Some(&key), t0);
             assert!(cache.entries().len() <= 3);
-            assert!(cache.cached(&key.key_hash, 0, t0).is_some(), "the newest key is kept");
+            assert!(cache.cached(&hash, 0, t0).is_some(), "the newest key is kept");
         }
         let off = KeyCache::new(Duration::ZERO, 3);
-        let key = found("k", None);
-        off.remember(&key.key_hash, Some(&key), t0);
-        assert!(off.cached(&key.key_hash, 0, t0).is_none());
+        let (hash, key) = (hash_key("k"), found("k", None));
+        off.remember(&hash, Some(&key), t0);
+        assert!(off.cached(&hash, 0, t0).is_none());
         assert!(off.entries().is_empty());
     }
 
