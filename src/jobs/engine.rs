@@ -20,7 +20,8 @@ use crate::store::Store;
 pub struct EngineConfig {
     /// How often the engine looks for work when nothing wakes it sooner.
     pub poll_interval: Duration,
-    /// The most claims, payouts and guarantees each step handles.
+    /// The most claims, payouts and guarantees each step handles; each kind is one
+    /// transaction, so this is also how much work one commit records.
     pub batch_size: usize,
 }
 
@@ -89,18 +90,8 @@ impl Engine {
             }
         }
         report.guarantees_changed = review::transition_guarantees(&self.store, self.clock.now(), batch as i64).await?;
-        while report.claims_reviewed < batch {
-            match review::review_next(&self.store, self.clock.now()).await? {
-                Some(_) => report.claims_reviewed += 1,
-                None => break,
-            }
-        }
-        while report.payouts_sent < batch {
-            match review::pay_next(&self.store, self.rail.as_ref(), self.clock.now()).await? {
-                Some(_) => report.payouts_sent += 1,
-                None => break,
-            }
-        }
+        report.claims_reviewed = review::review_due(&self.store, self.clock.now(), batch).await?;
+        report.payouts_sent = review::pay_due(&self.store, self.rail.as_ref(), self.clock.now(), batch).await?;
         Ok(report)
     }
 

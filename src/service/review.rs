@@ -1,7 +1,8 @@
 //! The claims engine's steps: automated review, review by hand (operators and test
 //! helpers), payouts, and the guarantees' time-driven status changes. Each step is one
-//! transaction that locks what it changes in a fixed order (payout, claim, guarantee),
-//! so steps running at once on several replicas never deadlock or act twice.
+//! transaction, for a batch of claims or payouts at a time, that locks what it changes in
+//! a fixed order (payouts, claims, then guarantees by id), so steps running at once on
+//! several replicas never deadlock or act twice.
 
 use super::rail::{PayoutRail, RailOutcome};
 use super::{Call, record_event, record_update};
@@ -83,31 +84,46 @@ async fn deny(tx: &mut Tx, call: &Call, claim: Claim, reason: Option<DenialReaso
     Ok(after)
 }
 
-/// Reviews the oldest claim waiting for automation. Returns its id, or `None` when
-/// the queue is empty.
-pub async fn review_next(store: &Store, now: i64) -> ApiResult<Option<String>> {
+/// Reviews up to `limit` of the oldest claims waiting for automation, all in one
+/// transaction, so that a backlog costs one commit per batch rather than one per claim.
+/// Returns how many were reviewed (approved, denied, or handed to an operator).
+pub async fn review_due(store: &Store, now: i64, limit: usize) -> ApiResult<usize> {
     let mut tx = store.begin().await?;
-    let Some((scope, claim)) = store::claims::next_for_review(&mut tx).await? else {
-        return Ok(None);
-    };
+    let mut claims = store::claims::next_for_review(&mut tx, limit).await?;
+    if claims.is_empty() {
+        return Ok(0);
+    }
+    // Guarantees are locked in id order, so that batches taken by several replicas at
+    // once cannot deadlock; the sort is stable, so a guarantee's claims keep their
+    // filing order and the first filed is the first to draw on the coverage.
+    claims.sort_by(|a, b| a.1.guarantee.cmp(&b.1.guarantee));
+    let reviewed = claims.len();
+    for (scope, claim) in claims {
+        review_one(&mut tx, scope, claim, now).await?;
+    }
+    tx.commit().await?;
+    Ok(reviewed)
+}
+
+/// The automated review of one locked claim. Its guarantee is read again for each
+/// claim, so a second claim on it sees what the first one reserved.
+async fn review_one(tx: &mut Tx, scope: Scope, claim: Claim, now: i64) -> ApiResult<()> {
     let call = Call::job(scope, now);
-    let (g, p) = claim_terms(&mut tx, &call.scope, &claim).await?;
-    let id = claim.id.clone();
+    let (g, p) = claim_terms(tx, &call.scope, &claim).await?;
     match decide(&review_input(&claim, &g, &p)) {
         Decision::Approve { amount } => {
-            approve(&mut tx, &call, claim, g, amount).await?;
+            approve(tx, &call, claim, g, amount).await?;
         }
         Decision::Deny(reason) => {
-            deny(&mut tx, &call, claim, Some(reason)).await?;
+            deny(tx, &call, claim, Some(reason)).await?;
         }
         Decision::Operator => {
             let mut waiting = claim;
             waiting.awaiting_operator = true;
-            store::claims::update(&mut tx, &call.scope, &waiting).await?;
+            store::claims::update(tx, &call.scope, &waiting).await?;
         }
     }
-    tx.commit().await?;
-    Ok(Some(id))
+    Ok(())
 }
 
 /// A decision taken by hand.
@@ -169,27 +185,50 @@ pub async fn review_by_hand(
     }
 }
 
-/// Sends the oldest pending payout through the rail and records the outcome.
-/// Returns its id, or `None` when nothing is pending.
-pub async fn pay_next(store: &Store, rail: &dyn PayoutRail, now: i64) -> ApiResult<Option<String>> {
+/// Sends up to `limit` of the oldest pending payouts through the rail and records the
+/// outcomes in one transaction. A payout the rail has no answer for yet stays pending
+/// for the next step without holding back the others. Returns how many were settled.
+pub async fn pay_due(store: &Store, rail: &dyn PayoutRail, now: i64, limit: usize) -> ApiResult<usize> {
     let mut tx = store.begin().await?;
-    let Some((scope, payout)) = store::payouts::next_pending(&mut tx).await? else {
-        return Ok(None);
-    };
-    let call = Call::job(scope, now);
-    // The payout row stays locked while the rail works, so no other worker sends it.
-    let outcome = rail.pay(&payout, now).await.map_err(|e| ApiError::internal(format!("payout rail: {e}")))?;
-    let claim = store::claims::get_for_update(&mut tx, &call.scope, &payout.claim)
+    let mut payouts = store::payouts::next_pending(&mut tx, limit).await?;
+    if payouts.is_empty() {
+        return Ok(0);
+    }
+    // Guarantee order, as in `review_due`, so concurrent batches cannot deadlock.
+    payouts.sort_by(|a, b| a.1.guarantee.cmp(&b.1.guarantee));
+    // Every rail call is made before anything else is locked, so a slow rail holds
+    // only these payout rows, not the guarantees that API requests also write.
+    let mut answers = Vec::with_capacity(payouts.len());
+    for (scope, payout) in payouts {
+        match rail.pay(&payout, now).await {
+            Ok(outcome) => answers.push((scope, payout, outcome)),
+            Err(e) => {
+                tracing::warn!(payout = %payout.id, error = %e, "payout rail has no answer yet; tried again later")
+            }
+        }
+    }
+    let settled = answers.len();
+    for (scope, payout, outcome) in answers {
+        settle(&mut tx, Call::job(scope, now), payout, outcome, now).await?;
+    }
+    tx.commit().await?;
+    Ok(settled)
+}
+
+/// Records the rail's answer for a locked payout: its claim, the guarantee's reserved
+/// and paid amounts, and the events.
+async fn settle(tx: &mut Tx, call: Call, payout: Payout, outcome: RailOutcome, now: i64) -> ApiResult<()> {
+    let claim = store::claims::get_for_update(tx, &call.scope, &payout.claim)
         .await?
         .ok_or_else(|| ApiError::internal(format!("payout {} has no claim", payout.id)))?;
-    let mut g = store::guarantees::get_for_update(&mut tx, &call.scope, &payout.guarantee)
+    let mut g = store::guarantees::get_for_update(tx, &call.scope, &payout.guarantee)
         .await?
         .ok_or_else(|| ApiError::internal(format!("payout {} has no guarantee", payout.id)))?;
     let (status, arrival_date) = match &outcome {
         RailOutcome::Paid { arrival_date } => (PayoutStatus::Paid, Some(*arrival_date)),
         RailOutcome::Failed { .. } => (PayoutStatus::Failed, None),
     };
-    if !store::payouts::settle(&mut tx, &payout.id, status, arrival_date).await? {
+    if !store::payouts::settle(tx, &payout.id, status, arrival_date).await? {
         return Err(ApiError::internal(format!("payout {} was settled twice", payout.id)));
     }
     let settled = Payout { status, arrival_date, ..payout.clone() };
@@ -201,26 +240,25 @@ pub async fn pay_next(store: &Store, rail: &dyn PayoutRail, now: i64) -> ApiResu
             let mut paid = claim.clone();
             paid.status = ClaimStatus::Paid;
             paid.status_transitions.paid_at = Some(now);
-            store::claims::update(&mut tx, &call.scope, &paid).await?;
-            record_event(&mut tx, &call, EventType::PayoutPaid, &settled).await?;
-            record_update(&mut tx, &call, EventType::ClaimPaid, &claim, &paid).await?;
+            store::claims::update(tx, &call.scope, &paid).await?;
+            record_event(tx, &call, EventType::PayoutPaid, &settled).await?;
+            record_update(tx, &call, EventType::ClaimPaid, &claim, &paid).await?;
         }
         RailOutcome::Failed { reason } => {
             tracing::warn!(payout = %payout.id, %reason, "payout failed; coverage released");
-            record_event(&mut tx, &call, EventType::PayoutFailed, &settled).await?;
+            record_event(tx, &call, EventType::PayoutFailed, &settled).await?;
         }
     }
     g.refresh_remaining();
     let used_up = g.claims_paid >= g.total_coverage;
     if used_up && matches!(g.status, GuaranteeStatus::Pending | GuaranteeStatus::Active | GuaranteeStatus::Expired) {
         g.status = GuaranteeStatus::Claimed;
-        store::guarantees::update(&mut tx, &call.scope, &g).await?;
-        record_update(&mut tx, &call, EventType::GuaranteeClaimed, &g_before, &g).await?;
+        store::guarantees::update(tx, &call.scope, &g).await?;
+        record_update(tx, &call, EventType::GuaranteeClaimed, &g_before, &g).await?;
     } else {
-        store::guarantees::update(&mut tx, &call.scope, &g).await?;
+        store::guarantees::update(tx, &call.scope, &g).await?;
     }
-    tx.commit().await?;
-    Ok(Some(payout.id))
+    Ok(())
 }
 
 /// Activates guarantees whose start has come and expires those whose end has passed,

@@ -175,20 +175,21 @@ pub async fn list(
     .await
 }
 
-/// The next claim waiting for automated review, locked for this transaction;
-/// claims another worker holds are skipped.
-pub async fn next_for_review(tx: &mut Tx) -> Result<Option<(Scope, Claim)>, sqlx::Error> {
+/// Up to `limit` of the oldest claims waiting for automated review, locked for this
+/// transaction; claims another worker holds are skipped.
+pub async fn next_for_review(tx: &mut Tx, limit: usize) -> Result<Vec<(Scope, Claim)>, sqlx::Error> {
     let skip = tx.skip_locked_clause();
     let sql = format!(
         "SELECT account_id, {COLUMNS} FROM claims WHERE status = 'under_review' AND awaiting_operator = $1 \
-         ORDER BY seq LIMIT 1{skip}"
+         ORDER BY seq LIMIT $2{skip}"
     );
-    let row = sqlx::query(&sql).bind(false).fetch_optional(&mut **tx).await?;
-    row.map(|r| {
-        let c = from_row(&r)?;
-        Ok((Scope { account_id: r.try_get("account_id")?, livemode: c.livemode }, c))
-    })
-    .transpose()
+    let rows = sqlx::query(&sql).bind(false).bind(limit as i64).fetch_all(&mut **tx).await?;
+    rows.iter()
+        .map(|r| {
+            let c = from_row(r)?;
+            Ok((Scope { account_id: r.try_get("account_id")?, livemode: c.livemode }, c))
+        })
+        .collect()
 }
 
 /// A claim in any account, locked: for operators, whose keys span accounts.

@@ -70,16 +70,18 @@ pub async fn settle(
     Ok(done.rows_affected() == 1)
 }
 
-/// The next pending payout, locked; payouts another worker holds are skipped.
-pub async fn next_pending(tx: &mut Tx) -> Result<Option<(Scope, Payout)>, sqlx::Error> {
+/// Up to `limit` of the oldest pending payouts, locked for this transaction; payouts
+/// another worker holds are skipped.
+pub async fn next_pending(tx: &mut Tx, limit: usize) -> Result<Vec<(Scope, Payout)>, sqlx::Error> {
     let skip = tx.skip_locked_clause();
-    let sql = format!("SELECT account_id, {COLUMNS} FROM payouts WHERE status = 'pending' ORDER BY seq LIMIT 1{skip}");
-    let row = sqlx::query(&sql).fetch_optional(&mut **tx).await?;
-    row.map(|r| {
-        let p = from_row(&r)?;
-        Ok((Scope { account_id: r.try_get("account_id")?, livemode: p.livemode }, p))
-    })
-    .transpose()
+    let sql = format!("SELECT account_id, {COLUMNS} FROM payouts WHERE status = 'pending' ORDER BY seq LIMIT $1{skip}");
+    let rows = sqlx::query(&sql).bind(limit as i64).fetch_all(&mut **tx).await?;
+    rows.iter()
+        .map(|r| {
+            let p = from_row(r)?;
+            Ok((Scope { account_id: r.try_get("account_id")?, livemode: p.livemode }, p))
+        })
+        .collect()
 }
 
 #[derive(Debug, Default, Clone)]

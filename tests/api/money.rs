@@ -170,23 +170,70 @@ async fn two_replicas_share_the_work_without_doing_it_twice() {
     assert!(denied["data"].as_array().unwrap().iter().all(|c| c["denial_reason"] == "coverage_exhausted"));
 }
 
-/// A rail that remembers what it paid (idempotent on the payout id) and can be told
-/// to fail after paying, as if the process died before recording the answer.
+#[tokio::test]
+async fn replicas_reviewing_batches_across_shared_guarantees_neither_deadlock_nor_overpay() {
+    let app = TestApp::start().await;
+    let mut grts = Vec::new();
+    for _ in 0..4 {
+        grts.push(guarantee_of(&app, 3).await);
+    }
+    // Claims filed round-robin, so every batch spans several guarantees in no id order.
+    for i in 0..40 {
+        let grt = &grts[i % grts.len()];
+        app.post("/v1/claims", DEMO_KEY, claim_body(grt, i, "missed_payment")).await.ok();
+    }
+    let engines: Vec<Engine> = [app.store.clone(), open_store(&app.db_url).await, open_store(&app.db_url).await]
+        .into_iter()
+        .map(|store| {
+            Engine::new(
+                store,
+                app.clock.clone(),
+                Arc::new(InstantRail),
+                EngineConfig { poll_interval: Duration::from_millis(5), batch_size: 7 },
+                Arc::new(tokio::sync::Notify::new()),
+            )
+        })
+        .collect();
+    let reports = join_all(engines.iter().map(|e| e.run_until_idle())).await;
+    let (mut reviewed, mut paid) = (0, 0);
+    for r in reports {
+        let r = r.expect("no replica's step failed (a deadlock would)");
+        reviewed += r.claims_reviewed;
+        paid += r.payouts_sent;
+    }
+    assert_eq!((reviewed, paid), (40, 12), "each claim reviewed once, three paid per guarantee");
+    for grt in &grts {
+        assert_eq!(check_invariant(&app, grt).await, 360_000);
+        // The first three filed on each guarantee are the ones paid.
+        let paid = app.get(&format!("/v1/claims?guarantee={grt}&status=paid&limit=100"), DEMO_KEY).await.ok();
+        assert_eq!(paid["data"].as_array().unwrap().len(), 3);
+    }
+}
+
+/// A rail that remembers what it paid (idempotent on the payout id). It can be told to
+/// pay and then never answer, as if the process died before recording the answer, and
+/// to answer "not known yet" for one payout.
 #[derive(Default)]
 struct LedgerRail {
     paid: Mutex<Vec<String>>,
-    crash_after_paying: Mutex<bool>,
+    hang_after_paying: Mutex<bool>,
+    unsure_about: Mutex<Option<String>>,
 }
 
 impl PayoutRail for LedgerRail {
     fn pay<'a>(&'a self, payout: &'a Payout, now: i64) -> RailFuture<'a> {
         Box::pin(async move {
-            let mut paid = self.paid.lock().unwrap();
-            if !paid.contains(&payout.id) {
-                paid.push(payout.id.clone());
+            if self.unsure_about.lock().unwrap().as_deref() == Some(payout.id.as_str()) {
+                return Err("connection reset before the bank answered".into());
             }
-            if std::mem::replace(&mut *self.crash_after_paying.lock().unwrap(), false) {
-                return Err("connection reset after the bank accepted the payout".into());
+            {
+                let mut paid = self.paid.lock().unwrap();
+                if !paid.contains(&payout.id) {
+                    paid.push(payout.id.clone());
+                }
+            }
+            if std::mem::replace(&mut *self.hang_after_paying.lock().unwrap(), false) {
+                std::future::pending::<()>().await;
             }
             Ok(RailOutcome::Paid { arrival_date: now })
         })
@@ -210,7 +257,7 @@ async fn crashes_between_and_inside_steps_never_pay_twice() {
     let now = DUE + DAY;
 
     // Step one only: the claim is approved, its amount held back, its payout pending.
-    assert!(review::review_next(&app.store, now).await.unwrap().is_some());
+    assert_eq!(review::review_due(&app.store, now, 1).await.unwrap(), 1);
     let approved = app.get(&format!("/v1/claims/{}", id(&c)), DEMO_KEY).await.ok();
     assert_eq!(approved["status"], "approved");
     let po = approved["payout"].as_str().unwrap().to_owned();
@@ -218,21 +265,25 @@ async fn crashes_between_and_inside_steps_never_pay_twice() {
     assert_eq!((g["claims_paid"].as_i64(), g["remaining_coverage"].as_i64()), (Some(0), Some(1_320_000)));
 
     // The process dies inside the rail call, holding the payout: nothing is recorded.
-    let hung = tokio::time::timeout(Duration::from_millis(200), review::pay_next(&app.store, &HangingRail, now)).await;
+    let hung =
+        tokio::time::timeout(Duration::from_millis(200), review::pay_due(&app.store, &HangingRail, now, 10)).await;
     assert!(hung.is_err(), "the hanging step was cut off");
 
     // The rail pays, then the process dies before the commit: the payout stays pending.
     let rail = Arc::new(LedgerRail::default());
-    *rail.crash_after_paying.lock().unwrap() = true;
+    *rail.hang_after_paying.lock().unwrap() = true;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         // The cut-off transaction's lock goes when its rollback reaches the database.
-        match review::pay_next(&app.store, rail.as_ref(), now).await {
+        let step =
+            tokio::time::timeout(Duration::from_millis(200), review::pay_due(&app.store, rail.as_ref(), now, 10));
+        match step.await {
             Err(_) => break,
-            Ok(None) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            Ok(Ok(0)) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
             other => panic!("expected the simulated crash, got {other:?}"),
         }
     }
+    assert_eq!(rail.paid.lock().unwrap().clone(), vec![po.clone()], "the rail has paid");
     let payout = app.get(&format!("/v1/payouts/{po}"), DEMO_KEY).await.ok();
     assert_eq!(payout["status"], "pending");
 
@@ -244,4 +295,38 @@ async fn crashes_between_and_inside_steps_never_pay_twice() {
     assert_eq!(app.get(&format!("/v1/payouts/{po}"), DEMO_KEY).await.ok()["status"], "paid");
     assert_eq!(check_invariant(&app, &grt).await, 120_000);
     assert!(engine.run_until_idle().await.unwrap().is_idle());
+}
+
+#[tokio::test]
+async fn a_payout_the_rail_is_unsure_of_waits_without_holding_back_its_batch() {
+    let app = TestApp::start().await;
+    let grt = guarantee_of(&app, 12).await;
+    for i in 0..3 {
+        app.post("/v1/claims", DEMO_KEY, claim_body(&grt, i, "missed_payment")).await.ok();
+    }
+    let now = DUE + DAY;
+    assert_eq!(review::review_due(&app.store, now, 10).await.unwrap(), 3);
+    let approved = app.get(&format!("/v1/claims?guarantee={grt}&status=approved"), DEMO_KEY).await.ok();
+    let payouts: Vec<String> =
+        approved["data"].as_array().unwrap().iter().map(|c| c["payout"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(payouts.len(), 3);
+
+    let rail = LedgerRail::default();
+    *rail.unsure_about.lock().unwrap() = Some(payouts[1].clone());
+    assert_eq!(review::pay_due(&app.store, &rail, now, 10).await.unwrap(), 2, "the other two are settled");
+    let status = |po: String| {
+        let app = &app;
+        async move { app.get(&format!("/v1/payouts/{po}"), DEMO_KEY).await.ok()["status"].clone() }
+    };
+    assert_eq!(status(payouts[0].clone()).await, "paid");
+    assert_eq!(status(payouts[1].clone()).await, "pending");
+    assert_eq!(status(payouts[2].clone()).await, "paid");
+    assert_eq!(check_invariant(&app, &grt).await, 240_000);
+
+    // Once the rail knows, the next step settles it.
+    *rail.unsure_about.lock().unwrap() = None;
+    assert_eq!(review::pay_due(&app.store, &rail, now, 10).await.unwrap(), 1);
+    assert_eq!(status(payouts[1].clone()).await, "paid");
+    assert_eq!(check_invariant(&app, &grt).await, 360_000);
+    assert_eq!(rail.paid.lock().unwrap().len(), 3);
 }

@@ -196,13 +196,17 @@ async fn work_queues_and_the_coverage_check() {
 
     // Review queue: oldest first; a claim waiting for an operator leaves it.
     let mut tx = store.begin().await.unwrap();
-    let (sc, mut first) = store::claims::next_for_review(&mut tx).await.unwrap().unwrap();
+    let queue = store::claims::next_for_review(&mut tx, 10).await.unwrap();
+    let ids: Vec<&str> = queue.iter().map(|(_, c)| c.id.as_str()).collect();
+    assert_eq!(ids, ["clm_1", "clm_2"]);
+    let (sc, mut first) = store::claims::next_for_review(&mut tx, 1).await.unwrap().remove(0);
     assert_eq!((sc.clone(), first.id.as_str()), (s.clone(), "clm_1"));
     first.awaiting_operator = true;
     store::claims::update(&mut tx, &s, &first).await.unwrap();
     tx.commit().await.unwrap();
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(store::claims::next_for_review(&mut tx).await.unwrap().unwrap().1.id, "clm_2");
+    let queue = store::claims::next_for_review(&mut tx, 10).await.unwrap();
+    assert_eq!(queue.iter().map(|(_, c)| c.id.as_str()).collect::<Vec<_>>(), ["clm_2"]);
     assert_eq!(
         store::claims::find_live_for_invoice(&mut tx, "grt_1", "inv_1").await.unwrap().as_deref(),
         Some("clm_1")
@@ -236,10 +240,10 @@ async fn work_queues_and_the_coverage_check() {
     store::payouts::insert(&mut tx, &s, &payout).await.unwrap();
     tx.commit().await.unwrap();
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(store::payouts::next_pending(&mut tx).await.unwrap().unwrap().1.id, "po_1");
+    assert_eq!(store::payouts::next_pending(&mut tx, 10).await.unwrap()[0].1.id, "po_1");
     assert!(store::payouts::settle(&mut tx, "po_1", PayoutStatus::Paid, Some(4)).await.unwrap());
     assert!(!store::payouts::settle(&mut tx, "po_1", PayoutStatus::Paid, Some(5)).await.unwrap());
-    assert!(store::payouts::next_pending(&mut tx).await.unwrap().is_none());
+    assert!(store::payouts::next_pending(&mut tx, 10).await.unwrap().is_empty());
     tx.commit().await.unwrap();
     let mut conn = store.acquire().await.unwrap();
     let paid = store::payouts::get(&mut conn, &s, "po_1").await.unwrap().unwrap();
