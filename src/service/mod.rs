@@ -99,7 +99,7 @@ async fn insert_event<T: Serialize>(
     let object = serde_json::to_string(object).map_err(ApiError::internal)?;
     let previous = previous.map(|p| serde_json::Value::Object(p).to_string());
     let id = Kind::Event.new_id();
-    let endpoints: Vec<String> = store::webhooks::enabled_endpoints(tx, &call.scope)
+    let endpoints: Vec<String> = store::webhooks::enabled_endpoints_in(tx, &call.scope)
         .await?
         .into_iter()
         .filter(|(_, events)| subscribes(events, kind.as_str()))

@@ -43,7 +43,7 @@ async fn claim_terms(tx: &mut Tx, scope: &Scope, claim: &Claim) -> ApiResult<(Gu
 }
 
 /// Approves `amount`, reserves it on the guarantee and creates the pending payout.
-async fn approve(tx: &mut Tx, call: &Call, claim: Claim, mut g: Guarantee, amount: i64) -> ApiResult<Claim> {
+async fn approve(tx: &mut Tx, call: &Call, claim: Claim, g: &mut Guarantee, amount: i64) -> ApiResult<Claim> {
     let payout = Payout {
         id: Kind::Payout.new_id(),
         object: Payout::OBJECT,
@@ -59,7 +59,7 @@ async fn approve(tx: &mut Tx, call: &Call, claim: Claim, mut g: Guarantee, amoun
     store::payouts::insert(tx, &call.scope, &payout).await?;
     g.claims_reserved += amount;
     g.refresh_remaining();
-    store::guarantees::update(tx, &call.scope, &g).await?;
+    store::guarantees::update(tx, &call.scope, g).await?;
     let mut after = claim.clone();
     after.status = ClaimStatus::Approved;
     after.amount_approved = Some(amount);
@@ -89,41 +89,45 @@ async fn deny(tx: &mut Tx, call: &Call, claim: Claim, reason: Option<DenialReaso
 /// Returns how many were reviewed (approved, denied, or handed to an operator).
 pub async fn review_due(store: &Store, now: i64, limit: usize) -> ApiResult<usize> {
     let mut tx = store.begin().await?;
-    let mut claims = store::claims::next_for_review(&mut tx, limit).await?;
+    let claims = store::claims::next_for_review(&mut tx, limit).await?;
     if claims.is_empty() {
         return Ok(0);
     }
-    // Guarantees are locked in id order, so that batches taken by several replicas at
-    // once cannot deadlock; the sort is stable, so a guarantee's claims keep their
-    // filing order and the first filed is the first to draw on the coverage.
-    claims.sort_by(|a, b| a.1.guarantee.cmp(&b.1.guarantee));
+    // One statement locks every guarantee of the batch, in id order (so batches taken
+    // by several replicas at once cannot deadlock), and one reads their policies.
+    let ids: Vec<&str> = claims.iter().map(|(_, c)| c.guarantee.as_str()).collect();
+    let mut guarantees = store::guarantees::lock_many(&mut tx, &ids).await?;
+    let ids: Vec<&str> = guarantees.values().map(|(_, g)| g.policy.as_str()).collect();
+    let policies = store::policies::get_many(&mut tx, &ids).await?;
+    // Claims in filing order: a guarantee's first claim is the first to draw on its
+    // coverage, and a later one sees what it reserved.
     let reviewed = claims.len();
     for (scope, claim) in claims {
-        review_one(&mut tx, scope, claim, now).await?;
+        let call = Call::job(scope, now);
+        let g = match guarantees.get_mut(&claim.guarantee) {
+            Some((s, g)) if *s == call.scope => g,
+            _ => return Err(ApiError::internal(format!("claim {} has no guarantee", claim.id))),
+        };
+        let p = match policies.get(&g.policy) {
+            Some((s, p)) if *s == call.scope => p,
+            _ => return Err(ApiError::internal(format!("guarantee {} has no policy", g.id))),
+        };
+        match decide(&review_input(&claim, g, p)) {
+            Decision::Approve { amount } => {
+                approve(&mut tx, &call, claim, g, amount).await?;
+            }
+            Decision::Deny(reason) => {
+                deny(&mut tx, &call, claim, Some(reason)).await?;
+            }
+            Decision::Operator => {
+                let mut waiting = claim;
+                waiting.awaiting_operator = true;
+                store::claims::update(&mut tx, &call.scope, &waiting).await?;
+            }
+        }
     }
     tx.commit().await?;
     Ok(reviewed)
-}
-
-/// The automated review of one locked claim. Its guarantee is read again for each
-/// claim, so a second claim on it sees what the first one reserved.
-async fn review_one(tx: &mut Tx, scope: Scope, claim: Claim, now: i64) -> ApiResult<()> {
-    let call = Call::job(scope, now);
-    let (g, p) = claim_terms(tx, &call.scope, &claim).await?;
-    match decide(&review_input(&claim, &g, &p)) {
-        Decision::Approve { amount } => {
-            approve(tx, &call, claim, g, amount).await?;
-        }
-        Decision::Deny(reason) => {
-            deny(tx, &call, claim, Some(reason)).await?;
-        }
-        Decision::Operator => {
-            let mut waiting = claim;
-            waiting.awaiting_operator = true;
-            store::claims::update(tx, &call.scope, &waiting).await?;
-        }
-    }
-    Ok(())
 }
 
 /// A decision taken by hand.
@@ -162,7 +166,7 @@ pub async fn review_by_hand(
     match verdict {
         Verdict::Deny { reason } => deny(tx, &call, claim, reason).await,
         Verdict::Approve { amount } => {
-            let (g, p) = claim_terms(tx, &call.scope, &claim).await?;
+            let (mut g, p) = claim_terms(tx, &call.scope, &claim).await?;
             let max = max_payable(&review_input(&claim, &g, &p)).map_err(|reason| {
                 ApiError::state(
                     "claim_not_approvable",
@@ -180,7 +184,7 @@ pub async fn review_by_hand(
                 Some(a) => a,
                 None => max,
             };
-            approve(tx, &call, claim, g, amount).await
+            approve(tx, &call, claim, &mut g, amount).await
         }
     }
 }
@@ -190,14 +194,13 @@ pub async fn review_by_hand(
 /// for the next step without holding back the others. Returns how many were settled.
 pub async fn pay_due(store: &Store, rail: &dyn PayoutRail, now: i64, limit: usize) -> ApiResult<usize> {
     let mut tx = store.begin().await?;
-    let mut payouts = store::payouts::next_pending(&mut tx, limit).await?;
+    let payouts = store::payouts::next_pending(&mut tx, limit).await?;
     if payouts.is_empty() {
         return Ok(0);
     }
-    // Guarantee order, as in `review_due`, so concurrent batches cannot deadlock.
-    payouts.sort_by(|a, b| a.1.guarantee.cmp(&b.1.guarantee));
     // Every rail call is made before anything else is locked, so a slow rail holds
-    // only these payout rows, not the guarantees that API requests also write.
+    // only these payout rows, not the claims and guarantees that API requests write.
+    // The payout rows stay locked meanwhile, so no other worker sends them.
     let mut answers = Vec::with_capacity(payouts.len());
     for (scope, payout) in payouts {
         match rail.pay(&payout, now).await {
@@ -207,9 +210,23 @@ pub async fn pay_due(store: &Store, rail: &dyn PayoutRail, now: i64, limit: usiz
             }
         }
     }
+    // Then their claims and guarantees, each kind in one statement and in id order.
+    let ids: Vec<&str> = answers.iter().map(|(_, p, _)| p.claim.as_str()).collect();
+    let mut claims = store::claims::lock_many(&mut tx, &ids).await?;
+    let ids: Vec<&str> = answers.iter().map(|(_, p, _)| p.guarantee.as_str()).collect();
+    let mut guarantees = store::guarantees::lock_many(&mut tx, &ids).await?;
     let settled = answers.len();
     for (scope, payout, outcome) in answers {
-        settle(&mut tx, Call::job(scope, now), payout, outcome, now).await?;
+        let call = Call::job(scope, now);
+        let claim = match claims.remove(&payout.claim) {
+            Some((s, c)) if s == call.scope => c,
+            _ => return Err(ApiError::internal(format!("payout {} has no claim", payout.id))),
+        };
+        let g = match guarantees.get_mut(&payout.guarantee) {
+            Some((s, g)) if *s == call.scope => g,
+            _ => return Err(ApiError::internal(format!("payout {} has no guarantee", payout.id))),
+        };
+        settle(&mut tx, &call, payout, outcome, claim, g).await?;
     }
     tx.commit().await?;
     Ok(settled)
@@ -217,13 +234,15 @@ pub async fn pay_due(store: &Store, rail: &dyn PayoutRail, now: i64, limit: usiz
 
 /// Records the rail's answer for a locked payout: its claim, the guarantee's reserved
 /// and paid amounts, and the events.
-async fn settle(tx: &mut Tx, call: Call, payout: Payout, outcome: RailOutcome, now: i64) -> ApiResult<()> {
-    let claim = store::claims::get_for_update(tx, &call.scope, &payout.claim)
-        .await?
-        .ok_or_else(|| ApiError::internal(format!("payout {} has no claim", payout.id)))?;
-    let mut g = store::guarantees::get_for_update(tx, &call.scope, &payout.guarantee)
-        .await?
-        .ok_or_else(|| ApiError::internal(format!("payout {} has no guarantee", payout.id)))?;
+async fn settle(
+    tx: &mut Tx,
+    call: &Call,
+    payout: Payout,
+    outcome: RailOutcome,
+    claim: Claim,
+    g: &mut Guarantee,
+) -> ApiResult<()> {
+    let now = call.now;
     let (status, arrival_date) = match &outcome {
         RailOutcome::Paid { arrival_date } => (PayoutStatus::Paid, Some(*arrival_date)),
         RailOutcome::Failed { .. } => (PayoutStatus::Failed, None),
@@ -241,22 +260,22 @@ async fn settle(tx: &mut Tx, call: Call, payout: Payout, outcome: RailOutcome, n
             paid.status = ClaimStatus::Paid;
             paid.status_transitions.paid_at = Some(now);
             store::claims::update(tx, &call.scope, &paid).await?;
-            record_event(tx, &call, EventType::PayoutPaid, &settled).await?;
-            record_update(tx, &call, EventType::ClaimPaid, &claim, &paid).await?;
+            record_event(tx, call, EventType::PayoutPaid, &settled).await?;
+            record_update(tx, call, EventType::ClaimPaid, &claim, &paid).await?;
         }
         RailOutcome::Failed { reason } => {
             tracing::warn!(payout = %payout.id, %reason, "payout failed; coverage released");
-            record_event(tx, &call, EventType::PayoutFailed, &settled).await?;
+            record_event(tx, call, EventType::PayoutFailed, &settled).await?;
         }
     }
     g.refresh_remaining();
     let used_up = g.claims_paid >= g.total_coverage;
     if used_up && matches!(g.status, GuaranteeStatus::Pending | GuaranteeStatus::Active | GuaranteeStatus::Expired) {
         g.status = GuaranteeStatus::Claimed;
-        store::guarantees::update(tx, &call.scope, &g).await?;
-        record_update(tx, &call, EventType::GuaranteeClaimed, &g_before, &g).await?;
+        store::guarantees::update(tx, &call.scope, g).await?;
+        record_update(tx, call, EventType::GuaranteeClaimed, &g_before, g).await?;
     } else {
-        store::guarantees::update(tx, &call.scope, &g).await?;
+        store::guarantees::update(tx, &call.scope, g).await?;
     }
     Ok(())
 }

@@ -3,8 +3,10 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::list::{Page, PageRequest, fetch_page};
-use super::{Conn, Scope, Tx, get_bool, get_json, to_json};
+use std::collections::HashMap;
+
+use super::list::{Page, PageRequest, fetch_by_ids, fetch_page};
+use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
 use crate::domain::claim::{Claim, ClaimReason, ClaimStatus, DenialReason, Evidence, StatusTransitions};
 
 const COLUMNS: &str = "id, livemode, created, guarantee_id, amount, amount_approved, currency, status, reason, \
@@ -184,12 +186,15 @@ pub async fn next_for_review(tx: &mut Tx, limit: usize) -> Result<Vec<(Scope, Cl
          ORDER BY seq LIMIT $2{skip}"
     );
     let rows = sqlx::query(&sql).bind(false).bind(limit as i64).fetch_all(&mut **tx).await?;
-    rows.iter()
-        .map(|r| {
-            let c = from_row(r)?;
-            Ok((Scope { account_id: r.try_get("account_id")?, livemode: c.livemode }, c))
-        })
-        .collect()
+    rows.iter().map(|r| Ok((row_scope(r)?, from_row(r)?))).collect()
+}
+
+/// Locks claims of any account by id, in id order, each with its scope: for the
+/// claims engine's payout batches.
+pub async fn lock_many(tx: &mut Tx, ids: &[&str]) -> Result<HashMap<String, (Scope, Claim)>, sqlx::Error> {
+    let suffix = format!(" ORDER BY id{}", tx.lock_clause());
+    let select = format!("SELECT account_id, {COLUMNS} FROM claims");
+    fetch_by_ids(tx, &select, ids, &suffix, |r| Ok((row_scope(r)?, from_row(r)?))).await
 }
 
 /// A claim in any account, locked: for operators, whose keys span accounts.

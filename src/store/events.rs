@@ -102,5 +102,5 @@ pub async fn delete_older_than(conn: &mut Conn, before: i64) -> Result<u64, sqlx
 /// Events by id alone, for the dispatcher (which works across accounts): one query
 /// for a whole batch of deliveries.
 pub async fn get_many_any(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, Event>, sqlx::Error> {
-    super::list::fetch_by_ids(conn, &format!("SELECT {COLUMNS} FROM events"), ids, from_row).await
+    super::list::fetch_by_ids(conn, &format!("SELECT {COLUMNS} FROM events"), ids, "", from_row).await
 }

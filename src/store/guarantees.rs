@@ -3,8 +3,10 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::list::{Page, PageRequest, fetch_page};
-use super::{Conn, Scope, Tx, get_bool, get_json, to_json};
+use std::collections::HashMap;
+
+use super::list::{Page, PageRequest, fetch_by_ids, fetch_page};
+use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
 
 const COLUMNS: &str = "id, livemode, created, status, policy_id, tenant_id, coverage_amount, total_coverage, \
@@ -81,6 +83,14 @@ async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<
     let row =
         sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
     row.as_ref().map(from_row).transpose()
+}
+
+/// Locks guarantees of any account by id, in id order, so that batches taken at once
+/// by several workers cannot deadlock: for the claims engine. Each comes with its scope.
+pub async fn lock_many(tx: &mut Tx, ids: &[&str]) -> Result<HashMap<String, (Scope, Guarantee)>, sqlx::Error> {
+    let suffix = format!(" ORDER BY id{}", tx.lock_clause());
+    let select = format!("SELECT account_id, {COLUMNS} FROM guarantees");
+    fetch_by_ids(tx, &select, ids, &suffix, |r| Ok((row_scope(r)?, from_row(r)?))).await
 }
 
 /// Writes the mutable fields of a guarantee read earlier in the same transaction.

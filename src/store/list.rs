@@ -129,21 +129,23 @@ pub async fn exists(conn: &mut Conn, table: &str, scope: &Scope, id: &str) -> Re
 }
 
 /// The rows of `select` (a query up to its `WHERE`) whose `id` is one of `ids`, by id:
-/// one query for a whole batch. The id list is padded to a power of two (repeating
-/// the last id, which changes nothing) so that batches of any size share a few
-/// prepared statements instead of one per length.
+/// one query for a whole batch; `suffix` follows the `WHERE` (an order and a lock).
+/// The id list is padded to a power of two (repeating the last id, which changes
+/// nothing) so that batches of any size share a few prepared statements instead of
+/// one per length.
 pub async fn fetch_by_ids<T>(
     conn: &mut Conn,
     select: &str,
     ids: &[&str],
-    from_row: fn(&AnyRow) -> Result<T, sqlx::Error>,
+    suffix: &str,
+    from_row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
 ) -> Result<HashMap<String, T>, sqlx::Error> {
     let Some(last) = ids.last() else { return Ok(HashMap::new()) };
     let mut sql = Sql::new("");
     let padded = ids.len().next_power_of_two();
     let params: Vec<String> =
         ids.iter().chain(std::iter::repeat_n(last, padded - ids.len())).map(|id| sql.bind(id.to_string())).collect();
-    sql.push(&format!("{select} WHERE id IN ({})", params.join(", ")));
+    sql.push(&format!("{select} WHERE id IN ({}){suffix}", params.join(", ")));
     let rows = sqlx::query_with(&sql.text, sql.args).fetch_all(&mut *conn).await?;
     rows.iter().map(|r| Ok((r.try_get("id")?, from_row(r)?))).collect()
 }

@@ -35,6 +35,10 @@ pub struct Tx {
     backend: Backend,
     outbox: Arc<Notify>,
     wrote_outbox: bool,
+    /// The enabled webhook endpoints read so far, per scope, so that a batch of events
+    /// reads them once (see `webhooks::enabled_endpoints_in`). No transaction both
+    /// changes endpoints and records events, so this cannot go stale within one.
+    endpoints: Vec<(Scope, Vec<(String, Vec<String>)>)>,
     /// SQLite: this process's turn to write, held until the transaction ends. Declared
     /// after `inner`, so it is released after the transaction is rolled back on drop.
     _writer: Option<OwnedMutexGuard<()>>,
@@ -223,7 +227,14 @@ impl Store {
                 (self.pool.begin_with("BEGIN IMMEDIATE").await?, Some(turn))
             }
         };
-        Ok(Tx { inner, backend: self.backend, outbox: self.outbox.clone(), wrote_outbox: false, _writer: writer })
+        Ok(Tx {
+            inner,
+            backend: self.backend,
+            outbox: self.outbox.clone(),
+            wrote_outbox: false,
+            endpoints: Vec::new(),
+            _writer: writer,
+        })
     }
 
     /// A pooled connection for reads outside a transaction.
@@ -242,6 +253,11 @@ impl Store {
 }
 
 /// Reads a boolean column: PostgreSQL has a boolean type, SQLite stores 0 or 1.
+/// The scope of a row read across accounts (its `account_id` and `livemode` columns).
+pub(crate) fn row_scope(row: &AnyRow) -> Result<Scope, sqlx::Error> {
+    Ok(Scope { account_id: row.try_get("account_id")?, livemode: get_bool(row, "livemode")? })
+}
+
 pub(crate) fn get_bool(row: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
     match row.try_get::<bool, _>(col) {
         Ok(b) => Ok(b),

@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::list::{Page, PageRequest, fetch_page};
-use super::{Conn, Scope, Tx, get_bool};
+use super::{Conn, Scope, Tx, get_bool, row_scope};
 use crate::domain::payout::{Payout, PayoutStatus};
 
 const COLUMNS: &str = "id, livemode, created, claim_id, guarantee_id, amount, currency, status, arrival_date";
@@ -76,12 +76,7 @@ pub async fn next_pending(tx: &mut Tx, limit: usize) -> Result<Vec<(Scope, Payou
     let skip = tx.skip_locked_clause();
     let sql = format!("SELECT account_id, {COLUMNS} FROM payouts WHERE status = 'pending' ORDER BY seq LIMIT $1{skip}");
     let rows = sqlx::query(&sql).bind(limit as i64).fetch_all(&mut **tx).await?;
-    rows.iter()
-        .map(|r| {
-            let p = from_row(r)?;
-            Ok((Scope { account_id: r.try_get("account_id")?, livemode: p.livemode }, p))
-        })
-        .collect()
+    rows.iter().map(|r| Ok((row_scope(r)?, from_row(r)?))).collect()
 }
 
 #[derive(Debug, Default, Clone)]

@@ -3,8 +3,10 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::list::{Page, PageRequest, fetch_page};
-use super::{Conn, Scope, Tx, get_bool, get_json, to_json};
+use std::collections::HashMap;
+
+use super::list::{Page, PageRequest, fetch_by_ids, fetch_page};
+use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
 use crate::domain::policy::Policy;
 
 const COLUMNS: &str = "id, livemode, created, name, coverage_percentage, max_coverage_months, \
@@ -59,6 +61,12 @@ pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Poli
 pub async fn get_for_update(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Policy>, sqlx::Error> {
     let lock = tx.lock_clause();
     select(tx, scope, id, lock).await
+}
+
+/// Policies of any account by id, each with its scope: for the claims engine's batches.
+pub async fn get_many(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, (Scope, Policy)>, sqlx::Error> {
+    let select = format!("SELECT account_id, {COLUMNS} FROM guarantee_policies");
+    fetch_by_ids(conn, &select, ids, "", |r| Ok((row_scope(r)?, from_row(r)?))).await
 }
 
 async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<Option<Policy>, sqlx::Error> {

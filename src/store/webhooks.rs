@@ -140,6 +140,17 @@ pub async fn enabled_endpoints(conn: &mut Conn, scope: &Scope) -> Result<Vec<(St
     rows.iter().map(|r| Ok((r.try_get("id")?, get_json(r, "enabled_events")?))).collect()
 }
 
+/// `enabled_endpoints`, read once per transaction and scope: the claims engine records
+/// a batch's events in one transaction, which would otherwise read them per event.
+pub async fn enabled_endpoints_in(tx: &mut Tx, scope: &Scope) -> Result<Vec<(String, Vec<String>)>, sqlx::Error> {
+    if let Some((_, found)) = tx.endpoints.iter().find(|(s, _)| s == scope) {
+        return Ok(found.clone());
+    }
+    let found = enabled_endpoints(tx, scope).await?;
+    tx.endpoints.push((scope.clone(), found.clone()));
+    Ok(found)
+}
+
 /// Endpoints by id alone, for the dispatcher (which works across accounts): one
 /// query for a whole batch of deliveries.
 pub async fn get_endpoints_any(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, WebhookEndpoint>, sqlx::Error> {
@@ -147,6 +158,7 @@ pub async fn get_endpoints_any(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<
         conn,
         &format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints"),
         ids,
+        "",
         endpoint_from_row,
     )
     .await
