@@ -128,13 +128,14 @@ fn stats(samples: &[Sample]) -> Stats {
 }
 
 /// Runs `op` from `conc` tasks for the benchmark's duration; each call reports success.
-async fn drive<F, Fut>(conc: usize, op: F) -> Sample
+/// `seq` numbers the calls across turns, so that each turn picks other guarantees than
+/// the last (whose claims the engine may still be reviewing) instead of the same ones.
+async fn drive<F, Fut>(conc: usize, seq: Arc<AtomicU64>, op: F) -> Sample
 where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
     let op = Arc::new(op);
-    let seq = Arc::new(AtomicU64::new(1));
     let started = Instant::now();
     let until = started + duration();
     let mut tasks = Vec::new();
@@ -163,11 +164,39 @@ where
     Sample { latencies_ms: all, errors, elapsed: started.elapsed() }
 }
 
+/// What a wait for the claims engine saw.
+struct Drained {
+    /// Claims it still had to review or pay when the wait ended.
+    left: i64,
+    /// Claims it finished per second during the wait, when it started with at least
+    /// `RATE_BACKLOG` to do (a smaller backlog says more about the polling than the engine).
+    rate: Option<f64>,
+}
+
+const RATE_BACKLOG: i64 = 500;
+
+/// Refreshes the planner's statistics where PostgreSQL's autovacuum, which would, is
+/// off (as on the machine this was written on). Without them, the plans PostgreSQL
+/// caches for prepared statements while a table is still empty stay in use after it
+/// has grown: an update of one claim by id then scanned every claim of the account
+/// (20-35 ms each, seen with auto_explain).
+async fn analyze_if_no_autovacuum(store: &Store) {
+    if store.backend() != store::Backend::Postgres {
+        return;
+    }
+    let autovacuum: String = sqlx::query_scalar("SHOW autovacuum").fetch_one(store.pool()).await.unwrap();
+    if autovacuum != "on" {
+        sqlx::query("ANALYZE").execute(store.pool()).await.unwrap();
+    }
+}
+
 /// Waits (up to `DRAIN_LIMIT`) until the server's claims engine has reviewed and paid
-/// every claim filed so far, so that its work stays in the cell that caused it.
-/// Returns how many claims it still had to do when the wait ended.
-async fn drain(store: &Store) -> i64 {
-    let deadline = Instant::now() + DRAIN_LIMIT;
+/// every claim filed so far, so that its work stays in the cell that caused it; then
+/// stands in for autovacuum if it is off.
+async fn drain(store: &Store) -> Drained {
+    let started = Instant::now();
+    let deadline = started + DRAIN_LIMIT;
+    let mut first = None;
     loop {
         let waiting: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM claims WHERE status IN ('submitted', 'approved') \
@@ -177,8 +206,11 @@ async fn drain(store: &Store) -> i64 {
         .fetch_one(store.pool())
         .await
         .unwrap();
+        let first = *first.get_or_insert(waiting);
         if waiting == 0 || Instant::now() > deadline {
-            return waiting;
+            let rate = (first >= RATE_BACKLOG).then(|| (first - waiting) as f64 / started.elapsed().as_secs_f64());
+            analyze_if_no_autovacuum(store).await;
+            return Drained { left: waiting, rate };
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -470,6 +502,8 @@ struct Run {
     rss_mib: f64,
     /// Claims the engine had yet to review or pay 10 s after a create-claim turn (the most).
     engine_backlog: i64,
+    /// Median of the engine's catch-up rates after create-claim turns, claims per second.
+    engine_rate: Option<f64>,
 }
 
 async fn run_backend(backend: &'static str, bin: &str) -> Run {
@@ -489,6 +523,7 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
     store.migrate().await.unwrap();
     let seeding = Instant::now();
     let data = Arc::new(seed(&store, SystemClock.now()).await);
+    analyze_if_no_autovacuum(&store).await;
     eprintln!("{backend}: seeded in {:.1}s", seeding.elapsed().as_secs_f64());
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -533,31 +568,35 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
     // The load generator runs on one thread of its own, as wrk's threads do: a second
     // runtime worker spinning for work took CPU from the server and the database.
     let client_rt = Arc::new(tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap());
-    let (mut rows, mut engine_backlog) = (Vec::new(), 0);
+    let (mut rows, mut engine_backlog, mut engine_rates) = (Vec::new(), 0, Vec::new());
+    let seq = Arc::new(AtomicU64::new(1));
     for &op in &ops {
         for &conc in &conns {
             let (mut ceiling, mut served, mut cpu, mut client_cpu, mut backlog) = (Vec::new(), Vec::new(), 0.0, 0.0, 0);
             for _ in 0..rounds() {
                 let (store2, data2) = (store.clone(), data.clone());
                 ceiling.push(
-                    drive(conc, move |n| {
+                    drive(conc, seq.clone(), move |n| {
                         let (store, data) = (store2.clone(), data2.clone());
                         async move { sql_op(&store, &data, op, n).await }
                     })
                     .await,
                 );
-                let _ = drain(&store).await;
+                let drained = drain(&store).await;
+                engine_rates.extend(drained.rate.filter(|_| op == "create claim"));
                 let (http, data) = (http.clone(), data.clone());
                 let (cpu_before, client_before) = (cpu_seconds(server.id()), cpu_seconds(std::process::id()));
-                let rt = client_rt.clone();
+                let (rt, seq) = (client_rt.clone(), seq.clone());
                 let turn = tokio::task::spawn_blocking(move || {
-                    rt.block_on(drive(conc, move |n| {
+                    rt.block_on(drive(conc, seq, move |n| {
                         let (http, data) = (http.clone(), data.clone());
                         async move { http_op(&http, &data, op, n).await }
                     }))
                 });
                 served.push(turn.await.unwrap());
-                backlog = drain(&store).await;
+                let drained = drain(&store).await;
+                backlog = drained.left;
+                engine_rates.extend(drained.rate.filter(|_| op == "create claim"));
                 cpu += cpu_seconds(server.id()) - cpu_before;
                 client_cpu += cpu_seconds(std::process::id()) - client_before;
             }
@@ -590,7 +629,8 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
     }
     let _ = std::fs::remove_dir_all(&tmp);
-    Run { backend, rows, webhooks, rss_mib, engine_backlog }
+    let engine_rate = (!engine_rates.is_empty()).then(|| median(engine_rates));
+    Run { backend, rows, webhooks, rss_mib, engine_backlog, engine_rate }
 }
 
 fn table(runs: &[Run], machine: &str) -> String {
@@ -634,6 +674,11 @@ fn table(runs: &[Run], machine: &str) -> String {
             DRAIN_LIMIT.as_secs(),
             run.engine_backlog
         ));
+        if let Some(rate) = run.engine_rate {
+            out.push_str(&format!(
+                " While catching up after a turn it reviewed and paid {rate:.0} claims/s (median over the turns)."
+            ));
+        }
     }
     out.push('\n');
     out

@@ -129,6 +129,9 @@ struct ServeArgs {
     /// The most claims, payouts and guarantees the engine handles per step.
     #[arg(long, env = "CASAPAY_ENGINE_BATCH_SIZE", default_value_t = 100)]
     engine_batch_size: usize,
+    /// How many engine steps run at once on PostgreSQL (SQLite: always one).
+    #[arg(long, env = "CASAPAY_ENGINE_WORKERS", default_value_t = 2)]
+    engine_workers: usize,
     /// Serve the API only: no claims engine and no webhook dispatcher (leave them to
     /// other replicas).
     #[arg(long, env = "CASAPAY_NO_ENGINE")]
@@ -333,6 +336,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         EngineConfig {
             poll_interval: Duration::from_millis(args.engine_poll_ms.max(10)),
             batch_size: args.engine_batch_size.max(1),
+            workers: args.engine_workers.max(1),
         },
         state.wakeup.clone(),
     );

@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::error::ApiResult;
 use crate::service::rail::PayoutRail;
 use crate::service::review;
-use crate::store::Store;
+use crate::store::{Backend, Store};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -23,11 +23,14 @@ pub struct EngineConfig {
     /// The most claims, payouts and guarantees each step handles; each kind is one
     /// transaction, so this is also how much work one commit records.
     pub batch_size: usize,
+    /// How many steps `run` takes at once on PostgreSQL, where row locks let them take
+    /// different batches. SQLite has one writer, so there it is always one.
+    pub workers: usize,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { poll_interval: Duration::from_millis(250), batch_size: 100 }
+        EngineConfig { poll_interval: Duration::from_millis(250), batch_size: 100, workers: 2 }
     }
 }
 
@@ -111,17 +114,37 @@ impl Engine {
         Ok(total)
     }
 
-    /// Runs until `cancel` fires, stepping on every wake-up or poll interval. A step
-    /// in progress finishes (its transaction commits or rolls back) before it stops.
+    /// Runs until `cancel` fires, stepping on every wake-up or poll interval, with
+    /// `workers` steps at a time. A step in progress finishes (its transaction commits or
+    /// rolls back) before it stops.
     pub async fn run(self, cancel: CancellationToken) {
-        tracing::info!(poll_ms = self.config.poll_interval.as_millis() as u64, "claims engine started");
+        let workers = match self.store.backend() {
+            Backend::Postgres => self.config.workers.max(1),
+            Backend::Sqlite => 1,
+        };
+        tracing::info!(poll_ms = self.config.poll_interval.as_millis() as u64, workers, "claims engine started");
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..workers {
+            tasks.spawn(self.clone().work(cancel.clone()));
+        }
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("claims engine stopped");
+    }
+
+    async fn work(self, cancel: CancellationToken) {
+        let batch = self.config.batch_size.max(1);
         loop {
+            let started = std::time::Instant::now();
             match self.run_once().await {
                 Ok(report) if !report.is_idle() => {
-                    tracing::debug!(?report, "engine step");
-                    // More may be waiting: go again at once unless asked to stop.
+                    tracing::debug!(?report, elapsed_ms = started.elapsed().as_millis() as u64, "engine step");
                     if cancel.is_cancelled() {
                         break;
+                    }
+                    // A full batch means more is waiting: bring another worker in, and go
+                    // again at once.
+                    if report.claims_reviewed >= batch || report.payouts_sent >= batch {
+                        self.wakeup.notify_one();
                     }
                     continue;
                 }
@@ -134,6 +157,5 @@ impl Engine {
                 _ = tokio::time::sleep(self.config.poll_interval) => {}
             }
         }
-        tracing::info!("claims engine stopped");
     }
 }

@@ -44,7 +44,7 @@ fn engine_on(app: &TestApp, store: casapay::store::Store, rail: Arc<dyn PayoutRa
         store,
         app.clock.clone(),
         rail,
-        EngineConfig { poll_interval: Duration::from_millis(5), batch_size: 3 },
+        EngineConfig { poll_interval: Duration::from_millis(5), batch_size: 3, workers: 2 },
         Arc::new(tokio::sync::Notify::new()),
     )
 }
@@ -189,7 +189,7 @@ async fn replicas_reviewing_batches_across_shared_guarantees_neither_deadlock_no
                 store,
                 app.clock.clone(),
                 Arc::new(InstantRail),
-                EngineConfig { poll_interval: Duration::from_millis(5), batch_size: 7 },
+                EngineConfig { poll_interval: Duration::from_millis(5), batch_size: 7, workers: 1 },
                 Arc::new(tokio::sync::Notify::new()),
             )
         })
@@ -208,6 +208,46 @@ async fn replicas_reviewing_batches_across_shared_guarantees_neither_deadlock_no
         let paid = app.get(&format!("/v1/claims?guarantee={grt}&status=paid&limit=100"), DEMO_KEY).await.ok();
         assert_eq!(paid["data"].as_array().unwrap().len(), 3);
     }
+}
+
+#[tokio::test]
+async fn a_running_engine_with_several_workers_works_off_a_backlog_once() {
+    let app = TestApp::start().await;
+    let mut grts = Vec::new();
+    for _ in 0..3 {
+        grts.push(guarantee_of(&app, 2).await);
+    }
+    for i in 0..30 {
+        app.post("/v1/claims", DEMO_KEY, claim_body(&grts[i % grts.len()], i, "missed_payment")).await.ok();
+    }
+    let wakeup = Arc::new(tokio::sync::Notify::new());
+    let engine = Engine::new(
+        app.store.clone(),
+        app.clock.clone(),
+        Arc::new(InstantRail),
+        EngineConfig { poll_interval: Duration::from_millis(5), batch_size: 2, workers: 4 },
+        wakeup.clone(),
+    );
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(engine.run(cancel.clone()));
+    wakeup.notify_one();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let open = app.get("/v1/claims?status=under_review&limit=100", DEMO_KEY).await.ok();
+        let approved = app.get("/v1/claims?status=approved&limit=100", DEMO_KEY).await.ok();
+        if open["data"].as_array().unwrap().is_empty() && approved["data"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the engine did not finish its backlog");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cancel.cancel();
+    task.await.unwrap();
+    for grt in &grts {
+        assert_eq!(check_invariant(&app, grt).await, 240_000, "two claims paid on each guarantee");
+    }
+    let denied = app.get("/v1/claims?status=denied&limit=100", DEMO_KEY).await.ok();
+    assert_eq!(denied["data"].as_array().unwrap().len(), 24);
 }
 
 /// A rail that remembers what it paid (idempotent on the payout id). It can be told to

@@ -155,7 +155,7 @@ impl TestApp {
             store.clone(),
             clock.clone(),
             Arc::new(InstantRail),
-            EngineConfig { poll_interval: Duration::from_millis(20), batch_size: 10 },
+            EngineConfig { poll_interval: Duration::from_millis(20), batch_size: 10, workers: 1 },
             state.wakeup.clone(),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
