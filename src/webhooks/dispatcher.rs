@@ -27,7 +27,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::service::{Call, record_update};
 use crate::store::webhooks::LeasedDelivery;
-use crate::store::{self, Store};
+use crate::store::{self, Backend, Store};
 
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
@@ -291,8 +291,6 @@ impl Dispatcher {
             livemode: d.scope.livemode,
             created: now,
         };
-        let mut tx = self.store.begin().await?;
-        store::webhooks::insert_attempt(&mut tx, &d.scope, &d.id, &attempt).await?;
         let (status, next) = match result {
             AttemptResult::Delivered => ("succeeded", now),
             AttemptResult::Gone => ("failed", now),
@@ -304,19 +302,30 @@ impl Dispatcher {
                 }
             }
         };
+        let delivered = result == AttemptResult::Delivered;
+        // The endpoint row is only locked when it changes: a success that ends no
+        // failure streak (the usual case) leaves it alone, so attempts to one
+        // endpoint are recorded in parallel, and on PostgreSQL in one statement each.
+        let endpoint_changes = !delivered || failing_since.is_some();
+        if !endpoint_changes && self.store.backend() == Backend::Postgres {
+            let mut conn = self.store.acquire().await?;
+            if !store::webhooks::record_attempt(&mut conn, d, &attempt, status, next, delivered).await? {
+                tracing::warn!(delivery = %d.id, "lease lost before the attempt was recorded; result dropped");
+            }
+            return Ok(());
+        }
+        let mut tx = self.store.begin().await?;
+        store::webhooks::insert_attempt(&mut tx, &d.scope, &d.id, &attempt).await?;
         if !store::webhooks::finish_delivery(&mut tx, d, status, attempts, next).await? {
             // Another dispatcher holds the delivery now (or it was failed with its
             // disabled endpoint): this result is stale.
             tracing::warn!(delivery = %d.id, "lease lost before the attempt was recorded; result dropped");
             return Ok(());
         }
-        if result == AttemptResult::Delivered {
+        if delivered {
             store::webhooks::adjust_pending_webhooks(&mut tx, &d.event_id, -1).await?;
         }
-        // The endpoint row is only locked when it changes: a success that ends no
-        // failure streak (the usual case) leaves it alone, so attempts to one
-        // endpoint are recorded in parallel.
-        if result != AttemptResult::Delivered || failing_since.is_some() {
+        if endpoint_changes {
             self.update_endpoint_health(&mut tx, d, result, now).await?;
         }
         tx.commit().await?;

@@ -28,6 +28,8 @@ pub enum Mode {
     Hang,
     /// Answers 200 after this many milliseconds.
     Slow(u64),
+    /// Answers 200 once the test calls `release`.
+    Held,
 }
 
 /// One request as it arrived.
@@ -44,9 +46,10 @@ pub struct Received {
     pub answered: Option<u16>,
 }
 
-#[derive(Default)]
 struct Inner {
     mode: Option<Mode>,
+    /// Opened by `release`, for requests that arrived in `Mode::Held`.
+    gate: Arc<tokio::sync::Semaphore>,
     secrets: Vec<String>,
     received: Vec<Received>,
 }
@@ -59,7 +62,12 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start() -> Receiver {
-        let inner = Arc::new(Mutex::new(Inner { mode: Some(Mode::Ok), ..Inner::default() }));
+        let inner = Arc::new(Mutex::new(Inner {
+            mode: Some(Mode::Ok),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            secrets: Vec::new(),
+            received: Vec::new(),
+        }));
         let app = Router::new().route("/hook", post(handle)).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
@@ -68,6 +76,11 @@ impl Receiver {
         });
         tokio::spawn(async move { axum::serve(listener, app).await });
         Receiver { url, inner }
+    }
+
+    /// Lets every request held back by `Mode::Held` (now or later) be answered.
+    pub fn release(&self) {
+        self.inner.lock().unwrap().gate.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -134,12 +147,12 @@ fn verify_stripe(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
 }
 
 async fn handle(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
-    let (mode, secrets) = {
+    let (mode, secrets, gate) = {
         let g = inner.lock().unwrap();
-        (g.mode.unwrap_or(Mode::Ok), g.secrets.clone())
+        (g.mode.unwrap_or(Mode::Ok), g.secrets.clone(), g.gate.clone())
     };
     let answered = match mode {
-        Mode::Ok | Mode::Slow(_) => Some(200),
+        Mode::Ok | Mode::Slow(_) | Mode::Held => Some(200),
         Mode::Status(s) => Some(s),
         Mode::TooMany(_) => Some(429),
         Mode::Hang => None,
@@ -162,6 +175,10 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
         Mode::Hang => std::future::pending::<axum::response::Response>().await,
         Mode::Slow(ms) => {
             tokio::time::sleep(Duration::from_millis(ms)).await;
+            (StatusCode::OK, "ok").into_response()
+        }
+        Mode::Held => {
+            let _ = gate.acquire().await;
             (StatusCode::OK, "ok").into_response()
         }
         Mode::Ok => (StatusCode::OK, "ok").into_response(),

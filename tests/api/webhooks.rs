@@ -322,6 +322,37 @@ async fn a_crash_mid_attempt_delivers_once_after_the_lease() {
     assert_eq!(receiver.received().len(), 2);
 }
 
+/// A dispatcher whose answer comes back after its lease ran out and another one
+/// delivered: its late success is not recorded, and the event counts one delivery.
+#[tokio::test]
+async fn a_late_success_from_a_lost_lease_is_not_recorded() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let e = endpoint(&app, &receiver, &["customer.created"]).await;
+    receiver.set_mode(Mode::Held);
+    app.customer(DEMO_KEY, 10).await;
+    let a = app.dispatcher.clone();
+    let task = tokio::spawn(async move { a.run_once().await });
+    receiver.wait_for(1).await;
+    receiver.set_mode(Mode::Ok);
+
+    app.clock.advance(60);
+    let b = Dispatcher::new(
+        open_store(&app.db_url).await,
+        app.clock.clone(),
+        dispatcher_config(crate::support::LOOPBACK_EGRESS),
+    );
+    assert_eq!(b.run_once().await.unwrap(), 1, "taken over once the lease ran out");
+    receiver.release();
+    assert_eq!(task.await.unwrap().unwrap(), 1, "A's attempt was made, and its answer came back late");
+
+    assert_eq!(receiver.delivered().len(), 2, "both requests were answered 200");
+    let log = attempts(&app, &e).await;
+    assert_eq!(log.len(), 1, "only the lease holder's attempt is on record: {log:?}");
+    let events = app.get("/v1/events?type=customer.created", DEMO_KEY).await.ok();
+    assert_eq!(events["data"][0]["pending_webhooks"], 0, "counted down once, not below zero");
+}
+
 /// Deliveries leased together (their endpoints and events read in one query each)
 /// are sent and recorded each on its own delivery, successes and failures alike.
 #[tokio::test]
