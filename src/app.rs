@@ -52,8 +52,6 @@ pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<ApiConfig>,
-    /// Wakes this process's claims engine when a claim is filed.
-    pub wakeup: Arc<tokio::sync::Notify>,
     /// What webhook URLs may point at.
     pub egress: EgressPolicy,
     pub rate_limits: Arc<RateLimits>,
@@ -69,7 +67,6 @@ impl AppState {
             rate_limits: Arc::new(RateLimits::new(config.rate_limits)),
             keys: Arc::new(KeyCache::new(config.key_cache_ttl, KEY_CACHE_CAPACITY)),
             config: Arc::new(config),
-            wakeup: Arc::new(tokio::sync::Notify::new()),
             egress: EgressPolicy::default(),
         }
     }

@@ -342,7 +342,6 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
             batch_size: args.engine_batch_size.max(1),
             workers: args.engine_workers.max(1),
         },
-        state.wakeup.clone(),
     );
     let dispatcher = Dispatcher::new(
         store.clone(),

@@ -67,7 +67,6 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
         expand::apply(tx, &call.scope, c, &paths).await
     })
     .await?;
-    state.wakeup.notify_one();
     Ok(json_body(body))
 }
 

@@ -54,6 +54,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     rail: Arc<dyn PayoutRail>,
     config: EngineConfig,
+    /// Brings an idle worker in when another finds a full batch. Filing a claim does not
+    /// wake the engine: between polls, claims gather into one batch and one commit.
     wakeup: Arc<Notify>,
     /// When housekeeping (event and idempotency key retention) is next due, in clock seconds.
     next_housekeeping: Arc<AtomicI64>,
@@ -63,13 +65,8 @@ pub struct Engine {
 const HOUSEKEEPING_EVERY: i64 = 60;
 
 impl Engine {
-    pub fn new(
-        store: Store,
-        clock: Arc<dyn Clock>,
-        rail: Arc<dyn PayoutRail>,
-        config: EngineConfig,
-        wakeup: Arc<Notify>,
-    ) -> Self {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, rail: Arc<dyn PayoutRail>, config: EngineConfig) -> Self {
+        let wakeup = Arc::new(Notify::new());
         Engine { store, clock, rail, config, wakeup, next_housekeeping: Arc::new(AtomicI64::new(0)) }
     }
 

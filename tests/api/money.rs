@@ -45,7 +45,6 @@ fn engine_on(app: &TestApp, store: casapay::store::Store, rail: Arc<dyn PayoutRa
         app.clock.clone(),
         rail,
         EngineConfig { poll_interval: Duration::from_millis(5), batch_size: 3, workers: 2 },
-        Arc::new(tokio::sync::Notify::new()),
     )
 }
 
@@ -190,7 +189,6 @@ async fn replicas_reviewing_batches_across_shared_guarantees_neither_deadlock_no
                 app.clock.clone(),
                 Arc::new(InstantRail),
                 EngineConfig { poll_interval: Duration::from_millis(5), batch_size: 7, workers: 1 },
-                Arc::new(tokio::sync::Notify::new()),
             )
         })
         .collect();
@@ -220,17 +218,14 @@ async fn a_running_engine_with_several_workers_works_off_a_backlog_once() {
     for i in 0..30 {
         app.post("/v1/claims", DEMO_KEY, claim_body(&grts[i % grts.len()], i, "missed_payment")).await.ok();
     }
-    let wakeup = Arc::new(tokio::sync::Notify::new());
     let engine = Engine::new(
         app.store.clone(),
         app.clock.clone(),
         Arc::new(InstantRail),
         EngineConfig { poll_interval: Duration::from_millis(5), batch_size: 2, workers: 4 },
-        wakeup.clone(),
     );
     let cancel = CancellationToken::new();
     let task = tokio::spawn(engine.run(cancel.clone()));
-    wakeup.notify_one();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let open = app.get("/v1/claims?status=under_review&limit=100", DEMO_KEY).await.ok();
