@@ -133,19 +133,21 @@ impl Engine {
         loop {
             let started = std::time::Instant::now();
             match self.run_once().await {
-                Ok(report) if !report.is_idle() => {
-                    tracing::debug!(?report, elapsed_ms = started.elapsed().as_millis() as u64, "engine step");
-                    if cancel.is_cancelled() {
-                        break;
+                Ok(report) => {
+                    if !report.is_idle() {
+                        tracing::debug!(?report, elapsed_ms = started.elapsed().as_millis() as u64, "engine step");
                     }
                     // A full batch means more is waiting: bring another worker in, and go
-                    // again at once.
-                    if report.claims_reviewed >= batch || report.payouts_sent >= batch {
+                    // again at once. Otherwise wait for the next poll, so that claims
+                    // filed meanwhile make one batch rather than one small step each.
+                    let full = [report.guarantees_changed, report.claims_reviewed, report.payouts_sent]
+                        .iter()
+                        .any(|n| *n >= batch);
+                    if full && !cancel.is_cancelled() {
                         self.wakeup.notify_one();
+                        continue;
                     }
-                    continue;
                 }
-                Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "engine step failed; retrying after the poll interval"),
             }
             tokio::select! {

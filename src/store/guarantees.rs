@@ -149,21 +149,28 @@ pub async fn list(
     .await
 }
 
-/// Guarantees whose dates call for a status change at `now`: pending ones that have
-/// started, and active ones that have ended. Locked (skipping rows another worker
-/// holds), so that replicas share the work.
+/// Guarantees whose dates call for a status change at `now`, up to `limit`: pending
+/// ones that have started, then active ones that have ended, earliest date first.
+/// Locked (skipping rows another worker holds), so that replicas share the work.
 pub async fn due_for_transition(tx: &mut Tx, now: i64, limit: i64) -> Result<Vec<(Scope, Guarantee)>, sqlx::Error> {
     let skip = tx.skip_locked_clause();
-    let sql = format!(
-        "SELECT account_id, {COLUMNS} FROM guarantees \
-         WHERE (status = 'pending' AND start_date <= $1) OR (status = 'active' AND end_date <= $1) \
-         ORDER BY seq LIMIT $2{skip}"
-    );
-    let rows = sqlx::query(&sql).bind(now).bind(limit).fetch_all(&mut **tx).await?;
-    rows.iter()
-        .map(|r| {
-            let g = from_row(r)?;
-            Ok((Scope { account_id: r.try_get("account_id")?, livemode: g.livemode }, g))
-        })
-        .collect()
+    let mut due = Vec::new();
+    // One query per date, each ordered as its index is, so that each is a range of
+    // (status, date) index: with one query and `OR`, SQLite walked the whole table in
+    // `seq` order (12 ms a step at 130,000 guarantees).
+    for (status, date) in [("pending", "start_date"), ("active", "end_date")] {
+        let left = limit - due.len() as i64;
+        if left <= 0 {
+            break;
+        }
+        let sql = format!(
+            "SELECT account_id, {COLUMNS} FROM guarantees WHERE status = '{status}' AND {date} <= $1 \
+             ORDER BY {date} LIMIT $2{skip}"
+        );
+        let rows = sqlx::query(&sql).bind(now).bind(left).fetch_all(&mut **tx).await?;
+        for r in &rows {
+            due.push((row_scope(r)?, from_row(r)?));
+        }
+    }
+    Ok(due)
 }
