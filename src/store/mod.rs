@@ -38,7 +38,7 @@ pub struct Tx {
     /// The enabled webhook endpoints read so far, per scope, so that a batch of events
     /// reads them once (see `webhooks::enabled_endpoints_in`). No transaction both
     /// changes endpoints and records events, so this cannot go stale within one.
-    endpoints: Vec<(Scope, Vec<(String, Vec<String>)>)>,
+    endpoints: Vec<(Scope, webhooks::EnabledEndpoints)>,
     /// SQLite: this process's turn to write, held until the transaction ends. Declared
     /// after `inner`, so it is released after the transaction is rolled back on drop.
     _writer: Option<OwnedMutexGuard<()>>,

@@ -127,8 +127,11 @@ pub async fn list_endpoints(
     fetch_page(conn, "webhook_endpoints", ENDPOINT_COLUMNS, scope, page, |_| {}, endpoint_from_row).await
 }
 
+/// Enabled endpoints of one account and mode: each id with the event types it takes.
+pub type EnabledEndpoints = Vec<(String, Vec<String>)>;
+
 /// The enabled endpoints of a scope with their subscriptions: for the outbox.
-pub async fn enabled_endpoints(conn: &mut Conn, scope: &Scope) -> Result<Vec<(String, Vec<String>)>, sqlx::Error> {
+pub async fn enabled_endpoints(conn: &mut Conn, scope: &Scope) -> Result<EnabledEndpoints, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, enabled_events FROM webhook_endpoints WHERE account_id = $1 AND livemode = $2 AND status = 'enabled' \
          ORDER BY seq",
@@ -142,7 +145,7 @@ pub async fn enabled_endpoints(conn: &mut Conn, scope: &Scope) -> Result<Vec<(St
 
 /// `enabled_endpoints`, read once per transaction and scope: the claims engine records
 /// a batch's events in one transaction, which would otherwise read them per event.
-pub async fn enabled_endpoints_in(tx: &mut Tx, scope: &Scope) -> Result<Vec<(String, Vec<String>)>, sqlx::Error> {
+pub async fn enabled_endpoints_in(tx: &mut Tx, scope: &Scope) -> Result<EnabledEndpoints, sqlx::Error> {
     if let Some((_, found)) = tx.endpoints.iter().find(|(s, _)| s == scope) {
         return Ok(found.clone());
     }
