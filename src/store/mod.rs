@@ -252,12 +252,12 @@ impl Store {
     }
 }
 
-/// Reads a boolean column: PostgreSQL has a boolean type, SQLite stores 0 or 1.
 /// The scope of a row read across accounts (its `account_id` and `livemode` columns).
 pub(crate) fn row_scope(row: &AnyRow) -> Result<Scope, sqlx::Error> {
     Ok(Scope { account_id: row.try_get("account_id")?, livemode: get_bool(row, "livemode")? })
 }
 
+/// Reads a boolean column: PostgreSQL has a boolean type, SQLite stores 0 or 1.
 pub(crate) fn get_bool(row: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
     match row.try_get::<bool, _>(col) {
         Ok(b) => Ok(b),

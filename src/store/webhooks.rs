@@ -355,35 +355,26 @@ pub async fn insert_attempt(
     Ok(())
 }
 
-/// PostgreSQL only: records an attempt that changes nothing but its delivery (and,
-/// when `delivered`, its event's `pending_webhooks`) as one statement: the attempt,
-/// the delivery's new state and the count land together or not at all, in one round
-/// trip instead of a transaction of five. Returns false, writing nothing, when another
-/// dispatcher has taken the delivery since.
-pub async fn record_attempt(
-    conn: &mut Conn,
-    d: &LeasedDelivery,
-    a: &WebhookAttempt,
-    status: &str,
-    next_attempt_at: i64,
-    delivered: bool,
-) -> Result<bool, sqlx::Error> {
+/// PostgreSQL only: records a delivered attempt as one statement: the attempt, the
+/// delivery's success and its event's `pending_webhooks` land together or not at all,
+/// in one round trip instead of a transaction of five. Returns false, writing nothing,
+/// when another dispatcher has taken the delivery since.
+pub async fn record_delivered(conn: &mut Conn, d: &LeasedDelivery, a: &WebhookAttempt) -> Result<bool, sqlx::Error> {
     let row = sqlx::query(
         "WITH finished AS ( \
-             UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at = $3, leased_until = NULL \
-             WHERE id = $4 AND lease_token = $5 AND status = 'pending' RETURNING id \
+             UPDATE webhook_deliveries SET status = 'succeeded', attempts = $1, next_attempt_at = $2, \
+             leased_until = NULL WHERE id = $3 AND lease_token = $4 AND status = 'pending' RETURNING id \
          ), attempt AS ( \
              INSERT INTO webhook_attempts (id, account_id, livemode, created, endpoint_id, event_id, delivery_id, \
              status_code, latency_ms, error, response_body) \
-             SELECT $6, $7, $8, $9, $10, $11, id, $12, $13, $14, $15 FROM finished \
+             SELECT $5, $6, $7, $8, $9, $10, id, $11, $12, $13, $14 FROM finished \
          ), counted AS ( \
              UPDATE events SET pending_webhooks = pending_webhooks - 1 \
-             WHERE id = $11 AND $16 AND EXISTS (SELECT 1 FROM finished) \
+             WHERE id = $10 AND EXISTS (SELECT 1 FROM finished) \
          ) SELECT COUNT(*) AS finished FROM finished",
     )
-    .bind(status)
     .bind(d.attempts + 1)
-    .bind(next_attempt_at)
+    .bind(a.created)
     .bind(&d.id)
     .bind(d.token)
     .bind(&a.id)
@@ -396,7 +387,6 @@ pub async fn record_attempt(
     .bind(a.latency_ms)
     .bind(a.error.clone())
     .bind(a.response_body.clone())
-    .bind(delivered)
     .fetch_one(&mut *conn)
     .await?;
     Ok(row.try_get::<i64, _>("finished")? == 1)

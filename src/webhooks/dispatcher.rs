@@ -309,7 +309,7 @@ impl Dispatcher {
         let endpoint_changes = !delivered || failing_since.is_some();
         if !endpoint_changes && self.store.backend() == Backend::Postgres {
             let mut conn = self.store.acquire().await?;
-            if !store::webhooks::record_attempt(&mut conn, d, &attempt, status, next, delivered).await? {
+            if !store::webhooks::record_delivered(&mut conn, d, &attempt).await? {
                 tracing::warn!(delivery = %d.id, "lease lost before the attempt was recorded; result dropped");
             }
             return Ok(());
