@@ -175,11 +175,11 @@ struct Drained {
 
 const RATE_BACKLOG: i64 = 500;
 
-/// Refreshes the planner's statistics where PostgreSQL's autovacuum, which would, is
-/// off (as on the machine this was written on). Without them, the plans PostgreSQL
-/// caches for prepared statements while a table is still empty stay in use after it
-/// has grown: an update of one claim by id then scanned every claim of the account
-/// (20-35 ms each, seen with auto_explain).
+/// Refreshes the planner's statistics, as autovacuum would, when PostgreSQL's
+/// autovacuum is off (as on the machine this was written on). Without them, the plans
+/// PostgreSQL caches for prepared statements while a table is still empty stay in use
+/// after it has grown: an update of one claim by id then scanned every claim of the
+/// account (20-35 ms each, seen with auto_explain).
 async fn analyze_if_no_autovacuum(store: &Store) {
     if store.backend() != store::Backend::Postgres {
         return;
