@@ -1,9 +1,9 @@
 //! Claims table.
 
+use std::collections::HashMap;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
-
-use std::collections::HashMap;
 
 use super::list::{Page, PageRequest, fetch_by_ids, fetch_page};
 use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
@@ -202,9 +202,5 @@ pub async fn get_any_for_update(tx: &mut Tx, id: &str) -> Result<Option<(Scope, 
     let lock = tx.lock_clause();
     let sql = format!("SELECT account_id, {COLUMNS} FROM claims WHERE id = $1{lock}");
     let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
-    row.map(|r| {
-        let c = from_row(&r)?;
-        Ok((Scope { account_id: r.try_get("account_id")?, livemode: c.livemode }, c))
-    })
-    .transpose()
+    row.as_ref().map(|r| Ok((row_scope(r)?, from_row(r)?))).transpose()
 }

@@ -1,9 +1,9 @@
 //! Guarantees table.
 
+use std::collections::HashMap;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
-
-use std::collections::HashMap;
 
 use super::list::{Page, PageRequest, fetch_by_ids, fetch_page};
 use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};

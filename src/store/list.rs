@@ -130,9 +130,9 @@ pub async fn exists(conn: &mut Conn, table: &str, scope: &Scope, id: &str) -> Re
 
 /// The rows of `select` (a query up to its `WHERE`) whose `id` is one of `ids`, by id:
 /// one query for a whole batch; `suffix` follows the `WHERE` (an order and a lock).
-/// The id list is padded to a power of two (repeating the last id, which changes
-/// nothing) so that batches of any size share a few prepared statements instead of
-/// one per length.
+/// Repeated ids are sent once; the list is then padded to a power of two (repeating
+/// the last id, which changes nothing) so that batches of any size share a few
+/// prepared statements instead of one per length.
 pub async fn fetch_by_ids<T>(
     conn: &mut Conn,
     select: &str,
@@ -140,6 +140,9 @@ pub async fn fetch_by_ids<T>(
     suffix: &str,
     from_row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
 ) -> Result<HashMap<String, T>, sqlx::Error> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
     let Some(last) = ids.last() else { return Ok(HashMap::new()) };
     let mut sql = Sql::new("");
     let padded = ids.len().next_power_of_two();

@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::list::{Page, PageRequest, fetch_page};
-use super::{Conn, Scope, Tx, get_bool, get_json, to_json};
+use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
 use crate::domain::webhook::{EndpointStatus, Signing, WebhookAttempt, WebhookEndpoint};
 
 const ENDPOINT_COLUMNS: &str = "id, livemode, created, url, description, enabled_events, status, secret, \
@@ -244,7 +244,7 @@ pub async fn lease_due(
         .map(|r| {
             Ok(LeasedDelivery {
                 id: r.try_get("id")?,
-                scope: Scope { account_id: r.try_get("account_id")?, livemode: get_bool(r, "livemode")? },
+                scope: row_scope(r)?,
                 event_id: r.try_get("event_id")?,
                 endpoint_id: r.try_get("endpoint_id")?,
                 attempts: r.try_get("attempts")?,
@@ -362,25 +362,24 @@ pub async fn insert_attempt(
 pub async fn record_delivered(conn: &mut Conn, d: &LeasedDelivery, a: &WebhookAttempt) -> Result<bool, sqlx::Error> {
     let row = sqlx::query(
         "WITH finished AS ( \
-             UPDATE webhook_deliveries SET status = 'succeeded', attempts = $1, next_attempt_at = $2, \
-             leased_until = NULL WHERE id = $3 AND lease_token = $4 AND status = 'pending' RETURNING id \
+             UPDATE webhook_deliveries SET status = 'succeeded', attempts = $1, next_attempt_at = $4, \
+             leased_until = NULL WHERE id = $2 AND lease_token = $3 AND status = 'pending' RETURNING id \
          ), attempt AS ( \
              INSERT INTO webhook_attempts (id, account_id, livemode, created, endpoint_id, event_id, delivery_id, \
              status_code, latency_ms, error, response_body) \
-             SELECT $5, $6, $7, $8, $9, $10, id, $11, $12, $13, $14 FROM finished \
+             SELECT $5, $6, $7, $4, $8, $9, id, $10, $11, $12, $13 FROM finished \
          ), counted AS ( \
              UPDATE events SET pending_webhooks = pending_webhooks - 1 \
-             WHERE id = $10 AND EXISTS (SELECT 1 FROM finished) \
+             WHERE id = $9 AND EXISTS (SELECT 1 FROM finished) \
          ) SELECT COUNT(*) AS finished FROM finished",
     )
     .bind(d.attempts + 1)
-    .bind(a.created)
     .bind(&d.id)
     .bind(d.token)
+    .bind(a.created)
     .bind(&a.id)
     .bind(&d.scope.account_id)
     .bind(d.scope.livemode)
-    .bind(a.created)
     .bind(&a.webhook_endpoint)
     .bind(&a.event)
     .bind(a.status_code)

@@ -127,12 +127,7 @@ impl Dispatcher {
                 release.push(d);
             }
         }
-        let ids = |f: fn(&LeasedDelivery) -> &str| {
-            let mut ids: Vec<&str> = keep.iter().map(f).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids
-        };
+        let ids = |f: fn(&LeasedDelivery) -> &str| keep.iter().map(f).collect::<Vec<_>>();
         let endpoints = store::webhooks::get_endpoints_any(&mut tx, &ids(|d| &d.endpoint_id)).await?;
         let events = store::events::get_many_any(&mut tx, &ids(|d| &d.event_id)).await?;
         tx.commit().await?;
