@@ -1,11 +1,13 @@
 //! Webhook delivery rate and commit-to-delivery latency to a loopback receiver.
 //!
-//!     cargo run --release --example webhook_bench -- [EVENTS] [PER_ENDPOINT]
+//!     cargo run --release --example webhook_bench -- [EVENTS] [PER_ENDPOINT] [backlog]
 //!
 //! With `CASAPAY_BENCH_PG_URL` (an admin URL such as postgres://postgres@127.0.0.1/postgres)
 //! it runs on a fresh PostgreSQL database, dropped afterwards; otherwise on a SQLite file in
 //! a temporary directory. Events are customers created one transaction at a time by
 //! 8 writers; the dispatcher runs its normal loop; the receiver answers 204 at once.
+//! With `backlog`, the dispatcher starts only once every event is committed, and the rate
+//! is how fast it works off that backlog alone (its ceiling, whatever the writers' pace).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,6 +46,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let events: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(2_000);
     let per_endpoint: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(4);
+    let backlog = args.get(3).is_some_and(|a| a == "backlog");
 
     let (url, pg_admin, db_name, tmp) = match std::env::var("CASAPAY_BENCH_PG_URL") {
         Ok(admin) => {
@@ -101,7 +104,7 @@ async fn main() {
             ..Default::default()
         },
     );
-    let task = tokio::spawn(dispatcher.run(cancel.clone()));
+    let mut task = (!backlog).then(|| tokio::spawn(dispatcher.clone().run(cancel.clone())));
 
     let commits: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let started = Instant::now();
@@ -123,6 +126,12 @@ async fn main() {
         h.await.unwrap();
     }
     let produced = started.elapsed();
+    let started = if backlog {
+        task = Some(tokio::spawn(dispatcher.run(cancel.clone())));
+        Instant::now()
+    } else {
+        started
+    };
     let deadline = Instant::now() + Duration::from_secs(300);
     while arrivals.lock().unwrap().len() < events {
         assert!(Instant::now() < deadline, "only {} of {events} delivered", arrivals.lock().unwrap().len());
@@ -130,7 +139,9 @@ async fn main() {
     }
     let finished = started.elapsed();
     cancel.cancel();
-    let _ = task.await;
+    if let Some(task) = task {
+        let _ = task.await;
+    }
 
     let mut latencies: Vec<f64> = {
         let arrivals = arrivals.lock().unwrap();
@@ -139,7 +150,7 @@ async fn main() {
     };
     latencies.sort_by(f64::total_cmp);
     println!(
-        "backend={} events={events} per_endpoint={per_endpoint} produced_in={:.2}s delivered_in={:.2}s \
+        "backend={} events={events} per_endpoint={per_endpoint} backlog={backlog} produced_in={:.2}s delivered_in={:.2}s \
          rate={:.0}/s commit_to_delivery_ms p50={:.1} p99={:.1} max={:.1}",
         if pg_admin.is_some() { "postgres" } else { "sqlite" },
         produced.as_secs_f64(),

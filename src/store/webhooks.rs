@@ -204,8 +204,20 @@ pub struct LeasedDelivery {
     pub token: i64,
 }
 
-/// Leases up to `limit` due deliveries until `leased_until`, at most `per_endpoint`
-/// of any one endpoint and none of the endpoints in `busy`.
+/// How many of the first due deliveries (in lease order) one lease looks at, per
+/// delivery it may take. Bounds the lease's work by the free slots rather than by
+/// the backlog: behind a backlog, ranking every due delivery cost milliseconds per
+/// lease and slowed the dispatcher down further the further behind it was.
+const LEASE_WINDOW_PER_SLOT: i64 = 4;
+
+/// Leases up to `limit` due deliveries until `leased_until`, oldest first, at most
+/// `per_endpoint` in flight to any one endpoint counting those `in_flight` already
+/// (endpoint id, attempts in flight).
+///
+/// Only the first `LEASE_WINDOW_PER_SLOT * limit` due deliveries of endpoints with a
+/// free slot are considered: when one endpoint's backlog fills that window, it gets its
+/// slots now and, being full then, is skipped by the next lease, which reaches the
+/// deliveries of the others behind it.
 ///
 /// The candidates are chosen without locks (row locks do not mix with the window
 /// function that caps each endpoint); the `UPDATE` then re-checks each row under its
@@ -216,27 +228,36 @@ pub async fn lease_due(
     leased_until: i64,
     limit: i64,
     per_endpoint: i64,
-    busy: &[String],
+    in_flight: &[(String, i64)],
 ) -> Result<Vec<LeasedDelivery>, sqlx::Error> {
     let mut sql = super::list::Sql::new("");
     let until = sql.bind(leased_until);
     let now_p = sql.bind(now);
-    let mut exclude = String::new();
-    for endpoint in busy {
-        let p = sql.bind(endpoint.clone());
-        exclude.push_str(&format!(" AND endpoint_id <> {p}"));
-    }
-    let cap = sql.bind(per_endpoint);
-    let lim = sql.bind(limit);
     let free = format!(
         "status = 'pending' AND next_attempt_at <= {now_p} AND (leased_until IS NULL OR leased_until <= {now_p})"
     );
+    // Full endpoints are left out before the window; the others' free slots cap their rank.
+    let (mut exclude, mut taken) = (String::new(), String::new());
+    for (endpoint, n) in in_flight {
+        let p = sql.bind(endpoint.clone());
+        if *n >= per_endpoint {
+            exclude.push_str(&format!(" AND endpoint_id <> {p}"));
+        } else if *n > 0 {
+            let n = sql.bind(*n);
+            taken.push_str(&format!(" WHEN {p} THEN {n}"));
+        }
+    }
+    let taken = if taken.is_empty() { "0".to_owned() } else { format!("CASE endpoint_id{taken} ELSE 0 END") };
+    let cap = sql.bind(per_endpoint);
+    let window = sql.bind(limit.saturating_mul(LEASE_WINDOW_PER_SLOT));
+    let lim = sql.bind(limit);
     sql.push(&format!(
         "UPDATE webhook_deliveries SET lease_token = lease_token + 1, leased_until = {until} \
-         WHERE {free} AND id IN (SELECT id FROM (SELECT id, next_attempt_at, seq, \
+         WHERE {free} AND id IN (SELECT id FROM (SELECT id, next_attempt_at, seq, endpoint_id, \
          ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, seq) AS rank \
-         FROM webhook_deliveries WHERE {free}{exclude}) ranked WHERE rank <= {cap} \
-         ORDER BY next_attempt_at, seq LIMIT {lim}) \
+         FROM (SELECT id, next_attempt_at, seq, endpoint_id FROM webhook_deliveries WHERE {free}{exclude} \
+         ORDER BY next_attempt_at, seq LIMIT {window}) head) ranked \
+         WHERE rank <= {cap} - {taken} ORDER BY next_attempt_at, seq LIMIT {lim}) \
          RETURNING id, account_id, livemode, event_id, endpoint_id, attempts, lease_token"
     ));
     let rows = sqlx::query_with(&sql.text, sql.args).fetch_all(&mut **tx).await?;

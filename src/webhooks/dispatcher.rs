@@ -91,18 +91,16 @@ impl Dispatcher {
         Dispatcher { store, clock, client, config: Arc::new(config), busy: Arc::default(), slots }
     }
 
-    /// Leases what can start now: up to the free slots, skipping endpoints that
-    /// already have `per_endpoint` attempts in flight. The endpoints and events to
-    /// send are read in the lease's transaction, one query each for the batch.
+    /// Leases what can start now: up to the free slots, and no more to one endpoint
+    /// than its free share of `per_endpoint`. The endpoints and events to send are read
+    /// in the lease's transaction, one query each for the batch.
     async fn lease(&self) -> ApiResult<Vec<Job>> {
         let free = self.slots.available_permits();
         if free == 0 {
             return Ok(Vec::new());
         }
-        let busy: Vec<String> = {
-            let map = self.busy.lock().expect("busy map");
-            map.iter().filter(|(_, n)| **n >= self.config.per_endpoint).map(|(e, _)| e.clone()).collect()
-        };
+        let counts: HashMap<String, usize> = self.busy.lock().expect("busy map").clone();
+        let in_flight: Vec<(String, i64)> = counts.iter().map(|(e, n)| (e.clone(), *n as i64)).collect();
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let leased = store::webhooks::lease_due(
@@ -111,12 +109,13 @@ impl Dispatcher {
             now + self.config.lease_seconds,
             free as i64,
             self.config.per_endpoint as i64,
-            &busy,
+            &in_flight,
         )
         .await?;
-        // One lease query cannot cap each endpoint: keep what fits under the cap and
+        // The lease kept to each endpoint's free share as counted above. Should attempts
+        // have started since (two `run_once` on one dispatcher), keep what still fits and
         // give the rest back at once rather than hold it until the lease runs out.
-        let mut counts: HashMap<String, usize> = self.busy.lock().expect("busy map").clone();
+        let mut counts = counts;
         let (mut keep, mut release) = (Vec::with_capacity(leased.len()), Vec::new());
         for d in leased {
             let n = counts.entry(d.endpoint_id.clone()).or_default();

@@ -459,6 +459,68 @@ async fn a_hanging_endpoint_does_not_hold_up_others_and_shutdown_waits_for_attem
     assert_eq!(pending, 0, "nothing is left leased: every attempt in flight was recorded");
 }
 
+/// A lease looks at the first few due deliveries only (four per free slot). An
+/// endpoint whose backlog fills that window takes its share and is then skipped, so
+/// the deliveries of another endpoint queued behind it go out at once.
+#[tokio::test]
+async fn a_backlog_at_one_endpoint_does_not_hold_back_another_queued_behind_it() {
+    let app = TestApp::start().await;
+    let (slow, fast) = (Receiver::start().await, Receiver::start().await);
+    let slow_endpoint = endpoint(&app, &slow, &["customer.created"]).await;
+    endpoint(&app, &fast, &["guarantee_policy.created"]).await;
+    slow.set_mode(Mode::Hang);
+    // Two slots, one per endpoint: a window of eight, and twenty deliveries to the
+    // slow endpoint ahead of the fast one's.
+    let config = casapay::webhooks::dispatcher::DispatcherConfig {
+        max_in_flight: 2,
+        per_endpoint: 1,
+        ..dispatcher_config(crate::support::LOOPBACK_EGRESS)
+    };
+    let dispatcher = Dispatcher::new(app.store.clone(), app.clock.clone(), config);
+    for i in 0..20 {
+        app.customer(DEMO_KEY, i).await;
+    }
+    app.post(
+        "/v1/guarantee_policies",
+        DEMO_KEY,
+        json!({"name": "p", "coverage_percentage": 100, "max_coverage_months": 12}),
+    )
+    .await
+    .ok();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(dispatcher.run(cancel.clone()));
+    fast.wait_for(1).await;
+    // The slow endpoint's first attempt ends only at the 2 s timeout.
+    assert!(attempts(&app, &slow_endpoint).await.is_empty(), "delivered before any slow attempt ended");
+    slow.wait_for(1).await;
+    assert_eq!(slow.received().len(), 1, "one attempt in flight to the slow endpoint, its cap");
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task).await.expect("dispatcher stops").unwrap();
+}
+
+/// A lease takes no more for an endpoint than its free slots: nothing is leased only
+/// to be handed back, so every delivery was leased exactly once, for its one attempt.
+#[tokio::test]
+async fn leases_take_only_an_endpoints_free_slots() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    endpoint(&app, &receiver, &["customer.created"]).await;
+    receiver.set_mode(Mode::Slow(50));
+    for i in 0..20 {
+        app.customer(DEMO_KEY, i).await;
+    }
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(app.dispatcher.clone().run(cancel.clone()));
+    receiver.wait_for(20).await;
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task).await.expect("dispatcher stops").unwrap();
+    let tokens: Vec<i64> = sqlx::query_scalar("SELECT lease_token FROM webhook_deliveries ORDER BY seq")
+        .fetch_all(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(tokens, vec![1; 20], "each delivery leased once");
+}
+
 #[tokio::test]
 async fn events_fan_out_only_to_subscribed_enabled_endpoints_of_the_scope() {
     let app = TestApp::start().await;
