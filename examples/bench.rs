@@ -57,13 +57,15 @@ fn partial_run() -> bool {
     ["BENCH_BACKENDS", "BENCH_OPS", "BENCH_CONNS", "BENCH_WEBHOOKS"].iter().any(|v| std::env::var(v).is_ok())
 }
 
-/// Turns of ceiling and server per cell (BENCH_ROUNDS, default 3).
+/// Turns of ceiling and server per cell (BENCH_ROUNDS, default 5). A write's rate moves
+/// by a third from one second to the next with the disk's fsync time: five short pairs
+/// of turns give a steadier median than three long ones.
 fn rounds() -> usize {
-    std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1)
+    std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5).max(1)
 }
 
 fn duration() -> Duration {
-    Duration::from_secs_f64(std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0))
+    Duration::from_secs_f64(std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1.2))
 }
 
 /// Everything the operations pick from.
@@ -87,6 +89,9 @@ impl Data {
 struct Stats {
     /// Median over the rounds.
     per_second: f64,
+    /// Median over the rounds of this turn's rate over the ceiling's turn just before it:
+    /// each pair ran back to back, so a change in the machine's load falls on both.
+    ratio: f64,
     /// Over every request of every round.
     p50_ms: f64,
     p99_ms: f64,
@@ -122,9 +127,16 @@ fn stats(samples: &[Sample]) -> Stats {
         p50_ms: at(0.5),
         p99_ms: at(0.99),
         errors: samples.iter().map(|s| s.errors).sum(),
+        ratio: 0.0,
         cpu_us: 0.0,
         client_cpu_us: 0.0,
     }
+}
+
+/// The median of `served[i] / ceiling[i]` over the rounds.
+fn paired_ratio(served: &[Sample], ceiling: &[Sample]) -> f64 {
+    let rate = |s: &Sample| s.latencies_ms.len() as f64 / s.elapsed.as_secs_f64();
+    median(served.iter().zip(ceiling).map(|(s, c)| rate(s) / rate(c).max(1e-9)).collect())
 }
 
 /// Runs `op` from `conc` tasks for the benchmark's duration; each call reports success.
@@ -606,14 +618,28 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
                 client_cpu += cpu_seconds(std::process::id()) - client_before;
             }
             let mut s = stats(&served);
+            s.ratio = paired_ratio(&served, &ceiling);
             let requests: usize = served.iter().map(|x| x.latencies_ms.len()).sum();
             s.cpu_us = cpu * 1e6 / requests.max(1) as f64;
             s.client_cpu_us = client_cpu * 1e6 / requests.max(1) as f64;
             let c = stats(&ceiling);
             eprintln!(
-                "{backend}: {op} at {conc}: {:.0} req/s (p50 {:.2} ms), ceiling {:.0} req/s (p50 {:.2} ms); \
-                 claims the engine had yet to review or pay after the last turn: {backlog}",
-                s.per_second, s.p50_ms, c.per_second, c.p50_ms
+                "{backend}: {op} at {conc}: {:.0} req/s (p50 {:.2} ms), ceiling {:.0} req/s (p50 {:.2} ms), \
+                 {:.0}% (turn by turn: {}); claims the engine had yet to review or pay after the last turn: {backlog}",
+                s.per_second,
+                s.p50_ms,
+                c.per_second,
+                c.p50_ms,
+                100.0 * s.ratio,
+                served
+                    .iter()
+                    .zip(&ceiling)
+                    .map(|(s, c)| format!(
+                        "{:.0}%",
+                        100.0 * paired_ratio(std::slice::from_ref(s), std::slice::from_ref(c))
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             );
             if op == "create claim" {
                 engine_backlog = engine_backlog.max(backlog);
@@ -640,8 +666,10 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
 
 fn table(runs: &[Run], machine: &str) -> String {
     let mut out = format!(
-        "Measured {} on {machine}, {}s per cell (server, load generator and database share the machine).\n\n",
+        "Measured {} on {machine}, {} turns of {} s per side in each cell (server, load generator and database \
+         share the machine).\n\n",
         chrono_free_date(),
+        rounds(),
         duration().as_secs_f64()
     );
     out.push_str(
@@ -660,7 +688,7 @@ fn table(runs: &[Run], machine: &str) -> String {
                 s.cpu_us,
                 s.client_cpu_us,
                 c.per_second,
-                100.0 * s.per_second / c.per_second.max(1.0)
+                100.0 * s.ratio
             ));
         }
     }

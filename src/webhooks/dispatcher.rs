@@ -99,8 +99,8 @@ impl Dispatcher {
         if free == 0 {
             return Ok(Vec::new());
         }
-        let counts: HashMap<String, usize> = self.busy.lock().expect("busy map").clone();
-        let in_flight: Vec<(String, i64)> = counts.iter().map(|(e, n)| (e.clone(), *n as i64)).collect();
+        let in_flight: Vec<(String, i64)> =
+            self.busy.lock().expect("busy map").iter().map(|(e, n)| (e.clone(), *n as i64)).collect();
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let leased = store::webhooks::lease_due(
@@ -115,7 +115,7 @@ impl Dispatcher {
         // The lease kept to each endpoint's free share as counted above. Should attempts
         // have started since (two `run_once` on one dispatcher), keep what still fits and
         // give the rest back at once rather than hold it until the lease runs out.
-        let mut counts = counts;
+        let mut counts: HashMap<String, usize> = self.busy.lock().expect("busy map").clone();
         let (mut keep, mut release) = (Vec::with_capacity(leased.len()), Vec::new());
         for d in leased {
             let n = counts.entry(d.endpoint_id.clone()).or_default();
