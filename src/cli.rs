@@ -297,11 +297,12 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     // SQLite has one writer, and each connection keeps a page cache and a thread of its
     // own: 8 served reads as fast as 16 in the benchmark, with 67 instead of 104 MiB
     // peak RSS.
-    let default_connections = if url.starts_with("sqlite:") { 8 } else { 16 };
+    let on_sqlite = url.starts_with("sqlite:");
+    let default_connections = if on_sqlite { 8 } else { 16 };
     // An engine step holds SQLite's one writer for its whole batch, and every request
     // that writes waits behind it: batches of 25 caught up as fast as 100 in the
     // benchmark, with create claim's p99 at one connection 12-14 ms instead of 23-28.
-    let default_batch = if url.starts_with("sqlite:") { 25 } else { 100 };
+    let default_batch = if on_sqlite { 25 } else { 100 };
     let store = open_store(cli, args.db_max_connections.unwrap_or(default_connections).max(1)).await?;
     if !args.no_migrate {
         store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
