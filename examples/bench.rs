@@ -109,6 +109,13 @@ struct Sample {
     elapsed: Duration,
 }
 
+impl Sample {
+    /// Requests per second over the turn.
+    fn rate(&self) -> f64 {
+        self.latencies_ms.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     match xs.len() {
@@ -123,7 +130,7 @@ fn stats(samples: &[Sample]) -> Stats {
     latencies.sort_by(f64::total_cmp);
     let at = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
     Stats {
-        per_second: median(samples.iter().map(|s| s.latencies_ms.len() as f64 / s.elapsed.as_secs_f64()).collect()),
+        per_second: median(samples.iter().map(Sample::rate).collect()),
         p50_ms: at(0.5),
         p99_ms: at(0.99),
         errors: samples.iter().map(|s| s.errors).sum(),
@@ -133,10 +140,9 @@ fn stats(samples: &[Sample]) -> Stats {
     }
 }
 
-/// The median of `served[i] / ceiling[i]` over the rounds.
-fn paired_ratio(served: &[Sample], ceiling: &[Sample]) -> f64 {
-    let rate = |s: &Sample| s.latencies_ms.len() as f64 / s.elapsed.as_secs_f64();
-    median(served.iter().zip(ceiling).map(|(s, c)| rate(s) / rate(c).max(1e-9)).collect())
+/// Each round's `served[i] / ceiling[i]`: a server turn over the ceiling turn just before it.
+fn pair_ratios(served: &[Sample], ceiling: &[Sample]) -> Vec<f64> {
+    served.iter().zip(ceiling).map(|(s, c)| s.rate() / c.rate().max(1e-9)).collect()
 }
 
 /// Runs `op` from `conc` tasks for the benchmark's duration; each call reports success.
@@ -618,7 +624,8 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
                 client_cpu += cpu_seconds(std::process::id()) - client_before;
             }
             let mut s = stats(&served);
-            s.ratio = paired_ratio(&served, &ceiling);
+            let ratios = pair_ratios(&served, &ceiling);
+            s.ratio = median(ratios.clone());
             let requests: usize = served.iter().map(|x| x.latencies_ms.len()).sum();
             s.cpu_us = cpu * 1e6 / requests.max(1) as f64;
             s.client_cpu_us = client_cpu * 1e6 / requests.max(1) as f64;
@@ -631,15 +638,7 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
                 c.per_second,
                 c.p50_ms,
                 100.0 * s.ratio,
-                served
-                    .iter()
-                    .zip(&ceiling)
-                    .map(|(s, c)| format!(
-                        "{:.0}%",
-                        100.0 * paired_ratio(std::slice::from_ref(s), std::slice::from_ref(c))
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                ratios.iter().map(|r| format!("{:.0}%", 100.0 * r)).collect::<Vec<_>>().join(" ")
             );
             if op == "create claim" {
                 engine_backlog = engine_backlog.max(backlog);
