@@ -72,7 +72,9 @@ pub async fn write_json<T: Serialize>(
 /// Writes an event for `object` in the caller's transaction, with a delivery for
 /// every enabled webhook endpoint of the scope that subscribes to it (the outbox).
 pub async fn record_event<T: Serialize>(tx: &mut Tx, call: &Call, kind: EventType, object: &T) -> ApiResult<()> {
-    insert_event(tx, call, kind, object, None).await
+    let mut outbox = Outbox::default();
+    outbox.record(call, kind, object)?;
+    outbox.write(tx).await
 }
 
 /// Writes an update event, with the fields that changed since `before`.
@@ -83,51 +85,123 @@ pub async fn record_update<T: Serialize>(
     before: &T,
     after: &T,
 ) -> ApiResult<()> {
-    let before = serde_json::to_value(before).map_err(ApiError::internal)?;
-    let after_value = serde_json::to_value(after).map_err(ApiError::internal)?;
-    let previous = previous_attributes(&before, &after_value);
-    insert_event(tx, call, kind, after, Some(previous)).await
+    let mut outbox = Outbox::default();
+    outbox.record_update(call, kind, before, after)?;
+    outbox.write(tx).await
 }
 
-async fn insert_event<T: Serialize>(
-    tx: &mut Tx,
-    call: &Call,
+/// Events recorded during a transaction and written together at its end, with their
+/// webhook deliveries: one statement per chunk of rows, for the claims engine's
+/// batches. Events keep the order they were recorded in.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    events: Vec<PendingEvent>,
+}
+
+struct PendingEvent {
+    scope: Scope,
+    id: String,
+    created: i64,
     kind: EventType,
-    object: &T,
-    previous: Option<serde_json::Map<String, serde_json::Value>>,
-) -> ApiResult<()> {
-    let object = serde_json::to_string(object).map_err(ApiError::internal)?;
-    let previous = previous.map(|p| serde_json::Value::Object(p).to_string());
-    let id = Kind::Event.new_id();
-    let endpoints: Vec<String> = store::webhooks::enabled_endpoints_in(tx, &call.scope)
-        .await?
-        .into_iter()
-        .filter(|(_, events)| subscribes(events, kind.as_str()))
-        .map(|(endpoint, _)| endpoint)
-        .collect();
-    store::events::insert(
-        tx,
-        &call.scope,
-        &store::events::NewEvent {
-            id: &id,
+    object: String,
+    previous_attributes: Option<String>,
+    request_id: Option<String>,
+    idempotency_key: Option<String>,
+}
+
+impl Outbox {
+    pub(crate) fn record<T: Serialize>(&mut self, call: &Call, kind: EventType, object: &T) -> ApiResult<()> {
+        self.push(call, kind, object, None)
+    }
+
+    /// Records an update event, with the fields that changed since `before`.
+    pub(crate) fn record_update<T: Serialize>(
+        &mut self,
+        call: &Call,
+        kind: EventType,
+        before: &T,
+        after: &T,
+    ) -> ApiResult<()> {
+        let before = serde_json::to_value(before).map_err(ApiError::internal)?;
+        let after_value = serde_json::to_value(after).map_err(ApiError::internal)?;
+        let previous = previous_attributes(&before, &after_value);
+        self.push(call, kind, after, Some(previous))
+    }
+
+    fn push<T: Serialize>(
+        &mut self,
+        call: &Call,
+        kind: EventType,
+        object: &T,
+        previous: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> ApiResult<()> {
+        self.events.push(PendingEvent {
+            scope: call.scope.clone(),
+            id: Kind::Event.new_id(),
             created: call.now,
-            kind: kind.as_str(),
-            object: &object,
-            previous_attributes: previous.as_deref(),
-            request_id: call.request_id.as_deref(),
-            idempotency_key: call.idempotency_key.as_deref(),
-            pending_webhooks: endpoints.len() as i64,
-        },
-    )
-    .await?;
-    for endpoint in &endpoints {
-        store::webhooks::insert_delivery(tx, &call.scope, &Kind::WebhookDelivery.new_id(), &id, endpoint, call.now)
-            .await?;
+            kind,
+            object: serde_json::to_string(object).map_err(ApiError::internal)?,
+            previous_attributes: previous.map(|p| serde_json::Value::Object(p).to_string()),
+            request_id: call.request_id.clone(),
+            idempotency_key: call.idempotency_key.clone(),
+        });
+        Ok(())
     }
-    if !endpoints.is_empty() {
-        tx.note_outbox_write();
+
+    /// Writes the events, then a delivery of each to every enabled endpoint of its
+    /// scope that subscribes to its type.
+    pub(crate) async fn write(self, tx: &mut Tx) -> ApiResult<()> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        let mut targets: Vec<Vec<String>> = Vec::with_capacity(self.events.len());
+        for e in &self.events {
+            let endpoints = store::webhooks::enabled_endpoints_in(tx, &e.scope).await?;
+            targets.push(
+                endpoints
+                    .into_iter()
+                    .filter(|(_, events)| subscribes(events, e.kind.as_str()))
+                    .map(|(endpoint, _)| endpoint)
+                    .collect(),
+            );
+        }
+        let rows: Vec<store::events::NewEvent> = self
+            .events
+            .iter()
+            .zip(&targets)
+            .map(|(e, endpoints)| store::events::NewEvent {
+                id: &e.id,
+                created: e.created,
+                kind: e.kind.as_str(),
+                object: &e.object,
+                previous_attributes: e.previous_attributes.as_deref(),
+                request_id: e.request_id.as_deref(),
+                idempotency_key: e.idempotency_key.as_deref(),
+                pending_webhooks: endpoints.len() as i64,
+            })
+            .collect();
+        let scoped: Vec<_> = self.events.iter().zip(&rows).map(|(e, row)| (&e.scope, row)).collect();
+        store::events::insert(tx, &scoped).await?;
+        let deliveries: Vec<store::webhooks::NewDelivery> = self
+            .events
+            .iter()
+            .zip(&targets)
+            .flat_map(|(e, endpoints)| {
+                endpoints.iter().map(move |endpoint| store::webhooks::NewDelivery {
+                    scope: &e.scope,
+                    id: Kind::WebhookDelivery.new_id(),
+                    event_id: &e.id,
+                    endpoint_id: endpoint,
+                    now: e.created,
+                })
+            })
+            .collect();
+        if !deliveries.is_empty() {
+            store::webhooks::insert_deliveries(tx, &deliveries).await?;
+            tx.note_outbox_write();
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn metadata_error(e: crate::domain::metadata::MetadataError) -> ApiError {

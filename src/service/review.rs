@@ -5,7 +5,9 @@
 //! several replicas never deadlock or act twice.
 
 use super::rail::{PayoutRail, RailOutcome};
-use super::{Call, record_event, record_update};
+use std::collections::BTreeMap;
+
+use super::{Call, Outbox};
 use crate::domain::claim::{Claim, ClaimStatus, DenialReason};
 use crate::domain::event::EventType;
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
@@ -14,6 +16,7 @@ use crate::domain::policy::Policy;
 use crate::domain::review::{Decision, ReviewInput, decide, max_payable};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
+use crate::store::payouts::Settlement;
 use crate::store::{self, Scope, Store, Tx};
 
 fn review_input(claim: &Claim, g: &Guarantee, p: &Policy) -> ReviewInput {
@@ -42,8 +45,53 @@ async fn claim_terms(tx: &mut Tx, scope: &Scope, claim: &Claim) -> ApiResult<(Gu
     Ok((g, p))
 }
 
+/// What a step changes, kept until its end and then written with one statement per
+/// kind (per chunk of rows) in an order the foreign keys allow: new payouts, settled
+/// payouts, guarantees, claims, then events and their deliveries. Each guarantee and
+/// claim is written once, in the state it ended the step in. Every row it updates was
+/// locked earlier in the same transaction.
+#[derive(Default)]
+struct StepWrites {
+    new_payouts: Vec<(Scope, Payout)>,
+    settled_payouts: Vec<(String, PayoutStatus, Option<i64>)>,
+    guarantees: BTreeMap<String, Guarantee>,
+    claims: BTreeMap<String, Claim>,
+    outbox: Outbox,
+}
+
+impl StepWrites {
+    fn guarantee(&mut self, g: &Guarantee) {
+        self.guarantees.insert(g.id.clone(), g.clone());
+    }
+
+    fn claim(&mut self, c: &Claim) {
+        self.claims.insert(c.id.clone(), c.clone());
+    }
+
+    async fn write(self, tx: &mut Tx) -> ApiResult<()> {
+        let payouts: Vec<(&Scope, &Payout)> = self.new_payouts.iter().map(|(s, p)| (s, p)).collect();
+        store::payouts::insert(tx, &payouts).await?;
+        let settled: Vec<Settlement> =
+            self.settled_payouts.iter().map(|(id, status, arrival)| (id.as_str(), *status, *arrival)).collect();
+        written(store::payouts::settle(tx, &settled).await?, settled.len(), "payouts settled (one was settled twice)")?;
+        let guarantees: Vec<&Guarantee> = self.guarantees.values().collect();
+        written(store::guarantees::update_locked(tx, &guarantees).await?, guarantees.len(), "guarantees")?;
+        let claims: Vec<&Claim> = self.claims.values().collect();
+        written(store::claims::update_locked(tx, &claims).await?, claims.len(), "claims")?;
+        self.outbox.write(tx).await
+    }
+}
+
+/// Fails the step (its transaction rolls back) unless every row it meant to write was.
+fn written(rows: u64, expected: usize, what: &str) -> ApiResult<()> {
+    if rows != expected as u64 {
+        return Err(ApiError::internal(format!("{rows} of {expected} {what} written")));
+    }
+    Ok(())
+}
+
 /// Approves `amount`, reserves it on the guarantee and creates the pending payout.
-async fn approve(tx: &mut Tx, call: &Call, claim: Claim, g: &mut Guarantee, amount: i64) -> ApiResult<Claim> {
+fn approve(w: &mut StepWrites, call: &Call, claim: Claim, g: &mut Guarantee, amount: i64) -> ApiResult<Claim> {
     let payout = Payout {
         id: Kind::Payout.new_id(),
         object: Payout::OBJECT,
@@ -56,31 +104,31 @@ async fn approve(tx: &mut Tx, call: &Call, claim: Claim, g: &mut Guarantee, amou
         livemode: claim.livemode,
         created: call.now,
     };
-    store::payouts::insert(tx, &call.scope, &payout).await?;
     g.claims_reserved += amount;
     g.refresh_remaining();
-    store::guarantees::update(tx, &call.scope, g).await?;
+    w.guarantee(g);
     let mut after = claim.clone();
     after.status = ClaimStatus::Approved;
     after.amount_approved = Some(amount);
-    after.payout = Some(payout.id);
+    after.payout = Some(payout.id.clone());
     after.reviewed_at = Some(call.now);
     after.status_transitions.approved_at = Some(call.now);
     after.awaiting_operator = false;
-    store::claims::update(tx, &call.scope, &after).await?;
-    record_update(tx, call, EventType::ClaimApproved, &claim, &after).await?;
+    w.new_payouts.push((call.scope.clone(), payout));
+    w.claim(&after);
+    w.outbox.record_update(call, EventType::ClaimApproved, &claim, &after)?;
     Ok(after)
 }
 
-async fn deny(tx: &mut Tx, call: &Call, claim: Claim, reason: Option<DenialReason>) -> ApiResult<Claim> {
+fn deny(w: &mut StepWrites, call: &Call, claim: Claim, reason: Option<DenialReason>) -> ApiResult<Claim> {
     let mut after = claim.clone();
     after.status = ClaimStatus::Denied;
     after.denial_reason = reason;
     after.reviewed_at = Some(call.now);
     after.status_transitions.denied_at = Some(call.now);
     after.awaiting_operator = false;
-    store::claims::update(tx, &call.scope, &after).await?;
-    record_update(tx, call, EventType::ClaimDenied, &claim, &after).await?;
+    w.claim(&after);
+    w.outbox.record_update(call, EventType::ClaimDenied, &claim, &after)?;
     Ok(after)
 }
 
@@ -102,6 +150,7 @@ pub async fn review_due(store: &Store, now: i64, limit: usize) -> ApiResult<usiz
     // Claims in filing order: a guarantee's first claim is the first to draw on its
     // coverage, and a later one sees what it reserved.
     let reviewed = claims.len();
+    let mut writes = StepWrites::default();
     for (scope, claim) in claims {
         let call = Call::job(scope, now);
         let g = match guarantees.get_mut(&claim.guarantee) {
@@ -114,18 +163,19 @@ pub async fn review_due(store: &Store, now: i64, limit: usize) -> ApiResult<usiz
         };
         match decide(&review_input(&claim, g, p)) {
             Decision::Approve { amount } => {
-                approve(&mut tx, &call, claim, g, amount).await?;
+                approve(&mut writes, &call, claim, g, amount)?;
             }
             Decision::Deny(reason) => {
-                deny(&mut tx, &call, claim, Some(reason)).await?;
+                deny(&mut writes, &call, claim, Some(reason))?;
             }
             Decision::Operator => {
                 let mut waiting = claim;
                 waiting.awaiting_operator = true;
-                store::claims::update(&mut tx, &call.scope, &waiting).await?;
+                writes.claim(&waiting);
             }
         }
     }
+    writes.write(&mut tx).await?;
     tx.commit().await?;
     Ok(reviewed)
 }
@@ -163,8 +213,9 @@ pub async fn review_by_hand(
         ));
     }
     let call = Call { scope, ..request.clone() };
-    match verdict {
-        Verdict::Deny { reason } => deny(tx, &call, claim, reason).await,
+    let mut writes = StepWrites::default();
+    let reviewed = match verdict {
+        Verdict::Deny { reason } => deny(&mut writes, &call, claim, reason)?,
         Verdict::Approve { amount } => {
             let (mut g, p) = claim_terms(tx, &call.scope, &claim).await?;
             let max = max_payable(&review_input(&claim, &g, &p)).map_err(|reason| {
@@ -184,9 +235,11 @@ pub async fn review_by_hand(
                 Some(a) => a,
                 None => max,
             };
-            approve(tx, &call, claim, &mut g, amount).await
+            approve(&mut writes, &call, claim, &mut g, amount)?
         }
-    }
+    };
+    writes.write(tx).await?;
+    Ok(reviewed)
 }
 
 /// Sends up to `limit` of the oldest pending payouts through the rail and records the
@@ -216,6 +269,7 @@ pub async fn pay_due(store: &Store, rail: &dyn PayoutRail, now: i64, limit: usiz
     let ids: Vec<&str> = answers.iter().map(|(_, p, _)| p.guarantee.as_str()).collect();
     let mut guarantees = store::guarantees::lock_many(&mut tx, &ids).await?;
     let settled = answers.len();
+    let mut writes = StepWrites::default();
     for (scope, payout, outcome) in answers {
         let call = Call::job(scope, now);
         let claim = match claims.remove(&payout.claim) {
@@ -226,16 +280,17 @@ pub async fn pay_due(store: &Store, rail: &dyn PayoutRail, now: i64, limit: usiz
             Some((s, g)) if *s == call.scope => g,
             _ => return Err(ApiError::internal(format!("payout {} has no guarantee", payout.id))),
         };
-        settle(&mut tx, &call, payout, outcome, claim, g).await?;
+        settle(&mut writes, &call, payout, outcome, claim, g)?;
     }
+    writes.write(&mut tx).await?;
     tx.commit().await?;
     Ok(settled)
 }
 
 /// Records the rail's answer for a locked payout: its claim, the guarantee's reserved
 /// and paid amounts, and the events.
-async fn settle(
-    tx: &mut Tx,
+fn settle(
+    w: &mut StepWrites,
     call: &Call,
     payout: Payout,
     outcome: RailOutcome,
@@ -247,9 +302,7 @@ async fn settle(
         RailOutcome::Paid { arrival_date } => (PayoutStatus::Paid, Some(*arrival_date)),
         RailOutcome::Failed { .. } => (PayoutStatus::Failed, None),
     };
-    if !store::payouts::settle(tx, &payout.id, status, arrival_date).await? {
-        return Err(ApiError::internal(format!("payout {} was settled twice", payout.id)));
-    }
+    w.settled_payouts.push((payout.id.clone(), status, arrival_date));
     let settled = Payout { status, arrival_date, ..payout.clone() };
     let g_before = g.clone();
     g.claims_reserved -= payout.amount;
@@ -259,24 +312,22 @@ async fn settle(
             let mut paid = claim.clone();
             paid.status = ClaimStatus::Paid;
             paid.status_transitions.paid_at = Some(now);
-            store::claims::update(tx, &call.scope, &paid).await?;
-            record_event(tx, call, EventType::PayoutPaid, &settled).await?;
-            record_update(tx, call, EventType::ClaimPaid, &claim, &paid).await?;
+            w.claim(&paid);
+            w.outbox.record(call, EventType::PayoutPaid, &settled)?;
+            w.outbox.record_update(call, EventType::ClaimPaid, &claim, &paid)?;
         }
         RailOutcome::Failed { reason } => {
             tracing::warn!(payout = %payout.id, %reason, "payout failed; coverage released");
-            record_event(tx, call, EventType::PayoutFailed, &settled).await?;
+            w.outbox.record(call, EventType::PayoutFailed, &settled)?;
         }
     }
     g.refresh_remaining();
     let used_up = g.claims_paid >= g.total_coverage;
     if used_up && matches!(g.status, GuaranteeStatus::Pending | GuaranteeStatus::Active | GuaranteeStatus::Expired) {
         g.status = GuaranteeStatus::Claimed;
-        store::guarantees::update(tx, &call.scope, g).await?;
-        record_update(tx, call, EventType::GuaranteeClaimed, &g_before, g).await?;
-    } else {
-        store::guarantees::update(tx, &call.scope, g).await?;
+        w.outbox.record_update(call, EventType::GuaranteeClaimed, &g_before, g)?;
     }
+    w.guarantee(g);
     Ok(())
 }
 
@@ -286,23 +337,25 @@ pub async fn transition_guarantees(store: &Store, now: i64, limit: i64) -> ApiRe
     let mut tx = store.begin().await?;
     let due = store::guarantees::due_for_transition(&mut tx, now, limit).await?;
     let count = due.len();
+    let mut writes = StepWrites::default();
     for (scope, g) in due {
         let call = Call::job(scope, now);
         let mut current = g;
         if current.status == GuaranteeStatus::Pending && current.start_date <= now {
             let mut next = current.clone();
             next.status = GuaranteeStatus::Active;
-            store::guarantees::update(&mut tx, &call.scope, &next).await?;
-            record_update(&mut tx, &call, EventType::GuaranteeActivated, &current, &next).await?;
+            writes.outbox.record_update(&call, EventType::GuaranteeActivated, &current, &next)?;
             current = next;
         }
         if current.status == GuaranteeStatus::Active && current.end_date <= now {
             let mut next = current.clone();
             next.status = GuaranteeStatus::Expired;
-            store::guarantees::update(&mut tx, &call.scope, &next).await?;
-            record_update(&mut tx, &call, EventType::GuaranteeExpired, &current, &next).await?;
+            writes.outbox.record_update(&call, EventType::GuaranteeExpired, &current, &next)?;
+            current = next;
         }
+        writes.guarantee(&current);
     }
+    writes.write(&mut tx).await?;
     tx.commit().await?;
     Ok(count)
 }

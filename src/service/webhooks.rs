@@ -146,10 +146,17 @@ pub async fn resend(tx: &mut Tx, call: &Call, event_id: &str, endpoint: Option<S
             .map(|(id, _)| id)
             .collect(),
     };
-    for target in &targets {
-        store::webhooks::insert_delivery(tx, &call.scope, &Kind::WebhookDelivery.new_id(), &event.id, target, call.now)
-            .await?;
-    }
+    let deliveries: Vec<store::webhooks::NewDelivery> = targets
+        .iter()
+        .map(|target| store::webhooks::NewDelivery {
+            scope: &call.scope,
+            id: Kind::WebhookDelivery.new_id(),
+            event_id: &event.id,
+            endpoint_id: target,
+            now: call.now,
+        })
+        .collect();
+    store::webhooks::insert_deliveries(tx, &deliveries).await?;
     store::webhooks::adjust_pending_webhooks(tx, &event.id, targets.len() as i64).await?;
     if !targets.is_empty() {
         tx.note_outbox_write();

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::batch::execute_rows;
 use super::list::{Page, PageRequest, fetch_by_ids, fetch_page};
 use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
 use crate::domain::claim::{Claim, ClaimReason, ClaimStatus, DenialReason, Evidence, StatusTransitions};
@@ -131,6 +132,42 @@ pub async fn update(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Writes the fields that change over a claim's life, for claims of any account that
+/// this transaction has locked (by id, as `lock_many` and `next_for_review` take them):
+/// the claims engine's batches, one statement per chunk. Returns how many it wrote.
+pub async fn update_locked(conn: &mut Conn, claims: &[&Claim]) -> Result<u64, sqlx::Error> {
+    execute_rows(
+        conn,
+        claims,
+        |values| {
+            format!(
+                "UPDATE claims SET status = v.column2, amount_approved = v.column3, payout_id = v.column4, \
+                 denial_reason = v.column5, reviewed_at = v.column6, under_review_at = v.column7, \
+                 approved_at = v.column8, denied_at = v.column9, paid_at = v.column10, awaiting_operator = v.column11, \
+                 metadata = v.column12 FROM (VALUES {values}) AS v WHERE claims.id = v.column1"
+            )
+        },
+        |sql, c| {
+            let t = &c.status_transitions;
+            vec![
+                sql.bind(c.id.clone()),
+                sql.bind(c.status.as_str()),
+                sql.bind(c.amount_approved),
+                sql.bind(c.payout.clone()),
+                sql.bind(c.denial_reason.map(|d| d.as_str())),
+                sql.bind(c.reviewed_at),
+                sql.bind(t.under_review_at),
+                sql.bind(t.approved_at),
+                sql.bind(t.denied_at),
+                sql.bind(t.paid_at),
+                sql.bind(c.awaiting_operator),
+                sql.bind(to_json(&c.metadata)),
+            ]
+        },
+    )
+    .await
 }
 
 /// The id of a claim on this guarantee for this invoice that was not denied.

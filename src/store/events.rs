@@ -6,6 +6,7 @@ use serde_json::value::RawValue;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::batch::execute_rows;
 use super::list::{Page, PageRequest, fetch_page};
 use super::{Conn, Scope, get_bool};
 use crate::domain::event::{API_VERSION, Event, EventData, EventRequest};
@@ -45,22 +46,32 @@ pub struct NewEvent<'a> {
     pub pending_webhooks: i64,
 }
 
-pub async fn insert(conn: &mut Conn, scope: &Scope, e: &NewEvent<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO events (id, account_id, livemode, created, type, object, previous_attributes, request_id, \
-         idempotency_key, pending_webhooks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+/// Inserts events, each in its scope, in the order given: one statement per chunk.
+pub async fn insert(conn: &mut Conn, events: &[(&Scope, &NewEvent<'_>)]) -> Result<(), sqlx::Error> {
+    execute_rows(
+        conn,
+        events,
+        |values| {
+            format!(
+                "INSERT INTO events (id, account_id, livemode, created, type, object, previous_attributes, \
+                 request_id, idempotency_key, pending_webhooks) VALUES {values}"
+            )
+        },
+        |sql, (scope, e)| {
+            vec![
+                sql.bind(e.id.to_owned()),
+                sql.bind(scope.account_id.clone()),
+                sql.bind(scope.livemode),
+                sql.bind(e.created),
+                sql.bind(e.kind.to_owned()),
+                sql.bind(e.object.to_owned()),
+                sql.bind(e.previous_attributes.map(str::to_owned)),
+                sql.bind(e.request_id.map(str::to_owned)),
+                sql.bind(e.idempotency_key.map(str::to_owned)),
+                sql.bind(e.pending_webhooks),
+            ]
+        },
     )
-    .bind(e.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .bind(e.created)
-    .bind(e.kind)
-    .bind(e.object)
-    .bind(e.previous_attributes)
-    .bind(e.request_id)
-    .bind(e.idempotency_key)
-    .bind(e.pending_webhooks)
-    .execute(&mut *conn)
     .await?;
     Ok(())
 }

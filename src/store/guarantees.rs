@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::batch::execute_rows;
 use super::list::{Page, PageRequest, fetch_by_ids, fetch_page};
 use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
@@ -112,6 +113,36 @@ pub async fn update(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(),
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Writes the mutable fields of guarantees of any account that this transaction has
+/// locked (by id, as `lock_many` and `due_for_transition` take them): the claims
+/// engine's batches, one statement per chunk. Returns how many it wrote.
+pub async fn update_locked(conn: &mut Conn, guarantees: &[&Guarantee]) -> Result<u64, sqlx::Error> {
+    execute_rows(
+        conn,
+        guarantees,
+        |values| {
+            format!(
+                "UPDATE guarantees SET status = v.column2, end_date = v.column3, claims_filed = v.column4, \
+                 claims_paid = v.column5, claims_reserved = v.column6, cancelled_at = v.column7, metadata = v.column8 \
+                 FROM (VALUES {values}) AS v WHERE guarantees.id = v.column1"
+            )
+        },
+        |sql, g| {
+            vec![
+                sql.bind(g.id.clone()),
+                sql.bind(g.status.as_str()),
+                sql.bind(g.end_date),
+                sql.bind(g.claims_filed),
+                sql.bind(g.claims_paid),
+                sql.bind(g.claims_reserved),
+                sql.bind(g.cancelled_at),
+                sql.bind(to_json(&g.metadata)),
+            ]
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Default, Clone)]

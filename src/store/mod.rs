@@ -6,6 +6,7 @@
 //! derefs to); services decide where transactions begin and end.
 
 pub mod accounts;
+pub(crate) mod batch;
 pub mod claims;
 pub mod customers;
 pub mod events;

@@ -3,6 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::batch::execute_rows;
 use super::list::{Page, PageRequest, fetch_page};
 use super::{Conn, Scope, Tx, get_bool, row_scope};
 use crate::domain::payout::{Payout, PayoutStatus};
@@ -26,22 +27,32 @@ fn from_row(r: &AnyRow) -> Result<Payout, sqlx::Error> {
     })
 }
 
-pub async fn insert(conn: &mut Conn, scope: &Scope, p: &Payout) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO payouts (id, account_id, livemode, created, claim_id, guarantee_id, amount, currency, status, arrival_date) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+/// Inserts new payouts, each in its scope: one statement per chunk of rows.
+pub async fn insert(conn: &mut Conn, payouts: &[(&Scope, &Payout)]) -> Result<(), sqlx::Error> {
+    execute_rows(
+        conn,
+        payouts,
+        |values| {
+            format!(
+                "INSERT INTO payouts (id, account_id, livemode, created, claim_id, guarantee_id, amount, currency, \
+                 status, arrival_date) VALUES {values}"
+            )
+        },
+        |sql, (scope, p)| {
+            vec![
+                sql.bind(p.id.clone()),
+                sql.bind(scope.account_id.clone()),
+                sql.bind(scope.livemode),
+                sql.bind(p.created),
+                sql.bind(p.claim.clone()),
+                sql.bind(p.guarantee.clone()),
+                sql.bind(p.amount),
+                sql.bind(p.currency.clone()),
+                sql.bind(p.status.as_str()),
+                sql.bind(p.arrival_date),
+            ]
+        },
     )
-    .bind(&p.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .bind(p.created)
-    .bind(&p.claim)
-    .bind(&p.guarantee)
-    .bind(p.amount)
-    .bind(&p.currency)
-    .bind(p.status.as_str())
-    .bind(p.arrival_date)
-    .execute(&mut *conn)
     .await?;
     Ok(())
 }
@@ -53,21 +64,26 @@ pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Payo
     row.as_ref().map(from_row).transpose()
 }
 
-/// Moves a pending payout to `status`. Returns false if it was no longer pending,
-/// so a payout is settled once however many workers reach it.
-pub async fn settle(
-    conn: &mut Conn,
-    id: &str,
-    status: PayoutStatus,
-    arrival_date: Option<i64>,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE payouts SET status = $1, arrival_date = $2 WHERE id = $3 AND status = 'pending'")
-        .bind(status.as_str())
-        .bind(arrival_date)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(done.rows_affected() == 1)
+/// A payout's outcome: its id, its new status and when it arrives (if paid).
+pub type Settlement<'a> = (&'a str, PayoutStatus, Option<i64>);
+
+/// Moves pending payouts to their new status. Returns how many were still pending,
+/// so the caller can tell that each was settled once however many workers reached it.
+pub async fn settle(conn: &mut Conn, settlements: &[Settlement<'_>]) -> Result<u64, sqlx::Error> {
+    execute_rows(
+        conn,
+        settlements,
+        |values| {
+            format!(
+                "UPDATE payouts SET status = v.column2, arrival_date = v.column3 FROM (VALUES {values}) AS v \
+                 WHERE payouts.id = v.column1 AND payouts.status = 'pending'"
+            )
+        },
+        |sql, (id, status, arrival_date)| {
+            vec![sql.bind(id.to_string()), sql.bind(status.as_str()), sql.bind(*arrival_date)]
+        },
+    )
+    .await
 }
 
 /// Up to `limit` of the oldest pending payouts, locked for this transaction; payouts

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::batch::execute_rows;
 use super::list::{Page, PageRequest, fetch_page};
 use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
 use crate::domain::webhook::{EndpointStatus, Signing, WebhookAttempt, WebhookEndpoint};
@@ -169,25 +170,42 @@ pub async fn get_endpoints_any(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<
 
 // Deliveries ------------------------------------------------------------------
 
-pub async fn insert_delivery(
-    conn: &mut Conn,
-    scope: &Scope,
-    id: &str,
-    event_id: &str,
-    endpoint_id: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (id, account_id, livemode, created, event_id, endpoint_id, status, attempts, \
-         next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $4)",
+/// A delivery to queue: `event_id` for `endpoint_id`, due at once.
+pub struct NewDelivery<'a> {
+    pub scope: &'a Scope,
+    pub id: String,
+    pub event_id: &'a str,
+    pub endpoint_id: &'a str,
+    pub now: i64,
+}
+
+/// Queues deliveries in the order given (their lease order among those due at the same
+/// time): one statement per chunk.
+pub async fn insert_deliveries(conn: &mut Conn, deliveries: &[NewDelivery<'_>]) -> Result<(), sqlx::Error> {
+    execute_rows(
+        conn,
+        deliveries,
+        |values| {
+            format!(
+                "INSERT INTO webhook_deliveries (id, account_id, livemode, created, event_id, endpoint_id, status, \
+                 attempts, next_attempt_at) VALUES {values}"
+            )
+        },
+        |sql, d| {
+            let now = sql.bind(d.now);
+            vec![
+                sql.bind(d.id.clone()),
+                sql.bind(d.scope.account_id.clone()),
+                sql.bind(d.scope.livemode),
+                now.clone(),
+                sql.bind(d.event_id.to_owned()),
+                sql.bind(d.endpoint_id.to_owned()),
+                "'pending'".to_owned(),
+                "0".to_owned(),
+                now,
+            ]
+        },
     )
-    .bind(id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .bind(now)
-    .bind(event_id)
-    .bind(endpoint_id)
-    .execute(&mut *conn)
     .await?;
     Ok(())
 }

@@ -237,12 +237,12 @@ async fn work_queues_and_the_coverage_check() {
         livemode: false,
         created: 3,
     };
-    store::payouts::insert(&mut tx, &s, &payout).await.unwrap();
+    store::payouts::insert(&mut tx, &[(&s, &payout)]).await.unwrap();
     tx.commit().await.unwrap();
     let mut tx = store.begin().await.unwrap();
     assert_eq!(store::payouts::next_pending(&mut tx, 10).await.unwrap()[0].1.id, "po_1");
-    assert!(store::payouts::settle(&mut tx, "po_1", PayoutStatus::Paid, Some(4)).await.unwrap());
-    assert!(!store::payouts::settle(&mut tx, "po_1", PayoutStatus::Paid, Some(5)).await.unwrap());
+    assert_eq!(store::payouts::settle(&mut tx, &[("po_1", PayoutStatus::Paid, Some(4))]).await.unwrap(), 1);
+    assert_eq!(store::payouts::settle(&mut tx, &[("po_1", PayoutStatus::Paid, Some(5))]).await.unwrap(), 0);
     assert!(store::payouts::next_pending(&mut tx, 10).await.unwrap().is_empty());
     tx.commit().await.unwrap();
     let mut conn = store.acquire().await.unwrap();
@@ -253,7 +253,7 @@ async fn work_queues_and_the_coverage_check() {
     // A second payout for the same claim, and paying more than the coverage, are refused by the database.
     let mut tx = store.begin().await.unwrap();
     let twice = Payout { id: "po_2".into(), ..payout.clone() };
-    let err = store::payouts::insert(&mut tx, &s, &twice).await.unwrap_err();
+    let err = store::payouts::insert(&mut tx, &[(&s, &twice)]).await.unwrap_err();
     assert!(err.as_database_error().is_some(), "{err}");
     drop(tx);
     let mut tx = store.begin().await.unwrap();
@@ -268,25 +268,23 @@ async fn work_queues_and_the_coverage_check() {
 async fn events_are_listed_by_type_and_expire() {
     let (_db, store, s) = seeded().await;
     let mut conn = store.acquire().await.unwrap();
-    for (i, kind) in ["customer.created", "claim.submitted", "customer.created"].iter().enumerate() {
-        let id = format!("evt_{i}");
-        store::events::insert(
-            &mut conn,
-            &s,
-            &store::events::NewEvent {
-                id: &id,
-                created: 10 * i as i64,
-                kind,
-                object: r#"{"id":"x"}"#,
-                previous_attributes: None,
-                request_id: Some("req_1"),
-                idempotency_key: None,
-                pending_webhooks: 0,
-            },
-        )
-        .await
-        .unwrap();
-    }
+    let ids: Vec<String> = (0..3).map(|i| format!("evt_{i}")).collect();
+    let events: Vec<store::events::NewEvent> = ["customer.created", "claim.submitted", "customer.created"]
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| store::events::NewEvent {
+            id: &ids[i],
+            created: 10 * i as i64,
+            kind,
+            object: r#"{"id":"x"}"#,
+            previous_attributes: None,
+            request_id: Some("req_1"),
+            idempotency_key: None,
+            pending_webhooks: 0,
+        })
+        .collect();
+    let rows: Vec<_> = events.iter().map(|e| (&s, e)).collect();
+    store::events::insert(&mut conn, &rows).await.unwrap();
     let page = PageRequest::default();
     let created = store::events::list(&mut conn, &s, &page, Some("customer.created".into())).await.unwrap();
     assert_eq!(created.data.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["evt_2", "evt_0"]);
@@ -294,4 +292,107 @@ async fn events_are_listed_by_type_and_expire() {
     assert_eq!((e.kind.as_str(), e.data.object.get()), ("claim.submitted", r#"{"id":"x"}"#));
     assert_eq!(store::events::delete_older_than(&mut conn, 15).await.unwrap(), 2);
     assert_eq!(store::events::list(&mut conn, &s, &page, None).await.unwrap().data.len(), 1);
+}
+
+/// The claims engine's multi-row writes: batches longer than one statement carries
+/// (64 rows) write every row, every column, in the order given.
+#[tokio::test]
+async fn batch_writes_cover_every_row() {
+    let (_db, store, s) = seeded().await;
+    const N: usize = 70;
+    let mut tx = store.begin().await.unwrap();
+    store::customers::insert(&mut tx, &s, &customer("cus_1", 1, false)).await.unwrap();
+    store::policies::insert(&mut tx, &s, &policy("gpol_1")).await.unwrap();
+    let guarantees: Vec<Guarantee> =
+        (0..N).map(|i| guarantee(&format!("grt_{i:03}"), GuaranteeStatus::Active, 0, 1_000)).collect();
+    let claims: Vec<Claim> = (0..N)
+        .map(|i| Claim { guarantee: format!("grt_{i:03}"), ..claim(&format!("clm_{i:03}"), &format!("inv_{i}")) })
+        .collect();
+    for g in &guarantees {
+        store::guarantees::insert(&mut tx, &s, g).await.unwrap();
+    }
+    for c in &claims {
+        store::claims::insert(&mut tx, &s, c).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    let payouts: Vec<Payout> = claims
+        .iter()
+        .map(|c| Payout {
+            id: c.id.replace("clm", "po"),
+            object: Payout::OBJECT,
+            amount: 90,
+            currency: "eur".into(),
+            claim: c.id.clone(),
+            guarantee: c.guarantee.clone(),
+            status: PayoutStatus::Pending,
+            arrival_date: None,
+            livemode: false,
+            created: 3,
+        })
+        .collect();
+    let rows: Vec<_> = payouts.iter().map(|p| (&s, p)).collect();
+    store::payouts::insert(&mut tx, &rows).await.unwrap();
+    let approved: Vec<Claim> = claims
+        .iter()
+        .map(|c| {
+            let mut a = c.clone();
+            a.status = ClaimStatus::Approved;
+            a.amount_approved = Some(90);
+            a.payout = Some(c.id.replace("clm", "po"));
+            a.reviewed_at = Some(3);
+            a.status_transitions.approved_at = Some(3);
+            a.awaiting_operator = true;
+            a.metadata = Metadata::from([("n".to_string(), c.id.clone())]);
+            a
+        })
+        .collect();
+    let refs: Vec<&Claim> = approved.iter().collect();
+    assert_eq!(store::claims::update_locked(&mut tx, &refs).await.unwrap(), N as u64);
+    let reserved: Vec<Guarantee> = guarantees
+        .iter()
+        .map(|g| Guarantee { claims_reserved: 90, claims_filed: 1, end_date: 900, ..g.clone() })
+        .collect();
+    let refs: Vec<&Guarantee> = reserved.iter().collect();
+    assert_eq!(store::guarantees::update_locked(&mut tx, &refs).await.unwrap(), N as u64);
+    // Every payout but the first, then all of them: only those still pending settle.
+    let settle: Vec<_> = payouts[1..].iter().map(|p| (p.id.as_str(), PayoutStatus::Paid, Some(4))).collect();
+    assert_eq!(store::payouts::settle(&mut tx, &settle).await.unwrap(), N as u64 - 1);
+    let settle: Vec<_> = payouts.iter().map(|p| (p.id.as_str(), PayoutStatus::Failed, None)).collect();
+    assert_eq!(store::payouts::settle(&mut tx, &settle).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+
+    let mut conn = store.acquire().await.unwrap();
+    for (i, want) in approved.iter().enumerate() {
+        let got = store::claims::get(&mut conn, &s, &want.id).await.unwrap().unwrap();
+        assert_eq!(serde_json::to_value(&got).unwrap(), serde_json::to_value(want).unwrap(), "claim {i}");
+        let g = store::guarantees::get(&mut conn, &s, &reserved[i].id).await.unwrap().unwrap();
+        assert_eq!((g.claims_reserved, g.claims_filed, g.end_date), (90, 1, 900), "guarantee {i}");
+        let p = store::payouts::get(&mut conn, &s, &payouts[i].id).await.unwrap().unwrap();
+        let want = if i == 0 { (PayoutStatus::Failed, None) } else { (PayoutStatus::Paid, Some(4)) };
+        assert_eq!((p.status, p.arrival_date), want, "payout {i}");
+    }
+    // Events keep the order they were given in (the list is newest first).
+    let ids: Vec<String> = (0..N).map(|i| format!("evt_{i:03}")).collect();
+    let events: Vec<store::events::NewEvent> = ids
+        .iter()
+        .map(|id| store::events::NewEvent {
+            id,
+            created: 7,
+            kind: "claim.approved",
+            object: r#"{"id":"x"}"#,
+            previous_attributes: Some("{}"),
+            request_id: None,
+            idempotency_key: None,
+            pending_webhooks: 0,
+        })
+        .collect();
+    let rows: Vec<_> = events.iter().map(|e| (&s, e)).collect();
+    store::events::insert(&mut conn, &rows).await.unwrap();
+    let page = PageRequest { limit: 100, ..PageRequest::default() };
+    let listed = store::events::list(&mut conn, &s, &page, None).await.unwrap();
+    let mut want = ids.clone();
+    want.reverse();
+    assert_eq!(listed.data.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), want);
 }

@@ -1,0 +1,69 @@
+//! Multi-row statements: a batch of rows written with one statement per chunk rather
+//! than one per row (the claims engine's steps, the outbox's events and deliveries).
+
+use std::ops::Range;
+
+use super::Conn;
+use super::list::Sql;
+
+/// The most rows one statement carries.
+const MAX_ROWS: usize = 64;
+
+/// Splits `n` rows into chunks whose sizes are powers of two, largest first, none above
+/// `MAX_ROWS`: a statement then has one of seven texts whatever the batch size, and each
+/// connection keeps those few prepared instead of one per length.
+pub(crate) fn chunks(n: usize) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let left = n - start;
+        let size = if left >= MAX_ROWS { MAX_ROWS } else { 1 << left.ilog2() };
+        out.push(start..start + size);
+        start += size;
+    }
+    out
+}
+
+/// Runs one statement per chunk of `rows` and returns the rows they affected.
+/// `bind` binds one row's values and returns their placeholders; `statement` makes the
+/// statement around the row groups, `($1, $2, ...), ($9, $10, ...)`.
+pub(crate) async fn execute_rows<R>(
+    conn: &mut Conn,
+    rows: &[R],
+    statement: impl Fn(&str) -> String,
+    bind: impl Fn(&mut Sql, &R) -> Vec<String>,
+) -> Result<u64, sqlx::Error> {
+    let mut affected = 0;
+    for chunk in chunks(rows.len()) {
+        let mut sql = Sql::new("");
+        let groups: Vec<String> =
+            rows[chunk].iter().map(|row| format!("({})", bind(&mut sql, row).join(", "))).collect();
+        sql.push(&statement(&groups.join(", ")));
+        affected += sqlx::query_with(&sql.text, sql.args).execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(n: usize) -> Vec<usize> {
+        chunks(n).iter().map(|r| r.len()).collect()
+    }
+
+    #[test]
+    fn chunks_cover_every_row_once_in_power_of_two_sizes() {
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), vec![1]);
+        assert_eq!(sizes(100), vec![64, 32, 4]);
+        assert_eq!(sizes(63), vec![32, 16, 8, 4, 2, 1]);
+        assert_eq!(sizes(200), vec![64, 64, 64, 8]);
+        for n in 0..300 {
+            let c = chunks(n);
+            assert_eq!(c.iter().map(|r| r.len()).sum::<usize>(), n);
+            assert!(c.windows(2).all(|w| w[0].end == w[1].start));
+            assert!(c.iter().all(|r| r.len().is_power_of_two() && r.len() <= MAX_ROWS));
+        }
+    }
+}
