@@ -484,9 +484,22 @@ async fn receive(State(arrivals): State<Arrivals>, body: Bytes) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// Creates `n` customers over HTTP (8 at a time) with a webhook endpoint subscribed;
-/// returns (deliveries per second, p50 and p99 of commit-to-delivery in ms).
-async fn webhooks(client: &reqwest::Client, base: &str, key: &str, n: usize) -> (f64, f64, f64) {
+/// What the webhook phase measured.
+#[derive(Clone, Copy, Default)]
+struct Webhooks {
+    /// Deliveries per second with the writers flat out, and commit-to-delivery p50 and
+    /// p99 (ms) then: the dispatcher against as many events as the server can commit.
+    flat_out: (f64, f64, f64),
+    /// Commit-to-delivery p50 and p99 (ms) with events committed at `PACED_RATE` a second.
+    paced: (f64, f64),
+}
+
+/// The event rate of the webhook phase's paced part: the issue's target load.
+const PACED_RATE: u64 = 1_000;
+
+/// Creates customers over HTTP with a webhook endpoint subscribed: first `n` from 8
+/// writers flat out, then `n` more at `PACED_RATE` a second.
+async fn webhooks(client: &reqwest::Client, base: &str, key: &str, n: usize) -> Webhooks {
     let arrivals: Arrivals = Arc::default();
     let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(arrivals.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -502,47 +515,71 @@ async fn webhooks(client: &reqwest::Client, base: &str, key: &str, n: usize) -> 
         .send()
         .await
         .unwrap();
-    let commits: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..8 {
-        let (client, base, key, commits) = (client.clone(), base.to_owned(), key.to_owned(), commits.clone());
-        tasks.push(tokio::spawn(async move {
-            for _ in (w..n).step_by(8) {
-                let r = client
-                    .post(format!("{base}/v1/customers"))
-                    .bearer_auth(&key)
-                    .json(&json!({}))
-                    .send()
-                    .await
-                    .unwrap();
+    let create = {
+        let (client, url, key) = (client.clone(), format!("{base}/v1/customers"), key.to_owned());
+        move || {
+            let (client, url, key) = (client.clone(), url.clone(), key.clone());
+            async move {
+                let r = client.post(url).bearer_auth(key).json(&json!({})).send().await.unwrap();
                 let done = Instant::now();
                 let v: serde_json::Value = r.json().await.unwrap();
-                commits.lock().unwrap().insert(v["id"].as_str().unwrap().to_owned(), done);
+                (v["id"].as_str().unwrap().to_owned(), done)
             }
-        }));
+        }
+    };
+
+    // Flat out: 8 writers, each sending its next request when the last is answered.
+    let started = Instant::now();
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let create = create.clone();
+        writers.spawn(async move {
+            let mut commits = Vec::new();
+            for _ in (w..n).step_by(8) {
+                commits.push(create().await);
+            }
+            commits
+        });
     }
-    for t in tasks {
-        t.await.unwrap();
+    let commits: HashMap<String, Instant> = writers.join_all().await.into_iter().flatten().collect();
+    let flat_out = delivered(&arrivals, &commits, started).await;
+
+    // Paced: one request every 1/PACED_RATE s whether or not earlier ones are answered.
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / PACED_RATE));
+    let mut writers = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        tick.tick().await;
+        writers.spawn(create());
     }
+    let commits: HashMap<String, Instant> = writers.join_all().await.into_iter().collect();
+    let paced = delivered(&arrivals, &commits, started).await;
+    Webhooks { flat_out, paced: (paced.1, paced.2) }
+}
+
+/// Waits (up to two minutes) for the events of `commits` to arrive; returns deliveries
+/// per second since `started`, and the p50 and p99 of commit-to-delivery in ms.
+async fn delivered(arrivals: &Arrivals, commits: &HashMap<String, Instant>, started: Instant) -> (f64, f64, f64) {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while arrivals.lock().unwrap().len() < n && Instant::now() < deadline {
+    let arrived = || {
+        let arrivals = arrivals.lock().unwrap();
+        commits.iter().filter_map(|(id, at)| arrivals.get(id).map(|a| a.saturating_duration_since(*at))).collect()
+    };
+    let mut lat: Vec<Duration> = arrived();
+    while lat.len() < commits.len() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
+        lat = arrived();
     }
     let elapsed = started.elapsed();
-    let (arrivals, commits) = (arrivals.lock().unwrap().clone(), commits.lock().unwrap().clone());
-    let lat: Vec<f64> = commits
-        .iter()
-        .filter_map(|(id, at)| arrivals.get(id).map(|a| a.saturating_duration_since(*at).as_secs_f64() * 1000.0))
-        .collect();
-    let s = stats(&[Sample { latencies_ms: lat, errors: (n - arrivals.len()) as u64, elapsed }]);
-    (arrivals.len() as f64 / elapsed.as_secs_f64(), s.p50_ms, s.p99_ms)
+    let latencies_ms = lat.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    let s = stats(&[Sample { latencies_ms, errors: (commits.len() - lat.len()) as u64, elapsed }]);
+    (lat.len() as f64 / elapsed.as_secs_f64(), s.p50_ms, s.p99_ms)
 }
 
 struct Run {
     backend: &'static str,
     rows: Vec<(String, usize, Stats, Stats)>,
-    webhooks: (f64, f64, f64),
+    webhooks: Webhooks,
     rss_mib: f64,
     /// Claims the engine had yet to review or pay 10 s after a create-claim turn (the most).
     engine_backlog: i64,
@@ -603,7 +640,7 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
 
     // Webhooks first, before the claims engine has a backlog to work through.
     let webhooks = if std::env::var("BENCH_WEBHOOKS").as_deref() == Ok("0") {
-        (0.0, 0.0, 0.0)
+        Webhooks::default()
     } else {
         webhooks(&client, &base, &data.key, 2_000).await
     };
@@ -717,12 +754,16 @@ fn table(runs: &[Run], machine: &str) -> String {
             ));
         }
     }
-    out.push_str("\n| backend | webhook deliveries/s | commit-to-delivery p50 ms | p99 ms | server peak RSS MiB |\n");
-    out.push_str("| --- | ---: | ---: | ---: | ---: |\n");
+    out.push_str(&format!(
+        "\n| backend | webhook deliveries/s, writers flat out | commit-to-delivery p50 ms | p99 ms | \
+         p50 ms at {PACED_RATE} events/s | p99 ms at {PACED_RATE} events/s | server peak RSS MiB |\n"
+    ));
+    out.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for run in runs {
+        let ((rate, p50, p99), (paced_p50, paced_p99)) = (run.webhooks.flat_out, run.webhooks.paced);
         out.push_str(&format!(
-            "| {} | {:.0} | {:.1} | {:.1} | {:.1} |\n",
-            run.backend, run.webhooks.0, run.webhooks.1, run.webhooks.2, run.rss_mib
+            "| {} | {rate:.0} | {p50:.1} | {p99:.1} | {paced_p50:.1} | {paced_p99:.1} | {:.1} |\n",
+            run.backend, run.rss_mib
         ));
     }
     for run in runs {
