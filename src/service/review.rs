@@ -4,9 +4,9 @@
 //! a fixed order (payouts, claims, then guarantees by id), so steps running at once on
 //! several replicas never deadlock or act twice.
 
-use super::rail::{PayoutRail, RailOutcome};
 use std::collections::BTreeMap;
 
+use super::rail::{PayoutRail, RailOutcome};
 use super::{Call, Outbox};
 use crate::domain::claim::{Claim, ClaimStatus, DenialReason};
 use crate::domain::event::EventType;
@@ -73,7 +73,11 @@ impl StepWrites {
         store::payouts::insert(tx, &payouts).await?;
         let settled: Vec<Settlement> =
             self.settled_payouts.iter().map(|(id, status, arrival)| (id.as_str(), *status, *arrival)).collect();
-        written(store::payouts::settle(tx, &settled).await?, settled.len(), "payouts settled (one was settled twice)")?;
+        written(
+            store::payouts::settle(tx, &settled).await?,
+            settled.len(),
+            "payouts to settle (one was no longer pending)",
+        )?;
         let guarantees: Vec<&Guarantee> = self.guarantees.values().collect();
         written(store::guarantees::update_locked(tx, &guarantees).await?, guarantees.len(), "guarantees")?;
         let claims: Vec<&Claim> = self.claims.values().collect();
@@ -85,7 +89,7 @@ impl StepWrites {
 /// Fails the step (its transaction rolls back) unless every row it meant to write was.
 fn written(rows: u64, expected: usize, what: &str) -> ApiResult<()> {
     if rows != expected as u64 {
-        return Err(ApiError::internal(format!("{rows} of {expected} {what} written")));
+        return Err(ApiError::internal(format!("{what}: wrote {rows} of {expected}")));
     }
     Ok(())
 }
