@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::api::rate_limit::{RateLimitConfig, RateLimits};
+use crate::api::rate_limit::{AuthFailures, RateLimitConfig, RateLimits};
 use crate::clock::Clock;
 use crate::service::accounts::KeyCache;
 use crate::store::Store;
@@ -33,7 +33,13 @@ pub struct ApiConfig {
     /// How long an authenticated key is trusted without a lookup: a key revoked
     /// elsewhere stops working within this time. Zero looks every key up.
     pub key_cache_ttl: Duration,
+    /// Failed authentications a second allowed per client address (bursts of
+    /// [`AUTH_FAILURE_BURST`]); beyond it, 429 without a key lookup. 0 turns it off.
+    pub auth_failures_per_second: u32,
 }
+
+/// Failed authentications an address may make at once before its allowance applies.
+pub const AUTH_FAILURE_BURST: u32 = 20;
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -42,6 +48,7 @@ impl Default for ApiConfig {
             request_timeout: Duration::from_secs(30),
             rate_limits: RateLimitConfig::default(),
             key_cache_ttl: Duration::from_secs(1),
+            auth_failures_per_second: 5,
         }
     }
 }
@@ -55,6 +62,8 @@ pub struct AppState {
     /// What webhook URLs may point at.
     pub egress: EgressPolicy,
     pub rate_limits: Arc<RateLimits>,
+    /// Failed authentications per client address.
+    pub auth_failures: Arc<AuthFailures>,
     /// Keys that authenticated recently.
     pub keys: Arc<KeyCache>,
 }
@@ -65,6 +74,7 @@ impl AppState {
             store,
             clock,
             rate_limits: Arc::new(RateLimits::new(config.rate_limits)),
+            auth_failures: Arc::new(AuthFailures::new(config.auth_failures_per_second, AUTH_FAILURE_BURST)),
             keys: Arc::new(KeyCache::new(config.key_cache_ttl, KEY_CACHE_CAPACITY)),
             config: Arc::new(config),
             egress: EgressPolicy::default(),
@@ -77,6 +87,7 @@ pub fn app(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     crate::api::routes()
         .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::api::retry_on_connection_loss))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         // Outside the timeout, so that a request cut off by it still frees its key.
         .layer(axum::middleware::from_fn_with_state(state, crate::api::idempotency::layer))
@@ -97,5 +108,7 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    // Each request knows its client's address: failed authentication is limited by it.
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
 }

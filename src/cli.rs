@@ -123,6 +123,11 @@ struct ServeArgs {
     /// time. 0 looks the key up on every request.
     #[arg(long, env = "CASAPAY_KEY_CACHE_MS", default_value_t = 1000)]
     key_cache_ms: u64,
+    /// Failed authentications (unknown, revoked or expired keys) a second per client
+    /// address, after a burst of 20; beyond it, 429 without a key lookup, except for
+    /// keys that authenticated before in this process. 0: no limit.
+    #[arg(long, env = "CASAPAY_AUTH_FAILURE_LIMIT", default_value_t = 5)]
+    auth_failure_limit: u32,
     /// How often the claims engine looks for work, in milliseconds.
     #[arg(long, env = "CASAPAY_ENGINE_POLL_MS", default_value_t = 250)]
     engine_poll_ms: u64,
@@ -323,6 +328,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
                 live_per_second: args.rate_limit_live,
             },
             key_cache_ttl: Duration::from_millis(args.key_cache_ms),
+            auth_failures_per_second: args.auth_failure_limit,
         },
     );
     // `--demo` is for development: webhooks to http:// and loopback are allowed unless set.
@@ -362,12 +368,16 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     );
     // Quiet keys are forgotten by the rate limiter once a minute, so its memory stays flat.
     let limits = state.rate_limits.clone();
+    let auth_failures = state.auth_failures.clone();
     let limits_cancel = cancel.clone();
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = limits_cancel.cancelled() => break,
-                _ = tokio::time::sleep(Duration::from_secs(60)) => limits.shrink(),
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {
+                    limits.shrink();
+                    auth_failures.shrink();
+                }
             }
         }
     });

@@ -23,12 +23,18 @@ pub enum ApiError {
     /// A 4xx answer with Stripe's fields.
     #[error("{message}")]
     Client { status: StatusCode, kind: ErrorType, code: Option<&'static str>, message: String, param: Option<String> },
-    /// Too many requests with one key: 429 with `Retry-After`.
+    /// Too many requests with one key, or too many failed authentications from one
+    /// client address (`by_address`): 429 with `Retry-After`.
     #[error("rate limited")]
-    RateLimited { retry_after_secs: u64 },
+    RateLimited { retry_after_secs: u64, by_address: bool },
     /// The store cannot be reached in time: 503, retryable.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The connection to the store broke (a restart, a failover, a terminated
+    /// backend) before the request's transaction could commit: nothing it did was
+    /// kept, so it may run again on a fresh connection. 503 when it cannot.
+    #[error("store connection lost: {0}")]
+    ConnectionLost(String),
     /// Anything else: logged with its cause, answered as a generic 500.
     #[error("internal error: {0}")]
     Internal(String),
@@ -165,7 +171,12 @@ impl ApiError {
 
     /// 429 for a key over its rate limit.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
-        ApiError::RateLimited { retry_after_secs }
+        ApiError::RateLimited { retry_after_secs, by_address: false }
+    }
+
+    /// 429 for a client address that presented too many invalid keys.
+    pub fn auth_throttled(retry_after_secs: u64) -> Self {
+        ApiError::RateLimited { retry_after_secs, by_address: true }
     }
 
     pub fn timeout() -> Self {
@@ -180,9 +191,27 @@ impl ApiError {
         match self {
             ApiError::Client { status, .. } => *status,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::ConnectionLost(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// Whether the same request, sent again unchanged, may succeed: a rate limit, a
+    /// store outage or timeout, a key still in flight, or a server error (never kept
+    /// under its idempotency key). Every other client error would fail the same way.
+    pub fn should_retry(&self) -> bool {
+        match self {
+            ApiError::Client { code, .. } => *code == Some("idempotency_key_in_use"),
+            ApiError::RateLimited { .. }
+            | ApiError::Unavailable(_)
+            | ApiError::ConnectionLost(_)
+            | ApiError::Internal(_) => true,
+        }
+    }
+
+    /// Whether the request failed because its store connection broke before commit.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, ApiError::ConnectionLost(_))
     }
 
     pub fn code(&self) -> Option<&'static str> {
@@ -226,13 +255,19 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let (kind, code, message, param) = match &self {
             ApiError::Client { kind, code, message, param, .. } => (*kind, *code, message.as_str(), param.as_deref()),
-            ApiError::RateLimited { .. } => (
+            ApiError::RateLimited { by_address: false, .. } => (
                 ErrorType::RateLimitError,
                 Some("rate_limit"),
                 "Too many requests hit the API too quickly with this API key. Slow down and retry after the time in the Retry-After header.",
                 None,
             ),
-            ApiError::Unavailable(cause) => {
+            ApiError::RateLimited { by_address: true, .. } => (
+                ErrorType::RateLimitError,
+                Some("rate_limit"),
+                "Too many requests with invalid API keys came from this address. Retry after the time in the Retry-After header.",
+                None,
+            ),
+            ApiError::Unavailable(cause) | ApiError::ConnectionLost(cause) => {
                 tracing::warn!(%cause, "answering 503");
                 (ErrorType::ApiError, None, "The service is temporarily unavailable. Please retry the request.", None)
             }
@@ -244,31 +279,90 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&ErrorBody { error: ErrorFields { kind, code, message, param } })
             .unwrap_or_else(|_| b"{\"error\":{\"type\":\"api_error\"}}".to_vec());
         let mut resp = (status, body).into_response();
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let retry = self.should_retry();
+        let headers = resp.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        // Stripe's SDKs retry on this header (and on 409 and 5xx), not on a 429 by its
+        // status: say it either way, so that an SDK with retries on does the right thing.
+        headers.insert("stripe-should-retry", HeaderValue::from_static(if retry { "true" } else { "false" }));
+        match &self {
+            ApiError::RateLimited { retry_after_secs, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from((*retry_after_secs).max(1)));
+            }
+            _ if retry => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
-        if let ApiError::RateLimited { retry_after_secs } = self {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+        if self.is_connection_lost() {
+            resp.extensions_mut().insert(ConnectionLostMark);
         }
         resp
     }
 }
 
+/// On a response whose request failed on a broken store connection, so that the layer
+/// that retries such requests can tell them from other 503s.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLostMark;
+
 /// Database error codes that mean "busy, try again": SQLite's BUSY and LOCKED (with
 /// their extended codes), PostgreSQL's serialization failure, deadlock and lock timeout.
 const RETRYABLE_DB_CODES: &[&str] = &["5", "6", "261", "262", "517", "773", "40001", "40P01", "55P03"];
 
+/// Whether a database error means the connection itself is gone: an I/O or TLS
+/// failure, SQLSTATE class 08 (connection exception), or 57P01-57P03 (the server is
+/// shutting down, was restarted, or cannot accept connections yet).
+pub fn is_connection_lost(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            db.code().is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03"))
+        }
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
+        if is_connection_lost(&err) {
+            return ApiError::ConnectionLost(err.to_string());
+        }
         match &err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                ApiError::Unavailable(err.to_string())
-            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => ApiError::Unavailable(err.to_string()),
             sqlx::Error::Database(db) if db.code().is_some_and(|c| RETRYABLE_DB_CODES.contains(&c.as_ref())) => {
                 ApiError::Unavailable(err.to_string())
             }
             _ => ApiError::Internal(err.to_string()),
         }
+    }
+}
+
+impl From<crate::store::CommitError> for ApiError {
+    fn from(err: crate::store::CommitError) -> Self {
+        // A connection lost during COMMIT leaves its outcome unknown: the request must
+        // not run again by itself, whatever the client then decides.
+        if is_connection_lost(&err.0) {
+            return ApiError::Unavailable(format!("connection lost during commit (outcome unknown): {}", err.0));
+        }
+        ApiError::from(err.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_errors_are_told_apart_from_other_store_errors() {
+        let io = || sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"));
+        assert!(ApiError::from(io()).is_connection_lost());
+        assert_eq!(ApiError::from(io()).status(), StatusCode::SERVICE_UNAVAILABLE);
+        let at_commit = ApiError::from(crate::store::CommitError(io()));
+        assert!(!at_commit.is_connection_lost(), "a commit's outcome is unknown: never retried by the server");
+        assert_eq!(at_commit.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!ApiError::from(sqlx::Error::PoolTimedOut).is_connection_lost());
+        assert_eq!(ApiError::from(sqlx::Error::PoolTimedOut).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(ApiError::from(sqlx::Error::RowNotFound).status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -1,6 +1,8 @@
 //! Extractors: authentication, request bodies and query strings, path ids.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{Extensions, HeaderMap, header, request::Parts};
 use base64::Engine;
 
@@ -8,7 +10,7 @@ use super::params::Params;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::service::Call;
-use crate::service::accounts::{LIVE_KEY_PREFIX, OPERATOR_KEY_PREFIX, Principal, TEST_KEY_PREFIX};
+use crate::service::accounts::{KnownKey, LIVE_KEY_PREFIX, OPERATOR_KEY_PREFIX, Principal, TEST_KEY_PREFIX, hash_key};
 use crate::service::idempotency::Claim;
 
 /// The id given to this request, set by the request-id middleware.
@@ -80,11 +82,30 @@ pub(crate) async fn authenticate(
         return Ok(p.clone());
     }
     let key = presented_key(headers)?;
-    let principal = state
-        .keys
-        .authenticate(&state.store, &key, state.clock.now())
-        .await?
-        .ok_or_else(|| ApiError::authentication(format!("Invalid API Key provided: {}", mask_key(&key))))?;
+    let now = state.clock.now();
+    let hash = hash_key(&key);
+    let client = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    // Keys seen valid are looked up as before; any other key from an address over its
+    // allowance of failures is refused without a lookup.
+    let found = match state.keys.known(&hash, now) {
+        KnownKey::Valid(principal) => Some(principal),
+        KnownKey::SeenValid => state.keys.look_up(&state.store, &hash, now).await?,
+        known @ (KnownKey::Invalid | KnownKey::Unseen) => {
+            if let Some(wait) = client.and_then(|ip| state.auth_failures.blocked_for(ip)) {
+                return Err(ApiError::auth_throttled(wait.as_secs_f64().ceil() as u64));
+            }
+            match known {
+                KnownKey::Unseen => state.keys.look_up(&state.store, &hash, now).await?,
+                _ => None,
+            }
+        }
+    };
+    let Some(principal) = found else {
+        if let Some(ip) = client {
+            state.auth_failures.fail(ip);
+        }
+        return Err(ApiError::authentication(format!("Invalid API Key provided: {}", mask_key(&key))));
+    };
     let (key_id, livemode) = match &principal {
         Principal::Platform { scope, key_id } => (key_id, scope.livemode),
         Principal::Operator { key_id } => (key_id, true),

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -28,7 +28,7 @@ use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::domain::event::API_VERSION;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ConnectionLostMark};
 use crate::ids::Kind;
 use extract::RequestId;
 
@@ -125,10 +125,37 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         headers.insert("request-id", v);
     }
     headers.insert("casapay-version", HeaderValue::from_static(API_VERSION));
+    // Answers carry keys, secrets and tenants' personal data: no cache may keep them.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     span.in_scope(|| {
         tracing::info!(status = status.as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request finished")
     });
     resp
+}
+
+/// Runs a request a second time, once, when it failed on a broken store connection
+/// before its transaction committed (a database restart or failover breaks every
+/// pooled connection at once). Nothing of the first run was kept, and no request does
+/// I/O outside its transaction, so the second run is the only one that counts. The
+/// store is told first, so the second run gets a fresh connection. Inside the
+/// request timeout, which bounds both runs and the body read.
+pub async fn retry_on_connection_loss(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match extract::read_body(Request::from_parts(parts.clone(), body), state.config.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(e) => return e.into_response(),
+    };
+    let first = next.clone().run(Request::from_parts(parts.clone(), axum::body::Body::from(bytes.clone()))).await;
+    if first.extensions().get::<ConnectionLostMark>().is_none() {
+        return first;
+    }
+    state.store.note_connection_lost();
+    tracing::info!("store connection lost before commit; running the request again on a fresh connection");
+    let second = next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await;
+    if second.extensions().get::<ConnectionLostMark>().is_some() {
+        state.store.note_connection_lost();
+    }
+    second
 }
 
 fn bare_status_error(status: StatusCode) -> ApiError {

@@ -33,7 +33,10 @@ impl Params {
             return Ok(Params::empty());
         }
         match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(map)) => Ok(Params { map, parent: None }),
+            Ok(Value::Object(map)) => {
+                refuse_nul(&map, None)?;
+                Ok(Params { map, parent: None })
+            }
             Ok(_) => Err(ApiError::bad_request("Invalid request body: the JSON body must be an object.")),
             Err(e) => Err(ApiError::bad_request(format!(
                 "Invalid request body: the body is not valid JSON ({}).",
@@ -51,6 +54,7 @@ impl Params {
         for (key, value) in pairs {
             insert_bracketed(&mut root, &key, value)?;
         }
+        refuse_nul(&root, None)?;
         Ok(Params { map: root, parent: None })
     }
 
@@ -379,6 +383,46 @@ impl Params {
     }
 }
 
+/// Refuses a NUL character (U+0000) anywhere in the parameters, in a name or a value:
+/// PostgreSQL's `text` cannot hold one and SQLite would store it, so both stores
+/// answer alike only if it never reaches them. `param` names the value in bracket
+/// notation (`metadata[k]`, `expand[0]`), with the NUL shown as `\u0000`.
+fn refuse_nul(map: &Map<String, Value>, parent: Option<&str>) -> ApiResult<()> {
+    for (key, value) in map {
+        let name = match parent {
+            Some(p) => format!("{p}[{key}]"),
+            None => key.clone(),
+        };
+        refuse_nul_in(value, &name, key.contains('\0'))?;
+    }
+    Ok(())
+}
+
+fn refuse_nul_in(value: &Value, name: &str, name_has_nul: bool) -> ApiResult<()> {
+    let refuse = || {
+        let shown = clip(&name.replace('\0', "\\u0000"));
+        ApiError::invalid(
+            "parameter_invalid_string",
+            &shown,
+            format!("Invalid string: {shown} contains a NUL character (\\u0000), which is not allowed."),
+        )
+    };
+    if name_has_nul {
+        return Err(refuse());
+    }
+    match value {
+        Value::String(s) if s.contains('\0') => Err(refuse()),
+        Value::Object(m) => refuse_nul(m, Some(name)),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                refuse_nul_in(item, &format!("{name}[{i}]"), false)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A decimal integer as forms send it: optional sign, digits only.
 fn parse_decimal_i64(s: &str) -> Option<i64> {
     let digits = s.strip_prefix('-').unwrap_or(s);
@@ -583,6 +627,27 @@ mod tests {
             Params::from_json(long.as_bytes()).unwrap().metadata().unwrap_err().code(),
             Some("metadata_invalid")
         );
+    }
+
+    #[test]
+    fn nul_characters_are_refused_wherever_they_are() {
+        let cases: [(&[u8], bool, &str); 7] = [
+            (br#"{"name": "a\u0000b"}"#, true, "name"),
+            (br#"{"metadata": {"k": "v\u0000"}}"#, true, "metadata[k]"),
+            (br#"{"metadata": {"k\u0000": "v"}}"#, true, "metadata[k\\u0000]"),
+            (br#"{"expand": ["policy", "x\u0000"]}"#, true, "expand[1]"),
+            (b"name=a%00b", false, "name"),
+            (b"email=x%00%40y.z", false, "email"),
+            (b"metadata[a%00]=1", false, "metadata[a\\u0000]"),
+        ];
+        for (body, json, param) in cases {
+            let err = if json { Params::from_json(body) } else { Params::from_form(body) }.unwrap_err();
+            assert_eq!(err.code(), Some("parameter_invalid_string"), "{}", String::from_utf8_lossy(body));
+            let ApiError::Client { param: Some(p), .. } = &err else { panic!("no param") };
+            assert_eq!(p, param);
+        }
+        // Other control characters are ordinary text.
+        assert!(Params::from_json(br#"{"name": "a\u0001b"}"#).is_ok());
     }
 
     #[test]

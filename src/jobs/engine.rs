@@ -148,7 +148,12 @@ impl Engine {
                         continue;
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "engine step failed; retrying after the poll interval"),
+                Err(e) => {
+                    if e.is_connection_lost() {
+                        self.store.note_connection_lost();
+                    }
+                    tracing::warn!(error = %e, "engine step failed; retrying after the poll interval")
+                }
             }
             tokio::select! {
                 _ = cancel.cancelled() => break,

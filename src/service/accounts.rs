@@ -154,58 +154,120 @@ async fn lookup(store: &Store, hash: &str, now: i64) -> ApiResult<Option<FoundKe
     Ok(Some(FoundKey { principal, expires_at: record.expires_at }))
 }
 
+/// What the [`KeyCache`] knows of a key without looking it up.
+#[derive(Debug)]
+pub enum KnownKey {
+    /// Authenticated less than `ttl` ago.
+    Valid(Principal),
+    /// Looked up less than `ttl` ago and not found (or revoked, or expired).
+    Invalid,
+    /// Authenticated in this process before, but not within `ttl`: look it up again.
+    SeenValid,
+    /// Never seen valid here.
+    Unseen,
+}
+
 /// Keys that authenticated recently, by hash, so that most requests skip the key
 /// lookup. An entry is trusted for `ttl` at most, then looked up again: a key revoked
 /// or rolled without a grace period elsewhere (by the CLI, or through another
 /// server on the same database) stops working within `ttl`. The expiry a rolled key
-/// was given is checked on every request. Unknown keys are never kept, and at most
-/// `capacity` keys are.
+/// was given is checked on every request. Keys that were not found are remembered
+/// for `ttl` too (a key created elsewhere works within `ttl` of a failed try), so a
+/// client repeating a bad key costs one lookup per `ttl`. At most `capacity` keys of
+/// each kind are kept.
 pub struct KeyCache {
     ttl: Duration,
     capacity: usize,
     entries: Mutex<HashMap<String, (FoundKey, Instant)>>,
+    /// Hashes looked up and not found, and when.
+    unknown: Mutex<HashMap<String, Instant>>,
+    /// Hashes that authenticated at least once in this process: never held back by
+    /// the limit on failed authentication.
+    seen_valid: Mutex<std::collections::HashSet<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Each map is consistent after any panic (each change is one insert or remove).
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl KeyCache {
     pub fn new(ttl: Duration, capacity: usize) -> Self {
-        KeyCache { ttl, capacity, entries: Mutex::new(HashMap::new()) }
+        KeyCache {
+            ttl,
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+            unknown: Mutex::new(HashMap::new()),
+            seen_valid: Mutex::new(std::collections::HashSet::new()),
+        }
     }
 
     /// `authenticate`, from the cache when the key was looked up less than `ttl` ago.
     pub async fn authenticate(&self, store: &Store, key: &str, now: i64) -> ApiResult<Option<Principal>> {
         let hash = hash_key(key);
-        if let Some(found) = self.cached(&hash, now, Instant::now()) {
-            return Ok(Some(found.principal));
+        match self.known(&hash, now) {
+            KnownKey::Valid(principal) => Ok(Some(principal)),
+            KnownKey::Invalid => Ok(None),
+            KnownKey::SeenValid | KnownKey::Unseen => self.look_up(store, &hash, now).await,
         }
-        let found = lookup(store, &hash, now).await?;
-        self.remember(&hash, found.as_ref(), Instant::now());
-        Ok(found.map(|f| f.principal))
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (FoundKey, Instant)>> {
-        // The map is consistent after any panic (each change is one insert or remove).
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// What is known of the key with this hash, without a lookup.
+    pub fn known(&self, hash: &str, now: i64) -> KnownKey {
+        if let Some(found) = self.cached(hash, now, Instant::now()) {
+            return KnownKey::Valid(found.principal);
+        }
+        if !self.ttl.is_zero() {
+            let unknown = lock(&self.unknown);
+            if unknown.get(hash).is_some_and(|at| at.elapsed() < self.ttl) {
+                return KnownKey::Invalid;
+            }
+        }
+        if lock(&self.seen_valid).contains(hash) { KnownKey::SeenValid } else { KnownKey::Unseen }
+    }
+
+    /// Looks the key up in the store, and remembers the answer.
+    pub async fn look_up(&self, store: &Store, hash: &str, now: i64) -> ApiResult<Option<Principal>> {
+        let found = crate::service::again_if_connection_lost(store, || lookup(store, hash, now)).await?;
+        self.remember(hash, found.as_ref(), Instant::now());
+        Ok(found.map(|f| f.principal))
     }
 
     fn cached(&self, hash: &str, now: i64, at: Instant) -> Option<FoundKey> {
         if self.ttl.is_zero() {
             return None;
         }
-        let entries = self.entries();
+        let entries = lock(&self.entries);
         let (found, fetched) = entries.get(hash)?;
         let fresh = at.saturating_duration_since(*fetched) < self.ttl;
         (fresh && found.valid_at(now)).then(|| found.clone())
     }
 
     fn remember(&self, hash: &str, found: Option<&FoundKey>, at: Instant) {
+        if found.is_some() {
+            let mut seen = lock(&self.seen_valid);
+            if seen.len() >= self.capacity && !seen.contains(hash) {
+                seen.clear();
+            }
+            seen.insert(hash.to_owned());
+        }
         if self.ttl.is_zero() {
             return;
         }
-        let mut entries = self.entries();
         let Some(found) = found else {
-            entries.remove(hash);
+            lock(&self.entries).remove(hash);
+            let mut unknown = lock(&self.unknown);
+            if unknown.len() >= self.capacity && !unknown.contains_key(hash) {
+                unknown.retain(|_, fetched| at.saturating_duration_since(*fetched) < self.ttl);
+                if unknown.len() >= self.capacity {
+                    unknown.clear();
+                }
+            }
+            unknown.insert(hash.to_owned(), at);
             return;
         };
+        lock(&self.unknown).remove(hash);
+        let mut entries = lock(&self.entries);
         if entries.len() >= self.capacity && !entries.contains_key(hash) {
             entries.retain(|_, (_, fetched)| at.saturating_duration_since(*fetched) < self.ttl);
             if entries.len() >= self.capacity {
@@ -283,14 +345,32 @@ mod tests {
         for i in 0..10 {
             let (hash, key) = (hash_key(&format!("k{i}")), found(&format!("k{i}"), None));
             cache.remember(&hash, Some(&key), t0);
-            assert!(cache.entries().len() <= 3);
+            assert!(lock(&cache.entries).len() <= 3);
             assert!(cache.cached(&hash, 0, t0).is_some(), "the newest key is kept");
         }
         let off = KeyCache::new(Duration::ZERO, 3);
         let (hash, key) = (hash_key("k"), found("k", None));
         off.remember(&hash, Some(&key), t0);
         assert!(off.cached(&hash, 0, t0).is_none());
-        assert!(off.entries().is_empty());
+        assert!(lock(&off.entries).is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_remembered_for_the_ttl_and_valid_ones_for_good() {
+        let cache = KeyCache::new(Duration::from_secs(60), 3);
+        let (bad, good) = (hash_key("bad"), hash_key("good"));
+        assert!(matches!(cache.known(&bad, 0), KnownKey::Unseen));
+        cache.remember(&bad, None, Instant::now());
+        assert!(matches!(cache.known(&bad, 0), KnownKey::Invalid), "no second lookup within the ttl");
+        cache.remember(&good, Some(&found("good", None)), Instant::now());
+        assert!(matches!(cache.known(&good, 0), KnownKey::Valid(_)));
+        // Revoked since: the lookup fails, but the key was valid here once.
+        cache.remember(&good, None, Instant::now() - Duration::from_secs(61));
+        assert!(matches!(cache.known(&good, 0), KnownKey::SeenValid));
+        for i in 0..10 {
+            cache.remember(&hash_key(&format!("b{i}")), None, Instant::now());
+            assert!(lock(&cache.unknown).len() <= 3, "bounded");
+        }
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub enum Begin {
 
 /// Claims `key` for a request whose method, path and parameters hash to `fingerprint`.
 pub async fn begin(store: &Store, scope: &Scope, key: &str, fingerprint: &str, now: i64) -> ApiResult<Begin> {
+    crate::service::again_if_connection_lost(store, || begin_once(store, scope, key, fingerprint, now)).await
+}
+
+async fn begin_once(store: &Store, scope: &Scope, key: &str, fingerprint: &str, now: i64) -> ApiResult<Begin> {
     let mut conn = store.acquire().await?;
     let lock = now + LOCK_SECONDS;
     // A few rounds at most: each one either decides or saw the row change under it.
@@ -89,16 +93,22 @@ pub async fn complete_in(tx: &mut Tx, scope: &Scope, claim: &Claim, status: u16,
 /// a backstop for answers the request did not store itself. A key already done is
 /// left as it is.
 pub async fn complete_after(store: &Store, scope: &Scope, claim: &Claim, status: u16, body: &str) -> ApiResult<()> {
-    let mut conn = store.acquire().await?;
-    keys::complete(&mut conn, scope, &claim.key, claim.token, status, body).await?;
-    Ok(())
+    crate::service::again_if_connection_lost(store, || async {
+        let mut conn = store.acquire().await?;
+        keys::complete(&mut conn, scope, &claim.key, claim.token, status, body).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Frees a key after a server error.
 pub async fn release(store: &Store, scope: &Scope, claim: &Claim) -> ApiResult<()> {
-    let mut conn = store.acquire().await?;
-    keys::release(&mut conn, scope, &claim.key, claim.token).await?;
-    Ok(())
+    crate::service::again_if_connection_lost(store, || async {
+        let mut conn = store.acquire().await?;
+        keys::release(&mut conn, scope, &claim.key, claim.token).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Deletes keys past their retention. Returns how many.

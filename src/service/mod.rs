@@ -42,6 +42,28 @@ impl Call {
     }
 }
 
+/// Runs `op` again, once, if it failed on a broken store connection, after telling the
+/// store (so the second run gets a fresh connection). For store calls outside the
+/// request handlers' own retry (see `api::retry_on_connection_loss`); `op` must be
+/// safe to run twice when its first run did not commit.
+pub async fn again_if_connection_lost<T, F, Fut>(store: &Store, op: F) -> ApiResult<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ApiResult<T>>,
+{
+    match op().await {
+        Err(e) if e.is_connection_lost() => {
+            store.note_connection_lost();
+            let second = op().await;
+            if second.as_ref().is_err_and(ApiError::is_connection_lost) {
+                store.note_connection_lost();
+            }
+            second
+        }
+        other => other,
+    }
+}
+
 /// Runs `op` in one transaction and commits it if `op` succeeds; on an error the
 /// transaction is dropped, which rolls it back.
 pub async fn write<T>(store: &Store, op: impl AsyncFnOnce(&mut Tx) -> ApiResult<T>) -> ApiResult<T> {

@@ -85,14 +85,21 @@ impl Tx {
         self.wrote_outbox = true;
     }
 
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.inner.commit().await?;
+    pub async fn commit(self) -> Result<(), CommitError> {
+        self.inner.commit().await.map_err(CommitError)?;
         if self.wrote_outbox {
             self.outbox.notify_one();
         }
         Ok(())
     }
 }
+
+/// A failed COMMIT. Apart from the error itself: when the connection broke during it,
+/// whether the transaction took effect is unknown, so it is never retried as a
+/// transaction that failed before its commit would be.
+#[derive(Debug, thiserror::Error)]
+#[error("commit failed: {0}")]
+pub struct CommitError(pub sqlx::Error);
 
 impl std::ops::Deref for Tx {
     type Target = AnyConnection;
@@ -124,6 +131,41 @@ pub struct Store {
     /// SQLite: one write transaction at a time in this process, first come first served.
     writer: Arc<tokio::sync::Mutex<()>>,
     acquire_timeout: std::time::Duration,
+    /// When a connection of this pool was last found broken (see `note_connection_lost`).
+    lost: Arc<LostConnections>,
+}
+
+/// The last time a pooled connection was found broken. A database restart or failover
+/// breaks every connection at once, so after one is found broken, the idle
+/// connections opened before it are closed instead of handed out: the next request
+/// gets a fresh connection rather than the next dead one. In steady operation this
+/// costs one atomic read per checkout, where a ping would cost a round trip.
+struct LostConnections {
+    /// The pool's start, the zero of `at_nanos`.
+    base: std::time::Instant,
+    /// Nanoseconds after `base` of the last loss, or 0 for none.
+    at_nanos: std::sync::atomic::AtomicU64,
+}
+
+impl LostConnections {
+    fn new() -> Self {
+        LostConnections { base: std::time::Instant::now(), at_nanos: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    fn note(&self) {
+        let nanos = (self.base.elapsed().as_nanos() as u64).max(1);
+        self.at_nanos.fetch_max(nanos, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a connection of this `age` was opened before the last loss.
+    fn predates_loss(&self, age: Duration) -> bool {
+        let lost = self.at_nanos.load(std::sync::atomic::Ordering::Relaxed);
+        if lost == 0 {
+            return false;
+        }
+        let opened = self.base.elapsed().saturating_sub(age);
+        opened.as_nanos() as u64 <= lost
+    }
 }
 
 /// The account and mode every platform query is scoped to.
@@ -167,6 +209,12 @@ impl Store {
             // acquire (two per request). A connection that died is found on its next
             // use instead, answered 503, and replaced by the pool.
             .test_before_acquire(false);
+        let lost = Arc::new(LostConnections::new());
+        let lost_check = lost.clone();
+        pool_opts = pool_opts.before_acquire(move |_conn, meta| {
+            let fresh = !lost_check.predates_loss(meta.age);
+            Box::pin(async move { Ok(fresh) })
+        });
         if backend == Backend::Sqlite {
             let in_memory = opts.url.contains(":memory:") || opts.url.contains("mode=memory");
             // Every connection to `sqlite::memory:` is a database of its own.
@@ -188,7 +236,14 @@ impl Store {
             outbox: Arc::new(Notify::new()),
             writer: Arc::new(tokio::sync::Mutex::new(())),
             acquire_timeout: opts.acquire_timeout,
+            lost,
         })
+    }
+
+    /// Records that a connection of this pool was found broken: the idle connections
+    /// opened before now are closed at their next checkout instead of being used.
+    pub fn note_connection_lost(&self) {
+        self.lost.note();
     }
 
     pub fn backend(&self) -> Backend {
@@ -326,6 +381,17 @@ impl ServeLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_opened_before_a_loss_are_not_handed_out() {
+        let lost = LostConnections::new();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(!lost.predates_loss(Duration::from_millis(1)), "no loss yet");
+        lost.note();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(lost.predates_loss(lost.base.elapsed()), "opened when the pool started, before the loss");
+        assert!(!lost.predates_loss(Duration::from_micros(100)), "opened after it");
+    }
 
     #[test]
     fn sqlite_file_of_urls() {
