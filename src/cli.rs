@@ -140,7 +140,8 @@ struct ServeArgs {
     engine_workers: usize,
     /// Serve the API only: no claims engine and no webhook dispatcher (leave them to
     /// other replicas).
-    #[arg(long, env = "CASAPAY_NO_ENGINE")]
+    #[arg(long, env = "CASAPAY_NO_ENGINE", num_args = 0..=1, default_missing_value = "true",
+          default_value = "false", action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
     no_engine: bool,
     /// Allow http:// webhook URLs (default: false; true with --demo).
     #[arg(long, env = "CASAPAY_WEBHOOK_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true",
@@ -428,4 +429,26 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown requested: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_engine(args: &[&str]) -> bool {
+        let cli = Cli::try_parse_from(args).expect("parses");
+        match cli.command {
+            Command::Serve(serve) => serve.no_engine,
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn boolean_settings_accept_the_spelled_and_the_numeric_forms() {
+        assert!(!no_engine(&["casapay", "serve"]));
+        assert!(no_engine(&["casapay", "serve", "--no-engine"]));
+        for (value, want) in [("true", true), ("1", true), ("false", false), ("0", false)] {
+            assert_eq!(no_engine(&["casapay", "serve", &format!("--no-engine={value}")]), want, "{value}");
+        }
+    }
 }

@@ -12,7 +12,7 @@ use crate::service::expand::Expanded;
 use axum::Json;
 use axum::response::Response;
 
-use super::extract::{Body, Operator, PathId, Platform, Query};
+use super::extract::{Body, Operator, PathId, Platform, Query, TestHelper};
 use super::list::{LIST_PARAMS, ListBody, page_request, render_expanded};
 use super::params::Params;
 use super::{check_id, expand_param, json_body};
@@ -185,11 +185,8 @@ async fn operator_deny(
     operator_review(&state, op, &id, verdict).await
 }
 
-/// Test helpers force an outcome in test mode; live keys do not see them.
+/// Test helpers force an outcome in test mode; live keys do not see them (`TestHelper`).
 async fn helper_review(state: &AppState, call: Call, id: &str, p: &mut Params, approve: bool) -> ApiResult<Response> {
-    if call.scope.livemode {
-        return Err(ApiError::route_not_found("POST", &format!("/v1/test_helpers/claims/{id}")));
-    }
     check_id(Kind::Claim, id)?;
     let verdict = if approve { approve_verdict(p)? } else { deny_verdict(p, false)? };
     let scope = call.scope.clone();
@@ -205,7 +202,7 @@ async fn helper_review(state: &AppState, call: Call, id: &str, p: &mut Params, a
     responses((status = 200, description = "The approved claim", body = Claim), Errors))]
 async fn helper_approve(
     State(state): State<AppState>,
-    Platform(call): Platform,
+    TestHelper(call): TestHelper,
     PathId(id): PathId,
     Body(mut p): Body,
 ) -> ApiResult<Response> {
@@ -217,7 +214,7 @@ async fn helper_approve(
     responses((status = 200, description = "The denied claim", body = Claim), Errors))]
 async fn helper_deny(
     State(state): State<AppState>,
-    Platform(call): Platform,
+    TestHelper(call): TestHelper,
     PathId(id): PathId,
     Body(mut p): Body,
 ) -> ApiResult<Response> {

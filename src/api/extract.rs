@@ -137,6 +137,22 @@ impl FromRequestParts<AppState> for Platform {
     }
 }
 
+/// A platform caller on a test-helper route (`/v1/test_helpers/...`): test keys only.
+/// To a live key these routes do not exist: 404 naming the whole path it asked for.
+pub struct TestHelper(pub Call);
+
+impl FromRequestParts<AppState> for TestHelper {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let Platform(call) = Platform::from_request_parts(parts, state).await?;
+        if call.scope.livemode {
+            return Err(ApiError::route_not_found(parts.method.as_str(), parts.uri.path()));
+        }
+        Ok(TestHelper(call))
+    }
+}
+
 impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 

@@ -45,11 +45,13 @@ pub async fn begin(store: &Store, scope: &Scope, key: &str, fingerprint: &str, n
 }
 
 async fn begin_once(store: &Store, scope: &Scope, key: &str, fingerprint: &str, now: i64) -> ApiResult<Begin> {
+    let holder = store.holder_id().await;
     let mut conn = store.acquire().await?;
     let lock = now + LOCK_SECONDS;
+    let new_claim = keys::NewClaim { fingerprint, locked_until: lock, holder, now };
     // A few rounds at most: each one either decides or saw the row change under it.
     for _ in 0..3 {
-        if keys::try_insert(&mut conn, scope, key, fingerprint, lock, now).await? {
+        if keys::try_insert(&mut conn, scope, key, new_claim).await? {
             return Ok(Begin::Proceed(Claim { key: key.to_owned(), token: 1 }));
         }
         let Some(record) = keys::get(&mut conn, scope, key).await? else { continue };
@@ -57,7 +59,7 @@ async fn begin_once(store: &Store, scope: &Scope, key: &str, fingerprint: &str, 
             KeyRecord::InFlight { created, .. } | KeyRecord::Done { created, .. } => *created,
         };
         if created < now - RETENTION {
-            match keys::reclaim_expired(&mut conn, scope, key, fingerprint, now - RETENTION, lock, now).await? {
+            match keys::reclaim_expired(&mut conn, scope, key, new_claim, now - RETENTION).await? {
                 Some(token) => return Ok(Begin::Proceed(Claim { key: key.to_owned(), token })),
                 None => continue,
             }
@@ -69,11 +71,22 @@ async fn begin_once(store: &Store, scope: &Scope, key: &str, fingerprint: &str, 
                 Begin::Mismatch
             }
             KeyRecord::Done { status, body, .. } => Begin::Replay { status, body },
-            KeyRecord::InFlight { locked_until, .. } if locked_until > now => Begin::InFlight,
-            KeyRecord::InFlight { token, .. } => match keys::take_over(&mut conn, scope, key, token, lock).await? {
-                Some(token) => Begin::Proceed(Claim { key: key.to_owned(), token }),
-                None => Begin::InFlight,
-            },
+            KeyRecord::InFlight { locked_until, holder: held_by, token, .. } => {
+                // Held by a live request: wait. Held by a process that is gone (it
+                // crashed mid-request, so nothing of it committed): take it over now.
+                let gone = match held_by {
+                    Some(h) => store.holder_is_gone(&mut conn, h).await?,
+                    None => false,
+                };
+                if locked_until > now && !gone {
+                    Begin::InFlight
+                } else {
+                    match keys::take_over(&mut conn, scope, key, token, lock, holder).await? {
+                        Some(token) => Begin::Proceed(Claim { key: key.to_owned(), token }),
+                        None => Begin::InFlight,
+                    }
+                }
+            }
         });
     }
     Ok(Begin::InFlight)

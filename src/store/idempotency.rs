@@ -8,29 +8,34 @@ use super::{Conn, Scope, Tx};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyRecord {
     /// A request holds the key until `locked_until`.
-    InFlight { fingerprint: String, token: i64, locked_until: i64, created: i64 },
+    InFlight { fingerprint: String, token: i64, locked_until: i64, holder: Option<i64>, created: i64 },
     /// The first request's answer.
     Done { fingerprint: String, status: u16, body: String, created: i64 },
 }
 
+/// A request's claim on a key: what it asks, until when, by whom, when.
+#[derive(Debug, Clone, Copy)]
+pub struct NewClaim<'a> {
+    pub fingerprint: &'a str,
+    pub locked_until: i64,
+    /// The claiming process (see `store::holder`), when it has an identity.
+    pub holder: Option<i64>,
+    pub now: i64,
+}
+
 /// Claims `key` for a new request, unless the key is taken. Returns whether it was.
-pub async fn try_insert(
-    conn: &mut Conn,
-    scope: &Scope,
-    key: &str,
-    fingerprint: &str,
-    locked_until: i64,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
+pub async fn try_insert(conn: &mut Conn, scope: &Scope, key: &str, claim: NewClaim<'_>) -> Result<bool, sqlx::Error> {
+    let NewClaim { fingerprint, locked_until, holder, now } = claim;
     let done = sqlx::query(
-        "INSERT INTO idempotency_keys (account_id, livemode, key, fingerprint, state, token, locked_until, created) \
-         VALUES ($1, $2, $3, $4, 'in_flight', 1, $5, $6) ON CONFLICT (account_id, livemode, key) DO NOTHING",
+        "INSERT INTO idempotency_keys (account_id, livemode, key, fingerprint, state, token, locked_until, holder, created) \
+         VALUES ($1, $2, $3, $4, 'in_flight', 1, $5, $6, $7) ON CONFLICT (account_id, livemode, key) DO NOTHING",
     )
     .bind(&scope.account_id)
     .bind(scope.livemode)
     .bind(key)
     .bind(fingerprint)
     .bind(locked_until)
+    .bind(holder)
     .bind(now)
     .execute(&mut *conn)
     .await?;
@@ -39,7 +44,7 @@ pub async fn try_insert(
 
 pub async fn get(conn: &mut Conn, scope: &Scope, key: &str) -> Result<Option<KeyRecord>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT fingerprint, state, token, locked_until, response_status, response_body, created \
+        "SELECT fingerprint, state, token, locked_until, holder, response_status, response_body, created \
          FROM idempotency_keys WHERE account_id = $1 AND livemode = $2 AND key = $3",
     )
     .bind(&scope.account_id)
@@ -64,6 +69,7 @@ pub async fn get(conn: &mut Conn, scope: &Scope, key: &str) -> Result<Option<Key
                 fingerprint,
                 token: r.try_get("token")?,
                 locked_until: r.try_get("locked_until")?,
+                holder: r.try_get("holder")?,
                 created,
             }
         })
@@ -71,17 +77,18 @@ pub async fn get(conn: &mut Conn, scope: &Scope, key: &str) -> Result<Option<Key
     .transpose()
 }
 
-/// Takes over a key whose holder's lock has run out (the request died). Returns the
-/// new token, or `None` if someone else took it first.
+/// Takes over a key whose holder is gone or whose lock has run out (the request
+/// died). Returns the new token, or `None` if someone else took it first.
 pub async fn take_over(
     conn: &mut Conn,
     scope: &Scope,
     key: &str,
     old_token: i64,
     locked_until: i64,
+    holder: Option<i64>,
 ) -> Result<Option<i64>, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE idempotency_keys SET token = token + 1, locked_until = $1 \
+        "UPDATE idempotency_keys SET token = token + 1, locked_until = $1, holder = $6 \
          WHERE account_id = $2 AND livemode = $3 AND key = $4 AND state = 'in_flight' AND token = $5",
     )
     .bind(locked_until)
@@ -89,6 +96,7 @@ pub async fn take_over(
     .bind(scope.livemode)
     .bind(key)
     .bind(old_token)
+    .bind(holder)
     .execute(&mut *conn)
     .await?;
     Ok((done.rows_affected() == 1).then_some(old_token + 1))
@@ -99,14 +107,13 @@ pub async fn reclaim_expired(
     conn: &mut Conn,
     scope: &Scope,
     key: &str,
-    fingerprint: &str,
+    claim: NewClaim<'_>,
     expired_before: i64,
-    locked_until: i64,
-    now: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
+    let NewClaim { fingerprint, locked_until, holder, now } = claim;
     let row = sqlx::query(
         "UPDATE idempotency_keys SET fingerprint = $1, state = 'in_flight', token = token + 1, locked_until = $2, \
-         response_status = NULL, response_body = NULL, created = $3 \
+         response_status = NULL, response_body = NULL, created = $3, holder = $8 \
          WHERE account_id = $4 AND livemode = $5 AND key = $6 AND created < $7 RETURNING token",
     )
     .bind(fingerprint)
@@ -116,6 +123,7 @@ pub async fn reclaim_expired(
     .bind(scope.livemode)
     .bind(key)
     .bind(expired_before)
+    .bind(holder)
     .fetch_optional(&mut *conn)
     .await?;
     row.map(|r| r.try_get("token")).transpose()

@@ -11,6 +11,7 @@ pub mod claims;
 pub mod customers;
 pub mod events;
 pub mod guarantees;
+pub(crate) mod holder;
 pub mod idempotency;
 pub mod list;
 pub mod payouts;
@@ -133,6 +134,8 @@ pub struct Store {
     acquire_timeout: std::time::Duration,
     /// When a connection of this pool was last found broken (see `note_connection_lost`).
     lost: Arc<LostConnections>,
+    /// This process's identity as the holder of idempotency keys.
+    holder: holder::SharedHolder,
 }
 
 /// The last time a pooled connection was found broken. A database restart or failover
@@ -237,7 +240,18 @@ impl Store {
             writer: Arc::new(tokio::sync::Mutex::new(())),
             acquire_timeout: opts.acquire_timeout,
             lost,
+            holder: Arc::new(holder::Holder::new(backend, &opts.url)),
         })
+    }
+
+    /// This process's identity as a holder of idempotency keys (see [`holder`]).
+    pub(crate) async fn holder_id(&self) -> Option<i64> {
+        self.holder.id().await
+    }
+
+    /// Whether the process that holds an idempotency key under `holder` is gone.
+    pub(crate) async fn holder_is_gone(&self, conn: &mut Conn, holder: i64) -> Result<bool, sqlx::Error> {
+        self.holder.is_gone(conn, holder).await
     }
 
     /// Records that a connection of this pool was found broken: the idle connections

@@ -154,3 +154,159 @@ async fn lost_postgres_connections_are_replaced_without_an_error_to_the_client()
 async fn connect_admin_to(app: &TestApp) -> sqlx::PgPool {
     sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&app.db_url).await.expect("connect")
 }
+
+/// A `casapay serve --demo` subprocess on `db`, answering on its port.
+async fn spawn_server(db: &crate::support::TestDb) -> (std::process::Child, String) {
+    use std::process::{Command, Stdio};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let data = std::env::temp_dir().join(format!("casapay_crash_{}", casapay::ids::random_secret(8)));
+    let child = Command::new(env!("CARGO_BIN_EXE_casapay"))
+        .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(&data)
+        .env("DATABASE_URL", &db.url)
+        .env("CASAPAY_RATE_LIMIT_TEST", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    (child, base)
+}
+
+fn create_customer(client: &reqwest::Client, base: &str, key: &str) -> reqwest::RequestBuilder {
+    client
+        .post(format!("{base}/v1/customers"))
+        .bearer_auth(DEMO_KEY)
+        .header("idempotency-key", key)
+        .form(&[("name", format!("crash {key}"))])
+}
+
+/// kill -9 in the middle of a burst of keyed requests: the keys the dead server held
+/// are taken over at once by the next server, so the same requests sent again run
+/// (200, each object made once) instead of 409 `idempotency_key_in_use` for as long
+/// as the dead server's lock would have lasted (two minutes).
+#[tokio::test]
+async fn keys_held_by_a_killed_server_are_taken_over_at_once() {
+    use casapay::store::Backend;
+    let db = crate::support::TestDb::create().await;
+    let store = crate::support::open_store(&db.url).await;
+    let client = reqwest::Client::new();
+    let burst = 24;
+    let in_flight = || async {
+        let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM idempotency_keys WHERE state = 'in_flight'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        n.0
+    };
+    let mut keys = Vec::new();
+    // On PostgreSQL a lock on `customers` holds every request after it claimed its
+    // key, so the kill finds them all in flight; on SQLite the requests queue for the
+    // one writer, and the kill comes as soon as some are seen in flight (a few tries
+    // at most, each with new keys).
+    for attempt in 0..5 {
+        let (mut server, base) = spawn_server(&db).await;
+        let round: Vec<String> = (0..burst).map(|i| format!("crash-{attempt}-{i}")).collect();
+        let pg_lock = if store.backend() == Backend::Postgres {
+            let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db.url).await.unwrap();
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("LOCK TABLE customers IN EXCLUSIVE MODE").execute(&mut *tx).await.unwrap();
+            Some((pool, tx))
+        } else {
+            None
+        };
+        let sent: Vec<_> = round.iter().map(|k| tokio::spawn(create_customer(&client, &base, k).send())).collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let want = if pg_lock.is_some() { burst as i64 } else { 1 };
+        while in_flight().await < want && std::time::Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+        server.kill().unwrap(); // SIGKILL
+        server.wait().unwrap();
+        drop(pg_lock);
+        for s in sent {
+            let _ = s.await;
+        }
+        keys.extend(round);
+        if in_flight().await > 0 {
+            break;
+        }
+    }
+    let held = in_flight().await;
+    assert!(held > 0, "the kill left keys in flight (else this test shows nothing)");
+
+    let (mut server, base) = spawn_server(&db).await;
+    let started = std::time::Instant::now();
+    for key in &keys {
+        let r = create_customer(&client, &base, key).send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 200, "{key}: {text}");
+    }
+    let elapsed = started.elapsed();
+    println!("{held} keys left in flight by kill -9; {} requests sent again in {elapsed:?}", keys.len());
+    // Each request ran once, whether its first try committed before the kill or not.
+    for key in &keys {
+        let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM customers WHERE name = $1")
+            .bind(format!("crash {key}"))
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(n.0, 1, "{key}");
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// Two replicas on one PostgreSQL: a key held by a live replica is never taken over,
+/// however long it runs; once that replica is gone, it is taken over at once.
+#[tokio::test]
+async fn a_key_held_by_a_live_replica_waits_and_one_held_by_a_gone_replica_does_not() {
+    use casapay::service::idempotency::{Begin, begin};
+    use casapay::store::{Backend, Scope};
+    let db = crate::support::TestDb::create().await;
+    let first = crate::support::open_store(&db.url).await;
+    if first.backend() != Backend::Postgres {
+        return; // One server per SQLite file: another holder is always a gone one.
+    }
+    casapay::service::accounts::seed_demo(&first, 0).await.unwrap();
+    let second = crate::support::open_store(&db.url).await;
+    let scope = Scope { account_id: casapay::service::accounts::DEMO_ACCOUNT_ID.into(), livemode: false };
+    assert!(matches!(begin(&first, &scope, "k", "fp", 100).await.unwrap(), Begin::Proceed(_)));
+    assert!(matches!(begin(&second, &scope, "k", "fp", 101).await.unwrap(), Begin::InFlight), "the holder lives");
+    first.close().await;
+    drop(first);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match begin(&second, &scope, "k", "fp", 102).await.unwrap() {
+            Begin::Proceed(claim) => {
+                assert_eq!(claim.token, 2);
+                break;
+            }
+            Begin::InFlight if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            other => panic!("the gone holder's key was not taken over: {other:?}"),
+        }
+    }
+}
+
+/// To a live key the test helpers do not exist, and the 404 names the path it asked for.
+#[tokio::test]
+async fn test_helper_routes_are_unknown_to_live_keys_by_their_whole_path() {
+    let app = TestApp::start().await;
+    let acct = app.new_account().await;
+    for action in ["approve", "deny"] {
+        let path = format!("/v1/test_helpers/claims/clm_123/{action}");
+        let r = app.post(&path, &acct.live_key, json!({})).await;
+        let e = r.err(404, "invalid_request_error", None);
+        assert_eq!(e["message"], format!("Unrecognized request URL (POST: {path})."));
+    }
+}
