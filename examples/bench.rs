@@ -1,6 +1,6 @@
 //! The benchmark: the release server over HTTP against the raw-SQL ceiling, on
 //! PostgreSQL and on SQLite. Run it with `bash scripts/bench` (which builds the release
-//! binary first); see the README's "Performance" section for what it measures.
+//! binary first); see docs/performance.md for what it measures.
 //!
 //! Per backend: seed 1,000 policies, 1,000 tenants and 100,000 guarantees; start
 //! `casapay serve` (release) on that data; deliver webhooks to a loopback receiver;
@@ -49,7 +49,7 @@ fn selected<T: Copy + ToString>(var: &str, all: &[T]) -> Vec<T> {
     }
 }
 
-/// True when a `BENCH_*` selection narrows the run: the README table is then left alone.
+/// True when a `BENCH_*` selection narrows the run: the results page is then left alone.
 fn partial_run() -> bool {
     ["BENCH_BACKENDS", "BENCH_OPS", "BENCH_CONNS", "BENCH_WEBHOOKS"].iter().any(|v| std::env::var(v).is_ok())
 }
@@ -801,8 +801,9 @@ fn chrono_free_date() -> String {
 
 #[tokio::main]
 async fn main() {
-    let bin = std::env::args().nth(1).expect("usage: bench PATH_TO_RELEASE_CASAPAY [README]");
-    let readme = std::env::args().nth(2);
+    let bin = std::env::args().nth(1).expect("usage: bench PATH_TO_RELEASE_CASAPAY [RESULTS_MARKDOWN]");
+    // The page whose bench:start/bench:end section gets the tables (docs/performance.md).
+    let results_page = std::env::args().nth(2);
     let machine = std::env::var("BENCH_MACHINE").unwrap_or_else(|_| {
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
         format!("{cpus} cores")
@@ -813,7 +814,7 @@ async fn main() {
     }
     let md = table(&runs, &machine);
     println!("{md}");
-    if let Some(path) = readme.filter(|_| !partial_run()) {
+    if let Some(path) = results_page.filter(|_| !partial_run()) {
         let text = std::fs::read_to_string(&path).unwrap();
         let (start, end) = ("<!-- bench:start -->", "<!-- bench:end -->");
         if let (Some(a), Some(b)) = (text.find(start), text.find(end)) {
