@@ -9,6 +9,7 @@ mod engine;
 mod isolation;
 mod lists;
 mod money;
+mod network;
 mod openapi;
 mod quickstart;
 mod receiver;
