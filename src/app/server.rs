@@ -4,8 +4,9 @@
 //!
 //! Each connection is in one of three phases, and closed when its phase's deadline
 //! passes:
-//! - waiting for a request: for `idle_timeout` after the last response (a fresh
-//!   connection gets `header_read_timeout` for its first request instead);
+//! - waiting for a request: for `idle_timeout` after the last answer was ready (a
+//!   fresh connection gets `header_read_timeout` for its first request instead); this
+//!   also cuts off a client that takes that long to read an answer;
 //! - reading a request's head: `header_read_timeout` from its first byte;
 //! - busy with a request: no connection deadline (the request timeout bounds the
 //!   handler and the reading of the body).
@@ -219,13 +220,14 @@ impl ConnWatch {
             return Some(self.at(head_since) + t.header_read);
         }
         let waiting_since = self.at(self.waiting_since.load(Ordering::Relaxed));
-        if draining {
-            // No request under way: nothing to wait for.
-            return Some(waiting_since);
-        }
         // A connection that has sent nothing yet is not an idle keep-alive one.
-        let first = self.served.load(Ordering::Relaxed) == 0;
-        Some(waiting_since + if first { t.header_read } else { t.idle })
+        if self.served.load(Ordering::Relaxed) == 0 {
+            // Nothing to finish when shutting down. (hyper's graceful shutdown closes
+            // only connections that have served a request; those it closes once it has
+            // written their last answer, which may still be under way here.)
+            return Some(if draining { waiting_since } else { waiting_since + t.header_read });
+        }
+        Some(waiting_since + t.idle)
     }
 }
 
@@ -320,5 +322,40 @@ impl Future for Tracked {
             self.guard = None;
         }
         polled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Handlers can ask for the peer's address (the per-address limit on failed
+    /// authentication does).
+    #[tokio::test]
+    async fn requests_carry_the_peers_address() {
+        let router = Router::new().route(
+            "/",
+            axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let timeouts = Timeouts {
+            header_read: Duration::from_secs(5),
+            idle: Duration::from_secs(5),
+            shutdown_grace: Duration::ZERO,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(run(listener, router, timeouts, async {
+            let _ = stopped.await;
+        }));
+        let mut conn = TcpStream::connect(address).await.unwrap();
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(5), conn.read_to_string(&mut answer)).await.unwrap().unwrap();
+        let me = conn.local_addr().unwrap().to_string();
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with(&me), "{answer:?} should end with {me}");
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
     }
 }

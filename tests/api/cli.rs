@@ -273,13 +273,14 @@ async fn a_missing_database_says_how_to_create_it_or_is_created_when_allowed() {
     let name = format!("casapay_missing_{}", casapay::ids::random_secret(10).to_ascii_lowercase());
     let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
     let url = format!("{base}/{name}");
-    let target = casapay::store::setup::PgTarget::of(&url).unwrap();
+    let target: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
 
     let (out, _) = run_with_url(&url, &["migrate"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains(&format!("the database \"{name}\" does not exist")), "{stderr}");
-    let createdb = format!("createdb -h {} -p {} -U {} {name}", target.host, target.port, target.user);
+    let createdb =
+        format!("createdb -h {} -p {} -U {} {name}", target.get_host(), target.get_port(), target.get_username());
     assert!(stderr.contains(&createdb), "{stderr}");
     assert!(stderr.contains("--create-database"), "{stderr}");
 
@@ -366,8 +367,8 @@ async fn serve_exits_within_the_grace_period_after_sigterm_despite_trickling_cli
     trickling.write_all(b"name=").await.unwrap();
 
     let pid = child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let signalled = Instant::now();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let deadline = signalled + Duration::from_secs(6);
     loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -100,16 +100,17 @@ async fn half_a_request_line_is_closed_after_the_header_timeout() {
     let header = Duration::from_millis(400);
     let app = TestApp::start_with(config(header, Duration::from_secs(30), Duration::from_secs(30), MARGIN)).await;
 
+    // Each lower bound is taken before what starts the server's timer.
     let mut half = connect(&app).await;
-    half.write_all(b"GET /v1/custo").await.unwrap();
     let sent = Instant::now();
+    half.write_all(b"GET /v1/custo").await.unwrap();
     let (got, closed) = read_until_closed(&mut half, sent + header + MARGIN).await;
     assert!(closed - sent >= header - Duration::from_millis(50), "closed after {:?}", closed - sent);
     assert!(got.is_empty(), "nothing is answered to half a request: {:?}", String::from_utf8_lossy(&got));
 
     // A connection that sends nothing at all gets the same time for its first request.
-    let mut silent = connect(&app).await;
     let opened = Instant::now();
+    let mut silent = connect(&app).await;
     let (_, closed) = read_until_closed(&mut silent, opened + header + MARGIN).await;
     assert!(closed - opened >= header - Duration::from_millis(50));
 
@@ -131,16 +132,17 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let (status, head) = read_response(&mut conn, Instant::now() + MARGIN).await;
     assert_eq!(status, 200);
     assert!(!head.contains("connection: close"), "kept alive: {head}");
-    let answered = Instant::now();
-    // Still usable after longer than the header timeout.
+    // The same connection serves another request.
+    let asked = Instant::now();
     conn.write_all(HEALTH).await.unwrap();
     assert_eq!(read_response(&mut conn, Instant::now() + MARGIN).await.0, 200);
-    let answered_again = Instant::now();
-    assert!(answered_again >= answered);
 
-    let (got, closed) = read_until_closed(&mut conn, answered_again + idle + MARGIN).await;
+    let (got, closed) = read_until_closed(&mut conn, asked + idle + MARGIN).await;
     assert!(got.is_empty());
-    let waited = closed - answered_again;
+    // The server's idle timer started once the answer was ready, after `asked`.
+    let waited = closed - asked;
+    // Over the header timeout too: hyper's own header timer, which starts as soon as a
+    // connection waits, would have closed it after 200 ms.
     assert!(waited >= idle - Duration::from_millis(50), "closed after {waited:?}, before the idle timeout");
 }
 
@@ -154,8 +156,8 @@ async fn a_trickling_body_is_answered_503_at_the_request_timeout() {
     for key in [Some("trickle-1"), None] {
         let conn = connect(&app).await;
         let (mut reader, mut writer) = conn.into_split();
-        writer.write_all(customer_post_head(key).as_bytes()).await.unwrap();
         let started = Instant::now();
+        writer.write_all(customer_post_head(key).as_bytes()).await.unwrap();
         let sender = trickle(writer, SLOW_BODY.as_bytes());
         // SLOW_BODY takes over 4 s a byte at a time.
         let deadline = started + request + MARGIN;
