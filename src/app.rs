@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -17,6 +16,8 @@ use crate::service::accounts::KeyCache;
 use crate::store::Store;
 use crate::webhooks::ssrf::EgressPolicy;
 
+mod server;
+
 /// Most keys the key cache holds at once.
 const KEY_CACHE_CAPACITY: usize = 10_000;
 
@@ -26,8 +27,16 @@ pub struct ApiConfig {
     /// Bodies larger than this are answered 413.
     pub max_body_bytes: usize,
     /// Requests running longer than this are answered 503 (and their transaction
-    /// rolled back).
+    /// rolled back). Reading the body counts: a body still arriving then is cut off.
     pub request_timeout: Duration,
+    /// A connection that takes longer than this to send a request's headers (from
+    /// their first byte, or from being accepted for its first request) is closed.
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// On shutdown, how long the requests in flight have to finish before their
+    /// connections are closed.
+    pub shutdown_grace: Duration,
     /// Requests per second per key.
     pub rate_limits: RateLimitConfig,
     /// How long an authenticated key is trusted without a lookup: a key revoked
@@ -46,6 +55,9 @@ impl Default for ApiConfig {
         ApiConfig {
             max_body_bytes: 1_048_576,
             request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
             rate_limits: RateLimitConfig::default(),
             key_cache_ttl: Duration::from_secs(1),
             auth_failures_per_second: 5,
@@ -93,22 +105,25 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state, crate::api::idempotency::layer))
         .layer(CatchPanicLayer::new())
         .layer(axum::middleware::from_fn(crate::api::request_context))
+        // Outermost, so that every reader of the body (the idempotency layer reads it
+        // outside the timeout above) stops at the same deadline.
+        .layer(tower::util::MapRequestLayer::new(move |req| crate::api::extract::body_deadline(req, timeout)))
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` resolves, then lets the
-/// requests in flight finish.
+/// Serves `app(state)` on `listener` until `shutdown` resolves; then stops accepting,
+/// lets the requests in flight finish, closes idle connections, and after
+/// `state.config.shutdown_grace` closes whatever remains. Connections are closed
+/// after `header_read_timeout` without a request's headers and after `idle_timeout`
+/// without a request.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Small JSON answers go out at once instead of waiting on Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    // Each request knows its client's address: failed authentication is limited by it.
-    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+    let timeouts = server::Timeouts {
+        header_read: state.config.header_read_timeout,
+        idle: state.config.idle_timeout,
+        shutdown_grace: state.config.shutdown_grace,
+    };
+    server::run(listener, app(state), timeouts, shutdown).await
 }

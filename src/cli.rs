@@ -17,6 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::jobs::engine::{Engine, EngineConfig};
 use crate::service::accounts;
 use crate::service::rail::InstantRail;
+use crate::store::setup::{self, PgTarget};
 use crate::store::{ServeLock, Store, StoreOptions, sqlite_file};
 use crate::webhooks::dispatcher::{Dispatcher, DispatcherConfig};
 use crate::webhooks::ssrf::EgressPolicy;
@@ -36,6 +37,12 @@ pub struct Cli {
     /// Log format.
     #[arg(long, env = "CASAPAY_LOG_FORMAT", global = true, default_value = "text")]
     log_format: LogFormat,
+
+    /// Create the PostgreSQL database DATABASE_URL names if it does not exist (its
+    /// user needs the CREATEDB privilege). Default: false.
+    #[arg(long, env = "CASAPAY_CREATE_DATABASE", global = true, num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new())]
+    create_database: Option<bool>,
 
     #[command(subcommand)]
     command: Command,
@@ -109,9 +116,21 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "CASAPAY_MAX_BODY_BYTES", default_value_t = 1_048_576)]
     max_body_bytes: usize,
-    /// Requests running longer than this many seconds are answered 503.
+    /// Requests running longer than this many seconds, body included, are answered 503.
     #[arg(long, env = "CASAPAY_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     request_timeout_secs: u64,
+    /// Seconds a connection has to send a request's headers, from their first byte (from
+    /// being accepted, for its first request); it is closed after that.
+    #[arg(long, env = "CASAPAY_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    header_read_timeout_secs: u64,
+    /// Seconds a keep-alive connection may wait for its next request before it is closed.
+    #[arg(long, env = "CASAPAY_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    idle_timeout_secs: u64,
+    /// On SIGTERM or Ctrl-C, seconds the requests in flight, the engine's step and the
+    /// webhook attempts have to finish; then the connections left are closed and the
+    /// process exits.
+    #[arg(long, env = "CASAPAY_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    shutdown_grace_secs: u64,
     /// Requests per second per test key (0: no limit).
     #[arg(long, env = "CASAPAY_RATE_LIMIT_TEST", default_value_t = 25)]
     rate_limit_test: u32,
@@ -191,7 +210,10 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // A blocking task still running (a DNS lookup, say) must not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("casapay: {e}");
@@ -223,21 +245,129 @@ impl Cli {
     }
 }
 
-/// Creates the directory of a SQLite database file if it is missing.
-fn ensure_sqlite_dir(url: &str) -> Result<(), String> {
-    if let Some(dir) = sqlite_file(url).as_deref().and_then(std::path::Path::parent)
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+/// Creates the directory of a SQLite database file if it is missing, and checks that
+/// it can be written (SQLite writes its journal files beside the database).
+fn ensure_sqlite_dir(cli: &Cli, url: &str) -> Result<(), String> {
+    let Some(file) = sqlite_file(url) else { return Ok(()) };
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let hint = if cli.database_url.as_deref().is_some_and(|u| !u.is_empty()) {
+        "point DATABASE_URL at a file in a writable directory"
+    } else {
+        "choose a writable data directory with --data or CASAPAY_DATA"
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot create the data directory {} ({e}): {hint}", dir.display()))?;
+    let probe = dir.join(format!(".casapay-write-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!("the data directory {} is not writable ({e}): {hint}", dir.display())),
     }
-    Ok(())
 }
 
+/// How long the start-up check waits for PostgreSQL to answer at all.
+const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 async fn open_store(cli: &Cli, max_connections: u32) -> Result<Store, String> {
-    ensure_sqlite_dir(&cli.database_url())?;
-    let mut opts = StoreOptions::new(cli.database_url());
+    let url = cli.database_url();
+    ensure_sqlite_dir(cli, &url)?;
+    let target = PgTarget::of(&url);
+    if let Some(target) = &target {
+        check_postgres(&url, target, cli.create_database.unwrap_or(false)).await?;
+    }
+    let mut opts = StoreOptions::new(url.clone());
     opts.max_connections = max_connections;
-    Store::connect(&opts).await.map_err(|e| format!("cannot open the database: {e}"))
+    Store::connect(&opts).await.map_err(|e| match (&target, sqlite_file(&url)) {
+        (Some(target), _) => postgres_error(target, &e),
+        (None, Some(file)) => format!("cannot open the SQLite database {}: {e}", file.display()),
+        (None, None) => format!("cannot open the database: {e}"),
+    })
+}
+
+/// One connection before the pool, which would retry a refused connection for its
+/// whole acquire timeout and then report only that it timed out.
+async fn check_postgres(url: &str, target: &PgTarget, create: bool) -> Result<(), String> {
+    match setup::probe(url, PG_CONNECT_TIMEOUT).await {
+        Ok(()) => Ok(()),
+        Err(e) if create && setup::is_missing_database(&e) => match setup::create_database(url).await {
+            Ok(created) => {
+                if created {
+                    tracing::info!(database = %target.database, address = %target.address, "database created");
+                }
+                Ok(())
+            }
+            Err(e) => Err(format!(
+                "the database \"{}\" does not exist on the PostgreSQL server at {}, and creating it failed ({}). {}",
+                target.database,
+                target.address,
+                short_error(&e),
+                create_instructions(target)
+            )),
+        },
+        Err(e) => Err(postgres_error(target, &e)),
+    }
+}
+
+/// What went wrong reaching PostgreSQL, and what to do about it. Never the password.
+fn postgres_error(target: &PgTarget, e: &sqlx::Error) -> String {
+    let address = &target.address;
+    if let sqlx::Error::Io(io) = e {
+        let why = match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+            _ => io.to_string(),
+        };
+        return format!(
+            "could not connect to PostgreSQL at {address} ({why}): is it running, and reachable there? \
+             Check the host and port in DATABASE_URL."
+        );
+    }
+    if setup::is_missing_database(e) {
+        return format!(
+            "the database \"{}\" does not exist on the PostgreSQL server at {address}. {} Or let casapay \
+             create it: --create-database, or CASAPAY_CREATE_DATABASE=true (the user needs the CREATEDB privilege).",
+            target.database,
+            create_instructions(target)
+        );
+    }
+    match e.as_database_error().and_then(|d| d.code()).as_deref() {
+        // invalid_password, invalid_authorization_specification
+        Some("28P01" | "28000") => format!(
+            "PostgreSQL at {address} refused user \"{}\" ({}): check the user and password in DATABASE_URL.",
+            target.user,
+            short_error(e)
+        ),
+        _ => format!("cannot open the database \"{}\" at {address}: {e}", target.database),
+    }
+}
+
+fn create_instructions(target: &PgTarget) -> String {
+    format!(
+        "Create it with `createdb -h {} -p {} -U {} {}` (or `CREATE DATABASE {};` in psql).",
+        shell_word(&target.host),
+        target.port,
+        shell_word(&target.user),
+        shell_word(&target.database),
+        setup::quote_ident(&target.database)
+    )
+}
+
+/// The database's own message, without sqlx's "error returned from database" prefix.
+fn short_error(e: &sqlx::Error) -> String {
+    e.as_database_error().map(|d| d.message().to_owned()).unwrap_or_else(|| e.to_string())
+}
+
+/// `s` as one word for a POSIX shell.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-./:@".contains(c)) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -295,7 +425,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     let url = cli.database_url();
-    ensure_sqlite_dir(&url)?;
+    ensure_sqlite_dir(cli, &url)?;
     let _serve_lock = match sqlite_file(&url) {
         Some(file) => Some(ServeLock::acquire(&file)?),
         None => None,
@@ -324,6 +454,9 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         ApiConfig {
             max_body_bytes: args.max_body_bytes,
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+            header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
             rate_limits: RateLimitConfig {
                 test_per_second: args.rate_limit_test,
                 live_per_second: args.rate_limit_live,
@@ -388,19 +521,32 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         vec![tokio::spawn(engine.run(cancel.clone())), tokio::spawn(dispatcher.run(cancel.clone()))]
     };
     tracing::info!(address = %args.listen, backend = ?store.backend(), "casapay listening");
+    // The grace period counts from the signal, for the server and the workers alike.
+    let grace = state.config.shutdown_grace;
+    let stop_by = Arc::new(std::sync::OnceLock::<tokio::time::Instant>::new());
     let signal = {
         let cancel = cancel.clone();
+        let stop_by = stop_by.clone();
         async move {
             tokio::select! {
-                _ = shutdown_signal() => cancel.cancel(),
+                _ = shutdown_signal() => {}
                 _ = cancel.cancelled() => {}
             }
+            let _ = stop_by.set(tokio::time::Instant::now() + grace);
+            cancel.cancel();
         }
     };
     let served = crate::app::serve(listener, state, signal).await;
     cancel.cancel();
-    for task in workers {
-        let _ = task.await;
+    let stop_by = stop_by.get().copied().unwrap_or_else(tokio::time::Instant::now);
+    for mut task in workers {
+        if tokio::time::timeout_at(stop_by, &mut task).await.is_err() {
+            // What it was doing is redone after restart: a step's transaction rolls
+            // back, and a leased webhook delivery is retried when its lease expires.
+            tracing::warn!("shutdown grace period over: stopping background work mid-step");
+            task.abort();
+            let _ = task.await;
+        }
     }
     served.map_err(|e| format!("server error: {e}"))?;
     store.close().await;

@@ -1,10 +1,17 @@
 //! Extractors: authentication, request bodies and query strings, path ids.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+use axum::body::{Body as AxumBody, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{Extensions, HeaderMap, header, request::Parts};
 use base64::Engine;
+use http_body::{Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
 
 use super::params::Params;
 use crate::app::AppState;
@@ -199,15 +206,84 @@ pub(crate) async fn read_body(req: Request, limit: usize) -> ApiResult<axum::bod
         return Err(ApiError::body_too_large(limit));
     }
     axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
-        // `to_bytes` fails on the limit or on a broken connection; either way the
-        // body cannot be used, and a client that sent too much should hear so.
-        let length_limit = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if length_limit {
+        // `to_bytes` fails on the limit, on the request's deadline, or on a broken
+        // connection; either way the body cannot be used, and a client that sent too
+        // much or too slowly should hear so.
+        if caused_by::<http_body_util::LengthLimitError>(&e) {
             ApiError::body_too_large(limit)
+        } else if caused_by::<BodyDeadlinePassed>(&e) {
+            ApiError::timeout()
         } else {
             ApiError::bad_request("The request body could not be read.")
         }
     })
+}
+
+/// Whether `T` is anywhere in the chain of causes of `e`.
+fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<T>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// Makes the request's body fail once `timeout` has passed since now, whoever reads
+/// it. A body that is empty, or arrives whole with the headers, costs nothing more.
+pub(crate) fn body_deadline(req: Request, timeout: Duration) -> Request {
+    if req.body().is_end_stream() {
+        return req;
+    }
+    let deadline = Instant::now() + timeout;
+    req.map(|inner| AxumBody::new(DeadlineBody { inner, deadline, sleep: None }))
+}
+
+/// The error of a body read past the request's deadline.
+#[derive(Debug)]
+struct BodyDeadlinePassed;
+
+impl std::fmt::Display for BodyDeadlinePassed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body did not arrive within the request timeout")
+    }
+}
+
+impl std::error::Error for BodyDeadlinePassed {}
+
+struct DeadlineBody {
+    inner: AxumBody,
+    deadline: Instant,
+    /// Armed the first time the body keeps its reader waiting.
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl HttpBody for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        let deadline = this.deadline;
+        let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyDeadlinePassed)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Parses a body by its media type: JSON, form, or (with none) whichever it looks like.

@@ -218,3 +218,169 @@ async fn keys_roll_with_a_grace_period_and_revoke() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("No such account"));
 }
+
+fn on_sqlite() -> bool {
+    std::env::var("CASAPAY_TEST_BACKEND").is_ok_and(|b| b == "sqlite")
+}
+
+/// A port nothing listens on: bound, then freed.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn run_with_url(url: &str, args: &[&str]) -> (std::process::Output, Duration) {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_casapay"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env_remove("CASAPAY_CREATE_DATABASE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run casapay");
+    (out, started.elapsed())
+}
+
+/// A refused connection is reported at once with the address tried, not as the
+/// pool's "timed out" after its 5 s; never with the password.
+#[tokio::test]
+async fn an_unreachable_postgres_is_named_at_once() {
+    let port = closed_port();
+    let url = format!("postgres://casapay:pw-not-shown@127.0.0.1:{port}/casapay");
+    for args in [&["migrate"][..], &["serve", "--listen", "127.0.0.1:0"]] {
+        let (out, took) = run_with_url(&url, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("could not connect to PostgreSQL at 127.0.0.1:{port} (connection refused)")),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("is it running"), "{stderr}");
+        assert!(!stderr.contains("pw-not-shown"), "the password is never printed: {stderr}");
+        assert!(took < Duration::from_secs(4), "{args:?} took {took:?}");
+    }
+}
+
+/// A missing database: the message says how to create it, and `--create-database`
+/// (or `CASAPAY_CREATE_DATABASE=true`) creates it.
+#[tokio::test]
+async fn a_missing_database_says_how_to_create_it_or_is_created_when_allowed() {
+    if on_sqlite() {
+        return; // PostgreSQL only: SQLite creates its file.
+    }
+    use sqlx::Connection;
+    let admin =
+        std::env::var("CASAPAY_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("casapay_missing_{}", casapay::ids::random_secret(10).to_ascii_lowercase());
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
+    let url = format!("{base}/{name}");
+    let target: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+
+    let (out, _) = run_with_url(&url, &["migrate"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("the database \"{name}\" does not exist")), "{stderr}");
+    let createdb =
+        format!("createdb -h {} -p {} -U {} {name}", target.get_host(), target.get_port(), target.get_username());
+    assert!(stderr.contains(&createdb), "{stderr}");
+    assert!(stderr.contains("--create-database"), "{stderr}");
+
+    let (out, _) = run_with_url(&url, &["migrate", "--create-database"]);
+    let created = out.status.success();
+    // Through the environment, on a database that exists by now.
+    let again = Command::new(env!("CARGO_BIN_EXE_casapay"))
+        .arg("migrate")
+        .env("DATABASE_URL", &url)
+        .env("CASAPAY_CREATE_DATABASE", "true")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+    assert!(created, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(again.status.success(), "an existing database is fine: {}", String::from_utf8_lossy(&again.stderr));
+}
+
+/// SQLite's counterpart: a data directory that cannot be created or written says so.
+#[tokio::test]
+async fn an_unusable_data_directory_says_so() {
+    let dir = std::env::temp_dir().join(format!("casapay_cli_{}", casapay::ids::random_secret(10)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("not-a-dir");
+    std::fs::write(&file, b"").unwrap();
+    for args in [&["migrate"][..], &["serve", "--listen", "127.0.0.1:0"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_casapay"))
+            .args(args)
+            .arg("--data")
+            .arg(file.join("data"))
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains("cannot create the data directory"), "{stderr}");
+        assert!(stderr.contains("--data or CASAPAY_DATA"), "{stderr}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// SIGTERM with clients that never finish (half a request line, a body trickling in):
+/// the process exits, cleanly, once the grace period is over.
+#[cfg(unix)]
+#[tokio::test]
+async fn serve_exits_within_the_grace_period_after_sigterm_despite_trickling_clients() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let db = TestDb::create().await;
+    let port = closed_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_casapay"))
+        .args(["serve", "--demo", "--no-engine", "--listen", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &db.url)
+        .env("CASAPAY_SHUTDOWN_GRACE_SECS", "1")
+        .env("CASAPAY_HEADER_READ_TIMEOUT_SECS", "60")
+        .env("CASAPAY_IDLE_TIMEOUT_SECS", "60")
+        .env("CASAPAY_REQUEST_TIMEOUT_SECS", "60")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/v1/customers");
+    assert_eq!(first_answer(&client, &url, crate::support::DEMO_KEY).await.status(), 200);
+
+    let address = format!("127.0.0.1:{port}");
+    let mut half = tokio::net::TcpStream::connect(&address).await.unwrap();
+    half.write_all(b"GET /v1/customers HTTP/1.1\r\nHost: ca").await.unwrap();
+    // A POST whose handler is reading a body that never comes whole (`100 Continue`
+    // says the handler has started on it).
+    let mut trickling = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /v1/customers HTTP/1.1\r\nHost: casapay\r\nAuthorization: Bearer {}\r\nIdempotency-Key: sigterm\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n",
+        crate::support::DEMO_KEY
+    );
+    trickling.write_all(head.as_bytes()).await.unwrap();
+    let mut continued = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(10), trickling.read_exact(&mut continued)).await.unwrap().unwrap();
+    assert_eq!(&continued, b"HTTP/1.1 100");
+    trickling.write_all(b"name=").await.unwrap();
+
+    let pid = child.id().to_string();
+    let signalled = Instant::now();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let deadline = signalled + Duration::from_secs(6);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "clean exit after SIGTERM: {status}");
+            break;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("still running {:?} after SIGTERM with a 1 s grace period", signalled.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(signalled.elapsed() >= Duration::from_millis(950), "the request in flight had its grace period");
+    drop((half, trickling));
+}

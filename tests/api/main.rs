@@ -10,6 +10,7 @@ mod hardening;
 mod isolation;
 mod lists;
 mod money;
+mod network;
 mod openapi;
 mod quickstart;
 mod receiver;
