@@ -129,9 +129,9 @@ pub struct StatusTransitions {
     pub paid_at: Option<Timestamp>,
 }
 
-/// How the claim was decided (SPEC section 4's `review`). For now only the deciding
-/// operator's `note`; the rule checks, who decided, the deadline, the approvals and the
-/// evidence request join it here.
+/// How the claim was decided.
+// SPEC section 4's `review`: for now only the note; the rule checks, who decided, the
+// deadline, the approvals and the evidence request join it here.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ClaimReview {
     /// The deciding operator's note (required with `denial_reason: other`), or null.

@@ -498,3 +498,37 @@ async fn coverage_amount_is_a_cap_per_calendar_month() {
     let paid = 100_000 + 20_000 + 120_000 + 120_000 + 90_000 + 30_000 + 120_000;
     assert_eq!((g["claims_paid"].as_i64(), g["remaining_coverage"].as_i64()), (Some(paid), Some(1_440_000 - paid)));
 }
+
+/// The OpenAPI document says what the deny routes take and what a claim can show.
+#[tokio::test]
+async fn the_document_lists_the_denial_reasons() {
+    let app = TestApp::start().await;
+    let doc = app.send(reqwest::Method::GET, "/v1/openapi.json", None, None).await.ok();
+    let schemas = &doc["components"]["schemas"];
+    let names = |v: &Value| -> Vec<String> {
+        v["enum"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_owned()).collect()
+    };
+    let operator = names(&schemas["OperatorDenialReason"]);
+    assert_eq!(
+        operator,
+        [
+            "waiting_period",
+            "outside_coverage_period",
+            "coverage_exhausted",
+            "below_deductible",
+            "insufficient_evidence",
+            "not_covered",
+            "duplicate_claim",
+            "tenant_paid",
+            "fraud_suspected",
+            "other"
+        ]
+    );
+    assert_eq!(schemas["DenyParams"]["properties"]["note"]["maxLength"], 1000);
+    assert_eq!(schemas["HelperDenyParams"]["properties"]["note"]["maxLength"], 1000);
+    let shown = names(&schemas["DenialReason"]);
+    assert!(shown.contains(&"period_limit_reached".to_owned()) && operator.iter().all(|r| shown.contains(r)));
+    assert!(schemas["Claim"]["properties"]["review"].is_object());
+    assert_eq!(schemas["EvidenceParam"]["properties"]["due_date"]["maximum"], 253_402_300_799_i64);
+    assert_eq!(schemas["GuaranteeCreate"]["properties"]["start_date"]["minimum"], 0);
+}
