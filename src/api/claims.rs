@@ -157,7 +157,12 @@ fn deny_verdict(p: &mut Params, required: bool) -> ApiResult<Verdict> {
 /// Operators act across accounts: the service finds the claim's own scope.
 async fn operator_review(state: &AppState, op: Operator, id: &str, verdict: Verdict) -> ApiResult<Response> {
     check_id(Kind::Claim, id)?;
-    tracing::info!(operator_key = %op.key_id, claim = %id, ?verdict, "operator review");
+    // The verdict without the note: free text an operator wrote has no place in logs.
+    let (decision, amount, reason) = match &verdict {
+        Verdict::Approve { amount } => ("approve", *amount, None),
+        Verdict::Deny { reason, .. } => ("deny", None, reason.map(|r| r.as_str())),
+    };
+    tracing::info!(operator_key = %op.key_id, claim = %id, decision, ?amount, ?reason, "operator review");
     let call = Call {
         scope: Scope { account_id: String::new(), livemode: false },
         now: op.now,

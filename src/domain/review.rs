@@ -242,8 +242,11 @@ mod tests {
         assert_eq!(Period::of(FEB_2024).last - FEB_2024 + 1, 29 * DAY);
         let feb_2023 = 1_675_209_600;
         assert_eq!(Period::of(feb_2023).last - feb_2023 + 1, 28 * DAY);
-        for (year, days) in [(1900, 28), (2000, 29), (2100, 28), (2400, 29)] {
-            let first = days_from_civil(year, 2, 1) * DAY;
+        // February 1st of each year (from Python's calendar.timegm) and February's length.
+        for (year, first, days) in
+            [(1900, -2_206_310_400, 28), (2000, 949_363_200, 29), (2100, 4_105_123_200, 28), (2400, 13_572_144_000, 29)]
+        {
+            assert_eq!(days_from_civil(year, 2, 1) * DAY, first, "{year}");
             let p = Period::of(first + DAY);
             assert_eq!((p.first, (p.last - p.first + 1) / DAY), (first, days), "{year}");
         }
