@@ -87,8 +87,11 @@ enum KeysCommand {
         /// `test` or `live`.
         #[arg(long)]
         mode: KeyMode,
-        /// Hours the replaced keys keep working (0: they stop at once).
-        #[arg(long, default_value_t = 0)]
+        /// Hours the replaced keys keep working, 0 to 720 (0: they stop at once).
+        // Negative numbers reach the range check (and its message) instead of being
+        // taken for a flag.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true,
+              value_parser = clap::value_parser!(i64).range(0..=accounts::MAX_KEY_GRACE_HOURS))]
         grace_hours: i64,
     },
     /// Revoke a key at once. The key is read from standard input, so that it stays out
@@ -391,7 +394,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             let store = open_store(&cli, 2).await?;
             store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
             let live = matches!(mode, KeyMode::Live);
-            let key = accounts::roll_secret_key(&store, account, live, grace_hours.saturating_mul(3600), clock.now())
+            // Bounded by the parser: the product is at most 720 x 3600.
+            let key = accounts::roll_secret_key(&store, account, live, grace_hours * 3600, clock.now())
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{}", serde_json::json!({ "key": key }));

@@ -17,7 +17,8 @@ use super::list::{LIST_PARAMS, ListBody, page_request, render_expanded};
 use super::params::Params;
 use super::{check_id, expand_param, json_body};
 use crate::app::AppState;
-use crate::domain::claim::{self, Claim, ClaimReason, ClaimStatus, DenialReason, Evidence};
+use crate::domain::TIMESTAMP_RANGE;
+use crate::domain::claim::{self, Claim, ClaimReason, ClaimStatus, Evidence, OperatorDenialReason};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::service::review::{self, Verdict};
@@ -58,7 +59,7 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
     }
     let evidence = Evidence {
         invoice_id,
-        due_date: ev.req_int("due_date")?,
+        due_date: ev.req_int_in("due_date", TIMESTAMP_RANGE)?,
         description: ev.bounded_string("description", claim::DESCRIPTION_MAX_CHARS)?,
     };
     let input = claims::NewClaim { guarantee, amount, currency, reason, evidence, metadata: p.metadata()? };
@@ -133,19 +134,35 @@ fn approve_verdict(p: &mut Params) -> ApiResult<Verdict> {
     Ok(Verdict::Approve { amount })
 }
 
+/// `denial_reason` (one of the operators' reasons; `required` for operators, optional
+/// for the test helper) and `note` (up to 1,000 characters; required with `other`).
 fn deny_verdict(p: &mut Params, required: bool) -> ApiResult<Verdict> {
-    p.allow(&["denial_reason"])?;
-    let reason = p.choice("denial_reason", DenialReason::parse, DenialReason::names)?;
+    p.allow(&["denial_reason", "note"])?;
+    let reason = p.choice("denial_reason", OperatorDenialReason::parse, OperatorDenialReason::names)?;
     if required && reason.is_none() {
         return Err(ApiError::missing("denial_reason"));
     }
-    Ok(Verdict::Deny { reason })
+    // A note of blanks explains nothing: it counts as none.
+    let note = p.bounded_string("note", claim::NOTE_MAX_CHARS)?.filter(|n| !n.trim().is_empty());
+    if reason.is_some_and(OperatorDenialReason::requires_note) && note.is_none() {
+        return Err(ApiError::invalid(
+            "parameter_missing",
+            "note",
+            "Missing required param: note. A claim denied for `other` needs a note that says why.",
+        ));
+    }
+    Ok(Verdict::Deny { reason, note })
 }
 
 /// Operators act across accounts: the service finds the claim's own scope.
 async fn operator_review(state: &AppState, op: Operator, id: &str, verdict: Verdict) -> ApiResult<Response> {
     check_id(Kind::Claim, id)?;
-    tracing::info!(operator_key = %op.key_id, claim = %id, ?verdict, "operator review");
+    // The verdict without the note: free text an operator wrote has no place in logs.
+    let (decision, amount, reason) = match &verdict {
+        Verdict::Approve { amount } => ("approve", *amount, None),
+        Verdict::Deny { reason, .. } => ("deny", None, reason.map(|r| r.as_str())),
+    };
+    tracing::info!(operator_key = %op.key_id, claim = %id, decision, ?amount, ?reason, "operator review");
     let call = Call {
         scope: Scope { account_id: String::new(), livemode: false },
         now: op.now,

@@ -16,6 +16,7 @@ use super::extract::{Body, PathId, Platform, Query};
 use super::list::{LIST_PARAMS, ListBody, page_request, render_expanded};
 use super::{check_id, expand_param, json_body};
 use crate::app::AppState;
+use crate::domain::TIMESTAMP_RANGE;
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
 use crate::error::ApiResult;
 use crate::ids::Kind;
@@ -37,8 +38,8 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
         tenant: p.req_id("tenant", Kind::Customer)?,
         coverage_amount: p.req_amount("coverage_amount")?,
         currency: p.req_currency("currency")?,
-        start_date: p.req_int("start_date")?,
-        end_date: p.req_int("end_date")?,
+        start_date: p.req_int_in("start_date", TIMESTAMP_RANGE)?,
+        end_date: p.req_int_in("end_date", TIMESTAMP_RANGE)?,
         metadata: p.metadata()?,
     };
     let body = service::write_json(&state.store, &call, async |tx| {
@@ -77,7 +78,8 @@ async fn update(
     check_id(Kind::Guarantee, &id)?;
     let paths = expand_param(&mut p, Guarantee::OBJECT, false)?;
     p.allow(&["end_date", "metadata"])?;
-    let input = guarantees::GuaranteePatch { end_date: p.int("end_date")?, metadata: p.metadata()? };
+    let input =
+        guarantees::GuaranteePatch { end_date: p.int_in("end_date", TIMESTAMP_RANGE)?, metadata: p.metadata()? };
     let body = service::write_json(&state.store, &call, async |tx| {
         let g = guarantees::update(tx, &call, &id, input).await?;
         expand::apply(tx, &call.scope, g, &paths).await

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::service::expand::Expanded;
 
 use super::params::Params;
+use crate::domain::{TIMESTAMP_RANGE, timestamp_in_range};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::store::{CreatedFilter, Page, PageRequest};
@@ -38,18 +39,29 @@ pub fn page_request(q: &mut Params, kind: Kind) -> ApiResult<PageRequest> {
     Ok(PageRequest { limit, starting_after, ending_before, created })
 }
 
-/// `created=<ts>` (exactly) or `created[gt|gte|lt|lte]=<ts>`.
+/// `created=<ts>` (exactly) or `created[gt|gte|lt|lte]=<ts>`, each within
+/// `TIMESTAMP_RANGE`.
 fn created_filter(q: &mut Params) -> ApiResult<CreatedFilter> {
     match q.int_or_object("created")? {
         None => Ok(CreatedFilter::default()),
-        Some(Ok(exact)) => Ok(CreatedFilter { gte: Some(exact), lte: Some(exact), ..CreatedFilter::default() }),
+        Some(Ok(exact)) => {
+            if !timestamp_in_range(exact) {
+                let (lo, hi) = TIMESTAMP_RANGE;
+                return Err(ApiError::invalid(
+                    "parameter_out_of_range",
+                    "created",
+                    format!("Invalid created: must be between {lo} and {hi}, got {exact}."),
+                ));
+            }
+            Ok(CreatedFilter { gte: Some(exact), lte: Some(exact), ..CreatedFilter::default() })
+        }
         Some(Err(mut range)) => {
             range.allow(&["gt", "gte", "lt", "lte"])?;
             Ok(CreatedFilter {
-                gt: range.int("gt")?,
-                gte: range.int("gte")?,
-                lt: range.int("lt")?,
-                lte: range.int("lte")?,
+                gt: range.int_in("gt", TIMESTAMP_RANGE)?,
+                gte: range.int_in("gte", TIMESTAMP_RANGE)?,
+                lt: range.int_in("lt", TIMESTAMP_RANGE)?,
+                lte: range.int_in("lte", TIMESTAMP_RANGE)?,
             })
         }
     }

@@ -14,7 +14,7 @@ pub struct ExpandPath(String);
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
 
-use crate::domain::claim::{ClaimReason, ClaimStatus, DenialReason};
+use crate::domain::claim::{ClaimReason, ClaimStatus, OperatorDenialReason};
 use crate::domain::guarantee::GuaranteeStatus;
 
 #[derive(OpenApi)]
@@ -122,12 +122,17 @@ pub struct DeletedWebhookEndpoint {
     pub deleted: bool,
 }
 
-/// Bounds on `created`, in Unix seconds: `created[gte]=...`.
+/// Bounds on `created`, in Unix seconds (0 to 253402300799, 1970 to 9999):
+/// `created[gte]=...`.
 #[derive(Serialize, ToSchema)]
 pub struct CreatedRange {
+    #[schema(minimum = 0, maximum = 253_402_300_799_i64)]
     pub gt: Option<i64>,
+    #[schema(minimum = 0, maximum = 253_402_300_799_i64)]
     pub gte: Option<i64>,
+    #[schema(minimum = 0, maximum = 253_402_300_799_i64)]
     pub lt: Option<i64>,
+    #[schema(minimum = 0, maximum = 253_402_300_799_i64)]
     pub lte: Option<i64>,
 }
 
@@ -251,7 +256,11 @@ pub struct GuaranteeCreate {
     /// ISO 4217, any case.
     #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
+    /// Unix seconds, 0 to 253402300799 (1970 to 9999).
+    #[schema(minimum = 0, maximum = 253_402_300_799_i64)]
     pub start_date: i64,
+    /// Unix seconds, after `start_date` and in the future, at most 253402300799.
+    #[schema(minimum = 0, maximum = 253_402_300_799_i64)]
     pub end_date: i64,
     pub metadata: Option<MetadataParam>,
     pub expand: Option<Vec<ExpandPath>>,
@@ -260,7 +269,8 @@ pub struct GuaranteeCreate {
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuaranteeUpdate {
-    /// Later than the current end date, while pending or active.
+    /// Later than the current end date, while pending or active; at most 253402300799.
+    #[schema(minimum = 0, maximum = 253_402_300_799_i64)]
     pub end_date: Option<i64>,
     pub metadata: Option<MetadataParam>,
     pub expand: Option<Vec<ExpandPath>>,
@@ -277,6 +287,8 @@ pub struct ExpandOnly {
 pub struct EvidenceParam {
     #[schema(min_length = 1, max_length = 255)]
     pub invoice_id: String,
+    /// Unix seconds, not in the future; its calendar month (UTC) is the claim's period.
+    #[schema(minimum = 0, maximum = 253_402_300_799_i64)]
     pub due_date: i64,
     #[schema(max_length = 1000)]
     pub description: Option<String>,
@@ -317,13 +329,19 @@ pub struct ApproveParams {
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DenyParams {
-    pub denial_reason: DenialReason,
+    pub denial_reason: OperatorDenialReason,
+    /// Why: required with `other`, optional otherwise. Shown as the claim's `review.note`.
+    #[schema(max_length = 1000)]
+    pub note: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HelperDenyParams {
-    pub denial_reason: Option<DenialReason>,
+    pub denial_reason: Option<OperatorDenialReason>,
+    /// Required with `other`, optional otherwise.
+    #[schema(max_length = 1000)]
+    pub note: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -92,9 +92,10 @@ pub fn check_claimable(
         GuaranteeStatus::Cancelled => Err(NotClaimable::Cancelled),
         GuaranteeStatus::Claimed => Err(NotClaimable::Claimed),
         GuaranteeStatus::Pending | GuaranteeStatus::Active | GuaranteeStatus::Expired => {
+            // Saturating: end dates are bounded at the edge, but a stored one may predate it.
             if now < start_date {
                 Err(NotClaimable::NotStarted)
-            } else if now >= end_date + CLAIM_GRACE_AFTER_EXPIRY {
+            } else if now >= end_date.saturating_add(CLAIM_GRACE_AFTER_EXPIRY) {
                 Err(NotClaimable::ExpiredTooLongAgo)
             } else {
                 Ok(())
@@ -131,6 +132,14 @@ mod tests {
         assert_eq!(check_claimable(Expired, start, end, end + 60 * DAY), Err(NotClaimable::ExpiredTooLongAgo));
         assert_eq!(check_claimable(Cancelled, start, end, start + 1), Err(NotClaimable::Cancelled));
         assert_eq!(check_claimable(Claimed, start, end, start + 1), Err(NotClaimable::Claimed));
+    }
+
+    #[test]
+    fn the_claim_window_does_not_wrap_at_the_end_of_i64() {
+        // `end_date + 60 days` wrapped to a date in the distant past: never claimable.
+        assert_eq!(check_claimable(GuaranteeStatus::Active, 1_000, i64::MAX, 2_000), Ok(()));
+        let max = crate::domain::TIMESTAMP_RANGE.1;
+        assert_eq!(check_claimable(GuaranteeStatus::Expired, 1_000, max, max), Ok(()));
     }
 
     #[test]

@@ -16,6 +16,16 @@ pub type Timestamp = i64;
 
 pub const DAY: i64 = 86_400;
 
+/// The timestamps the API takes in: 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+/// Bounding them at the edge keeps every sum of a date and a duration (the 60-day
+/// claim window, the waiting period) far inside an i64.
+pub const TIMESTAMP_RANGE: (Timestamp, Timestamp) = (0, 253_402_300_799);
+
+/// Whether `ts` is a timestamp the API accepts.
+pub fn timestamp_in_range(ts: i64) -> bool {
+    (TIMESTAMP_RANGE.0..=TIMESTAMP_RANGE.1).contains(&ts)
+}
+
 /// A field of an update: absent, cleared (`""` or `null`), or set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Patch<T> {
@@ -86,3 +96,21 @@ macro_rules! wire_enum {
     };
 }
 pub(crate) use wire_enum;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_range_is_the_years_1970_to_9999() {
+        assert!(timestamp_in_range(0));
+        assert!(timestamp_in_range(1_706_140_800));
+        // 9999-12-31T23:59:59Z: 2,932,897 days from the epoch to 10000-01-01, less a second.
+        assert_eq!(TIMESTAMP_RANGE.1, 2_932_897 * DAY - 1);
+        assert!(timestamp_in_range(TIMESTAMP_RANGE.1));
+        assert!(!timestamp_in_range(TIMESTAMP_RANGE.1 + 1));
+        assert!(!timestamp_in_range(-1));
+        assert!(!timestamp_in_range(i64::MAX));
+        assert!(!timestamp_in_range(i64::MIN));
+    }
+}

@@ -1,6 +1,6 @@
 //! Claim review rules: what automation decides, and the most a claim can be paid.
 
-use super::claim::{ClaimReason, DenialReason};
+use super::claim::{AutomatedDenialReason, ClaimReason};
 use super::{DAY, Timestamp};
 
 /// What the review of one claim needs to know.
@@ -17,6 +17,9 @@ pub struct ReviewInput {
     pub deductible_amount: i64,
     /// Total coverage less what is paid and what is approved but unpaid.
     pub remaining_coverage: i64,
+    /// The claimed amounts of the guarantee's other approved and paid claims due in
+    /// the same period as this one (see [`Period`]).
+    pub period_used: i64,
 }
 
 /// The outcome of automated review.
@@ -25,31 +28,96 @@ pub enum Decision {
     Approve {
         amount: i64,
     },
-    Deny(DenialReason),
+    Deny(AutomatedDenialReason),
     /// Nothing to deny, but the reason needs a person: wait for an operator.
     Operator,
+}
+
+/// The period `coverage_amount` covers: the calendar month (UTC) of a claim's due
+/// date, from its first second to its last, both inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Period {
+    pub first: Timestamp,
+    pub last: Timestamp,
+}
+
+impl Period {
+    /// The calendar month (UTC) that `ts` falls in. Total over every i64: the bounds
+    /// of the months at the ends of the range are clamped to it.
+    pub fn of(ts: Timestamp) -> Period {
+        let (year, month, _) = civil_from_days(ts.div_euclid(DAY));
+        let (next_year, next_month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+        let first = i128::from(days_from_civil(year, month, 1)) * i128::from(DAY);
+        let next = i128::from(days_from_civil(next_year, next_month, 1)) * i128::from(DAY);
+        let clamp = |v: i128| v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+        Period { first: clamp(first), last: clamp(next - 1) }
+    }
+
+    pub fn contains(self, ts: Timestamp) -> bool {
+        (self.first..=self.last).contains(&ts)
+    }
+}
+
+/// (year, month 1..=12, day 1..=31) of a day counted from 1970-01-01, in the
+/// proleptic Gregorian calendar (H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// The day, counted from 1970-01-01, of a date (the inverse of `civil_from_days`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// What is left of the period's `coverage_amount` once the period's other claims
+/// have drawn on it: a claim's base is at most this much.
+pub fn period_base(amount: i64, coverage_amount: i64, period_used: i64) -> i64 {
+    amount.min(coverage_amount.saturating_sub(period_used)).max(0)
 }
 
 /// The most this claim can be paid, or why it cannot be paid at all.
 ///
 /// Covered when the due date lies between `start_date + waiting_period_days`
-/// (inclusive) and `end_date` (inclusive). The amount is
-/// `min(amount, coverage_amount) x coverage_percentage / 100`, rounded down, less the
-/// deductible, capped by the remaining coverage.
-pub fn max_payable(i: &ReviewInput) -> Result<i64, DenialReason> {
-    if i.due_date < i.start_date + i.waiting_period_days * DAY {
-        return Err(DenialReason::WaitingPeriod);
+/// (inclusive) and `end_date` (inclusive), and coverage remains. The base is
+/// `min(amount, coverage_amount less what the period's other claims used)` (zero:
+/// `period_limit_reached`); the amount is `base x coverage_percentage / 100`, rounded
+/// down, less the deductible, capped by the remaining coverage.
+pub fn max_payable(i: &ReviewInput) -> Result<i64, AutomatedDenialReason> {
+    // Saturating: dates are bounded at the edge, but stored rows may predate the bound.
+    let waiting_end = i.start_date.saturating_add(i.waiting_period_days.saturating_mul(DAY));
+    if i.due_date < waiting_end {
+        return Err(AutomatedDenialReason::WaitingPeriod);
     }
     if i.due_date > i.end_date {
-        return Err(DenialReason::OutsideCoveragePeriod);
+        return Err(AutomatedDenialReason::OutsideCoveragePeriod);
     }
     if i.remaining_coverage <= 0 {
-        return Err(DenialReason::CoverageExhausted);
+        return Err(AutomatedDenialReason::CoverageExhausted);
     }
-    let covered = i.amount.min(i.coverage_amount) * i.coverage_percentage / 100;
+    let base = period_base(i.amount, i.coverage_amount, i.period_used);
+    if base <= 0 {
+        return Err(AutomatedDenialReason::PeriodLimitReached);
+    }
+    // Amounts and percentages are bounded (99,999,999 x 100): no overflow.
+    let covered = base * i.coverage_percentage / 100;
     let after_deductible = covered - i.deductible_amount;
     if after_deductible <= 0 {
-        return Err(DenialReason::BelowDeductible);
+        return Err(AutomatedDenialReason::BelowDeductible);
     }
     Ok(after_deductible.min(i.remaining_coverage))
 }
@@ -83,6 +151,7 @@ mod tests {
             coverage_percentage: 100,
             deductible_amount: 0,
             remaining_coverage: 1_440_000,
+            period_used: 0,
         }
     }
 
@@ -97,9 +166,9 @@ mod tests {
         assert_eq!(on_boundary.due_date, 1_708_732_800);
         assert!(matches!(decide(&on_boundary), Decision::Approve { .. }));
         let one_second_early = ReviewInput { due_date: 1_708_732_799, ..quickstart() };
-        assert_eq!(decide(&one_second_early), Decision::Deny(DenialReason::WaitingPeriod));
+        assert_eq!(decide(&one_second_early), Decision::Deny(AutomatedDenialReason::WaitingPeriod));
         let before_start = ReviewInput { due_date: 1_706_140_000, waiting_period_days: 0, ..quickstart() };
-        assert_eq!(decide(&before_start), Decision::Deny(DenialReason::WaitingPeriod));
+        assert_eq!(decide(&before_start), Decision::Deny(AutomatedDenialReason::WaitingPeriod));
     }
 
     #[test]
@@ -107,7 +176,7 @@ mod tests {
         let on_end = ReviewInput { due_date: 1_737_676_800, ..quickstart() };
         assert!(matches!(decide(&on_end), Decision::Approve { .. }));
         let after = ReviewInput { due_date: 1_737_676_801, ..quickstart() };
-        assert_eq!(decide(&after), Decision::Deny(DenialReason::OutsideCoveragePeriod));
+        assert_eq!(decide(&after), Decision::Deny(AutomatedDenialReason::OutsideCoveragePeriod));
     }
 
     #[test]
@@ -126,9 +195,9 @@ mod tests {
     #[test]
     fn below_deductible_and_exhausted() {
         let i = ReviewInput { amount: 5_000, deductible_amount: 5_000, ..quickstart() };
-        assert_eq!(decide(&i), Decision::Deny(DenialReason::BelowDeductible));
+        assert_eq!(decide(&i), Decision::Deny(AutomatedDenialReason::BelowDeductible));
         let i = ReviewInput { remaining_coverage: 0, ..quickstart() };
-        assert_eq!(decide(&i), Decision::Deny(DenialReason::CoverageExhausted));
+        assert_eq!(decide(&i), Decision::Deny(AutomatedDenialReason::CoverageExhausted));
         let i = ReviewInput { remaining_coverage: 50_000, ..quickstart() };
         assert_eq!(decide(&i), Decision::Approve { amount: 50_000 }, "capped by what remains");
     }
@@ -138,9 +207,121 @@ mod tests {
         for reason in [ClaimReason::LeaseBreak, ClaimReason::PropertyDamage] {
             assert_eq!(decide(&ReviewInput { reason, ..quickstart() }), Decision::Operator);
             let late = ReviewInput { reason, due_date: 1_737_676_801, ..quickstart() };
-            assert_eq!(decide(&late), Decision::Deny(DenialReason::OutsideCoveragePeriod), "denials need no operator");
+            assert_eq!(
+                decide(&late),
+                Decision::Deny(AutomatedDenialReason::OutsideCoveragePeriod),
+                "denials need no operator"
+            );
         }
         let partial = ReviewInput { reason: ClaimReason::PartialPayment, ..quickstart() };
         assert!(matches!(decide(&partial), Decision::Approve { .. }));
+    }
+
+    /// 2024-01-01T00:00:00Z, 2024-02-01, 2024-03-01, 2025-01-01.
+    const JAN_2024: i64 = 1_704_067_200;
+    const FEB_2024: i64 = 1_706_745_600;
+    const MAR_2024: i64 = 1_709_251_200;
+    const JAN_2025: i64 = 1_735_689_600;
+
+    #[test]
+    fn a_period_is_the_utc_calendar_month() {
+        let feb = Period::of(FEB_2024 + 10 * DAY);
+        assert_eq!(feb, Period { first: FEB_2024, last: MAR_2024 - 1 });
+        // Its first and last seconds belong to it; the seconds around them do not.
+        assert_eq!(Period::of(FEB_2024), feb);
+        assert_eq!(Period::of(MAR_2024 - 1), feb);
+        assert_eq!(Period::of(FEB_2024 - 1), Period { first: JAN_2024, last: FEB_2024 - 1 });
+        assert_eq!(Period::of(MAR_2024).first, MAR_2024);
+        assert!(feb.contains(FEB_2024) && feb.contains(MAR_2024 - 1));
+        assert!(!feb.contains(FEB_2024 - 1) && !feb.contains(MAR_2024));
+    }
+
+    #[test]
+    fn leap_years_and_the_turn_of_the_year() {
+        // 2024 is a leap year: February has 29 days; 2023, 1900 and 2100 have 28; 2000 has 29.
+        assert_eq!(Period::of(FEB_2024).last - FEB_2024 + 1, 29 * DAY);
+        let feb_2023 = 1_675_209_600;
+        assert_eq!(Period::of(feb_2023).last - feb_2023 + 1, 28 * DAY);
+        // February 1st of each year (from Python's calendar.timegm) and February's length.
+        for (year, first, days) in
+            [(1900, -2_206_310_400, 28), (2000, 949_363_200, 29), (2100, 4_105_123_200, 28), (2400, 13_572_144_000, 29)]
+        {
+            assert_eq!(days_from_civil(year, 2, 1) * DAY, first, "{year}");
+            let p = Period::of(first + DAY);
+            assert_eq!((p.first, (p.last - p.first + 1) / DAY), (first, days), "{year}");
+        }
+        // December and January are two periods, a second apart.
+        let dec = Period::of(JAN_2025 - 1);
+        assert_eq!(dec, Period { first: JAN_2025 - 31 * DAY, last: JAN_2025 - 1 });
+        assert_eq!(Period::of(JAN_2025).first, JAN_2025);
+        assert_eq!(Period::of(JAN_2025).last, JAN_2025 + 31 * DAY - 1);
+    }
+
+    #[test]
+    fn periods_over_the_whole_timestamp_range_and_beyond() {
+        assert_eq!(Period::of(0), Period { first: 0, last: 31 * DAY - 1 });
+        let max = crate::domain::TIMESTAMP_RANGE.1;
+        assert_eq!(Period::of(max), Period { first: max + 1 - 31 * DAY, last: max });
+        // Dates before 1970 (stored before the bound) and the ends of i64 do not panic.
+        assert_eq!(Period::of(-1), Period { first: -31 * DAY, last: -1 });
+        assert!(Period::of(i64::MAX).contains(i64::MAX));
+        assert!(Period::of(i64::MIN).contains(i64::MIN));
+        // Every day of 1969-2030 round-trips through the calendar.
+        for day in -365..22_000 {
+            let (y, m, d) = civil_from_days(day);
+            assert_eq!(days_from_civil(y, m, d), day);
+            assert!(Period::of(day * DAY).contains(day * DAY + DAY - 1));
+        }
+    }
+
+    #[test]
+    fn the_quickstart_claim_has_its_month_to_itself() {
+        let q = quickstart();
+        // 1708732800 is 2024-02-24: February's period.
+        assert_eq!(Period::of(q.due_date), Period { first: FEB_2024, last: MAR_2024 - 1 });
+        assert_eq!(max_payable(&q), Ok(120_000));
+        // A second claim for February, once the first is approved, gets nothing.
+        let second = ReviewInput { period_used: 120_000, remaining_coverage: 1_320_000, ..q };
+        assert_eq!(decide(&second), Decision::Deny(AutomatedDenialReason::PeriodLimitReached));
+    }
+
+    #[test]
+    fn the_period_cap_comes_before_the_percentage_and_the_deductible() {
+        // Rent of 100,000 is paid; a top-up claim of 50,000 for the same month has
+        // 20,000 of the month's cover left.
+        let i = ReviewInput { amount: 50_000, period_used: 100_000, ..quickstart() };
+        assert_eq!(max_payable(&i), Ok(20_000));
+        // 80% of the 20,000 left, less 5,000.
+        let i = ReviewInput { coverage_percentage: 80, deductible_amount: 5_000, ..i };
+        assert_eq!(max_payable(&i), Ok(11_000));
+        // A month used beyond its cover (claimed amounts above it) leaves nothing.
+        let i = ReviewInput { period_used: 250_000, ..quickstart() };
+        assert_eq!(max_payable(&i), Err(AutomatedDenialReason::PeriodLimitReached));
+        // What little is left may still fall below the deductible.
+        let i = ReviewInput { period_used: 119_000, deductible_amount: 1_000, ..quickstart() };
+        assert_eq!(max_payable(&i), Err(AutomatedDenialReason::BelowDeductible));
+        // No coverage left at all is still `coverage_exhausted`, whatever the month.
+        let i = ReviewInput { period_used: 120_000, remaining_coverage: 0, ..quickstart() };
+        assert_eq!(max_payable(&i), Err(AutomatedDenialReason::CoverageExhausted));
+        // The coverage left caps the result last.
+        let i = ReviewInput { period_used: 20_000, remaining_coverage: 30_000, ..quickstart() };
+        assert_eq!(max_payable(&i), Ok(30_000));
+    }
+
+    #[test]
+    fn period_base_never_goes_below_zero() {
+        assert_eq!(period_base(120_000, 120_000, 0), 120_000);
+        assert_eq!(period_base(500_000, 120_000, 0), 120_000);
+        assert_eq!(period_base(50_000, 120_000, 100_000), 20_000);
+        assert_eq!(period_base(50_000, 120_000, 120_000), 0);
+        assert_eq!(period_base(50_000, 120_000, i64::MAX), 0);
+    }
+
+    #[test]
+    fn dates_at_the_ends_of_i64_do_not_overflow() {
+        let i = ReviewInput { start_date: i64::MAX, waiting_period_days: 365, ..quickstart() };
+        assert_eq!(max_payable(&i), Err(AutomatedDenialReason::WaitingPeriod));
+        let i = ReviewInput { start_date: i64::MIN, due_date: i64::MIN, waiting_period_days: 0, ..quickstart() };
+        assert!(max_payable(&i).is_ok());
     }
 }

@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 
 use crate::domain::customer::Customer;
 use crate::domain::metadata::Metadata;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::ids::{Kind, random_secret};
 use crate::store::accounts::{KeyKind, KeyRecord};
 use crate::store::{self, Scope, Store};
@@ -24,6 +24,9 @@ pub const DEMO_ACCOUNT_ID: &str = "acct_demo";
 pub const DEMO_TEST_KEY: &str = "sk_test_4eC39HqLyjWDarjtT1zdp7dc";
 pub const DEMO_CUSTOMER_ID: &str = "cus_123456789";
 pub const DEMO_CUSTOMER_SCORE: i64 = 80;
+
+/// The longest grace period a rolled key may keep working for: 30 days.
+pub const MAX_KEY_GRACE_HOURS: i64 = 720;
 
 /// Who a key speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +89,8 @@ pub async fn create_operator_key(store: &Store, now: i64) -> ApiResult<String> {
 }
 
 /// Rolls the secret keys of an account and mode: a new key, shown once; the keys it
-/// replaces keep working for `grace_seconds` (0: they stop now).
+/// replaces keep working for `grace_seconds` (0: they stop now; at most
+/// `MAX_KEY_GRACE_HOURS`).
 pub async fn roll_secret_key(
     store: &Store,
     account_id: &str,
@@ -94,13 +98,25 @@ pub async fn roll_secret_key(
     grace_seconds: i64,
     now: i64,
 ) -> ApiResult<String> {
+    // Out of range, `now + grace` could wrap into the past and end the old keys at once.
+    let expires_at = (0..=MAX_KEY_GRACE_HOURS * 3600)
+        .contains(&grace_seconds)
+        .then(|| now.checked_add(grace_seconds))
+        .flatten()
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "parameter_out_of_range",
+                "grace_hours",
+                format!("The grace period must be between 0 and {MAX_KEY_GRACE_HOURS} hours."),
+            )
+        })?;
     let prefix = if livemode { LIVE_KEY_PREFIX } else { TEST_KEY_PREFIX };
     let key = format!("{prefix}{}", random_secret(32));
     let mut tx = store.begin().await?;
     if !store::accounts::account_exists(&mut tx, account_id).await? {
         return Err(crate::error::ApiError::no_such(Kind::Account.object(), account_id, Some("account")));
     }
-    store::accounts::expire_secret_keys(&mut tx, account_id, livemode, now + grace_seconds.max(0)).await?;
+    store::accounts::expire_secret_keys(&mut tx, account_id, livemode, expires_at).await?;
     store::accounts::insert_key(&mut tx, &key_record(&key, Some(account_id), KeyKind::Secret, livemode, now)).await?;
     tx.commit().await?;
     Ok(key)

@@ -1,7 +1,7 @@
 //! Claims: filing (with the guarantee's rules), reading, metadata updates, lists.
 
 use super::{Call, apply_metadata, check_cursors, record_event, record_update};
-use crate::domain::claim::{Claim, ClaimReason, ClaimStatus, Evidence, StatusTransitions};
+use crate::domain::claim::{Claim, ClaimReason, ClaimReview, ClaimStatus, Evidence, StatusTransitions};
 use crate::domain::event::EventType;
 use crate::domain::guarantee::{NotClaimable, check_claimable};
 use crate::domain::metadata::{Metadata, MetadataUpdate};
@@ -91,6 +91,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
             under_review_at: Some(call.now),
             ..StatusTransitions::default()
         },
+        review: ClaimReview::default(),
         awaiting_operator: false,
         metadata: apply_metadata(&Metadata::new(), input.metadata.as_ref())?,
         livemode: call.scope.livemode,

@@ -4,22 +4,24 @@
 //! a fixed order (payouts, claims, then guarantees by id), so steps running at once on
 //! several replicas never deadlock or act twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::rail::{PayoutRail, RailOutcome};
 use super::{Call, Outbox};
-use crate::domain::claim::{Claim, ClaimStatus, DenialReason};
+use crate::domain::claim::{Claim, ClaimStatus, DenialReason, OperatorDenialReason};
 use crate::domain::event::EventType;
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
 use crate::domain::payout::{Payout, PayoutStatus};
 use crate::domain::policy::Policy;
-use crate::domain::review::{Decision, ReviewInput, decide, max_payable};
+use crate::domain::review::{Decision, Period, ReviewInput, decide, max_payable};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::store::payouts::Settlement;
 use crate::store::{self, Scope, Store, Tx};
 
-fn review_input(claim: &Claim, g: &Guarantee, p: &Policy) -> ReviewInput {
+/// `period_used`: what the guarantee's other approved and paid claims due in the
+/// claim's period claimed, read under the guarantee's lock.
+fn review_input(claim: &Claim, g: &Guarantee, p: &Policy, period_used: i64) -> ReviewInput {
     ReviewInput {
         reason: claim.reason,
         amount: claim.amount,
@@ -31,7 +33,22 @@ fn review_input(claim: &Claim, g: &Guarantee, p: &Policy) -> ReviewInput {
         coverage_percentage: p.coverage_percentage,
         deductible_amount: p.deductible_amount,
         remaining_coverage: g.remaining(),
+        period_used,
     }
+}
+
+/// What the approved and paid claims of these claims' guarantees used of each claim's
+/// period, keyed by guarantee and period. The guarantees must be locked already:
+/// every approval holds its guarantee's lock, so the sums stay true until commit, as
+/// `claims_reserved` does for the total coverage.
+async fn period_usage(tx: &mut Tx, claims: &[&Claim]) -> ApiResult<HashMap<(String, Period), i64>> {
+    let pairs: Vec<(&str, Period)> =
+        claims.iter().map(|c| (c.guarantee.as_str(), Period::of(c.evidence.due_date))).collect();
+    Ok(store::claims::period_usage(tx, &pairs).await?)
+}
+
+fn period_key(claim: &Claim) -> (String, Period) {
+    (claim.guarantee.clone(), Period::of(claim.evidence.due_date))
 }
 
 /// The claim's guarantee (locked) and policy. Both exist: claims reference them.
@@ -124,10 +141,17 @@ fn approve(w: &mut StepWrites, call: &Call, claim: Claim, g: &mut Guarantee, amo
     Ok(after)
 }
 
-fn deny(w: &mut StepWrites, call: &Call, claim: Claim, reason: Option<DenialReason>) -> ApiResult<Claim> {
+fn deny(
+    w: &mut StepWrites,
+    call: &Call,
+    claim: Claim,
+    reason: Option<DenialReason>,
+    note: Option<String>,
+) -> ApiResult<Claim> {
     let mut after = claim.clone();
     after.status = ClaimStatus::Denied;
     after.denial_reason = reason;
+    after.review.note = note;
     after.reviewed_at = Some(call.now);
     after.status_transitions.denied_at = Some(call.now);
     after.awaiting_operator = false;
@@ -151,6 +175,8 @@ pub async fn review_due(store: &Store, now: i64, limit: usize) -> ApiResult<usiz
     let mut guarantees = store::guarantees::lock_many(&mut tx, &ids).await?;
     let ids: Vec<&str> = guarantees.values().map(|(_, g)| g.policy.as_str()).collect();
     let policies = store::policies::get_many(&mut tx, &ids).await?;
+    let batch: Vec<&Claim> = claims.iter().map(|(_, c)| c).collect();
+    let mut used = period_usage(&mut tx, &batch).await?;
     // Claims in filing order: a guarantee's first claim is the first to draw on its
     // coverage, and a later one sees what it reserved.
     let reviewed = claims.len();
@@ -165,12 +191,16 @@ pub async fn review_due(store: &Store, now: i64, limit: usize) -> ApiResult<usiz
             Some((s, p)) if *s == call.scope => p,
             _ => return Err(ApiError::internal(format!("guarantee {} has no policy", g.id))),
         };
-        match decide(&review_input(&claim, g, p)) {
+        let period = period_key(&claim);
+        let period_used = used.get(&period).copied().unwrap_or(0);
+        match decide(&review_input(&claim, g, p, period_used)) {
             Decision::Approve { amount } => {
+                // The next claim of the batch for this month sees this one's claim.
+                *used.entry(period).or_default() += claim.amount;
                 approve(&mut writes, &call, claim, g, amount)?;
             }
             Decision::Deny(reason) => {
-                deny(&mut writes, &call, claim, Some(reason))?;
+                deny(&mut writes, &call, claim, Some(reason.into()), None)?;
             }
             Decision::Operator => {
                 let mut waiting = claim;
@@ -185,15 +215,12 @@ pub async fn review_due(store: &Store, now: i64, limit: usize) -> ApiResult<usiz
 }
 
 /// A decision taken by hand.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Verdict {
     /// Approve the computed maximum, or a lower `amount`.
-    Approve {
-        amount: Option<i64>,
-    },
-    Deny {
-        reason: Option<DenialReason>,
-    },
+    Approve { amount: Option<i64> },
+    /// `note` is the operator's explanation (required with `other`; checked at the edge).
+    Deny { reason: Option<OperatorDenialReason>, note: Option<String> },
 }
 
 /// Approves or denies a claim under review, for an operator (`scope` is `None`: any
@@ -219,10 +246,12 @@ pub async fn review_by_hand(
     let call = Call { scope, ..request.clone() };
     let mut writes = StepWrites::default();
     let reviewed = match verdict {
-        Verdict::Deny { reason } => deny(&mut writes, &call, claim, reason)?,
+        Verdict::Deny { reason, note } => deny(&mut writes, &call, claim, reason.map(Into::into), note)?,
         Verdict::Approve { amount } => {
             let (mut g, p) = claim_terms(tx, &call.scope, &claim).await?;
-            let max = max_payable(&review_input(&claim, &g, &p)).map_err(|reason| {
+            // Read after the guarantee's lock, as the engine does.
+            let period_used = period_usage(tx, &[&claim]).await?.get(&period_key(&claim)).copied().unwrap_or(0);
+            let max = max_payable(&review_input(&claim, &g, &p, period_used)).map_err(|reason| {
                 ApiError::state(
                     "claim_not_approvable",
                     format!("This claim cannot be approved: the rules deny it ({reason})."),

@@ -5,14 +5,15 @@ use std::collections::HashMap;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::batch::execute_rows;
-use super::list::{Page, PageRequest, fetch_by_ids, fetch_page};
+use super::batch::{chunks, execute_rows};
+use super::list::{Page, PageRequest, Sql, fetch_by_ids, fetch_page};
 use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
-use crate::domain::claim::{Claim, ClaimReason, ClaimStatus, DenialReason, Evidence, StatusTransitions};
+use crate::domain::claim::{Claim, ClaimReason, ClaimReview, ClaimStatus, DenialReason, Evidence, StatusTransitions};
+use crate::domain::review::Period;
 
 const COLUMNS: &str = "id, livemode, created, guarantee_id, amount, amount_approved, currency, status, reason, \
     invoice_id, due_date, description, payout_id, denial_reason, reviewed_at, submitted_at, under_review_at, \
-    approved_at, denied_at, paid_at, awaiting_operator, metadata";
+    approved_at, denied_at, paid_at, awaiting_operator, metadata, review_note";
 
 /// The unique index that allows one claim per invoice and guarantee unless denied.
 pub const DUPLICATE_CLAIM_CONSTRAINT: &str = "claims_guarantee_invoice_key";
@@ -47,6 +48,7 @@ fn from_row(r: &AnyRow) -> Result<Claim, sqlx::Error> {
             denied_at: r.try_get("denied_at")?,
             paid_at: r.try_get("paid_at")?,
         },
+        review: ClaimReview { note: r.try_get("review_note")? },
         awaiting_operator: get_bool(r, "awaiting_operator")?,
         metadata: get_json(r, "metadata")?,
         livemode: get_bool(r, "livemode")?,
@@ -59,8 +61,9 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     sqlx::query(
         "INSERT INTO claims (id, account_id, livemode, created, guarantee_id, amount, amount_approved, currency, \
          status, reason, invoice_id, due_date, description, payout_id, denial_reason, reviewed_at, submitted_at, \
-         under_review_at, approved_at, denied_at, paid_at, metadata) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+         under_review_at, approved_at, denied_at, paid_at, metadata, review_note) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+         $23)",
     )
     .bind(&c.id)
     .bind(&scope.account_id)
@@ -84,6 +87,7 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     .bind(t.denied_at)
     .bind(t.paid_at)
     .bind(to_json(&c.metadata))
+    .bind(c.review.note.clone())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -113,7 +117,7 @@ pub async fn update(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     sqlx::query(
         "UPDATE claims SET status = $1, amount_approved = $2, payout_id = $3, denial_reason = $4, reviewed_at = $5, \
          under_review_at = $6, approved_at = $7, denied_at = $8, paid_at = $9, awaiting_operator = $10, \
-         metadata = $11 WHERE id = $12 AND account_id = $13 AND livemode = $14",
+         metadata = $11, review_note = $12 WHERE id = $13 AND account_id = $14 AND livemode = $15",
     )
     .bind(c.status.as_str())
     .bind(c.amount_approved)
@@ -126,6 +130,7 @@ pub async fn update(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     .bind(t.paid_at)
     .bind(c.awaiting_operator)
     .bind(to_json(&c.metadata))
+    .bind(c.review.note.clone())
     .bind(&c.id)
     .bind(&scope.account_id)
     .bind(scope.livemode)
@@ -146,7 +151,8 @@ pub async fn update_locked(conn: &mut Conn, claims: &[&Claim]) -> Result<u64, sq
                 "UPDATE claims SET status = v.column2, amount_approved = v.column3, payout_id = v.column4, \
                  denial_reason = v.column5, reviewed_at = v.column6, under_review_at = v.column7, \
                  approved_at = v.column8, denied_at = v.column9, paid_at = v.column10, awaiting_operator = v.column11, \
-                 metadata = v.column12 FROM (VALUES {values}) AS v WHERE claims.id = v.column1"
+                 metadata = v.column12, review_note = v.column13 FROM (VALUES {values}) AS v \
+                 WHERE claims.id = v.column1"
             )
         },
         |sql, c| {
@@ -164,6 +170,7 @@ pub async fn update_locked(conn: &mut Conn, claims: &[&Claim]) -> Result<u64, sq
                 sql.bind(t.paid_at),
                 sql.bind(c.awaiting_operator),
                 sql.bind(to_json(&c.metadata)),
+                sql.bind(c.review.note.clone()),
             ]
         },
     )
@@ -181,6 +188,40 @@ pub async fn find_live_for_invoice(
         .bind(invoice_id)
         .fetch_optional(&mut *conn)
         .await
+}
+
+/// For each (guarantee id, period) asked about, the sum of the claimed amounts of the
+/// guarantee's approved and paid claims due in that period; pairs with none are absent.
+/// One statement per chunk of pairs. The caller holds the guarantees' row locks, which
+/// every approval takes, so the sums cannot change before it commits.
+pub async fn period_usage(
+    conn: &mut Conn,
+    pairs: &[(&str, Period)],
+) -> Result<HashMap<(String, Period), i64>, sqlx::Error> {
+    let mut pairs = pairs.to_vec();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut used = HashMap::new();
+    for chunk in chunks(pairs.len()) {
+        let mut sql = Sql::new("");
+        let groups: Vec<String> = pairs[chunk]
+            .iter()
+            .map(|(g, p)| format!("({}, {}, {})", sql.bind(g.to_string()), sql.bind(p.first), sql.bind(p.last)))
+            .collect();
+        // SUM of BIGINT is NUMERIC on PostgreSQL: cast back for the Any driver.
+        sql.push(&format!(
+            "SELECT v.column1 AS guarantee_id, v.column2 AS period_first, v.column3 AS period_last, \
+             CAST(SUM(c.amount) AS BIGINT) AS used FROM (VALUES {}) AS v \
+             JOIN claims c ON c.guarantee_id = v.column1 AND c.due_date >= v.column2 AND c.due_date <= v.column3 \
+             WHERE c.status IN ('approved', 'paid') GROUP BY v.column1, v.column2, v.column3",
+            groups.join(", ")
+        ));
+        for r in sqlx::query_with(&sql.text, sql.args).fetch_all(&mut *conn).await? {
+            let period = Period { first: r.try_get("period_first")?, last: r.try_get("period_last")? };
+            used.insert((r.try_get("guarantee_id")?, period), r.try_get("used")?);
+        }
+    }
+    Ok(used)
 }
 
 #[derive(Debug, Default, Clone)]

@@ -384,3 +384,65 @@ async fn serve_exits_within_the_grace_period_after_sigterm_despite_trickling_cli
     assert!(signalled.elapsed() >= Duration::from_millis(950), "the request in flight had its grace period");
     drop((half, trickling));
 }
+
+/// `--grace-hours` is 0 to 720: a negative or huge value once wrapped `now + grace`
+/// into the past and ended the old key at once. Now it is refused, and nothing changes.
+#[tokio::test]
+async fn keys_roll_refuses_a_grace_period_out_of_range() {
+    use casapay::service::accounts::authenticate;
+
+    let db = TestDb::create().await;
+    let out = casapay(&db, &["accounts", "create", "--name", "Rolling"]);
+    let account: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (id, old) = (account["id"].as_str().unwrap().to_owned(), account["test_key"].as_str().unwrap().to_owned());
+    let store = open_store(&db.url).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+
+    for grace in [
+        "--grace-hours=-1",
+        "--grace-hours=721",
+        "--grace-hours=9223372036854775807",
+        "--grace-hours=-9223372036854775808",
+    ] {
+        let out = casapay(&db, &["keys", "roll", "--account", &id, "--mode", "test", grace]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{grace} is refused");
+        assert!(stderr.contains("--grace-hours") && stderr.contains("0..=720"), "{grace}: {stderr}");
+        assert!(out.stdout.is_empty(), "no key is printed");
+    }
+    // A negative number after a space is a value too, and refused the same way.
+    let out = casapay(&db, &["keys", "roll", "--account", &id, "--mode", "test", "--grace-hours", "-5"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0..=720"));
+    assert!(authenticate(&store, &old, now + 60).await.unwrap().is_some(), "the old key still works");
+    let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(keys, 2, "no key was made");
+
+    // The bound itself is accepted: 720 hours.
+    let out = casapay(&db, &["keys", "roll", "--account", &id, "--mode", "test", "--grace-hours", "720"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(authenticate(&store, &old, now + 719 * 3600).await.unwrap().is_some());
+    assert!(authenticate(&store, &old, now + 720 * 3600 + 60).await.unwrap().is_none());
+}
+
+/// The service refuses an out-of-range grace period too, whoever calls it.
+#[tokio::test]
+async fn roll_secret_key_bounds_the_grace_period() {
+    use casapay::service::accounts::{self, MAX_KEY_GRACE_HOURS};
+
+    let db = TestDb::create().await;
+    let store = open_store(&db.url).await;
+    let created = accounts::create_account(&store, "Rolling", 1_000).await.unwrap();
+    for grace in [-1, MAX_KEY_GRACE_HOURS * 3600 + 1, i64::MAX, i64::MIN] {
+        let e = accounts::roll_secret_key(&store, &created.id, false, grace, 1_000).await.unwrap_err();
+        assert_eq!(e.code(), Some("parameter_out_of_range"), "{grace}");
+    }
+    assert!(accounts::authenticate(&store, &created.test_key, 1_001).await.unwrap().is_some());
+    accounts::roll_secret_key(&store, &created.id, false, MAX_KEY_GRACE_HOURS * 3600, 1_000).await.unwrap();
+    assert!(
+        accounts::authenticate(&store, &created.test_key, 1_000 + MAX_KEY_GRACE_HOURS * 3600 - 1)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

@@ -327,3 +327,94 @@ async fn a_request_stuck_on_a_lock_times_out_with_503_and_changes_nothing() {
     assert_eq!(g["status"], "active", "the timed-out request was rolled back");
     app.post(&format!("/v1/guarantees/{}/cancel", id(&g)), DEMO_KEY, json!({})).await.ok();
 }
+
+/// Timestamps are Unix seconds from 1970 to 9999 (0 to 253402300799) wherever they come
+/// in; outside, 400 `parameter_out_of_range` naming the param, and nothing is stored.
+#[tokio::test]
+async fn timestamps_are_bounded_to_the_years_1970_to_9999() {
+    const MAX: i64 = 253_402_300_799;
+    let app = TestApp::start().await;
+    let policy = app.docs_policy(DEMO_KEY).await;
+    let base = json!({
+        "policy": id(&policy), "tenant": "cus_123456789", "coverage_amount": 120000,
+        "currency": "eur", "start_date": DOCS_NOW, "end_date": 1737676800
+    });
+    let out_of_range = |r: &crate::support::Resp, param: &str| {
+        let e = r.err(400, "invalid_request_error", Some("parameter_out_of_range"));
+        assert_eq!(e["param"], param, "{e}");
+        assert!(e["message"].as_str().unwrap().contains("253402300799"), "{e}");
+    };
+    for (field, value) in [
+        ("end_date", i64::MAX),
+        ("end_date", MAX + 1),
+        ("end_date", i64::MIN),
+        ("start_date", -1),
+        ("start_date", i64::MIN),
+        ("start_date", MAX + 1),
+    ] {
+        let mut body = base.clone();
+        body[field] = json!(value);
+        out_of_range(&app.post("/v1/guarantees", DEMO_KEY, body).await, field);
+    }
+    // The same in a form body, where every value is a string.
+    let form = format!(
+        "policy={}&tenant=cus_123456789&coverage_amount=120000&currency=eur&start_date={DOCS_NOW}&end_date={}",
+        id(&policy),
+        i64::MAX
+    );
+    let r = app
+        .raw(Method::POST, "/v1/guarantees", Some(DEMO_KEY), Some("application/x-www-form-urlencoded"), form.into())
+        .await;
+    out_of_range(&r, "end_date");
+    assert_eq!(app.get("/v1/guarantees", DEMO_KEY).await.ok()["data"].as_array().unwrap().len(), 0);
+
+    // The last second of 9999 is a valid end, and the 60-day claim window after it does
+    // not wrap: the guarantee takes claims (with an end of 2^63-1 it took none).
+    let mut body = base.clone();
+    body["end_date"] = json!(MAX);
+    let g = app.post("/v1/guarantees", DEMO_KEY, body).await.ok();
+    assert_eq!(g["end_date"], MAX);
+    app.clock.set(DOCS_NOW + 40 * 86_400);
+    let c = app.post("/v1/claims", DEMO_KEY, TestApp::claim_body(&id(&g), "inv_1", DOCS_NOW + 30 * 86_400)).await;
+    assert_eq!(c.ok()["status"], "under_review");
+    // Moving the end: bounded too.
+    let path = format!("/v1/guarantees/{}", id(&g));
+    out_of_range(&app.post(&path, DEMO_KEY, json!({"end_date": MAX + 1})).await, "end_date");
+    out_of_range(&app.post(&path, DEMO_KEY, json!({"end_date": i64::MAX})).await, "end_date");
+
+    // A claim's due date.
+    for due in [-1, i64::MIN, i64::MAX] {
+        let r = app.post("/v1/claims", DEMO_KEY, TestApp::claim_body(&id(&g), "inv_2", due)).await;
+        out_of_range(&r, "evidence[due_date]");
+    }
+    let r = app
+        .raw(
+            Method::POST,
+            "/v1/claims",
+            Some(DEMO_KEY),
+            Some("application/x-www-form-urlencoded"),
+            format!(
+                "guarantee={}&amount=1&currency=eur&reason=missed_payment&evidence[invoice_id]=i&evidence[due_date]=-9223372036854775808",
+                id(&g)
+            )
+            .into(),
+        )
+        .await;
+    out_of_range(&r, "evidence[due_date]");
+
+    // The `created` filters of every list.
+    for list in ["/v1/customers", "/v1/guarantee_policies", "/v1/guarantees", "/v1/claims", "/v1/payouts", "/v1/events"]
+    {
+        for (query, param) in [
+            ("created[gt]=-1", "created[gt]"),
+            ("created[gte]=253402300800", "created[gte]"),
+            ("created[lt]=9223372036854775807", "created[lt]"),
+            ("created[lte]=-9223372036854775808", "created[lte]"),
+            ("created=-5", "created"),
+            ("created=253402300800", "created"),
+        ] {
+            out_of_range(&app.get(&format!("{list}?{query}"), DEMO_KEY).await, param);
+        }
+        app.get(&format!("{list}?created[gte]=0&created[lte]={MAX}"), DEMO_KEY).await.ok();
+    }
+}

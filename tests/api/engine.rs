@@ -119,10 +119,12 @@ async fn percentage_deductible_and_exhaustion() {
     let grt = guarantee(&app, &p).await;
     app.clock.set(DOCS_NOW + 60 * DAY);
     let due = DOCS_NOW + DAY;
+    // Claims for January, February and March: each month has its own 120,000 of cover.
+    let (february, march) = (due + 31 * DAY, due + 45 * DAY);
     // 80% of 100,001 = 80,000 (rounded down), less 5,000.
     let a = claim(&app, &grt, "a", 100_001, "missed_payment", due).await;
     // 80% of min(500,000, 120,000) = 96,000, less 5,000.
-    let b = claim(&app, &grt, "b", 500_000, "missed_payment", due).await;
+    let b = claim(&app, &grt, "b", 500_000, "missed_payment", february).await;
     // 80% of 6,000 = 4,800: below the deductible.
     let c = claim(&app, &grt, "c", 6_000, "missed_payment", due).await;
     app.settle().await;
@@ -131,7 +133,7 @@ async fn percentage_deductible_and_exhaustion() {
     assert_eq!(reload(&app, &c).await["denial_reason"], "below_deductible");
 
     // 240,000 - 166,000 = 74,000 remain: the next claim is capped to it, and the guarantee is used up.
-    let d = claim(&app, &grt, "d", 120_000, "missed_payment", due).await;
+    let d = claim(&app, &grt, "d", 120_000, "missed_payment", march).await;
     app.settle().await;
     let d = reload(&app, &d).await;
     assert_eq!((d["status"].as_str(), d["amount_approved"].as_i64()), (Some("paid"), Some(74_000)));
@@ -320,4 +322,213 @@ async fn events_are_kept_for_30_days() {
     let left = get(&app, "/v1/events".into()).await;
     assert_eq!(left["data"].as_array().unwrap().len(), 1, "the event from day 0 is gone, the one from day 10 stays");
     assert_ne!(left["data"][0]["data"]["object"]["id"], old["id"]);
+}
+
+#[tokio::test]
+async fn operators_deny_for_their_own_reasons_with_a_note() {
+    let app = TestApp::start().await;
+    let op = app.operator_key().await;
+    let (_, g) = app.demo_guarantee().await;
+    app.clock.set(DUE + DAY);
+    let damage = claim(&app, &id(&g), "damage", 80_000, "property_damage", DUE).await;
+    assert_eq!(damage["review"], json!({"note": null}), "every claim has its review, empty until decided");
+    let other = claim(&app, &id(&g), "other", 80_000, "lease_break", DUE).await;
+    app.settle().await;
+    let path = format!("/v1/claims/{}/deny", id(&damage));
+
+    // Unknown reasons name the param and list the allowed ones; the rules' own
+    // `period_limit_reached` is not a person's to give.
+    for bad in ["bad", "period_limit_reached", ""] {
+        let r = app.post(&path, &op, json!({"denial_reason": bad})).await;
+        let e = r.err(400, "invalid_request_error", Some("parameter_invalid_value"));
+        assert_eq!(e["param"], "denial_reason");
+        let message = e["message"].as_str().unwrap();
+        for allowed in ["waiting_period", "below_deductible", "insufficient_evidence", "fraud_suspected", "other"] {
+            assert!(message.contains(allowed), "{message}");
+        }
+    }
+    // `other` needs a note (blanks are none); a note is at most 1,000 characters.
+    for body in [json!({"denial_reason": "other"}), json!({"denial_reason": "other", "note": "  "})] {
+        let r = app.post(&path, &op, body).await;
+        assert_eq!(r.err(400, "invalid_request_error", Some("parameter_missing"))["param"], "note");
+    }
+    let r = app.post(&path, &op, json!({"denial_reason": "not_covered", "note": "x".repeat(1001)})).await;
+    assert_eq!(r.err(400, "invalid_request_error", Some("invalid_string_length"))["param"], "note");
+    let r = app.post(&path, &op, json!({"denial_reason": "not_covered", "note": 5})).await;
+    assert_eq!(r.err(400, "invalid_request_error", Some("parameter_invalid_string"))["param"], "note");
+    assert_eq!(get(&app, format!("/v1/claims/{}", id(&damage))).await["status"], "under_review", "nothing changed");
+
+    // The reason the issue asked for, without a note.
+    let denied = app.post(&path, &op, json!({"denial_reason": "insufficient_evidence"})).await.ok();
+    assert_eq!(
+        (denied["status"].as_str(), denied["denial_reason"].as_str()),
+        (Some("denied"), Some("insufficient_evidence"))
+    );
+    assert_eq!(denied["review"], json!({"note": null}));
+
+    // `other` with its note (1,000 characters at most, by characters not bytes); the
+    // note is stored, shown and sent in the event.
+    let note = format!("Tenant disputes the invoice {}", "é".repeat(972));
+    assert_eq!(note.chars().count(), 1000);
+    let denied = app
+        .post(&format!("/v1/claims/{}/deny", id(&other)), &op, json!({"denial_reason": "other", "note": note}))
+        .await
+        .ok();
+    assert_eq!(
+        (denied["denial_reason"].as_str(), denied["review"]["note"].as_str()),
+        (Some("other"), Some(note.as_str()))
+    );
+    assert_eq!(get(&app, format!("/v1/claims/{}", id(&other))).await, denied);
+    let events = get(&app, "/v1/events?type=claim.denied&limit=1".into()).await;
+    assert_eq!(events["data"][0]["data"]["object"]["review"]["note"], note.as_str());
+    assert_eq!(events["data"][0]["data"]["previous_attributes"]["review"], json!({"note": null}));
+}
+
+#[tokio::test]
+async fn test_helpers_take_the_operators_reasons() {
+    let app = TestApp::start().await;
+    let (_, g) = app.demo_guarantee().await;
+    app.clock.set(DUE + DAY);
+    let helper = |c: &Value| format!("/v1/test_helpers/claims/{}/deny", id(c));
+    let a = claim(&app, &id(&g), "a", 1_000, "lease_break", DUE).await;
+    let b = claim(&app, &id(&g), "b", 1_000, "lease_break", DUE).await;
+    let r = app.post(&helper(&a), DEMO_KEY, json!({"denial_reason": "period_limit_reached"})).await;
+    assert_eq!(r.err(400, "invalid_request_error", Some("parameter_invalid_value"))["param"], "denial_reason");
+    let r = app.post(&helper(&a), DEMO_KEY, json!({"denial_reason": "other"})).await;
+    assert_eq!(r.err(400, "invalid_request_error", Some("parameter_missing"))["param"], "note");
+    let denied = app.post(&helper(&a), DEMO_KEY, json!({"denial_reason": "tenant_paid"})).await.ok();
+    assert_eq!(denied["denial_reason"], "tenant_paid");
+    // Form-encoded, as `curl -d` sends it.
+    let r = app
+        .raw(
+            reqwest::Method::POST,
+            &helper(&b),
+            Some(DEMO_KEY),
+            Some("application/x-www-form-urlencoded"),
+            b"denial_reason=other&note=Tenant%20moved%20out".to_vec(),
+        )
+        .await
+        .ok();
+    assert_eq!((r["denial_reason"].as_str(), r["review"]["note"].as_str()), (Some("other"), Some("Tenant moved out")));
+}
+
+/// Months of 2024 (UTC), for the per-period cap.
+const MAR: i64 = 1_709_251_200;
+const APR: i64 = 1_711_929_600;
+const MAY: i64 = 1_714_521_600;
+const JUN: i64 = 1_717_200_000;
+const JUL: i64 = 1_719_792_000;
+const AUG: i64 = 1_722_470_400;
+
+#[tokio::test]
+async fn coverage_amount_is_a_cap_per_calendar_month() {
+    let app = TestApp::start().await;
+    let op = app.operator_key().await;
+    let (_, g) = app.demo_guarantee().await;
+    let grt = id(&g);
+    app.clock.set(AUG + DAY);
+    let status = |c: Value| {
+        let app = &app;
+        async move {
+            let c = reload(app, &c).await;
+            (
+                c["status"].as_str().unwrap().to_owned(),
+                c["amount_approved"].as_i64(),
+                c["denial_reason"].as_str().map(str::to_owned),
+            )
+        }
+    };
+    let approved = |amount: i64| ("paid".to_owned(), Some(amount), None);
+    let denied = |reason: &str| ("denied".to_owned(), None, Some(reason.to_owned()));
+
+    // March: rent of 100,000, then a top-up of 50,000 on the month's last second: only
+    // 20,000 of March's 120,000 is left for it; a third claim, on March's first second,
+    // gets nothing. April's first second is April's: paid in full. All in one batch.
+    let rent = claim(&app, &grt, "mar-rent", 100_000, "missed_payment", MAR + 4 * DAY).await;
+    let top_up = claim(&app, &grt, "mar-top-up", 50_000, "partial_payment", APR - 1).await;
+    let third = claim(&app, &grt, "mar-third", 10_000, "missed_payment", MAR).await;
+    let april = claim(&app, &grt, "apr-rent", 120_000, "missed_payment", APR).await;
+    assert_eq!(app.settle().await.claims_reviewed, 4);
+    assert_eq!(status(rent).await, approved(100_000));
+    assert_eq!(status(top_up).await, approved(20_000));
+    assert_eq!(status(third).await, denied("period_limit_reached"));
+    assert_eq!(status(april).await, approved(120_000));
+    let ev = get(&app, "/v1/events?type=claim.denied&limit=1".into()).await;
+    assert_eq!(ev["data"][0]["data"]["object"]["denial_reason"], "period_limit_reached");
+
+    // May: a denied claim draws nothing on its month.
+    let lease = claim(&app, &grt, "may-lease", 120_000, "lease_break", MAY).await;
+    app.settle().await;
+    app.post(&format!("/v1/claims/{}/deny", id(&lease)), &op, json!({"denial_reason": "not_covered"})).await.ok();
+    let may = claim(&app, &grt, "may-rent", 120_000, "missed_payment", MAY + DAY).await;
+    app.settle().await;
+    assert_eq!(status(may).await, approved(120_000));
+
+    // June: an operator approves at most what the month has left, and a later claim
+    // for June is denied by the rules, without waiting for an operator.
+    let lease = claim(&app, &grt, "jun-lease", 120_000, "lease_break", JUN).await;
+    let rent = claim(&app, &grt, "jun-rent", 90_000, "missed_payment", JUN + DAY).await;
+    app.settle().await;
+    assert_eq!(status(rent).await, approved(90_000));
+    let approve = format!("/v1/claims/{}/approve", id(&lease));
+    let r = app.post(&approve, &op, json!({"amount": 30_001})).await;
+    assert!(
+        r.err(400, "invalid_request_error", Some("amount_too_large"))["message"].as_str().unwrap().contains("30000")
+    );
+    let ok = app.post(&approve, &op, json!({})).await.ok();
+    assert_eq!(ok["amount_approved"], 30_000);
+    let more = claim(&app, &grt, "jun-more", 1_000, "property_damage", JUN + 2 * DAY).await;
+    app.settle().await;
+    assert_eq!(status(more).await, denied("period_limit_reached"));
+
+    // July: the month is used up while a lease break waits for an operator, who then
+    // cannot approve it, and is told why.
+    let lease = claim(&app, &grt, "jul-lease", 60_000, "lease_break", JUL).await;
+    app.settle().await;
+    claim(&app, &grt, "jul-rent", 120_000, "missed_payment", JUL + DAY).await;
+    app.settle().await;
+    let r = app.post(&format!("/v1/claims/{}/approve", id(&lease)), &op, json!({})).await;
+    let e = r.err(400, "invalid_request_error", Some("claim_not_approvable"));
+    assert!(e["message"].as_str().unwrap().contains("period_limit_reached"), "{e}");
+    // The test helper applies the same rule.
+    let r = app.post(&format!("/v1/test_helpers/claims/{}/approve", id(&lease)), DEMO_KEY, json!({})).await;
+    r.err(400, "invalid_request_error", Some("claim_not_approvable"));
+
+    let g = get(&app, format!("/v1/guarantees/{grt}")).await;
+    let paid = 100_000 + 20_000 + 120_000 + 120_000 + 90_000 + 30_000 + 120_000;
+    assert_eq!((g["claims_paid"].as_i64(), g["remaining_coverage"].as_i64()), (Some(paid), Some(1_440_000 - paid)));
+}
+
+/// The OpenAPI document says what the deny routes take and what a claim can show.
+#[tokio::test]
+async fn the_document_lists_the_denial_reasons() {
+    let app = TestApp::start().await;
+    let doc = app.send(reqwest::Method::GET, "/v1/openapi.json", None, None).await.ok();
+    let schemas = &doc["components"]["schemas"];
+    let names = |v: &Value| -> Vec<String> {
+        v["enum"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_owned()).collect()
+    };
+    let operator = names(&schemas["OperatorDenialReason"]);
+    assert_eq!(
+        operator,
+        [
+            "waiting_period",
+            "outside_coverage_period",
+            "coverage_exhausted",
+            "below_deductible",
+            "insufficient_evidence",
+            "not_covered",
+            "duplicate_claim",
+            "tenant_paid",
+            "fraud_suspected",
+            "other"
+        ]
+    );
+    assert_eq!(schemas["DenyParams"]["properties"]["note"]["maxLength"], 1000);
+    assert_eq!(schemas["HelperDenyParams"]["properties"]["note"]["maxLength"], 1000);
+    let shown = names(&schemas["DenialReason"]);
+    assert!(shown.contains(&"period_limit_reached".to_owned()) && operator.iter().all(|r| shown.contains(r)));
+    assert!(schemas["Claim"]["properties"]["review"].is_object());
+    assert_eq!(schemas["EvidenceParam"]["properties"]["due_date"]["maximum"], 253_402_300_799_i64);
+    assert_eq!(schemas["GuaranteeCreate"]["properties"]["start_date"]["minimum"], 0);
 }

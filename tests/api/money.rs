@@ -18,8 +18,18 @@ use crate::support::{DEMO_KEY, DOCS_NOW, TestApp, id, open_store};
 
 const DAY: i64 = 86_400;
 const DUE: i64 = DOCS_NOW + 30 * DAY;
+/// The most claims a test here files on one guarantee.
+const MAX_CLAIMS: i64 = 50;
 
-/// A guarantee of `months` x 120,000 on the demo account, and the clock past the due date.
+/// The due date of the `i`th claim: each in a calendar month of its own (31 days
+/// apart never lands twice in one month), so that only the total coverage limits
+/// what is paid, not the per-month cap (tested below, and in `engine.rs`).
+fn due_date(i: usize) -> i64 {
+    DUE + i as i64 * 31 * DAY
+}
+
+/// A guarantee of `months` x 120,000 on the demo account, long enough for every
+/// claim's month, and the clock past the last due date.
 async fn guarantee_of(app: &TestApp, months: i64) -> String {
     let p = app
         .post(
@@ -29,14 +39,23 @@ async fn guarantee_of(app: &TestApp, months: i64) -> String {
         )
         .await
         .ok();
-    let g = app.docs_guarantee(DEMO_KEY, &id(&p), "cus_123456789").await;
-    app.clock.set(DUE + DAY);
+    let g = app
+        .post(
+            "/v1/guarantees",
+            DEMO_KEY,
+            json!({"policy": id(&p), "tenant": "cus_123456789", "coverage_amount": 120000, "currency": "eur",
+                   "start_date": DOCS_NOW, "end_date": due_date(MAX_CLAIMS as usize) + 365 * DAY}),
+        )
+        .await
+        .ok();
+    app.clock.set(due_date(MAX_CLAIMS as usize) + DAY);
     id(&g)
 }
 
 fn claim_body(grt: &str, i: usize, reason: &str) -> Value {
+    assert!((i as i64) < MAX_CLAIMS);
     json!({"guarantee": grt, "amount": 120000, "currency": "eur", "reason": reason,
-           "evidence": {"invoice_id": format!("inv_{i}"), "due_date": DUE}})
+           "evidence": {"invoice_id": format!("inv_{i}"), "due_date": due_date(i)}})
 }
 
 fn engine_on(app: &TestApp, store: casapay::store::Store, rail: Arc<dyn PayoutRail>) -> Engine {
@@ -364,4 +383,94 @@ async fn a_payout_the_rail_is_unsure_of_waits_without_holding_back_its_batch() {
     assert_eq!(status(payouts[1].clone()).await, "paid");
     assert_eq!(check_invariant(&app, &grt).await, 360_000);
     assert_eq!(rail.paid.lock().unwrap().len(), 3);
+}
+
+/// The per-period cap under concurrency: many claims for one month, filed at once on
+/// one guarantee while two replicas' engines (several workers each, on PostgreSQL)
+/// review them and operators approve the lease breaks among them, twice each, at
+/// once. What is approved for the month never exceeds one `coverage_amount`, and
+/// the month next to it is capped on its own.
+#[tokio::test]
+async fn many_claims_for_one_month_at_once_never_exceed_its_cover() {
+    let app = TestApp::start().await;
+    let op = app.operator_key().await;
+    let grt = guarantee_of(&app, 12).await;
+    let (march, april) = (1_709_251_200, 1_711_929_600);
+    // 30 claims for March (9,000 to 11,900: 313,500 in all) and 10 for April (20,000
+    // each), every other one a lease break, on the month's first and last seconds too.
+    let claims: Vec<(Value, i64)> = (0..40)
+        .map(|i: i64| {
+            let (month, next, amount) =
+                if i < 30 { (march, april, 9_000 + i * 100) } else { (april, april + 30 * DAY, 20_000) };
+            let due = match i % 3 {
+                0 => month,
+                1 => next - 1,
+                _ => month + (i % 28) * DAY,
+            };
+            let reason = if i % 2 == 0 { "missed_payment" } else { "lease_break" };
+            (
+                json!({"guarantee": grt, "amount": amount, "currency": "eur", "reason": reason,
+                       "evidence": {"invoice_id": format!("inv_{i}"), "due_date": due}}),
+                month,
+            )
+        })
+        .collect();
+
+    let cancel = CancellationToken::new();
+    let config = EngineConfig { poll_interval: Duration::from_millis(2), batch_size: 2, workers: 3 };
+    let replica = open_store(&app.db_url).await;
+    let engines = [
+        tokio::spawn(
+            Engine::new(app.store.clone(), app.clock.clone(), Arc::new(InstantRail), config.clone())
+                .run(cancel.clone()),
+        ),
+        tokio::spawn(Engine::new(replica, app.clock.clone(), Arc::new(InstantRail), config).run(cancel.clone())),
+    ];
+    let filed = join_all(claims.iter().map(|(body, _)| app.post("/v1/claims", DEMO_KEY, body.clone()))).await;
+    let filed: Vec<Value> = filed.into_iter().map(|r| r.ok()).collect();
+    let lease_breaks: Vec<String> = filed.iter().filter(|c| c["reason"] == "lease_break").map(id).collect();
+    let paths: Vec<String> =
+        lease_breaks.iter().chain(lease_breaks.iter()).map(|c| format!("/v1/claims/{c}/approve")).collect();
+    let approvals = join_all(paths.iter().map(|p| app.post(p, &op, json!({})))).await;
+    for r in &approvals {
+        assert!(
+            r.status == 200
+                || ["claim_not_under_review", "claim_not_approvable"]
+                    .contains(&r.body["error"]["code"].as_str().unwrap_or("")),
+            "unexpected answer: {} {}",
+            r.status,
+            r.text
+        );
+    }
+    cancel.cancel();
+    for e in engines {
+        tokio::time::timeout(Duration::from_secs(30), e).await.expect("engine stops").unwrap();
+    }
+    app.settle().await;
+
+    // Per month: what was approved, from the claims as stored.
+    let mut approved: HashMap<i64, i64> = HashMap::new();
+    let mut denied_for_the_month = 0;
+    for (c, (_, month)) in filed.iter().zip(&claims) {
+        let c = app.get(&format!("/v1/claims/{}", id(c)), DEMO_KEY).await.ok();
+        match c["status"].as_str().unwrap() {
+            "paid" => {
+                let amount = c["amount_approved"].as_i64().unwrap();
+                assert!(amount <= c["amount"].as_i64().unwrap());
+                *approved.entry(*month).or_default() += amount;
+            }
+            "denied" => {
+                assert_eq!(c["denial_reason"], "period_limit_reached", "{c}");
+                denied_for_the_month += 1;
+            }
+            // A lease break whose month was used up before an operator approved it.
+            "under_review" => assert_eq!(c["reason"], "lease_break"),
+            other => panic!("claim left {other}: {c}"),
+        }
+    }
+    // Each month's cover is used exactly: the claims for it are worth more.
+    assert_eq!(approved.get(&march), Some(&120_000), "March: {approved:?}");
+    assert_eq!(approved.get(&april), Some(&120_000), "April: {approved:?}");
+    assert!(denied_for_the_month > 0);
+    assert_eq!(check_invariant(&app, &grt).await, 240_000);
 }

@@ -85,6 +85,7 @@ fn claim(id: &str, invoice: &str) -> Claim {
         denial_reason: None,
         reviewed_at: None,
         status_transitions: StatusTransitions { submitted_at: Some(2), under_review_at: Some(2), ..Default::default() },
+        review: Default::default(),
         awaiting_operator: false,
         metadata: Metadata::new(),
         livemode: false,
