@@ -220,10 +220,9 @@ pub struct LeasedDelivery {
 }
 
 /// How many of the first due deliveries (in lease order) one lease looks at, per
-/// delivery it may take; as many again of the last due. Bounds the lease's work by the
-/// free slots rather than by the backlog: behind a backlog, ranking every due delivery
-/// cost milliseconds per lease and slowed the dispatcher down further the further
-/// behind it was.
+/// delivery it may take. Bounds the lease's work by the free slots rather than by the
+/// backlog: behind a backlog, ranking every due delivery cost milliseconds per lease
+/// and slowed the dispatcher down further the further behind it was.
 const LEASE_WINDOW_PER_SLOT: i64 = 4;
 
 /// What one lease may take: `limit` deliveries in all, and no more than `per_endpoint`
@@ -241,13 +240,14 @@ pub struct LeaseCaps<'a> {
 /// turns between accounts: each account's oldest due delivery first, then each one's
 /// second, and so on; oldest first among those of the same turn.
 ///
-/// Only a window of due deliveries of endpoints and accounts with a free slot is
-/// considered: the first `LEASE_WINDOW_PER_SLOT * limit` (when one endpoint's or
-/// account's backlog fills them, it gets its share now and, being full then, is left
-/// out of the next lease, which reaches the deliveries behind it), and as many of the
-/// last, for the accounts with none among the first. The last due are the ones that
-/// became due most recently, so an account's fresh event gets its turn at once even
-/// behind another account's backlog, and the window stays two short index scans.
+/// Only a window of due deliveries is considered: the first `LEASE_WINDOW_PER_SLOT *
+/// limit` of endpoints and accounts with a free slot (when one endpoint's or account's
+/// backlog fills them, it gets its share now and, being full then, is left out of the
+/// next lease, which reaches the deliveries behind it), and the last `limit` due, for
+/// the accounts with none among the first. The last due are those that became due
+/// most recently, so an account's fresh event gets its turn at once even behind another
+/// account's backlog. Full endpoints and accounts are dropped from the last only after
+/// the limit, so that scan stays short even when they hold the whole backlog.
 ///
 /// The candidates are chosen without locks (row locks do not mix with the window
 /// functions that cap each endpoint and account); the `UPDATE` then re-checks each row
@@ -266,25 +266,28 @@ pub async fn lease_due(
         "status = 'pending' AND next_attempt_at <= {now_p} AND (leased_until IS NULL OR leased_until <= {now_p})"
     );
     // Full endpoints and accounts are left out before the window; the others' free
-    // slots cap their ranks.
+    // slots cap their ranks. The full ones are bound first, so that the statement's text
+    // depends only on how many there are of each, and a prepared one is reused.
     let (mut exclude, mut endpoint_taken, mut account_taken) = (String::new(), String::new(), String::new());
-    for (endpoint, n) in caps.endpoints_in_flight {
+    let (full, partial): (Vec<_>, Vec<_>) =
+        caps.endpoints_in_flight.iter().filter(|(_, n)| *n > 0).partition(|(_, n)| *n >= caps.per_endpoint);
+    for (endpoint, _) in full {
         let p = sql.bind(endpoint.clone());
-        if *n >= caps.per_endpoint {
-            exclude.push_str(&format!(" AND endpoint_id <> {p}"));
-        } else if *n > 0 {
-            let n = sql.bind(*n);
-            endpoint_taken.push_str(&format!(" WHEN {p} THEN {n}"));
-        }
+        exclude.push_str(&format!(" AND endpoint_id <> {p}"));
     }
-    for (scope, n) in caps.accounts_in_flight {
+    for (endpoint, n) in partial {
+        let (p, n) = (sql.bind(endpoint.clone()), sql.bind(*n));
+        endpoint_taken.push_str(&format!(" WHEN {p} THEN {n}"));
+    }
+    let (full, partial): (Vec<_>, Vec<_>) =
+        caps.accounts_in_flight.iter().filter(|(_, n)| *n > 0).partition(|(_, n)| *n >= caps.per_account);
+    for (scope, _) in full {
         let (a, l) = (sql.bind(scope.account_id.clone()), sql.bind(scope.livemode));
-        if *n >= caps.per_account {
-            exclude.push_str(&format!(" AND NOT (account_id = {a} AND livemode = {l})"));
-        } else if *n > 0 {
-            let n = sql.bind(*n);
-            account_taken.push_str(&format!(" WHEN account_id = {a} AND livemode = {l} THEN {n}"));
-        }
+        exclude.push_str(&format!(" AND NOT (account_id = {a} AND livemode = {l})"));
+    }
+    for (scope, n) in partial {
+        let (a, l, n) = (sql.bind(scope.account_id.clone()), sql.bind(scope.livemode), sql.bind(*n));
+        account_taken.push_str(&format!(" WHEN account_id = {a} AND livemode = {l} THEN {n}"));
     }
     let case = |whens: &str, on: &str| {
         if whens.is_empty() { "0".to_owned() } else { format!("CASE{on}{whens} ELSE 0 END") }
@@ -301,10 +304,10 @@ pub async fn lease_due(
          WHERE {free} AND id IN ( \
          WITH head AS (SELECT {columns} FROM webhook_deliveries WHERE {free}{exclude} \
              ORDER BY next_attempt_at, seq LIMIT {window}), \
-         tail AS (SELECT {columns} FROM webhook_deliveries WHERE {free}{exclude} \
-             ORDER BY next_attempt_at DESC, seq DESC LIMIT {window}), \
-         candidates AS (SELECT {columns} FROM head UNION ALL SELECT {columns} FROM tail WHERE NOT EXISTS \
-             (SELECT 1 FROM head WHERE head.account_id = tail.account_id AND head.livemode = tail.livemode)), \
+         tail AS (SELECT {columns} FROM (SELECT {columns} FROM webhook_deliveries WHERE {free} \
+             ORDER BY next_attempt_at DESC, seq DESC LIMIT {lim}) last WHERE TRUE{exclude}), \
+         candidates AS (SELECT {columns} FROM head UNION ALL SELECT {columns} FROM tail \
+             WHERE (account_id, livemode) NOT IN (SELECT account_id, livemode FROM head)), \
          by_endpoint AS (SELECT {columns}, \
              ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, seq) AS rank FROM candidates), \
          by_account AS (SELECT {columns}, \

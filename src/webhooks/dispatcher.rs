@@ -129,7 +129,10 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, config: DispatcherConfig) -> Self {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, mut config: DispatcherConfig) -> Self {
+        // A cap of zero would lease nothing, ever.
+        config.per_endpoint = config.per_endpoint.max(1);
+        config.per_account = config.per_account.max(1);
         let client = super::ssrf::client(config.egress, config.timeout);
         let slots = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
         Dispatcher { store, clock, client, config: Arc::new(config), busy: Arc::default(), slots }
