@@ -620,6 +620,7 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
         .env("CASAPAY_WEBHOOK_ALLOW_HTTP", "true")
         .env("CASAPAY_WEBHOOK_ALLOW_PRIVATE", "true")
         .env("CASAPAY_WEBHOOK_PER_ENDPOINT", "32")
+        .env("CASAPAY_WEBHOOK_PER_ACCOUNT", "32")
         .env("RUST_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
         .stderr(std::fs::File::create(std::env::temp_dir().join("casapay_bench_server.log")).unwrap())
         .stdin(std::process::Stdio::null())

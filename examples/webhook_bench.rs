@@ -100,6 +100,8 @@ async fn main() {
         clock.clone(),
         DispatcherConfig {
             per_endpoint,
+            // One account: its cap is the endpoint's, so the argument sets what is in flight.
+            per_account: per_endpoint,
             egress: EgressPolicy { allow_http: true, allow_private: true },
             ..Default::default()
         },

@@ -183,6 +183,10 @@ struct ServeArgs {
     /// Most webhook attempts in flight to one endpoint.
     #[arg(long, env = "CASAPAY_WEBHOOK_PER_ENDPOINT", default_value_t = 4)]
     webhook_per_endpoint: usize,
+    /// Most webhook attempts in flight for one account in one mode (default: a quarter
+    /// of --webhook-concurrency).
+    #[arg(long, env = "CASAPAY_WEBHOOK_PER_ACCOUNT")]
+    webhook_per_account: Option<usize>,
     /// Most database connections held at once (default: 16 on PostgreSQL, 8 on SQLite).
     #[arg(long, env = "CASAPAY_DB_MAX_CONNECTIONS")]
     db_max_connections: Option<u32>,
@@ -499,6 +503,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         DispatcherConfig {
             max_in_flight: args.webhook_concurrency.max(1),
             per_endpoint: args.webhook_per_endpoint.max(1),
+            per_account: args.webhook_per_account.unwrap_or(args.webhook_concurrency / 4).max(1),
             timeout: Duration::from_secs(args.webhook_timeout_secs.max(1)),
             egress,
             ..DispatcherConfig::default()

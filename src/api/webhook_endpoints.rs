@@ -16,7 +16,7 @@ use super::list::{LIST_PARAMS, ListBody, page_request, render};
 use super::params::{Params, Patch};
 use super::{check_id, expand_param, json_body};
 use crate::app::AppState;
-use crate::domain::webhook::{WebhookAttempt, WebhookEndpoint, check_enabled_events};
+use crate::domain::webhook::{WebhookAttempt, WebhookEndpoint, check_enabled_events, dedup_events};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::service::{self, webhooks};
@@ -54,7 +54,7 @@ fn enabled_events(p: &mut Params, required: bool) -> ApiResult<Option<Vec<String
     }
     let events = p.string_list("enabled_events")?;
     check_enabled_events(&events).map_err(|m| ApiError::invalid("parameter_invalid_value", "enabled_events", m))?;
-    Ok(Some(events))
+    Ok(Some(dedup_events(events)))
 }
 
 /// Create a webhook endpoint; the answer carries its `secret`, once.
@@ -122,7 +122,7 @@ async fn delete(State(state): State<AppState>, Platform(call): Platform, PathId(
     Ok(Json(json!({"id": id, "object": WebhookEndpoint::OBJECT, "deleted": true})))
 }
 
-/// A new secret; the old one signs beside it for 24 hours.
+/// A new secret; each secret it replaced in the last 24 hours keeps signing beside it until 24 hours after its rotation.
 #[utoipa::path(post, path = "/v1/webhook_endpoints/{id}/rotate_secret", tag = "Webhook endpoints", params(IdPath),
     responses((status = 200, description = "The endpoint, with its new secret", body = WebhookEndpoint), Errors))]
 async fn rotate_secret(

@@ -1,7 +1,7 @@
 //! Webhook endpoints and deliveries: subscriptions, the retry schedule, and what an
 //! attempt's answer means.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::event::EventType;
 use super::metadata::Metadata;
@@ -14,7 +14,8 @@ wire_enum! {
     }
 }
 
-/// How long a rotated-out secret keeps signing beside the new one.
+/// How long a rotated-out secret keeps signing beside the new one (each superseded
+/// secret for this long after the rotation that superseded it).
 pub const PREVIOUS_SECRET_TTL: i64 = DAY;
 /// An endpoint whose every attempt has failed for this long is disabled.
 pub const DISABLE_AFTER_FAILING: i64 = 5 * DAY;
@@ -23,7 +24,7 @@ pub const DISABLE_AFTER_FAILING: i64 = 5 * DAY;
 pub const RETRY_DELAYS: [i64; 9] = [5, 300, 1_800, 7_200, 18_000, 36_000, 50_400, 72_000, 86_400];
 /// Bounds on a receiver's `Retry-After`.
 pub const RETRY_AFTER_BOUNDS: (i64, i64) = (1, DAY);
-/// How much of a response body the attempts log keeps.
+/// How much of a response body, or of an error, the attempts log keeps, in bytes.
 pub const RESPONSE_BODY_LIMIT: usize = 1024;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -54,21 +55,33 @@ impl WebhookEndpoint {
 #[derive(Debug, Clone, Default)]
 pub struct Signing {
     pub secret: String,
-    pub previous_secret: Option<String>,
-    pub previous_secret_expires_at: Option<Timestamp>,
+    /// Secrets superseded by a rotation, newest first, each signing until it expires.
+    pub previous_secrets: Vec<PreviousSecret>,
     pub failing_since: Option<Timestamp>,
 }
 
+/// A rotated-out secret and the end of its grace period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    pub secret: String,
+    pub expires_at: Timestamp,
+}
+
 impl Signing {
-    /// The secrets that sign at `now`: the current one first.
+    /// The secrets that sign at `now`: the current one first, then those superseded
+    /// less than `PREVIOUS_SECRET_TTL` ago, newest first.
     pub fn active_secrets(&self, now: Timestamp) -> Vec<&str> {
-        let mut secrets = vec![self.secret.as_str()];
-        if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_expires_at)
-            && now < until
-        {
-            secrets.push(prev);
-        }
-        secrets
+        let previous = self.previous_secrets.iter().filter(|p| now < p.expires_at).map(|p| p.secret.as_str());
+        std::iter::once(self.secret.as_str()).chain(previous).collect()
+    }
+
+    /// Makes `secret` the current one at `now`. Every secret superseded less than a day
+    /// ago keeps signing (several rotations within a day leave several), so a receiver
+    /// that has not switched yet keeps verifying; the expired ones are dropped.
+    pub fn rotate(&mut self, secret: String, now: Timestamp) {
+        let superseded = std::mem::replace(&mut self.secret, secret);
+        self.previous_secrets.retain(|p| now < p.expires_at);
+        self.previous_secrets.insert(0, PreviousSecret { secret: superseded, expires_at: now + PREVIOUS_SECRET_TTL });
     }
 }
 
@@ -108,6 +121,27 @@ pub fn check_enabled_events(events: &[String]) -> Result<(), String> {
         )),
         None => Ok(()),
     }
+}
+
+/// A subscription list with each entry once, in the order first given.
+pub fn dedup_events(events: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    events.into_iter().filter(|e| seen.insert(e.clone())).collect()
+}
+
+/// Text from a receiver (its body, or an error describing its answer) as both stores
+/// can hold it: NUL, which PostgreSQL's `text` refuses, becomes U+FFFD, and the text is
+/// cut to `RESPONSE_BODY_LIMIT` bytes on a character boundary. Invalid UTF-8 has
+/// already been replaced where the bytes were decoded.
+pub fn storable_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(RESPONSE_BODY_LIMIT));
+    for c in text.chars().map(|c| if c == '\0' { char::REPLACEMENT_CHARACTER } else { c }) {
+        if out.len() + c.len_utf8() > RESPONSE_BODY_LIMIT {
+            break;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// What one delivery attempt's answer means.
@@ -191,11 +225,42 @@ mod tests {
     fn previous_secret_signs_until_it_expires() {
         let s = Signing {
             secret: "new".into(),
-            previous_secret: Some("old".into()),
-            previous_secret_expires_at: Some(100),
+            previous_secrets: vec![PreviousSecret { secret: "old".into(), expires_at: 100 }],
             failing_since: None,
         };
         assert_eq!(s.active_secrets(99), ["new", "old"]);
         assert_eq!(s.active_secrets(100), ["new"]);
+    }
+
+    #[test]
+    fn rotations_within_a_day_each_leave_a_signing_secret() {
+        let mut s = Signing { secret: "a".into(), ..Signing::default() };
+        s.rotate("b".into(), 0);
+        s.rotate("c".into(), 10);
+        assert_eq!(s.active_secrets(10), ["c", "b", "a"]);
+        assert_eq!(s.active_secrets(DAY), ["c", "b"]);
+        assert_eq!(s.active_secrets(DAY + 10), ["c"]);
+        s.rotate("d".into(), DAY + 5);
+        assert_eq!(s.previous_secrets.iter().map(|p| p.secret.as_str()).collect::<Vec<_>>(), ["c", "b"], "a dropped");
+        assert_eq!(s.active_secrets(DAY + 5), ["d", "c", "b"]);
+    }
+
+    #[test]
+    fn subscriptions_are_kept_once_in_first_seen_order() {
+        let given = ["b", "a", "b", "*", "a"].map(String::from).to_vec();
+        assert_eq!(dedup_events(given), ["b", "a", "*"]);
+    }
+
+    #[test]
+    fn receiver_text_is_made_storable() {
+        assert_eq!(storable_text("a\0b"), "a\u{fffd}b");
+        assert_eq!(storable_text(&"x".repeat(2000)), "x".repeat(RESPONSE_BODY_LIMIT));
+        // 1,023 bytes and a two-byte character: the cut falls before it.
+        let text = format!("{}\u{e9}", "x".repeat(1023));
+        assert_eq!(storable_text(&text), "x".repeat(1023));
+        // A NUL grows to three bytes once replaced; the limit holds for the result.
+        let text = "\0".repeat(1000);
+        assert_eq!(storable_text(&text).len(), 1023);
+        assert!(storable_text(&text).chars().all(|c| c == char::REPLACEMENT_CHARACTER));
     }
 }

@@ -4,9 +4,7 @@
 use super::{Call, apply_metadata, check_cursors};
 use crate::domain::event::Event;
 use crate::domain::metadata::{Metadata, MetadataUpdate};
-use crate::domain::webhook::{
-    EndpointStatus, PREVIOUS_SECRET_TTL, Signing, WebhookAttempt, WebhookEndpoint, subscribes,
-};
+use crate::domain::webhook::{EndpointStatus, Signing, WebhookAttempt, WebhookEndpoint, subscribes};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::store::{self, Page, PageRequest, Store, Tx};
@@ -83,12 +81,12 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: EndpointPatch) ->
     Ok(e)
 }
 
-/// A new secret; the old one keeps signing beside it for 24 hours.
+/// A new secret; the old one keeps signing beside it for 24 hours, as do any others
+/// rotated out within the last 24 hours.
 pub async fn rotate_secret(tx: &mut Tx, call: &Call, id: &str) -> ApiResult<WebhookEndpoint> {
     let mut e = store::webhooks::get_endpoint_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
     let secret = new_secret();
-    e.signing.previous_secret = Some(std::mem::replace(&mut e.signing.secret, secret.clone()));
-    e.signing.previous_secret_expires_at = Some(call.now + PREVIOUS_SECRET_TTL);
+    e.signing.rotate(secret.clone(), call.now);
     store::webhooks::update_endpoint(tx, &call.scope, &e).await?;
     e.secret = Some(secret);
     Ok(e)

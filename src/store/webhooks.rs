@@ -11,7 +11,7 @@ use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
 use crate::domain::webhook::{EndpointStatus, Signing, WebhookAttempt, WebhookEndpoint};
 
 const ENDPOINT_COLUMNS: &str = "id, livemode, created, url, description, enabled_events, status, secret, \
-    previous_secret, previous_secret_expires_at, failing_since, metadata";
+    previous_secrets, failing_since, metadata";
 
 fn endpoint_from_row(r: &AnyRow) -> Result<WebhookEndpoint, sqlx::Error> {
     let status: String = r.try_get("status")?;
@@ -29,8 +29,7 @@ fn endpoint_from_row(r: &AnyRow) -> Result<WebhookEndpoint, sqlx::Error> {
         created: r.try_get("created")?,
         signing: Signing {
             secret: r.try_get("secret")?,
-            previous_secret: r.try_get("previous_secret")?,
-            previous_secret_expires_at: r.try_get("previous_secret_expires_at")?,
+            previous_secrets: get_json(r, "previous_secrets")?,
             failing_since: r.try_get("failing_since")?,
         },
     })
@@ -39,8 +38,8 @@ fn endpoint_from_row(r: &AnyRow) -> Result<WebhookEndpoint, sqlx::Error> {
 pub async fn insert_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO webhook_endpoints (id, account_id, livemode, created, url, description, enabled_events, status, \
-         secret, previous_secret, previous_secret_expires_at, failing_since, metadata) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         secret, previous_secrets, failing_since, metadata) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&e.id)
     .bind(&scope.account_id)
@@ -51,8 +50,7 @@ pub async fn insert_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint
     .bind(to_json(&e.enabled_events))
     .bind(e.status.as_str())
     .bind(&e.signing.secret)
-    .bind(e.signing.previous_secret.clone())
-    .bind(e.signing.previous_secret_expires_at)
+    .bind(to_json(&e.signing.previous_secrets))
     .bind(e.signing.failing_since)
     .bind(to_json(&e.metadata))
     .execute(&mut *conn)
@@ -90,16 +88,15 @@ async fn select_endpoint(
 pub async fn update_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE webhook_endpoints SET url = $1, description = $2, enabled_events = $3, status = $4, secret = $5, \
-         previous_secret = $6, previous_secret_expires_at = $7, failing_since = $8, metadata = $9 \
-         WHERE id = $10 AND account_id = $11 AND livemode = $12",
+         previous_secrets = $6, failing_since = $7, metadata = $8 \
+         WHERE id = $9 AND account_id = $10 AND livemode = $11",
     )
     .bind(&e.url)
     .bind(e.description.clone())
     .bind(to_json(&e.enabled_events))
     .bind(e.status.as_str())
     .bind(&e.signing.secret)
-    .bind(e.signing.previous_secret.clone())
-    .bind(e.signing.previous_secret_expires_at)
+    .bind(to_json(&e.signing.previous_secrets))
     .bind(e.signing.failing_since)
     .bind(to_json(&e.metadata))
     .bind(&e.id)
@@ -223,30 +220,44 @@ pub struct LeasedDelivery {
 }
 
 /// How many of the first due deliveries (in lease order) one lease looks at, per
-/// delivery it may take. Bounds the lease's work by the free slots rather than by
-/// the backlog: behind a backlog, ranking every due delivery cost milliseconds per
-/// lease and slowed the dispatcher down further the further behind it was.
+/// delivery it may take. Bounds the lease's work by the free slots rather than by the
+/// backlog: behind a backlog, ranking every due delivery cost milliseconds per lease
+/// and slowed the dispatcher down further the further behind it was.
 const LEASE_WINDOW_PER_SLOT: i64 = 4;
 
-/// Leases up to `limit` due deliveries until `leased_until`, oldest first, at most
-/// `per_endpoint` in flight to any one endpoint counting those `in_flight` already
-/// (endpoint id, attempts in flight).
+/// What one lease may take: `limit` deliveries in all, and no more than `per_endpoint`
+/// in flight to an endpoint or `per_account` for an account in one mode, counting those
+/// in flight already (each endpoint or scope with its attempts in flight).
+pub struct LeaseCaps<'a> {
+    pub limit: i64,
+    pub per_endpoint: i64,
+    pub per_account: i64,
+    pub endpoints_in_flight: &'a [(String, i64)],
+    pub accounts_in_flight: &'a [(Scope, i64)],
+}
+
+/// Leases up to `caps.limit` due deliveries until `leased_until`, within the caps, taking
+/// turns between accounts: each account's oldest due delivery first, then each one's
+/// second, and so on; oldest first among those of the same turn.
 ///
-/// Only the first `LEASE_WINDOW_PER_SLOT * limit` due deliveries of endpoints with a
-/// free slot are considered: when one endpoint's backlog fills that window, it gets its
-/// slots now and, being full then, is skipped by the next lease, which reaches the
-/// deliveries of the others behind it.
+/// Only a window of due deliveries is considered: the first `LEASE_WINDOW_PER_SLOT *
+/// limit` of endpoints and accounts with a free slot (when one endpoint's or account's
+/// backlog fills them, it gets its share now and, being full then, is left out of the
+/// next lease, which reaches the deliveries behind it), and the last `limit` due, for
+/// the accounts with none among the first. The last due are those that became due
+/// most recently, so an account's fresh event gets its turn at once even behind another
+/// account's backlog. Full endpoints and accounts are dropped from the last only after
+/// the limit, so that scan stays short even when they hold the whole backlog.
 ///
 /// The candidates are chosen without locks (row locks do not mix with the window
-/// function that caps each endpoint); the `UPDATE` then re-checks each row under its
-/// lock, so a delivery another dispatcher leased a moment earlier is not leased again.
+/// functions that cap each endpoint and account); the `UPDATE` then re-checks each row
+/// under its lock, so a delivery another dispatcher leased a moment earlier is not
+/// leased again.
 pub async fn lease_due(
     tx: &mut Tx,
     now: i64,
     leased_until: i64,
-    limit: i64,
-    per_endpoint: i64,
-    in_flight: &[(String, i64)],
+    caps: &LeaseCaps<'_>,
 ) -> Result<Vec<LeasedDelivery>, sqlx::Error> {
     let mut sql = super::list::Sql::new("");
     let until = sql.bind(leased_until);
@@ -254,28 +265,56 @@ pub async fn lease_due(
     let free = format!(
         "status = 'pending' AND next_attempt_at <= {now_p} AND (leased_until IS NULL OR leased_until <= {now_p})"
     );
-    // Full endpoints are left out before the window; the others' free slots cap their rank.
-    let (mut exclude, mut taken) = (String::new(), String::new());
-    for (endpoint, n) in in_flight {
+    // Full endpoints and accounts are left out before the window; the others' free
+    // slots cap their ranks. The full ones are bound first, so that the statement's text
+    // depends only on how many there are of each, and a prepared one is reused.
+    let (mut exclude, mut endpoint_taken, mut account_taken) = (String::new(), String::new(), String::new());
+    let (full, partial): (Vec<_>, Vec<_>) =
+        caps.endpoints_in_flight.iter().filter(|(_, n)| *n > 0).partition(|(_, n)| *n >= caps.per_endpoint);
+    for (endpoint, _) in full {
         let p = sql.bind(endpoint.clone());
-        if *n >= per_endpoint {
-            exclude.push_str(&format!(" AND endpoint_id <> {p}"));
-        } else if *n > 0 {
-            let n = sql.bind(*n);
-            taken.push_str(&format!(" WHEN {p} THEN {n}"));
-        }
+        exclude.push_str(&format!(" AND endpoint_id <> {p}"));
     }
-    let taken = if taken.is_empty() { "0".to_owned() } else { format!("CASE endpoint_id{taken} ELSE 0 END") };
-    let cap = sql.bind(per_endpoint);
-    let window = sql.bind(limit.saturating_mul(LEASE_WINDOW_PER_SLOT));
-    let lim = sql.bind(limit);
+    for (endpoint, n) in partial {
+        let (p, n) = (sql.bind(endpoint.clone()), sql.bind(*n));
+        endpoint_taken.push_str(&format!(" WHEN {p} THEN {n}"));
+    }
+    let (full, partial): (Vec<_>, Vec<_>) =
+        caps.accounts_in_flight.iter().filter(|(_, n)| *n > 0).partition(|(_, n)| *n >= caps.per_account);
+    for (scope, _) in full {
+        let (a, l) = (sql.bind(scope.account_id.clone()), sql.bind(scope.livemode));
+        exclude.push_str(&format!(" AND NOT (account_id = {a} AND livemode = {l})"));
+    }
+    for (scope, n) in partial {
+        let (a, l, n) = (sql.bind(scope.account_id.clone()), sql.bind(scope.livemode), sql.bind(*n));
+        account_taken.push_str(&format!(" WHEN account_id = {a} AND livemode = {l} THEN {n}"));
+    }
+    let case = |whens: &str, on: &str| {
+        if whens.is_empty() { "0".to_owned() } else { format!("CASE{on}{whens} ELSE 0 END") }
+    };
+    let endpoint_taken = case(&endpoint_taken, " endpoint_id");
+    let account_taken = case(&account_taken, "");
+    let endpoint_cap = sql.bind(caps.per_endpoint);
+    let account_cap = sql.bind(caps.per_account);
+    let window = sql.bind(caps.limit.saturating_mul(LEASE_WINDOW_PER_SLOT));
+    let lim = sql.bind(caps.limit);
+    let columns = "id, next_attempt_at, seq, endpoint_id, account_id, livemode";
     sql.push(&format!(
         "UPDATE webhook_deliveries SET lease_token = lease_token + 1, leased_until = {until} \
-         WHERE {free} AND id IN (SELECT id FROM (SELECT id, next_attempt_at, seq, endpoint_id, \
-         ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, seq) AS rank \
-         FROM (SELECT id, next_attempt_at, seq, endpoint_id FROM webhook_deliveries WHERE {free}{exclude} \
-         ORDER BY next_attempt_at, seq LIMIT {window}) head) ranked \
-         WHERE rank <= {cap} - {taken} ORDER BY next_attempt_at, seq LIMIT {lim}) \
+         WHERE {free} AND id IN ( \
+         WITH head AS (SELECT {columns} FROM webhook_deliveries WHERE {free}{exclude} \
+             ORDER BY next_attempt_at, seq LIMIT {window}), \
+         tail AS (SELECT {columns} FROM (SELECT {columns} FROM webhook_deliveries WHERE {free} \
+             ORDER BY next_attempt_at DESC, seq DESC LIMIT {lim}) last WHERE TRUE{exclude}), \
+         candidates AS (SELECT {columns} FROM head UNION ALL SELECT {columns} FROM tail \
+             WHERE (account_id, livemode) NOT IN (SELECT account_id, livemode FROM head)), \
+         by_endpoint AS (SELECT {columns}, \
+             ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, seq) AS rank FROM candidates), \
+         by_account AS (SELECT {columns}, \
+             ROW_NUMBER() OVER (PARTITION BY account_id, livemode ORDER BY next_attempt_at, seq) AS turn \
+             FROM by_endpoint WHERE rank <= {endpoint_cap} - {endpoint_taken}) \
+         SELECT id FROM by_account WHERE turn <= {account_cap} - {account_taken} \
+         ORDER BY turn, next_attempt_at, seq LIMIT {lim}) \
          RETURNING id, account_id, livemode, event_id, endpoint_id, attempts, lease_token"
     ));
     let rows = sqlx::query_with(&sql.text, sql.args).fetch_all(&mut **tx).await?;

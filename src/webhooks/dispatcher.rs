@@ -5,6 +5,10 @@
 //! setting `leased_until`; the result is written only if the token is still the one
 //! taken. A dispatcher that dies mid-attempt leaves the lease to expire, and another
 //! takes the delivery then; a late result from the dead one can no longer land.
+//!
+//! Tenants share the dispatcher: an account (in one mode) has at most `per_account`
+//! attempts in flight, so its slow endpoints cannot take every slot, and each lease
+//! gives every account with due deliveries a turn before any account a second one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,13 +25,13 @@ use crate::clock::Clock;
 use crate::domain::event::{Event, EventType};
 use crate::domain::webhook::{
     AttemptResult, DISABLE_AFTER_FAILING, EndpointStatus, RESPONSE_BODY_LIMIT, WebhookAttempt, WebhookEndpoint,
-    classify, next_attempt_at,
+    classify, next_attempt_at, storable_text,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::service::{Call, record_update};
-use crate::store::webhooks::LeasedDelivery;
-use crate::store::{self, Backend, Store};
+use crate::store::webhooks::{LeaseCaps, LeasedDelivery};
+use crate::store::{self, Backend, Scope, Store};
 
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
@@ -37,6 +41,10 @@ pub struct DispatcherConfig {
     pub max_in_flight: usize,
     /// Most attempts in flight to one endpoint, so that a slow one cannot hold the rest.
     pub per_endpoint: usize,
+    /// Most attempts in flight for one account in one mode (test or live), so that one
+    /// tenant's slow endpoints cannot hold the other tenants' deliveries (nor its test
+    /// endpoints its live ones).
+    pub per_account: usize,
     /// How long an attempt may take; a 2xx within it is a success.
     pub timeout: Duration,
     /// How long a lease lasts, in clock seconds: longer than an attempt can take.
@@ -50,6 +58,9 @@ impl Default for DispatcherConfig {
             poll_interval: Duration::from_millis(250),
             max_in_flight: 64,
             per_endpoint: 4,
+            // A quarter of the slots: it takes four tenants whose endpoints all hang to
+            // fill them, while one tenant still has four endpoints' worth of attempts.
+            per_account: 16,
             timeout: Duration::from_secs(15),
             lease_seconds: 60,
             egress: EgressPolicy::default(),
@@ -73,54 +84,99 @@ struct Outcome {
     response_body: Option<String>,
 }
 
+/// Attempts in flight, per endpoint and per account and mode, to skip busy ones when
+/// leasing.
+#[derive(Debug, Clone, Default)]
+struct Busy {
+    endpoints: HashMap<String, usize>,
+    accounts: HashMap<(String, bool), usize>,
+}
+
+impl Busy {
+    fn add(&mut self, d: &LeasedDelivery, delta: isize) {
+        fn bump<K: std::hash::Hash + Eq + Clone>(map: &mut HashMap<K, usize>, key: K, delta: isize) {
+            let n = map.entry(key.clone()).or_default();
+            *n = n.saturating_add_signed(delta);
+            if *n == 0 {
+                map.remove(&key);
+            }
+        }
+        bump(&mut self.endpoints, d.endpoint_id.clone(), delta);
+        bump(&mut self.accounts, account_key(&d.scope), delta);
+    }
+
+    fn endpoint(&self, d: &LeasedDelivery) -> usize {
+        self.endpoints.get(&d.endpoint_id).copied().unwrap_or(0)
+    }
+
+    fn account(&self, d: &LeasedDelivery) -> usize {
+        self.accounts.get(&account_key(&d.scope)).copied().unwrap_or(0)
+    }
+}
+
+fn account_key(scope: &Scope) -> (String, bool) {
+    (scope.account_id.clone(), scope.livemode)
+}
+
 #[derive(Clone)]
 pub struct Dispatcher {
     store: Store,
     clock: Arc<dyn Clock>,
     client: reqwest::Client,
     config: Arc<DispatcherConfig>,
-    /// Attempts in flight per endpoint, to skip busy endpoints when leasing.
-    busy: Arc<Mutex<HashMap<String, usize>>>,
+    busy: Arc<Mutex<Busy>>,
     slots: Arc<Semaphore>,
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, config: DispatcherConfig) -> Self {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, mut config: DispatcherConfig) -> Self {
+        // A cap of zero would lease nothing, ever.
+        config.per_endpoint = config.per_endpoint.max(1);
+        config.per_account = config.per_account.max(1);
         let client = super::ssrf::client(config.egress, config.timeout);
         let slots = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
         Dispatcher { store, clock, client, config: Arc::new(config), busy: Arc::default(), slots }
     }
 
-    /// Leases what can start now: up to the free slots, and no more to one endpoint
-    /// than its free share of `per_endpoint`. The endpoints and events to send are read
-    /// in the lease's transaction, one query each for the batch.
+    /// Leases what can start now: up to the free slots, and no more to one endpoint or
+    /// one account than its free share of `per_endpoint` or `per_account`. The endpoints
+    /// and events to send are read in the lease's transaction, one query each for the batch.
     async fn lease(&self) -> ApiResult<Vec<Job>> {
         let free = self.slots.available_permits();
         if free == 0 {
             return Ok(Vec::new());
         }
-        let in_flight: Vec<(String, i64)> =
-            self.busy.lock().expect("busy map").iter().map(|(e, n)| (e.clone(), *n as i64)).collect();
+        let (endpoints, accounts) = {
+            let busy = self.busy.lock().expect("busy map");
+            let endpoints: Vec<(String, i64)> = busy.endpoints.iter().map(|(e, n)| (e.clone(), *n as i64)).collect();
+            let accounts: Vec<(Scope, i64)> = busy
+                .accounts
+                .iter()
+                .map(|((account_id, livemode), n)| {
+                    (Scope { account_id: account_id.clone(), livemode: *livemode }, *n as i64)
+                })
+                .collect();
+            (endpoints, accounts)
+        };
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let leased = store::webhooks::lease_due(
-            &mut tx,
-            now,
-            now + self.config.lease_seconds,
-            free as i64,
-            self.config.per_endpoint as i64,
-            &in_flight,
-        )
-        .await?;
-        // The lease kept to each endpoint's free share as counted above. Should attempts
-        // have started since (two `run_once` on one dispatcher), keep what still fits and
-        // give the rest back at once rather than hold it until the lease runs out.
-        let mut counts: HashMap<String, usize> = self.busy.lock().expect("busy map").clone();
+        let caps = LeaseCaps {
+            limit: free as i64,
+            per_endpoint: self.config.per_endpoint as i64,
+            per_account: self.config.per_account as i64,
+            endpoints_in_flight: &endpoints,
+            accounts_in_flight: &accounts,
+        };
+        let leased = store::webhooks::lease_due(&mut tx, now, now + self.config.lease_seconds, &caps).await?;
+        // The lease kept to each endpoint's and account's free share as counted above.
+        // Should attempts have started since (two `run_once` on one dispatcher), keep what
+        // still fits and give the rest back at once rather than hold it until the lease
+        // runs out.
+        let mut counts = self.busy.lock().expect("busy map").clone();
         let (mut keep, mut release) = (Vec::with_capacity(leased.len()), Vec::new());
         for d in leased {
-            let n = counts.entry(d.endpoint_id.clone()).or_default();
-            if *n < self.config.per_endpoint {
-                *n += 1;
+            if counts.endpoint(&d) < self.config.per_endpoint && counts.account(&d) < self.config.per_account {
+                counts.add(&d, 1);
                 keep.push(d);
             } else {
                 release.push(d);
@@ -156,12 +212,12 @@ impl Dispatcher {
             for job in leased {
                 let this = self.clone();
                 let permit = self.slots.clone().acquire_owned().await.map_err(ApiError::internal)?;
-                this.mark_busy(&job.delivery.endpoint_id, 1);
+                this.mark_busy(&job.delivery, 1);
                 set.spawn(async move {
                     let _permit = permit;
-                    let endpoint = job.delivery.endpoint_id.clone();
+                    let delivery = job.delivery.clone();
                     let result = this.attempt(job).await;
-                    this.mark_busy(&endpoint, -1);
+                    this.mark_busy(&delivery, -1);
                     result
                 });
             }
@@ -181,13 +237,8 @@ impl Dispatcher {
         }
     }
 
-    fn mark_busy(&self, endpoint: &str, delta: isize) {
-        let mut map = self.busy.lock().expect("busy map");
-        let n = map.entry(endpoint.to_owned()).or_default();
-        *n = n.saturating_add_signed(delta);
-        if *n == 0 {
-            map.remove(endpoint);
-        }
+    fn mark_busy(&self, d: &LeasedDelivery, delta: isize) {
+        self.busy.lock().expect("busy map").add(d, delta);
     }
 
     /// Runs until `cancel` fires. Attempts start as slots free up, so a slow endpoint
@@ -209,14 +260,18 @@ impl Dispatcher {
                             continue;
                         };
                         let this = self.clone();
-                        this.mark_busy(&job.delivery.endpoint_id, 1);
+                        this.mark_busy(&job.delivery, 1);
                         set.spawn(async move {
                             let _permit = permit;
-                            let endpoint = job.delivery.endpoint_id.clone();
+                            let delivery = job.delivery.clone();
                             if let Err(e) = this.attempt(job).await {
-                                tracing::warn!(error = %e, "webhook attempt could not be recorded; it will be retried");
+                                // Even the record without the answer failed (the database
+                                // is unreachable): the delivery is tried again once its
+                                // lease runs out, without this attempt on record.
+                                tracing::error!(error = %e, delivery = %delivery.id,
+                                    "webhook attempt could not be recorded; it will be sent again when its lease expires");
                             }
-                            this.mark_busy(&endpoint, -1);
+                            this.mark_busy(&delivery, -1);
                         });
                     }
                 }
@@ -268,11 +323,14 @@ impl Dispatcher {
         self.record(&d, endpoint.signing.failing_since, outcome).await
     }
 
-    /// Writes the attempt and its consequences in one transaction, if the lease holds.
+    /// Records the attempt and its consequences, if the lease holds. What the receiver
+    /// sent back is made storable first; should the store refuse the record anyway (any
+    /// error), the attempt is recorded again without the answer, as a failure, so that
+    /// it still counts towards the retry schedule, the attempt cap and the failure
+    /// streak instead of leaving the delivery to be sent again when its lease lapses.
     async fn record(&self, d: &LeasedDelivery, failing_since: Option<i64>, outcome: Outcome) -> ApiResult<()> {
         let now = self.clock.now();
         let result = classify(outcome.status_code, outcome.retry_after.as_deref());
-        let attempts = d.attempts + 1;
         let attempt = WebhookAttempt {
             id: Kind::WebhookAttempt.new_id(),
             object: WebhookAttempt::OBJECT,
@@ -280,11 +338,40 @@ impl Dispatcher {
             webhook_endpoint: d.endpoint_id.clone(),
             status_code: outcome.status_code.map(i64::from),
             latency_ms: outcome.latency_ms,
-            error: outcome.error,
-            response_body: outcome.response_body,
+            error: outcome.error.as_deref().map(storable_text),
+            response_body: outcome.response_body.as_deref().map(storable_text),
             livemode: d.scope.livemode,
             created: now,
         };
+        let Err(e) = self.write_attempt(d, failing_since, &attempt, result, now).await else {
+            return Ok(());
+        };
+        tracing::error!(error = %e, delivery = %d.id, "could not record a webhook attempt; recording it as failed, without the answer");
+        // Fixed words, not the database's: the attempts log is shown to the account.
+        let what = match outcome.status_code {
+            Some(s) => format!("the answer (HTTP {s})"),
+            None => "the outcome".to_owned(),
+        };
+        let fallback = WebhookAttempt {
+            id: Kind::WebhookAttempt.new_id(),
+            status_code: None,
+            error: Some(format!("could not record attempt: {what} could not be stored, so it counts as failed")),
+            response_body: None,
+            ..attempt
+        };
+        self.write_attempt(d, failing_since, &fallback, AttemptResult::Failed { retry_after: None }, now).await
+    }
+
+    /// Writes an attempt and its consequences in one transaction, if the lease holds.
+    async fn write_attempt(
+        &self,
+        d: &LeasedDelivery,
+        failing_since: Option<i64>,
+        attempt: &WebhookAttempt,
+        result: AttemptResult,
+        now: i64,
+    ) -> ApiResult<()> {
+        let attempts = d.attempts + 1;
         let (status, next) = match result {
             AttemptResult::Delivered => ("succeeded", now),
             AttemptResult::Gone => ("failed", now),
@@ -303,13 +390,13 @@ impl Dispatcher {
         let endpoint_changes = !delivered || failing_since.is_some();
         if !endpoint_changes && self.store.backend() == Backend::Postgres {
             let mut conn = self.store.acquire().await?;
-            if !store::webhooks::record_delivered(&mut conn, d, &attempt).await? {
+            if !store::webhooks::record_delivered(&mut conn, d, attempt).await? {
                 tracing::warn!(delivery = %d.id, "lease lost before the attempt was recorded; result dropped");
             }
             return Ok(());
         }
         let mut tx = self.store.begin().await?;
-        store::webhooks::insert_attempt(&mut tx, &d.scope, &d.id, &attempt).await?;
+        store::webhooks::insert_attempt(&mut tx, &d.scope, &d.id, attempt).await?;
         if !store::webhooks::finish_delivery(&mut tx, d, status, attempts, next).await? {
             // Another dispatcher holds the delivery now (or it was failed with its
             // disabled endpoint): this result is stale.
@@ -364,6 +451,10 @@ impl Dispatcher {
     }
 }
 
+/// Enough of a body to decode its first `RESPONSE_BODY_LIMIT` bytes whole: a character
+/// that starts within them ends at most three bytes past them.
+const READ_LIMIT: usize = RESPONSE_BODY_LIMIT + 3;
+
 /// Sends one request and reads what the attempts log keeps of the answer.
 async fn send(request: reqwest::RequestBuilder) -> Outcome {
     let started = Instant::now();
@@ -381,7 +472,7 @@ async fn send(request: reqwest::RequestBuilder) -> Outcome {
             let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
             let mut body = Vec::new();
             let mut error = None;
-            while body.len() < RESPONSE_BODY_LIMIT {
+            while body.len() < READ_LIMIT {
                 match resp.chunk().await {
                     Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                     Ok(None) => break,
@@ -391,7 +482,8 @@ async fn send(request: reqwest::RequestBuilder) -> Outcome {
                     }
                 }
             }
-            body.truncate(RESPONSE_BODY_LIMIT);
+            body.truncate(READ_LIMIT);
+            // Invalid UTF-8 becomes U+FFFD here; `record` cuts the text to the limit.
             let text = String::from_utf8_lossy(&body).into_owned();
             let error = error.or_else(|| (!(200..300).contains(&status)).then(|| format!("HTTP {status}")));
             Outcome { status_code: Some(status), retry_after, latency_ms, error, response_body: Some(text) }

@@ -11,8 +11,9 @@
 //!   `whsec_` prefix, as Stripe's libraries do), the signed content is `"{timestamp}.{body}"`, and the header is
 //!   `t={timestamp},v1={hex},v1={hex}` with one lower-case hex HMAC-SHA256 per secret.
 //!
-//! During a secret rotation both the current and the previous secret sign each delivery (the current one first), so
-//! receivers keep verifying while they switch over.
+//! After a secret rotation the current secret and every secret it superseded in the last 24 hours sign each delivery
+//! (the current one first, then the others newest first), so receivers keep verifying while they switch over, even
+//! after several rotations in a day.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -62,7 +63,7 @@ pub fn stripe_signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
 }
 
 /// The two signature header values for one delivery attempt, signed with every secret in `secrets`
-/// (the current one first; during a rotation also the previous one).
+/// (the current one first, then those superseded in the last 24 hours).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureHeaders {
     /// Value of the `webhook-signature` header (Standard Webhooks).
@@ -152,6 +153,19 @@ mod tests {
             stripe_signature(&previous, STD_TIMESTAMP, STD_BODY)
         );
         assert_eq!(h.casapay_signature, expected);
+    }
+
+    #[test]
+    fn signature_headers_carry_one_signature_per_secret() {
+        let secrets = [new_secret(), new_secret(), new_secret()];
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let h = signature_headers(&secrets, STD_MSG_ID, STD_TIMESTAMP, STD_BODY);
+        let standard: Vec<String> =
+            secrets.iter().map(|s| standard_signature(s, STD_MSG_ID, STD_TIMESTAMP, STD_BODY).unwrap()).collect();
+        assert_eq!(h.webhook_signature, standard.join(" "));
+        let stripe: Vec<String> =
+            secrets.iter().map(|s| format!("v1={}", stripe_signature(s, STD_TIMESTAMP, STD_BODY))).collect();
+        assert_eq!(h.casapay_signature, format!("t={STD_TIMESTAMP},{}", stripe.join(",")));
     }
 
     #[test]

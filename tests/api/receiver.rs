@@ -1,6 +1,6 @@
 //! A webhook receiver for the tests: a real HTTP server on port 0 that records what
 //! arrives, verifies both signature schemes with its own code (not the server's), and
-//! can be told to fail, hang, or answer 410 or 429.
+//! can be told to fail, hang, answer 410 or 429, or answer with any bytes.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,6 +30,8 @@ pub enum Mode {
     Slow(u64),
     /// Answers 200 once the test calls `release`.
     Held,
+    /// Answers this status with exactly these bytes as the body.
+    Answer(u16, &'static [u8]),
 }
 
 /// One request as it arrived.
@@ -153,7 +155,7 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
     };
     let answered = match mode {
         Mode::Ok | Mode::Slow(_) | Mode::Held => Some(200),
-        Mode::Status(s) => Some(s),
+        Mode::Status(s) | Mode::Answer(s, _) => Some(s),
         Mode::TooMany(_) => Some(429),
         Mode::Hang => None,
     };
@@ -183,6 +185,7 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
         }
         Mode::Ok => (StatusCode::OK, "ok").into_response(),
         Mode::Status(s) => (StatusCode::from_u16(s).unwrap(), format!("status {s}")).into_response(),
+        Mode::Answer(s, body) => (StatusCode::from_u16(s).unwrap(), body).into_response(),
         Mode::TooMany(secs) => {
             (StatusCode::TOO_MANY_REQUESTS, [("retry-after", secs.to_string())], "slow down").into_response()
         }

@@ -2,17 +2,19 @@
 //! SSRF, crashes and replicas. Time moves by the injected clock; the dispatcher is
 //! stepped by the tests unless a test runs its loop.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use casapay::webhooks::dispatcher::Dispatcher;
+use casapay::domain::webhook::RETRY_DELAYS;
+use casapay::store::Backend;
+use casapay::webhooks::dispatcher::{Dispatcher, DispatcherConfig};
 use casapay::webhooks::ssrf::EgressPolicy;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::receiver::{Mode, Receiver};
-use crate::support::{DEMO_KEY, DOCS_NOW, TestApp, dispatcher_config, id, open_store};
+use crate::support::{DEMO_KEY, DOCS_NOW, LOOPBACK_EGRESS, TestApp, dispatcher_config, id, open_store};
 
 const DAY: i64 = 86_400;
 const DUE: i64 = DOCS_NOW + 30 * DAY;
@@ -25,9 +27,43 @@ async fn endpoint(app: &TestApp, receiver: &Receiver, events: &[&str]) -> Value 
     e
 }
 
+/// An endpoint of the account of `key` for `url`, subscribed to `customer.created`.
+async fn customer_endpoint(app: &TestApp, key: &str, url: &str) -> Value {
+    app.post("/v1/webhook_endpoints", key, json!({"url": url, "enabled_events": ["customer.created"]})).await.ok()
+}
+
 async fn attempts(app: &TestApp, endpoint: &Value) -> Vec<Value> {
     let list = app.get(&format!("/v1/webhook_endpoints/{}/attempts?limit=100", id(endpoint)), DEMO_KEY).await.ok();
     list["data"].as_array().unwrap().clone()
+}
+
+/// The status of the one delivery in the database.
+async fn only_delivery(app: &TestApp) -> (String, i64) {
+    sqlx::query_as("SELECT status, attempts FROM webhook_deliveries").fetch_one(app.store.pool()).await.unwrap()
+}
+
+/// Makes the database refuse every attempt whose response body contains `marker`: a
+/// stand-in, from outside the server, for any error recording an attempt.
+async fn refuse_attempts_answered(app: &TestApp, marker: &str) {
+    let statements = match app.store.backend() {
+        Backend::Postgres => vec![
+            format!(
+                "CREATE FUNCTION refuse_attempt() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF NEW.response_body LIKE '%{marker}%' THEN RAISE EXCEPTION 'refused by the test'; END IF; \
+                 RETURN NEW; END $$"
+            ),
+            "CREATE TRIGGER refuse_attempt BEFORE INSERT ON webhook_attempts FOR EACH ROW \
+             EXECUTE FUNCTION refuse_attempt()"
+                .to_owned(),
+        ],
+        Backend::Sqlite => vec![format!(
+            "CREATE TRIGGER refuse_attempt BEFORE INSERT ON webhook_attempts \
+             WHEN NEW.response_body LIKE '%{marker}%' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )],
+    };
+    for statement in statements {
+        sqlx::query(&statement).execute(app.store.pool()).await.unwrap();
+    }
 }
 
 #[tokio::test]
@@ -241,6 +277,65 @@ async fn an_endpoint_failing_for_five_days_is_disabled() {
     assert_eq!(app.get(&path, DEMO_KEY).await.ok()["status"], "disabled");
     let disabled = app.get("/v1/events?type=webhook_endpoint.disabled", DEMO_KEY).await.ok();
     assert_eq!(disabled["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn enabled_events_are_kept_once_each_in_first_seen_order() {
+    let app = TestApp::start().await;
+    let twice = json!(["claim.paid", "claim.approved", "claim.paid", "customer.created", "claim.approved"]);
+    let e = app
+        .post("/v1/webhook_endpoints", DEMO_KEY, json!({"url": "https://example.com/hook", "enabled_events": twice}))
+        .await
+        .ok();
+    let once = json!(["claim.paid", "claim.approved", "customer.created"]);
+    assert_eq!(e["enabled_events"], once);
+    let path = format!("/v1/webhook_endpoints/{}", id(&e));
+    assert_eq!(app.get(&path, DEMO_KEY).await.ok()["enabled_events"], once, "stored once each");
+    let u = app.post(&path, DEMO_KEY, json!({"enabled_events": ["*", "claim.denied", "*", "claim.denied"]})).await.ok();
+    assert_eq!(u["enabled_events"], json!(["*", "claim.denied"]));
+    assert_eq!(app.get(&path, DEMO_KEY).await.ok()["enabled_events"], json!(["*", "claim.denied"]));
+}
+
+/// Rotating twice within a day leaves three secrets signing: each superseded one for
+/// 24 h from the rotation that superseded it.
+#[tokio::test]
+async fn every_secret_superseded_within_a_day_still_signs() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let e = endpoint(&app, &receiver, &["customer.created"]).await;
+    let rotate = async || {
+        let r = app.post(&format!("/v1/webhook_endpoints/{}/rotate_secret", id(&e)), DEMO_KEY, json!({})).await;
+        r.ok()["secret"].as_str().unwrap().to_owned()
+    };
+    let first = e["secret"].as_str().unwrap().to_owned();
+    let second = rotate().await;
+    app.clock.advance(3_600);
+    let third = rotate().await;
+    receiver.trust(&[&third, &second, &first]);
+    let delivered_with = async |score| {
+        app.customer(DEMO_KEY, score).await;
+        assert_eq!(app.deliver().await, 1);
+        let r = receiver.received().pop().unwrap();
+        let stripe_count = r.headers["casapay-signature"].to_str().unwrap().matches("v1=").count();
+        let standard_count = r.headers["webhook-signature"].to_str().unwrap().split(' ').count();
+        assert_eq!(r.stripe_verified_by, r.standard_verified_by, "both schemes sign with the same secrets");
+        assert_eq!((standard_count, stripe_count), (r.standard_verified_by.len(), r.standard_verified_by.len()));
+        r.standard_verified_by
+    };
+    assert_eq!(delivered_with(1).await, [third.clone(), second.clone(), first.clone()], "all three sign");
+    app.clock.set(DOCS_NOW + DAY - 1);
+    assert_eq!(delivered_with(2).await, [third.clone(), second.clone(), first.clone()], "until a day has passed");
+    app.clock.set(DOCS_NOW + DAY);
+    assert_eq!(
+        delivered_with(3).await,
+        [third.clone(), second.clone()],
+        "the first drops out 24 h after it was superseded"
+    );
+    app.clock.set(DOCS_NOW + 3_600 + DAY);
+    assert_eq!(delivered_with(4).await, std::slice::from_ref(&third), "and the second 24 h after it was");
+    let rotated_again = rotate().await;
+    receiver.trust(&[&rotated_again, &third]);
+    assert_eq!(delivered_with(5).await, [rotated_again, third], "expired secrets do not come back");
 }
 
 #[tokio::test]
@@ -541,4 +636,139 @@ async fn events_fan_out_only_to_subscribed_enabled_endpoints_of_the_scope() {
     assert_eq!(all.received()[0].body["data"]["object"]["id"], c["id"]);
     assert!(claims_only.received().is_empty());
     assert!(other_account.received().is_empty());
+}
+
+/// What a receiver sends back is stored as far as the database can hold it: NUL bytes
+/// (which PostgreSQL's text refuses) and invalid UTF-8 become U+FFFD, and the 1 KiB cut
+/// falls on a character boundary. The attempt is recorded and the delivery counts.
+#[tokio::test]
+async fn an_answer_with_nul_bytes_is_recorded_with_them_replaced() {
+    let app = TestApp::start().await;
+    let (nul, long) = (Receiver::start().await, Receiver::start().await);
+    let nul_endpoint = endpoint(&app, &nul, &["customer.created"]).await;
+    let long_endpoint = endpoint(&app, &long, &["customer.created"]).await;
+    nul.set_mode(Mode::Answer(200, b"ok\0 \xff\0end"));
+    // 1,200 bytes of three-byte characters: 1 KiB ends inside the 342nd.
+    long.set_mode(Mode::Answer(200, "\u{20ac}".repeat(400).leak().as_bytes()));
+    app.customer(DEMO_KEY, 10).await;
+    assert_eq!(app.dispatcher.run_once().await.expect("both attempts are recorded"), 2);
+
+    let log = attempts(&app, &nul_endpoint).await;
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0]["status_code"].as_i64(), log[0]["error"].as_str()), (Some(200), None));
+    assert_eq!(log[0]["response_body"], "ok\u{fffd} \u{fffd}\u{fffd}end");
+    let log = attempts(&app, &long_endpoint).await;
+    assert_eq!(log[0]["response_body"], "\u{20ac}".repeat(341), "cut at 1 KiB on a character boundary");
+    let event = app.get("/v1/events?type=customer.created", DEMO_KEY).await.ok()["data"][0].clone();
+    assert_eq!(event["pending_webhooks"], 0, "delivered to both");
+    app.clock.advance(DAY);
+    assert_eq!(app.deliver().await, 0, "and not sent again");
+}
+
+/// An attempt the store refuses to record (any error) still counts as an attempt: it is
+/// recorded without the answer and retried on the schedule, so the ten-attempt cap and
+/// the five-day disable apply, instead of being sent again each time its lease runs out.
+#[tokio::test]
+async fn an_attempt_the_store_refuses_to_record_still_counts() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let e = endpoint(&app, &receiver, &["customer.created"]).await;
+    refuse_attempts_answered(&app, "poison").await;
+    receiver.set_mode(Mode::Answer(200, b"poison"));
+    app.customer(DEMO_KEY, 10).await;
+    let mut sent = app.dispatcher.run_once().await.expect("the attempt is counted, not lost");
+    let log = attempts(&app, &e).await;
+    assert_eq!(log.len(), 1, "on record");
+    assert!(log[0]["status_code"].is_null() && log[0]["response_body"].is_null(), "{log:?}");
+    let error = log[0]["error"].as_str().unwrap();
+    assert!(error.starts_with("could not record attempt"), "{error}");
+    assert!(!error.contains("refused by the test"), "no database internals in the log: {error}");
+    assert_eq!(only_delivery(&app).await, ("pending".to_owned(), 1));
+    app.clock.advance(6);
+    sent += app.deliver().await;
+    assert_eq!(sent, 2, "tried again on the schedule (5 s), not when the lease would have run out (60 s)");
+    for wait in RETRY_DELAYS.iter().skip(1) {
+        app.clock.advance(wait + wait / 10 + 1);
+        sent += app.deliver().await;
+    }
+    assert_eq!(sent, 10, "ten attempts in all");
+    assert_eq!(attempts(&app, &e).await.len(), 10);
+    assert_eq!(only_delivery(&app).await, ("failed".to_owned(), 10));
+    let path = format!("/v1/webhook_endpoints/{}", id(&e));
+    assert_eq!(app.get(&path, DEMO_KEY).await.ok()["status"], "enabled");
+    // The failure streak counts too: five days after the first attempt, the next disables it.
+    app.clock.set(DOCS_NOW + 5 * DAY);
+    app.customer(DEMO_KEY, 11).await;
+    assert_eq!(app.deliver().await, 1);
+    assert_eq!(app.get(&path, DEMO_KEY).await.ok()["status"], "disabled");
+}
+
+/// One tenant's slow endpoints take at most its share of the attempts in flight: with
+/// sixteen of them holding every request (enough, at four each, for every slot), another
+/// tenant's event is still delivered within a second of its commit.
+#[tokio::test]
+async fn a_slow_tenant_leaves_another_tenants_deliveries_prompt() {
+    let app = TestApp::start().await;
+    let (slow, fast) = (Receiver::start().await, Receiver::start().await);
+    slow.set_mode(Mode::Held);
+    let (a, b) = (app.new_account().await, app.new_account().await);
+    for _ in 0..16 {
+        customer_endpoint(&app, &a.test_key, &slow.url).await;
+    }
+    customer_endpoint(&app, &b.test_key, &fast.url).await;
+    for i in 0..8 {
+        app.customer(&a.test_key, i).await;
+    }
+    // Attempts are held, not timed out, for the whole test.
+    let config = DispatcherConfig { timeout: Duration::from_secs(60), ..dispatcher_config(LOOPBACK_EGRESS) };
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(Dispatcher::new(app.store.clone(), app.clock.clone(), config).run(cancel.clone()));
+    slow.wait_for(16).await;
+
+    let committing = Instant::now();
+    app.customer(&b.test_key, 99).await;
+    let deadline = committing + Duration::from_secs(15);
+    while fast.received().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let latency = committing.elapsed();
+    eprintln!(
+        "fast tenant: commit-to-delivery {latency:?} (delivered: {}), slow tenant's requests held: {}",
+        !fast.received().is_empty(),
+        slow.received().len()
+    );
+    assert!(latency < Duration::from_secs(1), "the other tenant's event took {latency:?}");
+    assert_eq!(slow.received().len(), 16, "the slow tenant has its share in flight, no more");
+    let finished: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_attempts WHERE account_id = $1")
+        .bind(&a.id)
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(finished, 0, "and all of them are still held");
+
+    slow.release();
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task).await.expect("dispatcher stops").unwrap();
+}
+
+/// Leases take turns between tenants: another tenant's event queued behind one tenant's
+/// backlog goes out in the first lease, not after the backlog.
+#[tokio::test]
+async fn a_tenants_backlog_does_not_hold_back_another_tenants_event() {
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let (a, b) = (app.new_account().await, app.new_account().await);
+    customer_endpoint(&app, &a.test_key, &receiver.url).await;
+    customer_endpoint(&app, &b.test_key, &receiver.url).await;
+    for i in 0..30 {
+        app.customer(&a.test_key, i).await;
+    }
+    let theirs = app.customer(&b.test_key, 99).await;
+    // Four at a time: each `run_once` lease is sent and answered before the next.
+    let config = DispatcherConfig { max_in_flight: 4, per_endpoint: 4, ..dispatcher_config(LOOPBACK_EGRESS) };
+    let dispatcher = Dispatcher::new(app.store.clone(), app.clock.clone(), config);
+    assert_eq!(dispatcher.run_once().await.unwrap(), 31);
+    let order: Vec<Value> = receiver.received().iter().map(|r| r.body["data"]["object"]["id"].clone()).collect();
+    let at = order.iter().position(|c| *c == theirs["id"]).unwrap();
+    assert!(at < 4, "sent in the first lease of four, not behind the 30 queued before it: {at}");
 }
