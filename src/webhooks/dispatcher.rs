@@ -275,7 +275,12 @@ impl Dispatcher {
                         });
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "leasing webhook deliveries failed"),
+                Err(e) => {
+                    if e.is_connection_lost() {
+                        self.store.note_connection_lost();
+                    }
+                    tracing::warn!(error = %e, "leasing webhook deliveries failed")
+                }
             }
             wait_for_work(&cancel, &wake, &mut set, self.config.poll_interval).await;
         }
