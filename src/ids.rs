@@ -76,6 +76,64 @@ impl Kind {
     }
 }
 
+/// Defines the id type of a kind, as requests give it: a string that must be shaped
+/// like an id of the kind, or it names no object (404 `resource_missing`).
+macro_rules! id_type {
+    ($(#[$meta:meta])* $name:ident, $kind:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const KIND: Kind = $kind;
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let id = <String as serde::Deserialize>::deserialize(deserializer)?;
+                if Self::KIND.matches(&id) {
+                    Ok($name(id))
+                } else {
+                    Err(crate::domain::input::Rejection::new(
+                        "resource_missing",
+                        format!("No such {}: '{}'", Self::KIND.object(), crate::error::clip(&id)),
+                    )
+                    .into_error())
+                }
+            }
+        }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some(format!("^{}[A-Za-z0-9_]{{1,64}}$", Self::KIND.prefix())))
+                    .description(Some(format!("The id of a {}.", Self::KIND.object())))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+id_type!(CustomerId, Kind::Customer);
+id_type!(PolicyId, Kind::Policy);
+id_type!(GuaranteeId, Kind::Guarantee);
+id_type!(ClaimId, Kind::Claim);
+id_type!(PayoutId, Kind::Payout);
+id_type!(EventId, Kind::Event);
+id_type!(WebhookEndpointId, Kind::WebhookEndpoint);
+id_type!(WebhookAttemptId, Kind::WebhookAttempt);
+
 /// A random secret of `len` base62 characters, for API keys.
 pub fn random_secret(len: usize) -> String {
     rand::rng().sample_iter(Alphanumeric).take(len).map(char::from).collect()

@@ -1,26 +1,28 @@
 //! `/v1/claims`, the operators' review routes and the test helpers.
 
-use super::openapi::{
-    ApproveParams, ClaimCreate, ClaimFilters as ClaimQuery, DenyParams, Errors, ExpandQuery, HelperDenyParams, IdPath,
-    List, ListQuery, MetadataUpdate,
-};
+use axum::Json;
 use axum::extract::State;
+use axum::response::Response;
+use serde::Deserialize;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::service::expand::Expanded;
-use axum::Json;
-use axum::response::Response;
-
-use super::extract::{Body, Operator, PathId, Platform, Query, TestHelper};
-use super::list::{LIST_PARAMS, ListBody, page_request, render_expanded};
-use super::params::Params;
-use super::{check_id, expand_param, json_body};
+use super::extract::{Operator, PathId, Platform, TestHelper};
+use super::input::{Input, QueryInput};
+use super::list::{ListBody, list_query, render_expanded};
+use super::openapi::{Errors, ExpandPath, ExpandQuery, IdPath, List};
+use super::{check_id, expand_paths, json_body};
 use crate::app::AppState;
-use crate::domain::TIMESTAMP_RANGE;
-use crate::domain::claim::{self, Claim, ClaimReason, ClaimStatus, Evidence, OperatorDenialReason};
+use crate::domain::UnixTime;
+use crate::domain::claim::{
+    Claim, ClaimReason, ClaimStatus, Evidence, EvidenceDescription, InvoiceId, OperatorDenialReason, ReviewNote,
+};
+use crate::domain::metadata::{self, MetadataUpdate};
+use crate::domain::money::{Amount, Currency};
 use crate::error::{ApiError, ApiResult};
-use crate::ids::Kind;
+use crate::ids::{ClaimId, GuaranteeId, Kind};
+use crate::service::expand::Expanded;
 use crate::service::review::{self, Verdict};
 use crate::service::{self, Call, claims, expand};
 use crate::store::Scope;
@@ -36,33 +38,95 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(helper_deny))
 }
 
+/// The evidence of a claim.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceParam {
+    #[schema(inline)]
+    pub invoice_id: InvoiceId,
+    #[schema(inline)]
+    pub due_date: UnixTime,
+    #[schema(inline)]
+    pub description: Option<EvidenceDescription>,
+}
+
+/// `POST /v1/claims`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"guarantee": "grt_def456", "amount": 120000, "currency": "eur", "reason": "missed_payment",
+    "evidence": {"invoice_id": "inv_abc123", "due_date": 1708732800, "description": "February 2025 rent — unpaid"}}))]
+pub struct ClaimCreate {
+    #[schema(inline)]
+    pub guarantee: GuaranteeId,
+    #[schema(inline)]
+    pub amount: Amount,
+    #[schema(inline)]
+    pub currency: Currency,
+    pub reason: ClaimReason,
+    pub evidence: EvidenceParam,
+    #[serde(default, deserialize_with = "metadata::given")]
+    pub metadata: Option<MetadataUpdate>,
+    pub expand: Option<Vec<ExpandPath>>,
+}
+
+/// `POST /v1/claims/:id`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimUpdate {
+    #[serde(default, deserialize_with = "metadata::given")]
+    pub metadata: Option<MetadataUpdate>,
+    pub expand: Option<Vec<ExpandPath>>,
+}
+
+/// An approval.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveParams {
+    /// At most the computed maximum; default that maximum.
+    #[schema(inline)]
+    pub amount: Option<Amount>,
+}
+
+/// An operator's denial.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DenyParams {
+    pub denial_reason: OperatorDenialReason,
+    #[schema(inline)]
+    pub note: Option<ReviewNote>,
+}
+
+/// A test helper's denial: the reason is optional.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HelperDenyParams {
+    pub denial_reason: Option<OperatorDenialReason>,
+    #[schema(inline)]
+    pub note: Option<ReviewNote>,
+}
+
 /// File a claim against a guarantee. It is reviewed within seconds.
 #[utoipa::path(post, path = "/v1/claims", tag = "Claims", request_body(content((ClaimCreate = "application/json"), (ClaimCreate = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "The claim, `under_review`", body = Claim), Errors))]
-async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
-    let paths = expand_param(&mut p, Claim::OBJECT, false)?;
-    p.allow(&["guarantee", "amount", "currency", "reason", "evidence", "metadata"])?;
-    let guarantee = p.req_id("guarantee", Kind::Guarantee)?;
-    let amount = p.req_amount("amount")?;
-    let currency = p.req_currency("currency")?;
-    let reason =
-        p.choice("reason", ClaimReason::parse, ClaimReason::names)?.ok_or_else(|| ApiError::missing("reason"))?;
-    let mut ev = p.req_object("evidence")?;
-    ev.allow(&["invoice_id", "due_date", "description"])?;
-    let invoice_id = ev.req_string("invoice_id")?;
-    if invoice_id.chars().count() > claim::INVOICE_ID_MAX_CHARS {
-        return Err(ApiError::invalid(
-            "invalid_string_length",
-            "evidence[invoice_id]",
-            format!("Invalid evidence[invoice_id]: must be at most {} characters.", claim::INVOICE_ID_MAX_CHARS),
-        ));
-    }
+async fn create(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    Input(input): Input<ClaimCreate>,
+) -> ApiResult<Response> {
+    let paths = expand_paths(input.expand, Claim::OBJECT, false)?;
     let evidence = Evidence {
-        invoice_id,
-        due_date: ev.req_int_in("due_date", TIMESTAMP_RANGE)?,
-        description: ev.bounded_string("description", claim::DESCRIPTION_MAX_CHARS)?,
+        invoice_id: input.evidence.invoice_id.into_string(),
+        due_date: input.evidence.due_date.get(),
+        description: input.evidence.description.map(EvidenceDescription::into_string),
     };
-    let input = claims::NewClaim { guarantee, amount, currency, reason, evidence, metadata: p.metadata()? };
+    let input = claims::NewClaim {
+        guarantee: input.guarantee.into_string(),
+        amount: input.amount,
+        currency: input.currency,
+        reason: input.reason,
+        evidence,
+        metadata: input.metadata,
+    };
     let body = service::write_json(&state.store, &call, async |tx| {
         let c = claims::create(tx, &call, input).await?;
         expand::apply(tx, &call.scope, c, &paths).await
@@ -78,28 +142,26 @@ async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
-    Query(mut q): Query,
+    QueryInput(q): QueryInput<ExpandQuery>,
 ) -> ApiResult<Json<Expanded<Claim>>> {
     check_id(Kind::Claim, &id)?;
-    let paths = expand_param(&mut q, Claim::OBJECT, false)?;
-    q.allow(&[])?;
+    let paths = expand_paths(q.expand, Claim::OBJECT, false)?;
     let c = claims::retrieve(&state.store, &call, &id).await?;
     Ok(Json(expand::apply_read(&state.store, &call.scope, c, &paths).await?))
 }
 
 /// Update a claim's `metadata`.
-#[utoipa::path(post, path = "/v1/claims/{id}", tag = "Claims", params(IdPath), request_body(content((MetadataUpdate = "application/json"), (MetadataUpdate = "application/x-www-form-urlencoded"))),
+#[utoipa::path(post, path = "/v1/claims/{id}", tag = "Claims", params(IdPath), request_body(content((ClaimUpdate = "application/json"), (ClaimUpdate = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "The updated claim", body = Claim), Errors))]
 async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
-    Body(mut p): Body,
+    Input(input): Input<ClaimUpdate>,
 ) -> ApiResult<Response> {
     check_id(Kind::Claim, &id)?;
-    let paths = expand_param(&mut p, Claim::OBJECT, false)?;
-    p.allow(&["metadata"])?;
-    let metadata = p.metadata()?;
+    let paths = expand_paths(input.expand, Claim::OBJECT, false)?;
+    let metadata = input.metadata;
     let body = service::write_json(&state.store, &call, async |tx| {
         let c = claims::update_metadata(tx, &call, &id, metadata).await?;
         expand::apply(tx, &call.scope, c, &paths).await
@@ -108,42 +170,37 @@ async fn update(
     Ok(json_body(body))
 }
 
+list_query! {
+    /// `GET /v1/claims`.
+    ClaimList, ClaimId {
+        guarantee: Option<GuaranteeId>,
+        status: Option<ClaimStatus>,
+    }
+}
+
 /// List claims, newest first.
-#[utoipa::path(get, path = "/v1/claims", tag = "Claims", params(ListQuery, ClaimQuery),
+#[utoipa::path(get, path = "/v1/claims", tag = "Claims", params(ClaimList),
     responses((status = 200, description = "A page of claims", body = List<Claim>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
-    Query(mut q): Query,
+    QueryInput(q): QueryInput<ClaimList>,
 ) -> ApiResult<Json<ListBody<Expanded<Claim>>>> {
-    q.allow(&[LIST_PARAMS, &["guarantee", "status"]].concat())?;
-    let page = page_request(&mut q, Kind::Claim)?;
-    let paths = expand_param(&mut q, Claim::OBJECT, true)?;
-    let filters = ClaimFilters {
-        guarantee: q.id("guarantee", Kind::Guarantee)?,
-        status: q.choice("status", ClaimStatus::parse, ClaimStatus::names)?,
-    };
+    let page = q.page()?;
+    let paths = expand_paths(q.expand, Claim::OBJECT, true)?;
+    let filters = ClaimFilters { guarantee: q.guarantee.map(GuaranteeId::into_string), status: q.status };
     let found = claims::list(&state.store, &call, &page, filters).await?;
     render_expanded(&state.store, &call.scope, found, &paths, "/v1/claims").await
 }
 
-/// `amount` of an approval: optional, and never more than the computed maximum.
-fn approve_verdict(p: &mut Params) -> ApiResult<Verdict> {
-    p.allow(&["amount"])?;
-    let amount = if p.contains("amount") { Some(p.req_amount("amount")?.get()) } else { None };
-    Ok(Verdict::Approve { amount })
+fn approve_verdict(p: ApproveParams) -> Verdict {
+    Verdict::Approve { amount: p.amount.map(Amount::get) }
 }
 
-/// `denial_reason` (one of the operators' reasons; `required` for operators, optional
-/// for the test helper) and `note` (up to 1,000 characters; required with `other`).
-fn deny_verdict(p: &mut Params, required: bool) -> ApiResult<Verdict> {
-    p.allow(&["denial_reason", "note"])?;
-    let reason = p.choice("denial_reason", OperatorDenialReason::parse, OperatorDenialReason::names)?;
-    if required && reason.is_none() {
-        return Err(ApiError::missing("denial_reason"));
-    }
-    // A note of blanks explains nothing: it counts as none.
-    let note = p.bounded_string("note", claim::NOTE_MAX_CHARS)?.filter(|n| !n.trim().is_empty());
+/// `note` (required with `other`) with the reason; a note of blanks explains nothing,
+/// so it counts as none.
+fn deny_verdict(reason: Option<OperatorDenialReason>, note: Option<ReviewNote>) -> ApiResult<Verdict> {
+    let note = note.map(ReviewNote::into_string).filter(|n| !n.trim().is_empty());
     if reason.is_some_and(OperatorDenialReason::requires_note) && note.is_none() {
         return Err(ApiError::invalid(
             "parameter_missing",
@@ -183,10 +240,9 @@ async fn operator_approve(
     State(state): State<AppState>,
     op: Operator,
     PathId(id): PathId,
-    Body(mut p): Body,
+    Input(p): Input<ApproveParams>,
 ) -> ApiResult<Response> {
-    let verdict = approve_verdict(&mut p)?;
-    operator_review(&state, op, &id, verdict).await
+    operator_review(&state, op, &id, approve_verdict(p)).await
 }
 
 /// Deny a claim under review (operator keys only).
@@ -196,16 +252,15 @@ async fn operator_deny(
     State(state): State<AppState>,
     op: Operator,
     PathId(id): PathId,
-    Body(mut p): Body,
+    Input(p): Input<DenyParams>,
 ) -> ApiResult<Response> {
-    let verdict = deny_verdict(&mut p, true)?;
+    let verdict = deny_verdict(Some(p.denial_reason), p.note)?;
     operator_review(&state, op, &id, verdict).await
 }
 
 /// Test helpers force an outcome in test mode; live keys do not see them (`TestHelper`).
-async fn helper_review(state: &AppState, call: Call, id: &str, p: &mut Params, approve: bool) -> ApiResult<Response> {
+async fn helper_review(state: &AppState, call: Call, id: &str, verdict: Verdict) -> ApiResult<Response> {
     check_id(Kind::Claim, id)?;
-    let verdict = if approve { approve_verdict(p)? } else { deny_verdict(p, false)? };
     let scope = call.scope.clone();
     let body = service::write_json(&state.store, &call, async |tx| {
         review::review_by_hand(tx, Some(&scope), &call, id, verdict).await
@@ -221,9 +276,9 @@ async fn helper_approve(
     State(state): State<AppState>,
     TestHelper(call): TestHelper,
     PathId(id): PathId,
-    Body(mut p): Body,
+    Input(p): Input<ApproveParams>,
 ) -> ApiResult<Response> {
-    helper_review(&state, call, &id, &mut p, true).await
+    helper_review(&state, call, &id, approve_verdict(p)).await
 }
 
 /// Test mode: deny a claim under review.
@@ -233,7 +288,8 @@ async fn helper_deny(
     State(state): State<AppState>,
     TestHelper(call): TestHelper,
     PathId(id): PathId,
-    Body(mut p): Body,
+    Input(p): Input<HelperDenyParams>,
 ) -> ApiResult<Response> {
-    helper_review(&state, call, &id, &mut p, false).await
+    let verdict = deny_verdict(p.denial_reason, p.note)?;
+    helper_review(&state, call, &id, verdict).await
 }

@@ -6,83 +6,79 @@ use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::openapi::{CustomerCreate, CustomerFilters, Errors, ExpandQuery, IdPath, List, ListQuery};
+use serde::Deserialize;
+use utoipa::ToSchema;
 
-use super::extract::{Body, PathId, Platform, Query};
-use super::list::{LIST_PARAMS, page_request, render};
-use super::params::{Params, Patch};
-use super::{check_id, expand_param, json_body};
+use super::extract::{PathId, Platform};
+use super::input::{Input, QueryInput};
+use super::list::{list_query, render};
+use super::openapi::{Errors, ExpandPath, ExpandQuery, IdPath, List};
+use super::{check_id, expand_paths, json_body};
 use crate::app::AppState;
-use crate::domain::customer::{Customer, SCORE_MAX};
-use crate::error::{ApiError, ApiResult};
-use crate::ids::Kind;
+use crate::domain::Patch;
+use crate::domain::customer::{Customer, CustomerName, Email, Score};
+use crate::domain::metadata::{self, MetadataUpdate};
+use crate::error::ApiResult;
+use crate::ids::{CustomerId, Kind};
 use crate::service::{self, customers};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(retrieve, update))
 }
 
-const NAME_MAX: usize = 256;
-const EMAIL_MAX: usize = 512;
-
-fn check_email(p: &Params, email: &str) -> ApiResult<()> {
-    let ok = email
-        .split_once('@')
-        .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'))
-        && !email.chars().any(char::is_whitespace);
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "email_invalid",
-            p.name("email"),
-            format!("Invalid email address: {}", crate::error::clip(email)),
-        ))
-    }
+/// `POST /v1/customers`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerCreate {
+    #[schema(inline)]
+    pub name: Option<CustomerName>,
+    #[schema(inline)]
+    pub email: Option<Email>,
+    /// `""` or `null` leaves it out.
+    #[serde(default)]
+    #[schema(inline)]
+    pub score: Patch<Score>,
+    #[serde(default, deserialize_with = "metadata::given")]
+    pub metadata: Option<MetadataUpdate>,
+    pub expand: Option<Vec<ExpandPath>>,
 }
 
-fn score(p: &mut Params) -> ApiResult<Patch<i64>> {
-    let score = p.patch_int("score")?;
-    if let Patch::Set(s) = score
-        && !(0..=SCORE_MAX).contains(&s)
-    {
-        return Err(ApiError::invalid(
-            "parameter_out_of_range",
-            "score",
-            format!("Invalid score: must be between 0 and {SCORE_MAX}, got {s}."),
-        ));
-    }
-    Ok(score)
+/// `POST /v1/customers/:id`: `""` (or `null`) clears a field; `metadata` merges.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerUpdate {
+    #[serde(default)]
+    #[schema(inline)]
+    pub name: Patch<CustomerName>,
+    #[serde(default)]
+    #[schema(inline)]
+    pub email: Patch<Email>,
+    #[serde(default)]
+    #[schema(inline)]
+    pub score: Patch<Score>,
+    #[serde(default, deserialize_with = "metadata::given")]
+    pub metadata: Option<MetadataUpdate>,
+    pub expand: Option<Vec<ExpandPath>>,
 }
-
-fn email(p: &mut Params) -> ApiResult<Patch<String>> {
-    let email = p.patch_bounded_string("email", EMAIL_MAX)?;
-    if let Patch::Set(e) = &email {
-        check_email(p, e)?;
-    }
-    Ok(email)
-}
-
-const FIELDS: &[&str] = &["name", "email", "score", "metadata"];
 
 /// Create a customer (a tenant).
 #[utoipa::path(post, path = "/v1/customers", tag = "Customers",
     request_body(content((CustomerCreate = "application/json"), (CustomerCreate = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "The new customer", body = Customer), Errors))]
-async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
-    expand_param(&mut p, Customer::OBJECT, false)?;
-    p.allow(FIELDS)?;
+async fn create(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    Input(input): Input<CustomerCreate>,
+) -> ApiResult<Response> {
+    expand_paths(input.expand, Customer::OBJECT, false)?;
     let input = customers::NewCustomer {
-        name: p.bounded_string("name", NAME_MAX)?,
-        email: match email(&mut p)? {
-            Patch::Set(e) => Some(e),
+        name: input.name.map(CustomerName::into_string),
+        email: input.email.map(Email::into_string),
+        score: match input.score {
+            Patch::Set(s) => Some(s.get()),
             _ => None,
         },
-        score: match score(&mut p)? {
-            Patch::Set(s) => Some(s),
-            _ => None,
-        },
-        metadata: p.metadata()?,
+        metadata: input.metadata,
     };
     Ok(json_body(service::write_json(&state.store, &call, async |tx| customers::create(tx, &call, input).await).await?))
 }
@@ -94,49 +90,53 @@ async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
-    Query(mut q): Query,
+    QueryInput(q): QueryInput<ExpandQuery>,
 ) -> ApiResult<Json<Customer>> {
     check_id(Kind::Customer, &id)?;
-    expand_param(&mut q, Customer::OBJECT, false)?;
-    q.allow(&[])?;
+    expand_paths(q.expand, Customer::OBJECT, false)?;
     Ok(Json(customers::retrieve(&state.store, &call, &id).await?))
 }
 
 /// Update a customer: `name`, `email`, `score` (`""` clears one), `metadata` (merged).
 #[utoipa::path(post, path = "/v1/customers/{id}", tag = "Customers", params(IdPath),
-    request_body(content((CustomerCreate = "application/json"), (CustomerCreate = "application/x-www-form-urlencoded"))),
+    request_body(content((CustomerUpdate = "application/json"), (CustomerUpdate = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "The updated customer", body = Customer), Errors))]
 async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
-    Body(mut p): Body,
+    Input(input): Input<CustomerUpdate>,
 ) -> ApiResult<Response> {
     check_id(Kind::Customer, &id)?;
-    expand_param(&mut p, Customer::OBJECT, false)?;
-    p.allow(FIELDS)?;
+    expand_paths(input.expand, Customer::OBJECT, false)?;
     let input = customers::CustomerPatch {
-        name: p.patch_bounded_string("name", NAME_MAX)?,
-        email: email(&mut p)?,
-        score: score(&mut p)?,
-        metadata: p.metadata()?,
+        name: input.name.map(CustomerName::into_string),
+        email: input.email.map(Email::into_string),
+        score: input.score.map(Score::get),
+        metadata: input.metadata,
     };
     Ok(json_body(
         service::write_json(&state.store, &call, async |tx| customers::update(tx, &call, &id, input).await).await?,
     ))
 }
 
+list_query! {
+    /// `GET /v1/customers`.
+    CustomerList, CustomerId {
+        /// Only customers with this email address.
+        email: Option<String>,
+    }
+}
+
 /// List customers, newest first.
-#[utoipa::path(get, path = "/v1/customers", tag = "Customers", params(ListQuery, CustomerFilters),
+#[utoipa::path(get, path = "/v1/customers", tag = "Customers", params(CustomerList),
     responses((status = 200, description = "A page of customers", body = List<Customer>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
-    Query(mut q): Query,
+    QueryInput(q): QueryInput<CustomerList>,
 ) -> ApiResult<Json<super::list::ListBody<Customer>>> {
-    q.allow(&[LIST_PARAMS, &["email"]].concat())?;
-    let page = page_request(&mut q, Kind::Customer)?;
-    expand_param(&mut q, Customer::OBJECT, true)?;
-    let email = q.string("email")?;
-    Ok(render(customers::list(&state.store, &call, &page, email).await?, "/v1/customers"))
+    let page = q.page()?;
+    expand_paths(q.expand, Customer::OBJECT, true)?;
+    Ok(render(customers::list(&state.store, &call, &page, q.email).await?, "/v1/customers"))
 }

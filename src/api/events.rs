@@ -1,20 +1,22 @@
 //! `/v1/events`
 
-use super::openapi::{Errors, EventFilters, ExpandQuery, IdPath, List, ListQuery, ResendParams};
+use axum::Json;
 use axum::extract::State;
+use axum::response::Response;
+use serde::Deserialize;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use axum::Json;
-use axum::response::Response;
-
-use super::extract::{Body, PathId, Platform, Query};
-use super::list::{LIST_PARAMS, ListBody, page_request, render};
-use super::{check_id, expand_param, json_body};
+use super::extract::{PathId, Platform};
+use super::input::{Input, QueryInput};
+use super::list::{ListBody, list_query, render};
+use super::openapi::{Errors, ExpandQuery, IdPath, List};
+use super::{check_id, expand_paths, json_body};
 use crate::app::AppState;
 use crate::domain::event::{Event, EventType};
 use crate::error::ApiResult;
-use crate::ids::Kind;
+use crate::ids::{EventId, Kind, WebhookEndpointId};
 use crate::service::{self, events, webhooks};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -28,27 +30,42 @@ async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
-    Query(mut q): Query,
+    QueryInput(q): QueryInput<ExpandQuery>,
 ) -> ApiResult<Json<Event>> {
     check_id(Kind::Event, &id)?;
-    expand_param(&mut q, Event::OBJECT, false)?;
-    q.allow(&[])?;
+    expand_paths(q.expand, Event::OBJECT, false)?;
     Ok(Json(events::retrieve(&state.store, &call, &id).await?))
 }
 
+list_query! {
+    /// `GET /v1/events`.
+    EventList, EventId {
+        /// An event type, such as `claim.approved`.
+        #[serde(rename = "type")]
+        kind: Option<EventType>,
+    }
+}
+
+/// `POST /v1/events/:id/resend`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResendParams {
+    /// Only to this endpoint (default: every endpoint that subscribes).
+    #[schema(inline)]
+    pub webhook_endpoint: Option<WebhookEndpointId>,
+}
+
 /// List events (kept 30 days), newest first.
-#[utoipa::path(get, path = "/v1/events", tag = "Events", params(ListQuery, EventFilters),
+#[utoipa::path(get, path = "/v1/events", tag = "Events", params(EventList),
     responses((status = 200, description = "A page of events", body = List<Event>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
-    Query(mut q): Query,
+    QueryInput(q): QueryInput<EventList>,
 ) -> ApiResult<Json<ListBody<Event>>> {
-    q.allow(&[LIST_PARAMS, &["type"]].concat())?;
-    let page = page_request(&mut q, Kind::Event)?;
-    expand_param(&mut q, Event::OBJECT, true)?;
-    let kind = q.choice("type", EventType::parse, EventType::names)?;
-    Ok(render(events::list(&state.store, &call, &page, kind.map(|k| k.as_str().to_owned())).await?, "/v1/events"))
+    let page = q.page()?;
+    expand_paths(q.expand, Event::OBJECT, true)?;
+    Ok(render(events::list(&state.store, &call, &page, q.kind.map(|k| k.as_str().to_owned())).await?, "/v1/events"))
 }
 
 /// Queues the event again: to `webhook_endpoint`, or to every endpoint that subscribes.
@@ -59,11 +76,10 @@ async fn resend(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
-    Body(mut p): Body,
+    Input(input): Input<ResendParams>,
 ) -> ApiResult<Response> {
     check_id(Kind::Event, &id)?;
-    p.allow(&["webhook_endpoint"])?;
-    let endpoint = p.id("webhook_endpoint", Kind::WebhookEndpoint)?;
+    let endpoint = input.webhook_endpoint.map(WebhookEndpointId::into_string);
     Ok(json_body(
         service::write_json(&state.store, &call, async |tx| webhooks::resend(tx, &call, &id, endpoint).await).await?,
     ))

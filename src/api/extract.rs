@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body as AxumBody, Bytes, HttpBody};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::{Extensions, HeaderMap, header, request::Parts};
 use base64::Engine;
 use http_body::{Frame, SizeHint};
@@ -177,19 +177,6 @@ impl FromRequestParts<AppState> for Operator {
     }
 }
 
-/// The parameters of a request body: JSON or form-encoded, read up to the body limit.
-pub struct Body(pub Params);
-
-impl FromRequest<AppState> for Body {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &AppState) -> ApiResult<Self> {
-        let content_type = content_type(req.headers());
-        let bytes = read_body(req, state.config.max_body_bytes).await?;
-        Ok(Body(parse_body(content_type.as_deref(), &bytes)?))
-    }
-}
-
 /// The media type of a request, lower-cased, without parameters.
 pub(crate) fn content_type(headers: &HeaderMap) -> Option<String> {
     headers.get(header::CONTENT_TYPE).map(|v| {
@@ -300,18 +287,6 @@ pub(crate) fn parse_body(media: Option<&str>, bytes: &[u8]) -> ApiResult<Params>
         }
         Some(_) if bytes.is_empty() => Ok(Params::empty()),
         Some(other) => Err(ApiError::unsupported_media_type(other)),
-    }
-}
-
-/// The parameters of a query string, in the same bracket notation as form bodies.
-pub struct Query(pub Params);
-
-impl<S: Send + Sync> FromRequestParts<S> for Query {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> ApiResult<Self> {
-        let q = parts.uri.query().unwrap_or("");
-        Ok(Query(Params::from_form(q.as_bytes())?))
     }
 }
 

@@ -1,25 +1,26 @@
 //! `/v1/guarantees`
 
-use super::openapi::{
-    Errors, ExpandOnly, ExpandQuery, GuaranteeCreate, GuaranteeFilters as GuaranteeQuery, GuaranteeUpdate, IdPath,
-    List, ListQuery,
-};
+use axum::Json;
 use axum::extract::State;
+use axum::response::Response;
+use serde::Deserialize;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::service::expand::Expanded;
-use axum::Json;
-use axum::response::Response;
-
-use super::extract::{Body, PathId, Platform, Query};
-use super::list::{LIST_PARAMS, ListBody, page_request, render_expanded};
-use super::{check_id, expand_param, json_body};
+use super::extract::{PathId, Platform};
+use super::input::{Input, QueryInput};
+use super::list::{ListBody, list_query, render_expanded};
+use super::openapi::{Errors, ExpandOnly, ExpandPath, ExpandQuery, IdPath, List};
+use super::{check_id, expand_paths, json_body};
 use crate::app::AppState;
-use crate::domain::TIMESTAMP_RANGE;
+use crate::domain::UnixTime;
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
+use crate::domain::metadata::{self, MetadataUpdate};
+use crate::domain::money::{Amount, Currency};
 use crate::error::ApiResult;
-use crate::ids::Kind;
+use crate::ids::{CustomerId, GuaranteeId, Kind, PolicyId};
+use crate::service::expand::Expanded;
 use crate::service::{self, expand, guarantees};
 use crate::store::guarantees::GuaranteeFilters;
 
@@ -27,20 +28,59 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(retrieve, update)).routes(routes!(cancel))
 }
 
+/// `POST /v1/guarantees`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"policy": "gpol_abc123", "tenant": "cus_123456789", "coverage_amount": 120000,
+    "currency": "eur", "start_date": 1706140800, "end_date": 1737676800}))]
+pub struct GuaranteeCreate {
+    #[schema(inline)]
+    pub policy: PolicyId,
+    #[schema(inline)]
+    pub tenant: CustomerId,
+    /// Monthly coverage, in the currency's minor unit.
+    #[schema(inline)]
+    pub coverage_amount: Amount,
+    #[schema(inline)]
+    pub currency: Currency,
+    #[schema(inline)]
+    pub start_date: UnixTime,
+    #[schema(inline)]
+    pub end_date: UnixTime,
+    #[serde(default, deserialize_with = "metadata::given")]
+    pub metadata: Option<MetadataUpdate>,
+    pub expand: Option<Vec<ExpandPath>>,
+}
+
+/// `POST /v1/guarantees/:id`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuaranteeUpdate {
+    /// Later than the current end date, while pending or active.
+    #[schema(inline)]
+    pub end_date: Option<UnixTime>,
+    #[serde(default, deserialize_with = "metadata::given")]
+    pub metadata: Option<MetadataUpdate>,
+    pub expand: Option<Vec<ExpandPath>>,
+}
+
 /// Guarantee a tenant's rent on a policy's terms.
 #[utoipa::path(post, path = "/v1/guarantees", tag = "Guarantees", request_body(content((GuaranteeCreate = "application/json"), (GuaranteeCreate = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "The new guarantee (`policy`, `tenant` expandable)", body = Guarantee), Errors))]
-async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
-    let paths = expand_param(&mut p, Guarantee::OBJECT, false)?;
-    p.allow(&["policy", "tenant", "coverage_amount", "currency", "start_date", "end_date", "metadata"])?;
+async fn create(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    Input(input): Input<GuaranteeCreate>,
+) -> ApiResult<Response> {
+    let paths = expand_paths(input.expand, Guarantee::OBJECT, false)?;
     let input = guarantees::NewGuarantee {
-        policy: p.req_id("policy", Kind::Policy)?,
-        tenant: p.req_id("tenant", Kind::Customer)?,
-        coverage_amount: p.req_amount("coverage_amount")?,
-        currency: p.req_currency("currency")?,
-        start_date: p.req_int_in("start_date", TIMESTAMP_RANGE)?,
-        end_date: p.req_int_in("end_date", TIMESTAMP_RANGE)?,
-        metadata: p.metadata()?,
+        policy: input.policy.into_string(),
+        tenant: input.tenant.into_string(),
+        coverage_amount: input.coverage_amount,
+        currency: input.currency,
+        start_date: input.start_date.get(),
+        end_date: input.end_date.get(),
+        metadata: input.metadata,
     };
     let body = service::write_json(&state.store, &call, async |tx| {
         let g = guarantees::create(tx, &call, input).await?;
@@ -57,11 +97,10 @@ async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
-    Query(mut q): Query,
+    QueryInput(q): QueryInput<ExpandQuery>,
 ) -> ApiResult<Json<Expanded<Guarantee>>> {
     check_id(Kind::Guarantee, &id)?;
-    let paths = expand_param(&mut q, Guarantee::OBJECT, false)?;
-    q.allow(&[])?;
+    let paths = expand_paths(q.expand, Guarantee::OBJECT, false)?;
     let g = guarantees::retrieve(&state.store, &call, &id).await?;
     Ok(Json(expand::apply_read(&state.store, &call.scope, g, &paths).await?))
 }
@@ -73,13 +112,11 @@ async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
-    Body(mut p): Body,
+    Input(input): Input<GuaranteeUpdate>,
 ) -> ApiResult<Response> {
     check_id(Kind::Guarantee, &id)?;
-    let paths = expand_param(&mut p, Guarantee::OBJECT, false)?;
-    p.allow(&["end_date", "metadata"])?;
-    let input =
-        guarantees::GuaranteePatch { end_date: p.int_in("end_date", TIMESTAMP_RANGE)?, metadata: p.metadata()? };
+    let paths = expand_paths(input.expand, Guarantee::OBJECT, false)?;
+    let input = guarantees::GuaranteePatch { end_date: input.end_date.map(UnixTime::get), metadata: input.metadata };
     let body = service::write_json(&state.store, &call, async |tx| {
         let g = guarantees::update(tx, &call, &id, input).await?;
         expand::apply(tx, &call.scope, g, &paths).await
@@ -95,11 +132,10 @@ async fn cancel(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
-    Body(mut p): Body,
+    Input(input): Input<ExpandOnly>,
 ) -> ApiResult<Response> {
     check_id(Kind::Guarantee, &id)?;
-    let paths = expand_param(&mut p, Guarantee::OBJECT, false)?;
-    p.allow(&[])?;
+    let paths = expand_paths(input.expand, Guarantee::OBJECT, false)?;
     let body = service::write_json(&state.store, &call, async |tx| {
         let g = guarantees::cancel(tx, &call, &id).await?;
         expand::apply(tx, &call.scope, g, &paths).await
@@ -108,21 +144,29 @@ async fn cancel(
     Ok(json_body(body))
 }
 
+list_query! {
+    /// `GET /v1/guarantees`.
+    GuaranteeList, GuaranteeId {
+        status: Option<GuaranteeStatus>,
+        tenant: Option<CustomerId>,
+        policy: Option<PolicyId>,
+    }
+}
+
 /// List guarantees, newest first.
-#[utoipa::path(get, path = "/v1/guarantees", tag = "Guarantees", params(ListQuery, GuaranteeQuery),
+#[utoipa::path(get, path = "/v1/guarantees", tag = "Guarantees", params(GuaranteeList),
     responses((status = 200, description = "A page of guarantees", body = List<Guarantee>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
-    Query(mut q): Query,
+    QueryInput(q): QueryInput<GuaranteeList>,
 ) -> ApiResult<Json<ListBody<Expanded<Guarantee>>>> {
-    q.allow(&[LIST_PARAMS, &["status", "tenant", "policy"]].concat())?;
-    let page = page_request(&mut q, Kind::Guarantee)?;
-    let paths = expand_param(&mut q, Guarantee::OBJECT, true)?;
+    let page = q.page()?;
+    let paths = expand_paths(q.expand, Guarantee::OBJECT, true)?;
     let filters = GuaranteeFilters {
-        status: q.choice("status", GuaranteeStatus::parse, GuaranteeStatus::names)?,
-        tenant: q.id("tenant", Kind::Customer)?,
-        policy: q.id("policy", Kind::Policy)?,
+        status: q.status,
+        tenant: q.tenant.map(CustomerId::into_string),
+        policy: q.policy.map(PolicyId::into_string),
     };
     let found = guarantees::list(&state.store, &call, &page, filters).await?;
     render_expanded(&state.store, &call.scope, found, &paths, "/v1/guarantees").await

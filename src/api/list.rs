@@ -7,27 +7,82 @@ use serde::Serialize;
 
 use crate::service::expand::Expanded;
 
-use super::params::Params;
-use crate::domain::{TIMESTAMP_RANGE, timestamp_in_range};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::domain::UnixTime;
+use crate::domain::input::Rejection;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::Kind;
 use crate::store::{CreatedFilter, Page, PageRequest};
 
-/// The parameters every list takes.
-pub const LIST_PARAMS: &[&str] = &["limit", "starting_after", "ending_before", "created", "expand"];
+crate::domain::input::bounded_int!(
+    /// How many objects a page holds.
+    Limit,
+    1,
+    100,
+    "How many objects a page holds, 1 to 100; default 10."
+);
 
-/// Takes `limit`, the cursors and `created` out of the query.
-pub fn page_request(q: &mut Params, kind: Kind) -> ApiResult<PageRequest> {
-    let limit = q.int("limit")?.unwrap_or(10);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::invalid(
-            "parameter_out_of_range",
-            "limit",
-            format!("Invalid limit: must be between 1 and 100, got {limit}."),
-        ));
+/// Bounds on `created`: `created[gte]=...`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatedRange {
+    pub gt: Option<UnixTime>,
+    pub gte: Option<UnixTime>,
+    pub lt: Option<UnixTime>,
+    pub lte: Option<UnixTime>,
+}
+
+/// `created=<ts>` (exactly) or `created[gt|gte|lt|lte]=<ts>`.
+#[derive(Debug)]
+pub enum CreatedParam {
+    Exact(UnixTime),
+    Range(CreatedRange),
+}
+
+impl<'de> Deserialize<'de> for CreatedParam {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CreatedVisitor;
+        impl<'de> serde::de::Visitor<'de> for CreatedVisitor {
+            type Value = CreatedParam;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("Unix seconds, or a hash of gt, gte, lt, lte")
+            }
+            fn visit_i64<E: serde::de::Error>(self, i: i64) -> Result<CreatedParam, E> {
+                UnixTime::new(i).map(CreatedParam::Exact).map_err(|r| r.into_error())
+            }
+            fn visit_u64<E: serde::de::Error>(self, u: u64) -> Result<CreatedParam, E> {
+                self.visit_i64(i64::try_from(u).unwrap_or(i64::MAX))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<CreatedParam, E> {
+                let shown = if s.is_empty() { "(empty)".to_owned() } else { crate::error::clip(s) };
+                match s.strip_prefix('-').unwrap_or(s) {
+                    digits if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => match s.parse() {
+                        Ok(i) => self.visit_i64(i),
+                        Err(_) => Err(invalid_integer(&shown)),
+                    },
+                    _ => Err(invalid_integer(&shown)),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<CreatedParam, A::Error> {
+                CreatedRange::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(CreatedParam::Range)
+            }
+        }
+        deserializer.deserialize_any(CreatedVisitor)
     }
-    let starting_after = q.id("starting_after", kind)?;
-    let ending_before = q.id("ending_before", kind)?;
+}
+
+fn invalid_integer<E: serde::de::Error>(shown: &str) -> E {
+    Rejection::new("parameter_invalid_integer", format!("Invalid integer: {shown}")).into_error()
+}
+
+/// The page a list request asks for.
+pub fn page(
+    limit: Option<Limit>,
+    starting_after: Option<&str>,
+    ending_before: Option<&str>,
+    created: Option<&CreatedParam>,
+) -> ApiResult<PageRequest> {
     if starting_after.is_some() && ending_before.is_some() {
         return Err(ApiError::invalid(
             "parameters_exclusive",
@@ -35,37 +90,68 @@ pub fn page_request(q: &mut Params, kind: Kind) -> ApiResult<PageRequest> {
             "You may only specify one of these parameters: starting_after, ending_before.",
         ));
     }
-    let created = created_filter(q)?;
-    Ok(PageRequest { limit, starting_after, ending_before, created })
+    let created = match created {
+        None => CreatedFilter::default(),
+        Some(CreatedParam::Exact(t)) => {
+            CreatedFilter { gte: Some(t.get()), lte: Some(t.get()), ..CreatedFilter::default() }
+        }
+        Some(CreatedParam::Range(r)) => CreatedFilter {
+            gt: r.gt.map(UnixTime::get),
+            gte: r.gte.map(UnixTime::get),
+            lt: r.lt.map(UnixTime::get),
+            lte: r.lte.map(UnixTime::get),
+        },
+    };
+    Ok(PageRequest {
+        limit: limit.map_or(10, Limit::get),
+        starting_after: starting_after.map(str::to_owned),
+        ending_before: ending_before.map(str::to_owned),
+        created,
+    })
 }
 
-/// `created=<ts>` (exactly) or `created[gt|gte|lt|lte]=<ts>`, each within
-/// `TIMESTAMP_RANGE`.
-fn created_filter(q: &mut Params) -> ApiResult<CreatedFilter> {
-    match q.int_or_object("created")? {
-        None => Ok(CreatedFilter::default()),
-        Some(Ok(exact)) => {
-            if !timestamp_in_range(exact) {
-                let (lo, hi) = TIMESTAMP_RANGE;
-                return Err(ApiError::invalid(
-                    "parameter_out_of_range",
-                    "created",
-                    format!("Invalid created: must be between {lo} and {hi}, got {exact}."),
-                ));
+/// Defines a list's query: the parameters of every list (`limit`, the cursors as ids
+/// of `$cursor`, `created`, `expand[]`) and the list's own filters, in one type that
+/// parses the query and documents it.
+macro_rules! list_query {
+    ($(#[$meta:meta])* $name:ident, $cursor:ty { $($(#[$fmeta:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+        #[serde(deny_unknown_fields)]
+        #[into_params(parameter_in = Query)]
+        pub struct $name {
+            /// 1 to 100; default 10.
+            #[param(inline)]
+            pub limit: Option<$crate::api::list::Limit>,
+            /// An object id: the page after it.
+            #[param(inline)]
+            pub starting_after: Option<$cursor>,
+            /// An object id: the page before it.
+            #[param(inline)]
+            pub ending_before: Option<$cursor>,
+            /// Only objects created in this range.
+            #[param(style = DeepObject, explode, inline, value_type = Option<$crate::api::list::CreatedRange>)]
+            pub created: Option<$crate::api::list::CreatedParam>,
+            /// Expand the items' ids into objects, as `data.<field>`.
+            #[param(rename = "expand[]", style = Form, explode, inline)]
+            pub expand: Option<Vec<$crate::api::openapi::ExpandPath>>,
+            $($(#[$fmeta])* #[param(inline)] pub $field: $ty,)*
+        }
+
+        impl $name {
+            /// The page asked for.
+            pub fn page(&self) -> $crate::error::ApiResult<$crate::store::PageRequest> {
+                $crate::api::list::page(
+                    self.limit,
+                    self.starting_after.as_ref().map(|id| id.as_str()),
+                    self.ending_before.as_ref().map(|id| id.as_str()),
+                    self.created.as_ref(),
+                )
             }
-            Ok(CreatedFilter { gte: Some(exact), lte: Some(exact), ..CreatedFilter::default() })
         }
-        Some(Err(mut range)) => {
-            range.allow(&["gt", "gte", "lt", "lte"])?;
-            Ok(CreatedFilter {
-                gt: range.int_in("gt", TIMESTAMP_RANGE)?,
-                gte: range.int_in("gte", TIMESTAMP_RANGE)?,
-                lt: range.int_in("lt", TIMESTAMP_RANGE)?,
-                lte: range.int_in("lte", TIMESTAMP_RANGE)?,
-            })
-        }
-    }
+    };
 }
+pub(crate) use list_query;
 
 #[derive(Serialize)]
 pub struct ListBody<T> {

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod guarantees;
 pub mod health;
 pub mod idempotency;
+pub mod input;
 pub mod list;
 pub mod openapi;
 pub mod params;
@@ -79,10 +80,14 @@ async fn serve_document(json: Arc<str>) -> Response {
     resp
 }
 
-/// The `expand` param of a request about an object of type `root` (`list`: a list of
-/// them), checked.
-pub(crate) fn expand_param(p: &mut params::Params, root: &str, list: bool) -> ApiResult<Vec<Vec<String>>> {
-    let paths = p.string_list("expand")?;
+/// The `expand` of a request about an object of type `root` (`list`: a list of them),
+/// checked against what that object can expand.
+pub(crate) fn expand_paths(
+    expand: Option<Vec<openapi::ExpandPath>>,
+    root: &str,
+    list: bool,
+) -> ApiResult<Vec<Vec<String>>> {
+    let paths: Vec<String> = expand.unwrap_or_default().into_iter().map(|p| p.0).collect();
     crate::service::expand::parse(&paths, root, list)
 }
 

@@ -1,21 +1,16 @@
 //! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
-//! annotations and the types they name. The request-parameter types here exist for
-//! the document: handlers parse bodies with `Params`, which gives Stripe's error
-//! messages; these types say the same thing to clients and to client generators.
-
-#![allow(dead_code)]
+//! annotations and the types they name: each operation's input type (in its
+//! resource's module) is both what the handler parses and what the document says.
 
 use serde::Serialize;
 
 /// A field path to expand, such as `policy` or `guarantee.policy`.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+#[serde(transparent)]
 #[schema(pattern = "^[a-z_]+(\\.[a-z_]+){0,3}$")]
-pub struct ExpandPath(String);
+pub struct ExpandPath(pub String);
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
-
-use crate::domain::claim::{ClaimReason, ClaimStatus, OperatorDenialReason};
-use crate::domain::guarantee::GuaranteeStatus;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -122,41 +117,9 @@ pub struct DeletedWebhookEndpoint {
     pub deleted: bool,
 }
 
-/// Bounds on `created`, in Unix seconds (0 to 253402300799, 1970 to 9999):
-/// `created[gte]=...`.
-#[derive(Serialize, ToSchema)]
-pub struct CreatedRange {
-    #[schema(minimum = 0, maximum = 253_402_300_799_i64)]
-    pub gt: Option<i64>,
-    #[schema(minimum = 0, maximum = 253_402_300_799_i64)]
-    pub gte: Option<i64>,
-    #[schema(minimum = 0, maximum = 253_402_300_799_i64)]
-    pub lt: Option<i64>,
-    #[schema(minimum = 0, maximum = 253_402_300_799_i64)]
-    pub lte: Option<i64>,
-}
-
-/// Parameters of every list.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// 1 to 100; default 10.
-    #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<i64>,
-    /// An object id: the page after it.
-    pub starting_after: Option<String>,
-    /// An object id: the page before it.
-    pub ending_before: Option<String>,
-    /// Only objects created in this range.
-    #[param(style = DeepObject, explode, inline)]
-    pub created: Option<CreatedRange>,
-    /// Expand the items' ids into objects, as `data.<field>`.
-    #[param(rename = "expand[]", style = Form, explode)]
-    pub expand: Option<Vec<ExpandPath>>,
-}
-
 /// `expand[]` on a single object.
-#[derive(IntoParams)]
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ExpandQuery {
     /// Fields whose ids to expand into objects (`policy`, `guarantee.policy`...).
@@ -172,249 +135,17 @@ pub struct IdPath {
     pub id: String,
 }
 
-/// Metadata in a request: up to 50 keys (1 to 40 characters, no brackets) with string
-/// values (up to 500 characters); a value `""` (or JSON `null`) removes the key.
-#[derive(Serialize)]
-pub struct MetadataParam;
-
-impl utoipa::PartialSchema for MetadataParam {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, SchemaType, Type};
-        let value =
-            ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null])).max_length(Some(500));
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .description(Some(
-                "Up to 50 keys (1 to 40 characters, no brackets) with string values up to 500 characters; \
-                 a value \"\" (or null, in JSON) removes the key.",
-            ))
-            .max_properties(Some(50))
-            .additional_properties(Some(AdditionalProperties::RefOr(value.into())))
-            .into()
-    }
-}
-
-impl ToSchema for MetadataParam {}
-
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CustomerCreate {
-    #[schema(max_length = 256)]
-    pub name: Option<String>,
-    #[schema(max_length = 512)]
-    pub email: Option<String>,
-    /// The tenant's guarantee score.
-    #[schema(minimum = 0, maximum = 100)]
-    pub score: Option<i64>,
-    pub metadata: Option<MetadataParam>,
-    pub expand: Option<Vec<ExpandPath>>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyCreate {
-    #[schema(min_length = 1, max_length = 256)]
-    pub name: String,
-    #[schema(minimum = 1, maximum = 100)]
-    pub coverage_percentage: i64,
-    #[schema(minimum = 1, maximum = 60)]
-    pub max_coverage_months: i64,
-    #[schema(minimum = 0, maximum = 365)]
-    pub waiting_period_days: Option<i64>,
-    #[schema(minimum = 0, maximum = 100)]
-    pub eligible_score_minimum: Option<i64>,
-    #[schema(minimum = 0, maximum = 99_999_999)]
-    pub deductible_amount: Option<i64>,
-    pub active: Option<bool>,
-    pub metadata: Option<MetadataParam>,
-    pub expand: Option<Vec<ExpandPath>>,
-}
-
-/// The terms of a policy are fixed once created.
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyUpdate {
-    #[schema(max_length = 256)]
-    pub name: Option<String>,
-    pub active: Option<bool>,
-    pub metadata: Option<MetadataParam>,
-    pub expand: Option<Vec<ExpandPath>>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"policy": "gpol_abc123", "tenant": "cus_123456789", "coverage_amount": 120000,
-    "currency": "eur", "start_date": 1706140800, "end_date": 1737676800}))]
-pub struct GuaranteeCreate {
-    #[schema(pattern = "^gpol_[A-Za-z0-9_]{1,64}$")]
-    pub policy: String,
-    #[schema(pattern = "^cus_[A-Za-z0-9_]{1,64}$")]
-    pub tenant: String,
-    /// Monthly coverage, in the currency's minor unit.
-    #[schema(minimum = 1, maximum = 99_999_999)]
-    pub coverage_amount: i64,
-    /// ISO 4217, any case.
-    #[schema(pattern = "^[A-Za-z]{3}$")]
-    pub currency: String,
-    /// Unix seconds, 0 to 253402300799 (1970 to 9999).
-    #[schema(minimum = 0, maximum = 253_402_300_799_i64)]
-    pub start_date: i64,
-    /// Unix seconds, after `start_date` and in the future, at most 253402300799.
-    #[schema(minimum = 0, maximum = 253_402_300_799_i64)]
-    pub end_date: i64,
-    pub metadata: Option<MetadataParam>,
-    pub expand: Option<Vec<ExpandPath>>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GuaranteeUpdate {
-    /// Later than the current end date, while pending or active; at most 253402300799.
-    #[schema(minimum = 0, maximum = 253_402_300_799_i64)]
-    pub end_date: Option<i64>,
-    pub metadata: Option<MetadataParam>,
-    pub expand: Option<Vec<ExpandPath>>,
-}
-
-#[derive(Serialize, ToSchema)]
+/// A body that takes only `expand[]`.
+#[derive(Debug, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpandOnly {
     pub expand: Option<Vec<ExpandPath>>,
 }
 
-#[derive(Serialize, ToSchema)]
+/// A body that takes no parameters.
+#[derive(Debug, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct EvidenceParam {
-    #[schema(min_length = 1, max_length = 255)]
-    pub invoice_id: String,
-    /// Unix seconds, not in the future; its calendar month (UTC) is the claim's period.
-    #[schema(minimum = 0, maximum = 253_402_300_799_i64)]
-    pub due_date: i64,
-    #[schema(max_length = 1000)]
-    pub description: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"guarantee": "grt_def456", "amount": 120000, "currency": "eur", "reason": "missed_payment",
-    "evidence": {"invoice_id": "inv_abc123", "due_date": 1708732800, "description": "February 2025 rent — unpaid"}}))]
-pub struct ClaimCreate {
-    #[schema(pattern = "^grt_[A-Za-z0-9_]{1,64}$")]
-    pub guarantee: String,
-    #[schema(minimum = 1, maximum = 99_999_999)]
-    pub amount: i64,
-    #[schema(pattern = "^[A-Za-z]{3}$")]
-    pub currency: String,
-    pub reason: ClaimReason,
-    pub evidence: EvidenceParam,
-    pub metadata: Option<MetadataParam>,
-    pub expand: Option<Vec<ExpandPath>>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MetadataUpdate {
-    pub metadata: Option<MetadataParam>,
-    pub expand: Option<Vec<ExpandPath>>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ApproveParams {
-    /// At most the computed maximum; default that maximum.
-    #[schema(minimum = 1, maximum = 99_999_999)]
-    pub amount: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DenyParams {
-    pub denial_reason: OperatorDenialReason,
-    /// Why: required with `other`, optional otherwise. Shown as the claim's `review.note`.
-    #[schema(max_length = 1000)]
-    pub note: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HelperDenyParams {
-    pub denial_reason: Option<OperatorDenialReason>,
-    /// Required with `other`, optional otherwise.
-    #[schema(max_length = 1000)]
-    pub note: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookEndpointCreate {
-    #[schema(min_length = 1, max_length = 2048)]
-    pub url: String,
-    /// Event types, or `*`.
-    pub enabled_events: Vec<String>,
-    pub description: Option<String>,
-    pub metadata: Option<MetadataParam>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookEndpointUpdate {
-    pub url: Option<String>,
-    pub enabled_events: Option<Vec<String>>,
-    pub description: Option<String>,
-    pub disabled: Option<bool>,
-    pub metadata: Option<MetadataParam>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResendParams {
-    pub webhook_endpoint: Option<String>,
-}
-
-/// Filters of `GET /v1/guarantees`.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct GuaranteeFilters {
-    pub status: Option<GuaranteeStatus>,
-    pub tenant: Option<String>,
-    pub policy: Option<String>,
-}
-
-/// Filters of `GET /v1/claims`.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ClaimFilters {
-    pub guarantee: Option<String>,
-    pub status: Option<ClaimStatus>,
-}
-
-/// Filters of `GET /v1/payouts`.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PayoutFilters {
-    pub claim: Option<String>,
-    pub guarantee: Option<String>,
-}
-
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct CustomerFilters {
-    pub email: Option<String>,
-}
-
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PolicyFilters {
-    pub active: Option<bool>,
-}
-
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct EventFilters {
-    /// An event type, such as `claim.approved`.
-    #[param(rename = "type")]
-    pub kind: Option<String>,
-}
+pub struct NoParams {}
 
 /// Makes the generated document say exactly what the server accepts, in ways the
 /// derive macros cannot express: each operation's `expand` lists the paths that
@@ -424,6 +155,7 @@ pub struct EventFilters {
 pub fn finish(doc: &mut serde_json::Value) {
     use serde_json::{Value, json};
     add_links(doc);
+    collapse_nullable(doc);
     let components = doc["components"]["schemas"].clone();
     let Some(paths) = doc["paths"].as_object_mut() else { return };
     for (path, item) in paths.iter_mut() {
@@ -533,6 +265,37 @@ fn inline(schema: &serde_json::Value, components: &serde_json::Value, depth: usi
         }
         Value::Array(items) => Value::Array(items.iter().map(|v| inline(v, components, depth + 1)).collect()),
         other => other.clone(),
+    }
+}
+
+/// `oneOf: [S, {"type": "null"}]`, as utoipa writes an optional field of a type of
+/// ours, becomes S with `null` among its types: the form JSON Schema's own
+/// `["string", "null"]` says the same, and generators read it more simply.
+fn collapse_nullable(schema: &mut serde_json::Value) {
+    use serde_json::Value;
+    match schema {
+        Value::Object(map) => {
+            map.values_mut().for_each(collapse_nullable);
+            let Some(Value::Array(choices)) = map.get("oneOf") else { return };
+            let is_null = |c: &Value| {
+                c.get("type") == Some(&Value::String("null".into())) && c.as_object().is_some_and(|o| o.len() == 1)
+            };
+            if choices.len() != 2 || !choices.iter().any(is_null) {
+                return;
+            }
+            let Some(Value::Object(inner)) = choices.iter().find(|c| !is_null(c)).cloned() else { return };
+            let Some(Value::String(kind)) = inner.get("type").cloned() else { return };
+            if inner.contains_key("$ref") || inner.contains_key("oneOf") {
+                return;
+            }
+            map.remove("oneOf");
+            for (k, v) in inner {
+                map.entry(k).or_insert(v);
+            }
+            map.insert("type".into(), Value::Array(vec![Value::String(kind), Value::String("null".into())]));
+        }
+        Value::Array(items) => items.iter_mut().for_each(collapse_nullable),
+        _ => {}
     }
 }
 

@@ -1,20 +1,20 @@
 //! `/v1/payouts` (read-only)
 
-use super::openapi::{Errors, ExpandQuery, IdPath, List, ListQuery, PayoutFilters as PayoutQuery};
+use axum::Json;
 use axum::extract::State;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::service::expand::Expanded;
-use axum::Json;
-
-use super::extract::{PathId, Platform, Query};
-use super::list::{LIST_PARAMS, ListBody, page_request, render_expanded};
-use super::{check_id, expand_param};
+use super::extract::{PathId, Platform};
+use super::input::QueryInput;
+use super::list::{ListBody, list_query, render_expanded};
+use super::openapi::{Errors, ExpandQuery, IdPath, List};
+use super::{check_id, expand_paths};
 use crate::app::AppState;
 use crate::domain::payout::Payout;
 use crate::error::ApiResult;
-use crate::ids::Kind;
+use crate::ids::{ClaimId, GuaranteeId, Kind, PayoutId};
+use crate::service::expand::Expanded;
 use crate::service::{expand, review};
 use crate::store::payouts::PayoutFilters;
 
@@ -29,27 +29,36 @@ async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
-    Query(mut q): Query,
+    QueryInput(q): QueryInput<ExpandQuery>,
 ) -> ApiResult<Json<Expanded<Payout>>> {
     check_id(Kind::Payout, &id)?;
-    let paths = expand_param(&mut q, Payout::OBJECT, false)?;
-    q.allow(&[])?;
+    let paths = expand_paths(q.expand, Payout::OBJECT, false)?;
     let payout = review::retrieve_payout(&state.store, &call, &id).await?;
     Ok(Json(expand::apply_read(&state.store, &call.scope, payout, &paths).await?))
 }
 
+list_query! {
+    /// `GET /v1/payouts`.
+    PayoutList, PayoutId {
+        claim: Option<ClaimId>,
+        guarantee: Option<GuaranteeId>,
+    }
+}
+
 /// List payouts, newest first.
-#[utoipa::path(get, path = "/v1/payouts", tag = "Payouts", params(ListQuery, PayoutQuery),
+#[utoipa::path(get, path = "/v1/payouts", tag = "Payouts", params(PayoutList),
     responses((status = 200, description = "A page of payouts", body = List<Payout>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
-    Query(mut q): Query,
+    QueryInput(q): QueryInput<PayoutList>,
 ) -> ApiResult<Json<ListBody<Expanded<Payout>>>> {
-    q.allow(&[LIST_PARAMS, &["claim", "guarantee"]].concat())?;
-    let page = page_request(&mut q, Kind::Payout)?;
-    let paths = expand_param(&mut q, Payout::OBJECT, true)?;
-    let filters = PayoutFilters { claim: q.id("claim", Kind::Claim)?, guarantee: q.id("guarantee", Kind::Guarantee)? };
+    let page = q.page()?;
+    let paths = expand_paths(q.expand, Payout::OBJECT, true)?;
+    let filters = PayoutFilters {
+        claim: q.claim.map(ClaimId::into_string),
+        guarantee: q.guarantee.map(GuaranteeId::into_string),
+    };
     let found = review::list_payouts(&state.store, &call, &page, filters).await?;
     render_expanded(&state.store, &call.scope, found, &paths, "/v1/payouts").await
 }

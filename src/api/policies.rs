@@ -1,51 +1,116 @@
 //! `/v1/guarantee_policies`
 
-use super::openapi::{Errors, ExpandQuery, IdPath, List, ListQuery, PolicyCreate, PolicyFilters, PolicyUpdate};
+use axum::Json;
 use axum::extract::State;
+use axum::response::Response;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use axum::Json;
-use axum::response::Response;
-
-use super::extract::{Body, PathId, Platform, Query};
-use super::list::{LIST_PARAMS, ListBody, page_request, render};
-use super::{check_id, expand_param, json_body};
+use super::extract::{PathId, Platform};
+use super::input::{Input, QueryInput};
+use super::list::{ListBody, list_query, render};
+use super::openapi::{Errors, ExpandPath, ExpandQuery, IdPath, List};
+use super::{check_id, expand_paths, json_body};
 use crate::app::AppState;
-use crate::domain::policy::{self, FIXED_TERMS, Policy};
+use crate::domain::metadata::{self, MetadataUpdate};
+use crate::domain::policy::{
+    CoveragePercentage, DeductibleAmount, EligibleScoreMinimum, MaxCoverageMonths, Policy, PolicyName,
+    WaitingPeriodDays,
+};
 use crate::error::{ApiError, ApiResult};
-use crate::ids::Kind;
+use crate::ids::{Kind, PolicyId};
 use crate::service::{self, policies};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(retrieve, update))
 }
 
-const NAME_MAX: usize = 256;
+/// `POST /v1/guarantee_policies`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyCreate {
+    #[schema(inline)]
+    pub name: PolicyName,
+    #[schema(inline)]
+    pub coverage_percentage: CoveragePercentage,
+    #[schema(inline)]
+    pub max_coverage_months: MaxCoverageMonths,
+    /// Default 0.
+    #[schema(inline)]
+    pub waiting_period_days: Option<WaitingPeriodDays>,
+    /// Default 0.
+    #[schema(inline)]
+    pub eligible_score_minimum: Option<EligibleScoreMinimum>,
+    /// Default 0.
+    #[schema(inline)]
+    pub deductible_amount: Option<DeductibleAmount>,
+    /// Default true.
+    pub active: Option<bool>,
+    #[serde(default, deserialize_with = "metadata::given")]
+    pub metadata: Option<MetadataUpdate>,
+    pub expand: Option<Vec<ExpandPath>>,
+}
+
+/// `POST /v1/guarantee_policies/:id`: the terms of a policy are fixed once created.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyUpdate {
+    #[schema(inline)]
+    pub name: Option<PolicyName>,
+    pub active: Option<bool>,
+    #[serde(default, deserialize_with = "metadata::given")]
+    pub metadata: Option<MetadataUpdate>,
+    pub expand: Option<Vec<ExpandPath>>,
+    // The terms, read only to say that they cannot change (not in the document).
+    #[schema(ignore)]
+    coverage_percentage: Option<IgnoredAny>,
+    #[schema(ignore)]
+    max_coverage_months: Option<IgnoredAny>,
+    #[schema(ignore)]
+    waiting_period_days: Option<IgnoredAny>,
+    #[schema(ignore)]
+    eligible_score_minimum: Option<IgnoredAny>,
+    #[schema(ignore)]
+    deductible_amount: Option<IgnoredAny>,
+}
+
+impl PolicyUpdate {
+    /// The first of the fixed terms the request tries to change.
+    fn changed_term(&self) -> Option<&'static str> {
+        [
+            ("coverage_percentage", self.coverage_percentage.is_some()),
+            ("max_coverage_months", self.max_coverage_months.is_some()),
+            ("waiting_period_days", self.waiting_period_days.is_some()),
+            ("eligible_score_minimum", self.eligible_score_minimum.is_some()),
+            ("deductible_amount", self.deductible_amount.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(term, given)| given.then_some(term))
+    }
+}
 
 /// Create a guarantee policy.
 #[utoipa::path(post, path = "/v1/guarantee_policies", tag = "Guarantee policies", request_body(content((PolicyCreate = "application/json"), (PolicyCreate = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "The new policy", body = Policy), Errors))]
-async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
-    expand_param(&mut p, Policy::OBJECT, false)?;
-    p.allow(&[&["name", "active", "metadata"], FIXED_TERMS].concat())?;
+async fn create(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    Input(input): Input<PolicyCreate>,
+) -> ApiResult<Response> {
+    expand_paths(input.expand, Policy::OBJECT, false)?;
     let input = policies::NewPolicy {
-        name: p.req_string("name")?,
-        coverage_percentage: p.req_int_in("coverage_percentage", policy::COVERAGE_PERCENTAGE)?,
-        max_coverage_months: p.req_int_in("max_coverage_months", policy::MAX_COVERAGE_MONTHS)?,
-        waiting_period_days: p.int_in("waiting_period_days", policy::WAITING_PERIOD_DAYS)?.unwrap_or(0),
-        eligible_score_minimum: p.int_in("eligible_score_minimum", policy::ELIGIBLE_SCORE_MINIMUM)?.unwrap_or(0),
-        deductible_amount: p.int_in("deductible_amount", policy::DEDUCTIBLE_AMOUNT)?.unwrap_or(0),
-        active: p.bool("active")?.unwrap_or(true),
-        metadata: p.metadata()?,
+        name: input.name.into_string(),
+        coverage_percentage: input.coverage_percentage.get(),
+        max_coverage_months: input.max_coverage_months.get(),
+        waiting_period_days: input.waiting_period_days.map_or(0, WaitingPeriodDays::get),
+        eligible_score_minimum: input.eligible_score_minimum.map_or(0, EligibleScoreMinimum::get),
+        deductible_amount: input.deductible_amount.map_or(0, DeductibleAmount::get),
+        active: input.active.unwrap_or(true),
+        metadata: input.metadata,
     };
-    if input.name.chars().count() > NAME_MAX {
-        return Err(ApiError::invalid(
-            "invalid_string_length",
-            "name",
-            format!("Invalid name: must be at most {NAME_MAX} characters."),
-        ));
-    }
     Ok(json_body(service::write_json(&state.store, &call, async |tx| policies::create(tx, &call, input).await).await?))
 }
 
@@ -56,11 +121,10 @@ async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
-    Query(mut q): Query,
+    QueryInput(q): QueryInput<ExpandQuery>,
 ) -> ApiResult<Json<Policy>> {
     check_id(Kind::Policy, &id)?;
-    expand_param(&mut q, Policy::OBJECT, false)?;
-    q.allow(&[])?;
+    expand_paths(q.expand, Policy::OBJECT, false)?;
     Ok(Json(policies::retrieve(&state.store, &call, &id).await?))
 }
 
@@ -71,42 +135,47 @@ async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
-    Body(mut p): Body,
+    Input(input): Input<PolicyUpdate>,
 ) -> ApiResult<Response> {
     check_id(Kind::Policy, &id)?;
-    if let Some(term) = FIXED_TERMS.iter().find(|t| p.contains(t)) {
+    if let Some(term) = input.changed_term() {
         return Err(ApiError::invalid(
             "policy_terms_immutable",
-            *term,
+            term,
             format!(
                 "The terms of a guarantee policy cannot change once it is created ({term}). \
                  Create a new policy with the new terms instead."
             ),
         ));
     }
-    expand_param(&mut p, Policy::OBJECT, false)?;
-    p.allow(&["name", "active", "metadata"])?;
+    expand_paths(input.expand, Policy::OBJECT, false)?;
     let input = policies::PolicyPatch {
-        name: p.bounded_string("name", NAME_MAX)?,
-        active: p.bool("active")?,
-        metadata: p.metadata()?,
+        name: input.name.map(PolicyName::into_string),
+        active: input.active,
+        metadata: input.metadata,
     };
     Ok(json_body(
         service::write_json(&state.store, &call, async |tx| policies::update(tx, &call, &id, input).await).await?,
     ))
 }
 
+list_query! {
+    /// `GET /v1/guarantee_policies`.
+    PolicyList, PolicyId {
+        /// Only active (or inactive) policies.
+        active: Option<bool>,
+    }
+}
+
 /// List guarantee policies, newest first.
-#[utoipa::path(get, path = "/v1/guarantee_policies", tag = "Guarantee policies", params(ListQuery, PolicyFilters),
+#[utoipa::path(get, path = "/v1/guarantee_policies", tag = "Guarantee policies", params(PolicyList),
     responses((status = 200, description = "A page of policies", body = List<Policy>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
-    Query(mut q): Query,
+    QueryInput(q): QueryInput<PolicyList>,
 ) -> ApiResult<Json<ListBody<Policy>>> {
-    q.allow(&[LIST_PARAMS, &["active"]].concat())?;
-    let page = page_request(&mut q, Kind::Policy)?;
-    expand_param(&mut q, Policy::OBJECT, true)?;
-    let active = q.bool("active")?;
-    Ok(render(policies::list(&state.store, &call, &page, active).await?, "/v1/guarantee_policies"))
+    let page = q.page()?;
+    expand_paths(q.expand, Policy::OBJECT, true)?;
+    Ok(render(policies::list(&state.store, &call, &page, q.active).await?, "/v1/guarantee_policies"))
 }

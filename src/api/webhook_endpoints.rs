@@ -1,24 +1,25 @@
 //! `/v1/webhook_endpoints`
 
-use super::openapi::{
-    DeletedWebhookEndpoint, Errors, ExpandQuery, IdPath, List, ListQuery, WebhookEndpointCreate, WebhookEndpointUpdate,
-};
+use axum::Json;
 use axum::extract::State;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use axum::Json;
-use axum::response::Response;
-use serde_json::{Value, json};
-
-use super::extract::{Body, PathId, Platform, Query};
-use super::list::{LIST_PARAMS, ListBody, page_request, render};
-use super::params::{Params, Patch};
-use super::{check_id, expand_param, json_body};
+use super::extract::{PathId, Platform};
+use super::input::{Input, QueryInput};
+use super::list::{ListBody, list_query, render};
+use super::openapi::{DeletedWebhookEndpoint, Errors, ExpandQuery, IdPath, List, NoParams};
+use super::{check_id, expand_paths, json_body};
 use crate::app::AppState;
-use crate::domain::webhook::{WebhookAttempt, WebhookEndpoint, check_enabled_events, dedup_events};
+use crate::domain::Patch;
+use crate::domain::metadata::{self, MetadataUpdate};
+use crate::domain::webhook::{EnabledEvents, EndpointDescription, EndpointUrl, WebhookAttempt, WebhookEndpoint};
 use crate::error::{ApiError, ApiResult};
-use crate::ids::Kind;
+use crate::ids::{Kind, WebhookAttemptId, WebhookEndpointId};
 use crate::service::{self, webhooks};
 use crate::webhooks::ssrf::check_url;
 
@@ -30,17 +31,42 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(attempts))
 }
 
-const URL_MAX: usize = 2048;
-const DESCRIPTION_MAX: usize = 5000;
+/// `POST /v1/webhook_endpoints`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpointCreate {
+    #[schema(inline)]
+    pub url: EndpointUrl,
+    #[schema(inline)]
+    pub enabled_events: EnabledEvents,
+    #[schema(inline)]
+    pub description: Option<EndpointDescription>,
+    #[serde(default, deserialize_with = "metadata::given")]
+    pub metadata: Option<MetadataUpdate>,
+}
 
-fn url(state: &AppState, p: &mut Params, required: bool) -> ApiResult<Option<String>> {
-    let url = match p.bounded_string("url", URL_MAX)? {
-        Some(u) => u,
-        None if required => return Err(ApiError::missing("url")),
-        None => return Ok(None),
-    };
+/// `POST /v1/webhook_endpoints/:id`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpointUpdate {
+    #[schema(inline)]
+    pub url: Option<EndpointUrl>,
+    #[schema(inline)]
+    pub enabled_events: Option<EnabledEvents>,
+    /// `""` clears it.
+    #[serde(default)]
+    #[schema(inline)]
+    pub description: Patch<EndpointDescription>,
+    pub disabled: Option<bool>,
+    #[serde(default, deserialize_with = "metadata::given")]
+    pub metadata: Option<MetadataUpdate>,
+}
+
+/// A URL the server may send to (see `webhooks::ssrf`).
+fn checked_url(state: &AppState, url: EndpointUrl) -> ApiResult<String> {
+    let url = url.into_string();
     check_url(&url, &state.egress).map_err(|e| ApiError::invalid("url_invalid", "url", capitalise(&e.to_string())))?;
-    Ok(Some(url))
+    Ok(url)
 }
 
 fn capitalise(s: &str) -> String {
@@ -48,25 +74,19 @@ fn capitalise(s: &str) -> String {
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
-fn enabled_events(p: &mut Params, required: bool) -> ApiResult<Option<Vec<String>>> {
-    if !p.contains("enabled_events") {
-        return if required { Err(ApiError::missing("enabled_events")) } else { Ok(None) };
-    }
-    let events = p.string_list("enabled_events")?;
-    check_enabled_events(&events).map_err(|m| ApiError::invalid("parameter_invalid_value", "enabled_events", m))?;
-    Ok(Some(dedup_events(events)))
-}
-
 /// Create a webhook endpoint; the answer carries its `secret`, once.
 #[utoipa::path(post, path = "/v1/webhook_endpoints", tag = "Webhook endpoints", request_body(content((WebhookEndpointCreate = "application/json"), (WebhookEndpointCreate = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "The new endpoint, with its secret", body = WebhookEndpoint), Errors))]
-async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
-    p.allow(&["url", "enabled_events", "description", "metadata"])?;
+async fn create(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    Input(input): Input<WebhookEndpointCreate>,
+) -> ApiResult<Response> {
     let input = webhooks::NewEndpoint {
-        url: url(&state, &mut p, true)?.unwrap_or_default(),
-        enabled_events: enabled_events(&mut p, true)?.unwrap_or_default(),
-        description: p.bounded_string("description", DESCRIPTION_MAX)?,
-        metadata: p.metadata()?,
+        url: checked_url(&state, input.url)?,
+        enabled_events: input.enabled_events.into_vec(),
+        description: input.description.map(EndpointDescription::into_string),
+        metadata: input.metadata,
     };
     Ok(json_body(service::write_json(&state.store, &call, async |tx| webhooks::create(tx, &call, input).await).await?))
 }
@@ -78,11 +98,10 @@ async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
-    Query(mut q): Query,
+    QueryInput(q): QueryInput<ExpandQuery>,
 ) -> ApiResult<Json<WebhookEndpoint>> {
     check_id(Kind::WebhookEndpoint, &id)?;
-    expand_param(&mut q, WebhookEndpoint::OBJECT, false)?;
-    q.allow(&[])?;
+    expand_paths(q.expand, WebhookEndpoint::OBJECT, false)?;
     Ok(Json(webhooks::retrieve(&state.store, &call, &id).await?))
 }
 
@@ -93,20 +112,19 @@ async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
-    Body(mut p): Body,
+    Input(input): Input<WebhookEndpointUpdate>,
 ) -> ApiResult<Response> {
     check_id(Kind::WebhookEndpoint, &id)?;
-    p.allow(&["url", "enabled_events", "description", "disabled", "metadata"])?;
     let input = webhooks::EndpointPatch {
-        url: url(&state, &mut p, false)?,
-        enabled_events: enabled_events(&mut p, false)?,
-        description: match p.patch_bounded_string("description", DESCRIPTION_MAX)? {
+        url: input.url.map(|u| checked_url(&state, u)).transpose()?,
+        enabled_events: input.enabled_events.map(EnabledEvents::into_vec),
+        description: match input.description {
             Patch::Absent => None,
             Patch::Clear => Some(None),
-            Patch::Set(d) => Some(Some(d)),
+            Patch::Set(d) => Some(Some(d.into_string())),
         },
-        disabled: p.bool("disabled")?,
-        metadata: p.metadata()?,
+        disabled: input.disabled,
+        metadata: input.metadata,
     };
     Ok(json_body(
         service::write_json(&state.store, &call, async |tx| webhooks::update(tx, &call, &id, input).await).await?,
@@ -129,42 +147,49 @@ async fn rotate_secret(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
-    Body(p): Body,
+    Input(NoParams {}): Input<NoParams>,
 ) -> ApiResult<Response> {
     check_id(Kind::WebhookEndpoint, &id)?;
-    p.allow(&[])?;
     Ok(json_body(
         service::write_json(&state.store, &call, async |tx| webhooks::rotate_secret(tx, &call, &id).await).await?,
     ))
 }
 
+list_query! {
+    /// `GET /v1/webhook_endpoints`.
+    WebhookEndpointList, WebhookEndpointId {}
+}
+
+list_query! {
+    /// `GET /v1/webhook_endpoints/:id/attempts`.
+    AttemptList, WebhookAttemptId {}
+}
+
 /// List webhook endpoints, newest first.
-#[utoipa::path(get, path = "/v1/webhook_endpoints", tag = "Webhook endpoints", params(ListQuery),
+#[utoipa::path(get, path = "/v1/webhook_endpoints", tag = "Webhook endpoints", params(WebhookEndpointList),
     responses((status = 200, description = "A page of endpoints", body = List<WebhookEndpoint>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
-    Query(mut q): Query,
+    QueryInput(q): QueryInput<WebhookEndpointList>,
 ) -> ApiResult<Json<ListBody<WebhookEndpoint>>> {
-    q.allow(LIST_PARAMS)?;
-    let page = page_request(&mut q, Kind::WebhookEndpoint)?;
-    expand_param(&mut q, WebhookEndpoint::OBJECT, true)?;
+    let page = q.page()?;
+    expand_paths(q.expand, WebhookEndpoint::OBJECT, true)?;
     Ok(render(webhooks::list(&state.store, &call, &page).await?, "/v1/webhook_endpoints"))
 }
 
 /// The delivery attempts to an endpoint, newest first.
-#[utoipa::path(get, path = "/v1/webhook_endpoints/{id}/attempts", tag = "Webhook endpoints", params(IdPath, ListQuery),
+#[utoipa::path(get, path = "/v1/webhook_endpoints/{id}/attempts", tag = "Webhook endpoints", params(IdPath, AttemptList),
     responses((status = 200, description = "A page of attempts", body = List<WebhookAttempt>), Errors))]
 async fn attempts(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
-    Query(mut q): Query,
+    QueryInput(q): QueryInput<AttemptList>,
 ) -> ApiResult<Json<ListBody<WebhookAttempt>>> {
     check_id(Kind::WebhookEndpoint, &id)?;
-    q.allow(LIST_PARAMS)?;
-    let page = page_request(&mut q, Kind::WebhookAttempt)?;
-    expand_param(&mut q, WebhookAttempt::OBJECT, true)?;
+    let page = q.page()?;
+    expand_paths(q.expand, WebhookAttempt::OBJECT, true)?;
     let attempts = webhooks::attempts(&state.store, &call, &id, &page).await?;
     Ok(render(attempts, format!("/v1/webhook_endpoints/{id}/attempts")))
 }

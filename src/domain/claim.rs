@@ -108,10 +108,18 @@ impl OperatorDenialReason {
     }
 }
 
-pub const DESCRIPTION_MAX_CHARS: usize = 1_000;
+pub const DESCRIPTION_MAX_CHARS: usize = EvidenceDescription::MAX_CHARS;
 /// The most an operator's note may hold.
-pub const NOTE_MAX_CHARS: usize = 1_000;
-pub const INVOICE_ID_MAX_CHARS: usize = 255;
+pub const NOTE_MAX_CHARS: usize = ReviewNote::MAX_CHARS;
+pub const INVOICE_ID_MAX_CHARS: usize = InvoiceId::MAX_CHARS;
+
+super::input::bounded_text!(InvoiceId, 255, "The platform's id of the unpaid invoice.");
+super::input::bounded_text!(EvidenceDescription, 1_000, "What happened, in the platform's words.");
+super::input::bounded_text!(
+    ReviewNote,
+    1_000,
+    "Why: required with `other`, optional otherwise. Shown as the claim's `review.note`."
+);
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Evidence {

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use super::input::Rejection;
+
 pub const MAX_KEYS: usize = 50;
 pub const MAX_KEY_CHARS: usize = 40;
 pub const MAX_VALUE_CHARS: usize = 500;
@@ -65,6 +67,131 @@ impl MetadataUpdate {
             return Err(MetadataError::TooManyKeys);
         }
         Ok(next)
+    }
+}
+
+/// `metadata` as a request gives it: a hash of strings (`""` or `null` removes a key),
+/// or `""` or `null` to clear all. Use as
+/// `#[serde(default, deserialize_with = "metadata::given")] metadata: Option<MetadataUpdate>`,
+/// so that `null` clears rather than counting as absent.
+pub fn given<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<MetadataUpdate>, D::Error> {
+    deserializer.deserialize_any(MetadataVisitor).map(Some)
+}
+
+struct MetadataVisitor;
+
+impl<'de> serde::de::Visitor<'de> for MetadataVisitor {
+    type Value = MetadataUpdate;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a hash of strings, or \"\" to clear it")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<MetadataUpdate, E> {
+        Ok(MetadataUpdate::Clear)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<MetadataUpdate, E> {
+        Ok(MetadataUpdate::Clear)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<MetadataUpdate, E> {
+        if s.is_empty() { Ok(MetadataUpdate::Clear) } else { Err(not_a_hash(s)) }
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<MetadataUpdate, E> {
+        Err(not_a_hash(&b.to_string()))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, i: i64) -> Result<MetadataUpdate, E> {
+        Err(not_a_hash(&i.to_string()))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, u: u64) -> Result<MetadataUpdate, E> {
+        Err(not_a_hash(&u.to_string()))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<MetadataUpdate, E> {
+        Err(not_a_hash(&f.to_string()))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _seq: A) -> Result<MetadataUpdate, A::Error> {
+        Err(not_a_hash("a list"))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<MetadataUpdate, A::Error> {
+        use crate::error::clip;
+        let mut changes = BTreeMap::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = match map.next_value::<serde_json::Value>()? {
+                serde_json::Value::String(s) if s.is_empty() => None,
+                serde_json::Value::Null => None,
+                serde_json::Value::String(s) => Some(s),
+                other => {
+                    return Err(Rejection::new(
+                        "parameter_invalid_string",
+                        format!(
+                            "Invalid metadata value for key '{}': values must be strings, got {}",
+                            clip(&key),
+                            clip(&other.to_string())
+                        ),
+                    )
+                    .at(clip(&key))
+                    .into_error());
+                }
+            };
+            if let Err(e) = MetadataUpdate::check_pair(&key, value.as_deref()) {
+                return Err(Rejection::new("metadata_invalid", e.to_string()).at(clip(&key)).into_error());
+            }
+            changes.insert(key, value);
+        }
+        if changes.len() > MAX_KEYS {
+            return Err(Rejection::new("metadata_invalid", MetadataError::TooManyKeys.to_string()).into_error());
+        }
+        Ok(MetadataUpdate::Merge(changes))
+    }
+}
+
+fn not_a_hash<E: serde::de::Error>(shown: &str) -> E {
+    Rejection::new(
+        "parameter_invalid_object",
+        format!("Invalid hash: {{param}} must be an object of strings, got {}", crate::error::clip(shown)),
+    )
+    .into_error()
+}
+
+/// The document's `metadata` of a request.
+impl utoipa::PartialSchema for MetadataUpdate {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, SchemaType, Type};
+        let value = ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .max_length(Some(MAX_VALUE_CHARS));
+        let hash = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .max_properties(Some(MAX_KEYS))
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(MAX_KEY_CHARS))
+                    .pattern(Some("^[^\\[\\]]*$")),
+            ))
+            .additional_properties(Some(AdditionalProperties::RefOr(value.into())));
+        OneOfBuilder::new()
+            .description(Some(
+                "Up to 50 keys (1 to 40 characters, no brackets) with string values up to 500 characters; \
+                 a value \"\" (or null, in JSON) removes the key; `\"\"` instead of a hash removes every key.",
+            ))
+            .item(hash)
+            .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some([""])))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for MetadataUpdate {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "MetadataParam".into()
     }
 }
 

@@ -4,6 +4,7 @@ pub mod claim;
 pub mod customer;
 pub mod event;
 pub mod guarantee;
+pub mod input;
 pub mod metadata;
 pub mod money;
 pub mod payout;
@@ -19,7 +20,15 @@ pub const DAY: i64 = 86_400;
 /// The timestamps the API takes in: 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
 /// Bounding them at the edge keeps every sum of a date and a duration (the 60-day
 /// claim window, the waiting period) far inside an i64.
-pub const TIMESTAMP_RANGE: (Timestamp, Timestamp) = (0, 253_402_300_799);
+pub const TIMESTAMP_RANGE: (Timestamp, Timestamp) = (UnixTime::MIN, UnixTime::MAX);
+
+input::bounded_int!(
+    /// A time in Unix seconds as a request gives it: 1970-01-01 to 9999-12-31T23:59:59Z.
+    UnixTime,
+    0,
+    253_402_300_799,
+    "Unix seconds, 0 (1970-01-01) to 253402300799 (9999-12-31T23:59:59Z)."
+);
 
 /// Whether `ts` is a timestamp the API accepts.
 pub fn timestamp_in_range(ts: i64) -> bool {
@@ -27,14 +36,69 @@ pub fn timestamp_in_range(ts: i64) -> bool {
 }
 
 /// A field of an update: absent, cleared (`""` or `null`), or set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Patch<T> {
+    #[default]
     Absent,
     Clear,
     Set(T),
 }
 
+/// An update's field as a request sends it: `null` or `""` clears it, a value sets
+/// it, and a field left out (`#[serde(default)]`) is `Absent`. The API's deserialiser
+/// recognises the name and reads `""` as "clear" before the value's type sees it.
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Patch<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PatchVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for PatchVisitor<T> {
+            type Value = Patch<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a value, or null or \"\" to clear it")
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Patch::Clear)
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Patch::Clear)
+            }
+            fn visit_newtype_struct<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                T::deserialize(d).map(Patch::Set)
+            }
+        }
+        deserializer.deserialize_newtype_struct(PATCH_NAME, PatchVisitor(std::marker::PhantomData))
+    }
+}
+
+/// See `api::input::PATCH`.
+pub const PATCH_NAME: &str = "casapay::Patch";
+
+impl<T: utoipa::ToSchema> utoipa::ToSchema for Patch<T> {}
+
+// The value's schema, or `""` or `null` to clear (the form variant has no null).
+// utoipa's derive reads a generic field type's schema through this trait (public, if
+// undocumented), and derives `PartialSchema` from it.
+impl<T: utoipa::PartialSchema> utoipa::__dev::ComposeSchema for Patch<T> {
+    fn compose(
+        _generics: Vec<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>,
+    ) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(T::schema())
+            .item(utoipa::openapi::ObjectBuilder::new().schema_type(Type::String).enum_values(Some([""])))
+            .item(utoipa::openapi::ObjectBuilder::new().schema_type(Type::Null))
+            .into()
+    }
+}
+
 impl<T> Patch<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Patch<U> {
+        match self {
+            Patch::Absent => Patch::Absent,
+            Patch::Clear => Patch::Clear,
+            Patch::Set(v) => Patch::Set(f(v)),
+        }
+    }
+
     /// Applies the patch to an optional field.
     pub fn apply_to(self, field: &mut Option<T>) {
         match self {
@@ -87,6 +151,30 @@ macro_rules! wire_enum {
         }
 
         impl utoipa::ToSchema for $name {}
+
+        // As an enum, so that an empty string is an invalid choice ("got ''"), not
+        // "no value" as for text.
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Choice;
+                impl<'de> serde::de::Visitor<'de> for Choice {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(concat!("one of ", $($wire, " "),+))
+                    }
+                    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<$name, E> {
+                        $name::parse(s).ok_or_else(|| E::unknown_variant(s, &[$($wire),+]))
+                    }
+                    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<$name, A::Error> {
+                        use serde::de::VariantAccess;
+                        let (wire, variant): (std::borrow::Cow<'de, str>, A::Variant) = data.variant()?;
+                        variant.unit_variant()?;
+                        $name::parse(&wire).ok_or_else(|| serde::de::Error::unknown_variant(&wire, &[$($wire),+]))
+                    }
+                }
+                deserializer.deserialize_enum(stringify!($name), &[$($wire),+], Choice)
+            }
+        }
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

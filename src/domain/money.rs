@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::input::Rejection;
+
 /// An amount in the currency's minor unit, within the API's bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Amount(i64);
@@ -61,6 +63,67 @@ impl fmt::Display for Currency {
         f.write_str(&self.0)
     }
 }
+
+impl<'de> serde::Deserialize<'de> for Amount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = <i64 as serde::Deserialize>::deserialize(deserializer)?;
+        Amount::new(value).map_err(|e| {
+            match e {
+                AmountError::TooSmall => {
+                    Rejection::new("amount_too_small", format!("Invalid {{param}}: must be at least {}.", Amount::MIN))
+                }
+                AmountError::TooLarge => {
+                    Rejection::new("amount_too_large", format!("Invalid {{param}}: must be at most {}.", Amount::MAX))
+                }
+            }
+            .into_error()
+        })
+    }
+}
+
+impl utoipa::PartialSchema for Amount {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{KnownFormat, ObjectBuilder, SchemaFormat, schema::Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(Amount::MIN))
+            .maximum(Some(Amount::MAX))
+            .description(Some("An amount in the currency's minor unit."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Amount {}
+
+impl<'de> serde::Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = <String as serde::Deserialize>::deserialize(deserializer)?;
+        Currency::parse(&code).ok_or_else(|| {
+            Rejection::new(
+                "invalid_currency",
+                format!(
+                    "Invalid currency: {}. Use a three-letter ISO 4217 code, such as eur.",
+                    crate::error::clip(&code)
+                ),
+            )
+            .into_error()
+        })
+    }
+}
+
+impl utoipa::PartialSchema for Currency {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{ObjectBuilder, schema::Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[A-Za-z]{3}$"))
+            .description(Some("An ISO 4217 currency code, in any case."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Currency {}
 
 /// The active codes of ISO 4217 (list one, 2024), sorted for binary search.
 const ISO_4217: &[&str] = &[

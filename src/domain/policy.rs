@@ -5,12 +5,28 @@ use serde::Serialize;
 use super::Timestamp;
 use super::metadata::Metadata;
 
-/// Bounds of the policy terms, inclusive.
-pub const COVERAGE_PERCENTAGE: (i64, i64) = (1, 100);
-pub const MAX_COVERAGE_MONTHS: (i64, i64) = (1, 60);
-pub const WAITING_PERIOD_DAYS: (i64, i64) = (0, 365);
-pub const ELIGIBLE_SCORE_MINIMUM: (i64, i64) = (0, 100);
-pub const DEDUCTIBLE_AMOUNT: (i64, i64) = (0, 99_999_999);
+// The policy terms as requests give them, with their bounds (inclusive).
+super::input::bounded_int!(CoveragePercentage, 1, 100, "The share of each claim covered, in percent.");
+super::input::bounded_int!(
+    MaxCoverageMonths,
+    1,
+    60,
+    "Months of rent covered in all: `total_coverage` is `coverage_amount` times this."
+);
+super::input::bounded_int!(WaitingPeriodDays, 0, 365, "Days after `start_date` before rent falling due is covered.");
+super::input::bounded_int!(
+    EligibleScoreMinimum,
+    0,
+    100,
+    "The lowest tenant `score` the policy guarantees (no score counts as 0)."
+);
+super::input::bounded_int!(
+    DeductibleAmount,
+    0,
+    super::money::Amount::MAX,
+    "Taken off each approved claim, in the currency's minor unit."
+);
+super::input::bounded_text!(PolicyName, 256, "The policy's name.");
 
 /// The terms are fixed once the policy is created; only `name`, `active` and
 /// `metadata` change afterwards.
@@ -39,15 +55,6 @@ impl Policy {
         score.unwrap_or(0) >= self.eligible_score_minimum
     }
 }
-
-/// The policy terms that may not change after creation, for the error that says so.
-pub const FIXED_TERMS: &[&str] = &[
-    "coverage_percentage",
-    "max_coverage_months",
-    "waiting_period_days",
-    "eligible_score_minimum",
-    "deductible_amount",
-];
 
 #[cfg(test)]
 mod tests {

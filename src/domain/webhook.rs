@@ -123,7 +123,42 @@ pub fn check_enabled_events(events: &[String]) -> Result<(), String> {
     }
 }
 
-/// A subscription list with each entry once, in the order first given.
+super::input::bounded_text!(EndpointUrl, 2048, "Where to send events: https (or http where the server allows it).");
+super::input::bounded_text!(EndpointDescription, 5000, "What the endpoint is for.");
+
+/// `enabled_events` as a request gives it: event types or `*`, at least one, each
+/// kept once in the order first given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnabledEvents(Vec<String>);
+
+impl EnabledEvents {
+    pub fn into_vec(self) -> Vec<String> {
+        self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EnabledEvents {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let events = Vec::<String>::deserialize(deserializer)?;
+        check_enabled_events(&events)
+            .map_err(|m| super::input::Rejection::new("parameter_invalid_value", m).into_error())?;
+        Ok(EnabledEvents(dedup_events(events)))
+    }
+}
+
+impl utoipa::PartialSchema for EnabledEvents {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{ArrayBuilder, ObjectBuilder, schema::Type};
+        ArrayBuilder::new()
+            .items(ObjectBuilder::new().schema_type(Type::String))
+            .min_items(Some(1))
+            .description(Some("Event types, or `*` for all."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EnabledEvents {}
+
 pub fn dedup_events(events: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     events.into_iter().filter(|e| seen.insert(e.clone())).collect()
