@@ -77,6 +77,11 @@ struct Data {
 }
 
 impl Data {
+    /// `n` and `n + from.len()` pick the same item, and no two numbers in between do
+    /// (the multiplier is prime to 100,000 and to 1,000): a run's claims, numbered by one
+    /// sequence, fall on a guarantee each until 100,000 have been filed. Even past that,
+    /// a guarantee's month takes 100 of them (`coverage_amount` 100,000, claims of
+    /// 1,000) before the per-month cap denies one: the engine's figures are of payouts.
     fn pick<'a>(&self, from: &'a [String], n: u64) -> &'a str {
         &from[(n.wrapping_mul(2_654_435_761) % from.len() as u64) as usize]
     }

@@ -80,11 +80,18 @@ def main():
                 "start_date": now - 86_400, "end_date": now + 365 * 86_400})
             guarantees.append(g["id"])
 
+        claims = [0]
+
         def create_claim():
-            counter[0] += 1
+            # Each claim on a guarantee of its own: a guarantee's coverage_amount (1,000)
+            # is one such claim per month, so a second claim for the same month would be
+            # denied period_limit_reached and the count would measure a denial, not a
+            # payout. Create guarantee runs first and as often, so there are enough.
+            guarantee = guarantees[claims[0]]
+            claims[0] += 1
             call("POST", "/v1/claims", {
-                "guarantee": guarantees[counter[0] % len(guarantees)], "amount": 1000, "currency": "eur",
-                "reason": "missed_payment", "evidence": {"invoice_id": f"inv_{counter[0]}", "due_date": now - 86_400}})
+                "guarantee": guarantee, "amount": 1000, "currency": "eur",
+                "reason": "missed_payment", "evidence": {"invoice_id": f"inv_{claims[0]}", "due_date": now - 86_400}})
 
         def claims_settled():
             # The claims engine reviews and pays claims in the background: its work
@@ -96,6 +103,9 @@ def main():
                 if time.time() > deadline:
                     raise SystemExit("claims were not settled within 300 s")
                 time.sleep(0.2)
+            denied = call("GET", "/v1/claims?status=denied&limit=1")["data"]
+            if denied:
+                raise SystemExit(f"a claim was denied ({denied[0]['denial_reason']}): the count is not of payouts")
 
         def retrieve():
             counter[0] += 1

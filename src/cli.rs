@@ -495,6 +495,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
             poll_interval: Duration::from_millis(args.engine_poll_ms.max(10)),
             batch_size: args.engine_batch_size.unwrap_or(default_batch).max(1),
             workers: args.engine_workers.max(1),
+            ..EngineConfig::default()
         },
     );
     let dispatcher = Dispatcher::new(

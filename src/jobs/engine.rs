@@ -1,7 +1,8 @@
 //! The claims engine: a loop that reviews claims, sends payouts and moves guarantees
 //! through their dates. Every replica may run one; the store's row claiming
-//! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the single writer on SQLite) shares the
-//! work without doing anything twice.
+//! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the single writer on SQLite, and leases
+//! with a fencing token for payouts, whose rail is called outside any transaction)
+//! shares the work without doing anything twice.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -13,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::error::ApiResult;
 use crate::service::rail::PayoutRail;
-use crate::service::review;
+use crate::service::review::{self, PayoutConfig};
 use crate::store::{Backend, Store};
 
 #[derive(Debug, Clone)]
@@ -26,11 +27,18 @@ pub struct EngineConfig {
     /// How many steps `run` takes at once on PostgreSQL, where row locks let them take
     /// different batches. SQLite has one writer, so there it is always one.
     pub workers: usize,
+    /// How payouts are leased and how long the rail may take.
+    pub payouts: PayoutConfig,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { poll_interval: Duration::from_millis(250), batch_size: 100, workers: 2 }
+        EngineConfig {
+            poll_interval: Duration::from_millis(250),
+            batch_size: 100,
+            workers: 2,
+            payouts: PayoutConfig::default(),
+        }
     }
 }
 
@@ -91,7 +99,8 @@ impl Engine {
         }
         report.guarantees_changed = review::transition_guarantees(&self.store, self.clock.now(), batch as i64).await?;
         report.claims_reviewed = review::review_due(&self.store, self.clock.now(), batch).await?;
-        report.payouts_sent = review::pay_due(&self.store, self.rail.as_ref(), self.clock.now(), batch).await?;
+        report.payouts_sent =
+            review::pay_due(&self.store, self.rail.as_ref(), self.clock.as_ref(), batch, &self.config.payouts).await?;
         Ok(report)
     }
 

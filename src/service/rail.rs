@@ -17,10 +17,19 @@ pub enum RailOutcome {
 
 pub type RailFuture<'a> = Pin<Box<dyn Future<Output = Result<RailOutcome, String>> + Send + 'a>>;
 
-/// Sends payouts. `pay` must be idempotent on `payout.id`: after a crash between the
-/// rail's answer and the commit that records it, the same payout is sent again, and
-/// the rail must answer as before without paying twice. An `Err` means "not known
-/// yet": the payout stays pending and is tried again.
+/// Sends payouts.
+///
+/// `pay` must be idempotent on `payout.id`: the engine calls it outside any
+/// transaction, under a lease on the payout, and records the answer afterwards. If the
+/// process dies (or its lease runs out) between the call and that record, the lease
+/// expires and the same payout is sent again, by this replica or another, with the same
+/// id and amount; the rail must then answer as it did the first time without paying
+/// twice (a bank's idempotency key set to the payout id, say). Two calls for one payout
+/// may even overlap, when a lease runs out while its call is still in flight.
+///
+/// An `Err` means "not known yet": nothing is recorded, the lease is given back and the
+/// payout is sent again at the next step. So is a call that has not answered within the
+/// engine's rail timeout. `Failed` is for good: the claim's coverage is released.
 pub trait PayoutRail: Send + Sync + 'static {
     fn pay<'a>(&'a self, payout: &'a Payout, now: i64) -> RailFuture<'a>;
 }

@@ -1,13 +1,18 @@
 //! The claims engine's steps: automated review, review by hand (operators and test
 //! helpers), payouts, and the guarantees' time-driven status changes. Each step is one
-//! transaction, for a batch of claims or payouts at a time, that locks what it changes in
-//! a fixed order (payouts, claims, then guarantees by id), so steps running at once on
-//! several replicas never deadlock or act twice.
+//! transaction for a batch of claims or guarantees at a time (payouts: a lease, the
+//! rail calls outside any transaction, then one transaction recording the answers),
+//! that locks what it changes in a fixed order (payouts, claims, then guarantees by
+//! id), so steps running at once on several replicas never deadlock or act twice.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
 
 use super::rail::{PayoutRail, RailOutcome};
 use super::{Call, Outbox};
+use crate::clock::Clock;
 use crate::domain::claim::{Claim, ClaimStatus, DenialReason, OperatorDenialReason};
 use crate::domain::event::EventType;
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
@@ -16,7 +21,7 @@ use crate::domain::policy::Policy;
 use crate::domain::review::{Decision, Period, ReviewInput, decide, max_payable};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
-use crate::store::payouts::Settlement;
+use crate::store::payouts::{LeasedPayout, Settlement};
 use crate::store::{self, Scope, Store, Tx};
 
 /// `period_used`: what the guarantee's other approved and paid claims due in the
@@ -70,7 +75,8 @@ async fn claim_terms(tx: &mut Tx, scope: &Scope, claim: &Claim) -> ApiResult<(Gu
 #[derive(Default)]
 struct StepWrites {
     new_payouts: Vec<(Scope, Payout)>,
-    settled_payouts: Vec<(String, PayoutStatus, Option<i64>)>,
+    /// Payout id, lease token, new status, arrival date.
+    settled_payouts: Vec<(String, i64, PayoutStatus, Option<i64>)>,
     guarantees: BTreeMap<String, Guarantee>,
     claims: BTreeMap<String, Claim>,
     outbox: Outbox,
@@ -88,12 +94,15 @@ impl StepWrites {
     async fn write(self, tx: &mut Tx) -> ApiResult<()> {
         let payouts: Vec<(&Scope, &Payout)> = self.new_payouts.iter().map(|(s, p)| (s, p)).collect();
         store::payouts::insert(tx, &payouts).await?;
-        let settled: Vec<Settlement> =
-            self.settled_payouts.iter().map(|(id, status, arrival)| (id.as_str(), *status, *arrival)).collect();
+        let settled: Vec<Settlement> = self
+            .settled_payouts
+            .iter()
+            .map(|(id, token, status, arrival)| (id.as_str(), *token, *status, *arrival))
+            .collect();
         written(
             store::payouts::settle(tx, &settled).await?,
             settled.len(),
-            "payouts to settle (one was no longer pending)",
+            "payouts to settle (one was no longer pending under its lease)",
         )?;
         let guarantees: Vec<&Guarantee> = self.guarantees.values().collect();
         written(store::guarantees::update_locked(tx, &guarantees).await?, guarantees.len(), "guarantees")?;
@@ -275,35 +284,135 @@ pub async fn review_by_hand(
     Ok(reviewed)
 }
 
-/// Sends up to `limit` of the oldest pending payouts through the rail and records the
-/// outcomes in one transaction. A payout the rail has no answer for yet stays pending
-/// for the next step without holding back the others. Returns how many were settled.
-pub async fn pay_due(store: &Store, rail: &dyn PayoutRail, now: i64, limit: usize) -> ApiResult<usize> {
-    let mut tx = store.begin().await?;
-    let payouts = store::payouts::next_pending(&mut tx, limit).await?;
-    if payouts.is_empty() {
+/// How the engine leases and sends payouts.
+#[derive(Debug, Clone)]
+pub struct PayoutConfig {
+    /// How long a step holds the payouts it leased, in clock seconds. Longer than
+    /// `rail_timeout`, so that a step still alive records its answers before another
+    /// replica may take the payouts over.
+    pub lease_seconds: i64,
+    /// How long a step waits for the rail, all its calls together; a payout with no
+    /// answer by then is given back and sent again at the next step.
+    pub rail_timeout: Duration,
+    /// The most rail calls one step has in flight at once.
+    pub rail_concurrency: usize,
+}
+
+impl Default for PayoutConfig {
+    fn default() -> Self {
+        PayoutConfig { lease_seconds: 60, rail_timeout: Duration::from_secs(30), rail_concurrency: 16 }
+    }
+}
+
+/// Sends up to `limit` of the oldest pending payouts through the rail, the way the
+/// dispatcher sends deliveries: a short transaction leases them, the rail is called
+/// outside any transaction (so a slow rail holds no lock, and on SQLite not the one
+/// writer every API request waits for), and a second transaction records the answers
+/// of the payouts whose lease still holds. A crash between the two leaves the lease to
+/// run out; the payout is then leased again and sent again under the same id, which
+/// the rail must treat as the same payout (see [`PayoutRail`]). A payout the rail has
+/// no answer for yet is given back for the next step without holding back the others.
+/// Returns how many were settled.
+pub async fn pay_due(
+    store: &Store,
+    rail: &dyn PayoutRail,
+    clock: &dyn Clock,
+    limit: usize,
+    config: &PayoutConfig,
+) -> ApiResult<usize> {
+    let leased = lease_payouts(store, clock.now(), limit, config.lease_seconds).await?;
+    if leased.is_empty() {
         return Ok(0);
     }
-    // Every rail call is made before anything else is locked, so a slow rail holds
-    // only these payout rows, not the claims and guarantees that API requests write.
-    // The payout rows stay locked meanwhile, so no other worker sends them.
-    let mut answers = Vec::with_capacity(payouts.len());
-    for (scope, payout) in payouts {
-        match rail.pay(&payout, now).await {
-            Ok(outcome) => answers.push((scope, payout, outcome)),
-            Err(e) => {
-                tracing::warn!(payout = %payout.id, error = %e, "payout rail has no answer yet; tried again later")
-            }
+    let answers = call_rail(rail, &leased, clock.now(), config).await;
+    settle_payouts(store, clock.now(), leased.into_iter().zip(answers).collect()).await
+}
+
+/// Leases up to `limit` of the oldest pending payouts no live lease holds, until
+/// `now + lease_seconds`, in a transaction of its own.
+pub async fn lease_payouts(store: &Store, now: i64, limit: usize, lease_seconds: i64) -> ApiResult<Vec<LeasedPayout>> {
+    let mut tx = store.begin().await?;
+    let leased = store::payouts::lease_due(&mut tx, now, now + lease_seconds, limit).await?;
+    tx.commit().await?;
+    Ok(leased)
+}
+
+/// The rail's answer for each leased payout, in order: `None` when it has none yet,
+/// or none within the timeout. No transaction is open meanwhile.
+async fn call_rail(
+    rail: &dyn PayoutRail,
+    leased: &[LeasedPayout],
+    now: i64,
+    config: &PayoutConfig,
+) -> Vec<Option<RailOutcome>> {
+    let deadline = tokio::time::Instant::now() + config.rail_timeout;
+    // The calls are made (not yet started) before they are streamed: a stream mapping
+    // through a closure that returns a borrowing future is one rustc cannot prove
+    // `Send` for the engine's spawned loop.
+    let calls: Vec<_> = leased.iter().map(|l| call_once(rail, &l.payout, now, deadline, config.rail_timeout)).collect();
+    stream::iter(calls).buffered(config.rail_concurrency.max(1)).collect().await
+}
+
+/// One payout's rail call, cut off at `deadline`.
+async fn call_once(
+    rail: &dyn PayoutRail,
+    payout: &Payout,
+    now: i64,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> Option<RailOutcome> {
+    // Queued behind slow calls past the deadline: not started, sent at the next step.
+    if tokio::time::Instant::now() >= deadline {
+        return None;
+    }
+    match tokio::time::timeout_at(deadline, rail.pay(payout, now)).await {
+        Ok(Ok(outcome)) => Some(outcome),
+        Ok(Err(e)) => {
+            tracing::warn!(payout = %payout.id, error = %e, "payout rail has no answer yet; sent again later");
+            None
+        }
+        Err(_) => {
+            let timeout_ms = timeout.as_millis() as u64;
+            tracing::warn!(payout = %payout.id, timeout_ms, "payout rail did not answer in time; sent again later");
+            None
         }
     }
-    // Then their claims and guarantees, each kind in one statement and in id order.
-    let ids: Vec<&str> = answers.iter().map(|(_, p, _)| p.claim.as_str()).collect();
+}
+
+/// Records the rail's answers for leased payouts in one transaction: each payout still
+/// pending under its lease token is settled (with its claim, guarantee and events);
+/// one whose lease was taken over since is left to its new holder; one without an
+/// answer is given back. Returns how many were settled.
+pub async fn settle_payouts(
+    store: &Store,
+    now: i64,
+    answers: Vec<(LeasedPayout, Option<RailOutcome>)>,
+) -> ApiResult<usize> {
+    let mut tx = store.begin().await?;
+    // The payouts first, then their claims and guarantees, each kind in one statement
+    // and in id order, as every engine step locks them.
+    let leases: Vec<(&str, i64)> = answers.iter().map(|(l, _)| (l.payout.id.as_str(), l.token)).collect();
+    let held: HashSet<String> = store::payouts::lock_leased(&mut tx, &leases).await?.into_iter().collect();
+    let (mut answered, mut unanswered) = (Vec::with_capacity(answers.len()), Vec::new());
+    for (leased, outcome) in answers {
+        if !held.contains(&leased.payout.id) {
+            tracing::warn!(payout = %leased.payout.id, "payout lease lost before the rail's answer was recorded; answer dropped");
+            continue;
+        }
+        match outcome {
+            Some(outcome) => answered.push((leased, outcome)),
+            None => unanswered.push(leased),
+        }
+    }
+    let give_back: Vec<(&str, i64)> = unanswered.iter().map(|l| (l.payout.id.as_str(), l.token)).collect();
+    store::payouts::release(&mut tx, &give_back).await?;
+    let ids: Vec<&str> = answered.iter().map(|(l, _)| l.payout.claim.as_str()).collect();
     let mut claims = store::claims::lock_many(&mut tx, &ids).await?;
-    let ids: Vec<&str> = answers.iter().map(|(_, p, _)| p.guarantee.as_str()).collect();
+    let ids: Vec<&str> = answered.iter().map(|(l, _)| l.payout.guarantee.as_str()).collect();
     let mut guarantees = store::guarantees::lock_many(&mut tx, &ids).await?;
-    let settled = answers.len();
+    let settled = answered.len();
     let mut writes = StepWrites::default();
-    for (scope, payout, outcome) in answers {
+    for (LeasedPayout { scope, payout, token }, outcome) in answered {
         let call = Call::job(scope, now);
         let claim = match claims.remove(&payout.claim) {
             Some((s, c)) if s == call.scope => c,
@@ -313,19 +422,20 @@ pub async fn pay_due(store: &Store, rail: &dyn PayoutRail, now: i64, limit: usiz
             Some((s, g)) if *s == call.scope => g,
             _ => return Err(ApiError::internal(format!("payout {} has no guarantee", payout.id))),
         };
-        settle(&mut writes, &call, payout, outcome, claim, g)?;
+        settle(&mut writes, &call, payout, token, outcome, claim, g)?;
     }
     writes.write(&mut tx).await?;
     tx.commit().await?;
     Ok(settled)
 }
 
-/// Records the rail's answer for a locked payout: its claim, the guarantee's reserved
-/// and paid amounts, and the events.
+/// Records the rail's answer for a payout locked under its lease `token`: its claim,
+/// the guarantee's reserved and paid amounts, and the events.
 fn settle(
     w: &mut StepWrites,
     call: &Call,
     payout: Payout,
+    token: i64,
     outcome: RailOutcome,
     claim: Claim,
     g: &mut Guarantee,
@@ -335,7 +445,7 @@ fn settle(
         RailOutcome::Paid { arrival_date } => (PayoutStatus::Paid, Some(*arrival_date)),
         RailOutcome::Failed { .. } => (PayoutStatus::Failed, None),
     };
-    w.settled_payouts.push((payout.id.clone(), status, arrival_date));
+    w.settled_payouts.push((payout.id.clone(), token, status, arrival_date));
     let settled = Payout { status, arrival_date, ..payout.clone() };
     let g_before = g.clone();
     g.claims_reserved -= payout.amount;

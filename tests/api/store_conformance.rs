@@ -1,6 +1,8 @@
 //! The store interface, driven directly: the same story must hold on PostgreSQL and
 //! SQLite (scripts/test runs this file on both).
 
+use std::time::Duration;
+
 use casapay::domain::claim::{Claim, ClaimReason, ClaimStatus, Evidence, StatusTransitions};
 use casapay::domain::customer::Customer;
 use casapay::domain::guarantee::{Guarantee, GuaranteeStatus};
@@ -9,7 +11,7 @@ use casapay::domain::payout::{Payout, PayoutStatus};
 use casapay::domain::policy::Policy;
 use casapay::ids::Kind;
 use casapay::store::accounts::{KeyKind, KeyRecord};
-use casapay::store::{self, CreatedFilter, PageRequest, Scope, Store};
+use casapay::store::{self, Backend, CreatedFilter, PageRequest, Scope, Store};
 
 use crate::support::{TestDb, open_store};
 
@@ -240,11 +242,30 @@ async fn work_queues_and_the_coverage_check() {
     };
     store::payouts::insert(&mut tx, &[(&s, &payout)]).await.unwrap();
     tx.commit().await.unwrap();
+    // Leased until 70 at 10: a lease at 69 finds it held, one at 70 takes it over with
+    // the next token; only that token settles it, once; given back, it is leased at once.
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(store::payouts::next_pending(&mut tx, 10).await.unwrap()[0].1.id, "po_1");
-    assert_eq!(store::payouts::settle(&mut tx, &[("po_1", PayoutStatus::Paid, Some(4))]).await.unwrap(), 1);
-    assert_eq!(store::payouts::settle(&mut tx, &[("po_1", PayoutStatus::Paid, Some(5))]).await.unwrap(), 0);
-    assert!(store::payouts::next_pending(&mut tx, 10).await.unwrap().is_empty());
+    let first = store::payouts::lease_due(&mut tx, 10, 70, 10).await.unwrap();
+    assert_eq!((first.len(), first[0].payout.id.as_str(), &first[0].scope), (1, "po_1", &s));
+    assert!(store::payouts::lease_due(&mut tx, 69, 129, 10).await.unwrap().is_empty());
+    let second = store::payouts::lease_due(&mut tx, 70, 130, 10).await.unwrap();
+    let (stale, token) = (first[0].token, second[0].token);
+    assert_eq!(token, stale + 1);
+    assert!(store::payouts::lock_leased(&mut tx, &[("po_1", stale)]).await.unwrap().is_empty());
+    assert_eq!(store::payouts::release(&mut tx, &[("po_1", stale)]).await.unwrap(), 0);
+    assert!(
+        store::payouts::lease_due(&mut tx, 71, 131, 10).await.unwrap().is_empty(),
+        "a stale token gives nothing back"
+    );
+    assert_eq!(store::payouts::release(&mut tx, &[("po_1", token)]).await.unwrap(), 1);
+    let third = store::payouts::lease_due(&mut tx, 71, 131, 10).await.unwrap();
+    let token = third[0].token;
+    assert_eq!(store::payouts::lock_leased(&mut tx, &[("po_1", token)]).await.unwrap(), ["po_1"]);
+    assert_eq!(store::payouts::settle(&mut tx, &[("po_1", token - 1, PayoutStatus::Paid, Some(3))]).await.unwrap(), 0);
+    assert_eq!(store::payouts::settle(&mut tx, &[("po_1", token, PayoutStatus::Paid, Some(4))]).await.unwrap(), 1);
+    assert_eq!(store::payouts::settle(&mut tx, &[("po_1", token, PayoutStatus::Paid, Some(5))]).await.unwrap(), 0);
+    assert!(store::payouts::lock_leased(&mut tx, &[("po_1", token)]).await.unwrap().is_empty());
+    assert!(store::payouts::lease_due(&mut tx, 1_000, 1_060, 10).await.unwrap().is_empty());
     tx.commit().await.unwrap();
     let mut conn = store.acquire().await.unwrap();
     let paid = store::payouts::get(&mut conn, &s, "po_1").await.unwrap().unwrap();
@@ -263,6 +284,52 @@ async fn work_queues_and_the_coverage_check() {
     g.claims_reserved = 51;
     let err = store::guarantees::update(&mut tx, &s, &g).await.unwrap_err();
     assert!(err.as_database_error().is_some(), "{err}");
+}
+
+/// Payout leases taken at once take different payouts, oldest first: on PostgreSQL a
+/// lease whose transaction is still open is skipped (`SKIP LOCKED`), not waited for;
+/// on SQLite leases take turns, and a committed lease keeps the next one off.
+#[tokio::test]
+async fn payout_leases_taken_at_once_take_different_payouts() {
+    let (_db, store, s) = seeded().await;
+    let mut tx = store.begin().await.unwrap();
+    store::customers::insert(&mut tx, &s, &customer("cus_1", 1, false)).await.unwrap();
+    store::policies::insert(&mut tx, &s, &policy("gpol_1")).await.unwrap();
+    store::guarantees::insert(&mut tx, &s, &guarantee("grt_1", GuaranteeStatus::Active, 0, 1_000)).await.unwrap();
+    for i in 1..=3 {
+        store::claims::insert(&mut tx, &s, &claim(&format!("clm_{i}"), &format!("inv_{i}"))).await.unwrap();
+        let payout = Payout {
+            id: format!("po_{i}"),
+            object: Payout::OBJECT,
+            amount: 100,
+            currency: "eur".into(),
+            claim: format!("clm_{i}"),
+            guarantee: "grt_1".into(),
+            status: PayoutStatus::Pending,
+            arrival_date: None,
+            livemode: false,
+            created: 3,
+        };
+        store::payouts::insert(&mut tx, &[(&s, &payout)]).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let ids = |leased: Vec<store::payouts::LeasedPayout>| leased.into_iter().map(|l| l.payout.id).collect::<Vec<_>>();
+
+    let mut first = store.begin().await.unwrap();
+    assert_eq!(ids(store::payouts::lease_due(&mut first, 10, 70, 1).await.unwrap()), ["po_1"]);
+    if store.backend() == Backend::Postgres {
+        let mut second = store.begin().await.unwrap();
+        let lease = store::payouts::lease_due(&mut second, 10, 70, 1);
+        let leased = tokio::time::timeout(Duration::from_secs(5), lease).await.expect("the open lease is skipped");
+        assert_eq!(ids(leased.unwrap()), ["po_2"]);
+        second.commit().await.unwrap();
+    }
+    first.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let rest = ids(store::payouts::lease_due(&mut tx, 10, 70, 10).await.unwrap());
+    let want: &[&str] = if store.backend() == Backend::Postgres { &["po_3"] } else { &["po_2", "po_3"] };
+    assert_eq!(rest, want, "leased payouts are left alone");
+    tx.commit().await.unwrap();
 }
 
 #[tokio::test]
@@ -358,9 +425,10 @@ async fn batch_writes_cover_every_row() {
     let refs: Vec<&Guarantee> = reserved.iter().collect();
     assert_eq!(store::guarantees::update_locked(&mut tx, &refs).await.unwrap(), N as u64);
     // Every payout but the first, then all of them: only those still pending settle.
-    let settle: Vec<_> = payouts[1..].iter().map(|p| (p.id.as_str(), PayoutStatus::Paid, Some(4))).collect();
+    // Never leased: their token is the first one, 0.
+    let settle: Vec<_> = payouts[1..].iter().map(|p| (p.id.as_str(), 0, PayoutStatus::Paid, Some(4))).collect();
     assert_eq!(store::payouts::settle(&mut tx, &settle).await.unwrap(), N as u64 - 1);
-    let settle: Vec<_> = payouts.iter().map(|p| (p.id.as_str(), PayoutStatus::Failed, None)).collect();
+    let settle: Vec<_> = payouts.iter().map(|p| (p.id.as_str(), 0, PayoutStatus::Failed, None)).collect();
     assert_eq!(store::payouts::settle(&mut tx, &settle).await.unwrap(), 1);
     tx.commit().await.unwrap();
 

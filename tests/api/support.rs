@@ -155,7 +155,12 @@ impl TestApp {
             store.clone(),
             clock.clone(),
             Arc::new(InstantRail),
-            EngineConfig { poll_interval: Duration::from_millis(20), batch_size: 10, workers: 1 },
+            EngineConfig {
+                poll_interval: Duration::from_millis(20),
+                batch_size: 10,
+                workers: 1,
+                ..EngineConfig::default()
+            },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
