@@ -124,7 +124,7 @@ list_query! {
     /// `GET /v1/customers`.
     CustomerList, CustomerId {
         /// Only customers with this email address.
-        email: Option<String>,
+        email: Option<Email>,
     }
 }
 
@@ -138,5 +138,5 @@ async fn list(
 ) -> ApiResult<Json<super::list::ListBody<Customer>>> {
     let page = q.page()?;
     expand_paths(q.expand, Customer::OBJECT, true)?;
-    Ok(render(customers::list(&state.store, &call, &page, q.email).await?, "/v1/customers"))
+    Ok(render(customers::list(&state.store, &call, &page, q.email.map(Email::into_string)).await?, "/v1/customers"))
 }

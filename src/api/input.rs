@@ -5,10 +5,10 @@
 //! The deserialiser here gives Stripe's errors, with the param's full name in bracket
 //! notation (`evidence[due_date]`): a form sends every value as a string, so numbers
 //! and booleans are read from strings too; `null` for a required param is a missing
-//! param; an empty string is no value (absent where the field is optional, missing
-//! where it is required), except where the field's type gives it a meaning (an
-//! update's `""` clears a field; `metadata=""` clears all); and the field types
-//! refuse bad values themselves, through [`Rejection`]s.
+//! param; an empty string unsets a field, so it is refused (`parameter_invalid_empty`,
+//! as Stripe words it) except where the field's type gives it that meaning (an
+//! update's `""` clears a field; `metadata=""` clears all); and the field types refuse
+//! bad values themselves, through [`Rejection`]s.
 
 use std::fmt;
 
@@ -50,34 +50,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryInput<T> 
 
 /// Reads parameters into `T`, with Stripe's errors.
 pub fn from_params<T: DeserializeOwned>(params: Params) -> ApiResult<T> {
-    let mut tree = Value::Object(params.into_map());
-    // An empty string where a string is asked is no value: the field is taken out and
-    // the whole is read again (a few rounds at most: one per such field).
-    for _ in 0..64 {
-        match T::deserialize(Node { value: &tree, path: &Path::Root }) {
-            Ok(t) => return Ok(t),
-            Err(InputError(Problem::Blank(path))) => {
-                if !remove(&mut tree, &path) {
-                    return Err(ApiError::bad_request("Invalid request: the parameters could not be read."));
-                }
-            }
-            Err(e) => return Err(e.at(&Path::Root).into_api()),
-        }
-    }
-    Err(ApiError::bad_request("Invalid request: too many empty parameters."))
-}
-
-/// Takes the value at `path` out of the tree; whether there was one.
-fn remove(tree: &mut Value, path: &[String]) -> bool {
-    let Some((last, parents)) = path.split_last() else { return false };
-    let mut node = tree;
-    for key in parents {
-        match node.get_mut(key) {
-            Some(next) => node = next,
-            None => return false,
-        }
-    }
-    node.as_object_mut().is_some_and(|m| m.remove(last).is_some())
+    let tree = Value::Object(params.into_map());
+    T::deserialize(Node { value: &tree, path: &Path::Root }).map_err(|e| e.at(&Path::Root).into_api())
 }
 
 /// Where a value sits in the parameters: the root, or a key under a parent.
@@ -103,17 +77,6 @@ impl Path<'_> {
             _ => format!("{}[{part}]", self.name()),
         }
     }
-
-    fn keys(&self) -> Vec<String> {
-        match self {
-            Path::Root => Vec::new(),
-            Path::Key(parent, key) => {
-                let mut keys = parent.keys();
-                keys.push((*key).to_owned());
-                keys
-            }
-        }
-    }
 }
 
 /// The deserialiser's error: an API error once its param is known, or what serde or
@@ -124,8 +87,6 @@ pub struct InputError(Problem);
 #[derive(Debug)]
 enum Problem {
     Api(ApiError),
-    /// An empty string where a string was asked, at these keys.
-    Blank(Vec<String>),
     Missing(&'static str),
     Unknown(String),
     Rejected(Rejection),
@@ -236,8 +197,19 @@ impl Node<'_, '_> {
         InputError::api(ApiError::missing(&self.name()))
     }
 
-    fn blank(&self) -> InputError {
-        InputError(Problem::Blank(self.path.keys()))
+    /// An empty string where a value is asked: as Stripe says it, `""` unsets a
+    /// field, and only an update's fields (and `metadata`) can be unset.
+    fn empty(&self) -> InputError {
+        let name = self.name();
+        InputError::api(ApiError::invalid(
+            "parameter_invalid_empty",
+            &name,
+            format!(
+                "You passed an empty string for '{name}'. We assume empty values are an attempt to unset a \
+                 parameter; however '{name}' cannot be unset. You should remove '{name}' from your request or \
+                 supply a non-empty value."
+            ),
+        ))
     }
 
     fn integer(&self) -> Result<i64, InputError> {
@@ -323,7 +295,7 @@ impl<'de, 'v: 'de, 'p> de::Deserializer<'de> for Node<'v, 'p> {
 
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, InputError> {
         match self.value {
-            Value::String(s) if s.is_empty() => Err(self.blank()),
+            Value::String(s) if s.is_empty() => Err(self.empty()),
             Value::String(s) => visitor.visit_borrowed_str(s).map_err(|e: InputError| e.at(self.path)),
             Value::Null => Err(self.missing()),
             other => Err(InputError::api(ApiError::invalid(
@@ -519,6 +491,7 @@ mod tests {
     struct Evidence {
         invoice_id: String,
         due_date: i64,
+        #[allow(dead_code)] // read only to be refused
         description: Option<String>,
     }
 
@@ -621,13 +594,14 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_string_is_no_value_unless_the_type_says_otherwise() {
-        // Optional text: absent. Required text: missing. A number: not a number.
-        let s: Sample = form("amount=1&evidence[invoice_id]=i&evidence[due_date]=5&evidence[description]=").unwrap();
-        assert_eq!(s.evidence.description, None);
+    fn an_empty_string_unsets_only_what_can_be_unset() {
+        // Text: refused, optional or not. A number: not a number.
+        let err =
+            form::<Sample>("amount=1&evidence[invoice_id]=i&evidence[due_date]=5&evidence[description]=").unwrap_err();
+        assert_eq!((err.code(), param(&err)), (Some("parameter_invalid_empty"), "evidence[description]"));
         let err = form::<Sample>("amount=1&evidence[invoice_id]=&evidence[due_date]=5").unwrap_err();
-        assert_eq!((err.code(), param(&err)), (Some("parameter_missing"), "evidence[invoice_id]"));
-        assert_eq!(err.to_string(), "Missing required param: evidence[invoice_id].");
+        assert_eq!((err.code(), param(&err)), (Some("parameter_invalid_empty"), "evidence[invoice_id]"));
+        assert!(err.to_string().starts_with("You passed an empty string for 'evidence[invoice_id]'."), "{err}");
         let err = form::<Sample>("amount=&evidence[invoice_id]=i&evidence[due_date]=5").unwrap_err();
         assert_eq!(err.to_string(), "Invalid integer: (empty)");
         // An update's field: "" and null clear it.

@@ -155,6 +155,7 @@ pub struct NoParams {}
 pub fn finish(doc: &mut serde_json::Value) {
     use serde_json::{Value, json};
     add_links(doc);
+    merge_field_docs(doc);
     collapse_nullable(doc);
     let components = doc["components"]["schemas"].clone();
     let Some(paths) = doc["paths"].as_object_mut() else { return };
@@ -199,7 +200,10 @@ pub fn finish(doc: &mut serde_json::Value) {
                         .map(|props| {
                             props
                                 .iter()
-                                .filter(|(_, v)| v["type"] == "object" || v["type"] == "array")
+                                .filter(|(_, v)| {
+                                    let nested = |t: &Value| t["type"] == "object" || t["type"] == "array";
+                                    nested(v) || v["oneOf"].as_array().is_some_and(|c| c.iter().any(nested))
+                                })
                                 .map(|(k, _)| (k.clone(), json!({"style": "deepObject", "explode": true})))
                                 .collect()
                         })
@@ -265,6 +269,37 @@ fn inline(schema: &serde_json::Value, components: &serde_json::Value, depth: usi
         }
         Value::Array(items) => Value::Array(items.iter().map(|v| inline(v, components, depth + 1)).collect()),
         other => other.clone(),
+    }
+}
+
+/// `allOf: [S, {"description": ...}]`, as utoipa writes a documented field of a type
+/// with its own schema (it adds `"type": "object"` to the description's half, which
+/// contradicts S), becomes S with the field's description.
+fn merge_field_docs(schema: &mut serde_json::Value) {
+    use serde_json::Value;
+    match schema {
+        Value::Object(map) => {
+            map.values_mut().for_each(merge_field_docs);
+            let Some(Value::Array(parts)) = map.get("allOf") else { return };
+            let [Value::Object(base), Value::Object(doc)] = parts.as_slice() else { return };
+            let only_docs = doc.keys().all(|k| k == "description" || k == "type" || k == "example")
+                && doc.get("type").is_none_or(|t| t == "object");
+            if !only_docs || base.contains_key("$ref") {
+                return;
+            }
+            let (mut base, doc) = (base.clone(), doc.clone());
+            for key in ["description", "example"] {
+                if let Some(v) = doc.get(key) {
+                    base.insert(key.into(), v.clone());
+                }
+            }
+            map.remove("allOf");
+            for (k, v) in base {
+                map.insert(k, v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(merge_field_docs),
+        _ => {}
     }
 }
 

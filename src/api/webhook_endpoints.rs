@@ -34,6 +34,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// `POST /v1/webhook_endpoints`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"url": "https://example.com/webhooks/casapay", "enabled_events": ["claim.approved", "claim.denied"],
+    "description": "Claim decisions"}))]
 pub struct WebhookEndpointCreate {
     #[schema(inline)]
     pub url: EndpointUrl,

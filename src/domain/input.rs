@@ -153,9 +153,9 @@ macro_rules! bounded_int {
 }
 pub(crate) use bounded_int;
 
-/// Defines a text newtype of `MIN..=MAX` characters (`invalid_string_length`
-/// beyond), with its schema from the same bounds. An empty string is no value:
-/// absent where the field is optional, missing where it is required.
+/// Defines a text newtype of 1 to `MAX` characters (`invalid_string_length` beyond;
+/// the API's deserialiser refuses an empty string), with its schema from the same
+/// bounds.
 macro_rules! bounded_text {
     ($(#[$meta:meta])* $name:ident, $max:expr, $what:literal) => {
         $(#[$meta])*
@@ -195,6 +195,7 @@ macro_rules! bounded_text {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
                 utoipa::openapi::ObjectBuilder::new()
                     .schema_type(utoipa::openapi::schema::Type::String)
+                    .min_length(Some(1))
                     .max_length(Some(Self::MAX_CHARS))
                     .description(Some($what))
                     .into()

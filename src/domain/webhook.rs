@@ -149,8 +149,9 @@ impl<'de> serde::Deserialize<'de> for EnabledEvents {
 impl utoipa::PartialSchema for EnabledEvents {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::{ArrayBuilder, ObjectBuilder, schema::Type};
+        let names = std::iter::once("*").chain(EventType::ALL.iter().map(|t| t.as_str()));
         ArrayBuilder::new()
-            .items(ObjectBuilder::new().schema_type(Type::String))
+            .items(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)))
             .min_items(Some(1))
             .description(Some("Event types, or `*` for all."))
             .into()
