@@ -25,6 +25,7 @@ use crate::service::review::{self, Verdict};
 use crate::service::{self, Call, claims, expand};
 use crate::store::Scope;
 use crate::store::claims::ClaimFilters;
+use crate::views::{ClaimView, Render};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -38,7 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// File a claim against a guarantee. It is reviewed within seconds.
 #[utoipa::path(post, path = "/v1/claims", tag = "Claims", request_body(content((ClaimCreate = "application/json"), (ClaimCreate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The claim, `under_review`", body = Claim), Errors))]
+    responses((status = 200, description = "The claim, `under_review`", body = ClaimView), Errors))]
 async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
     let paths = expand_param(&mut p, Claim::OBJECT, false)?;
     p.allow(&["guarantee", "amount", "currency", "reason", "evidence", "metadata"])?;
@@ -73,13 +74,13 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
 
 /// Retrieve a claim.
 #[utoipa::path(get, path = "/v1/claims/{id}", tag = "Claims", params(IdPath, ExpandQuery),
-    responses((status = 200, description = "The claim", body = Claim), Errors))]
+    responses((status = 200, description = "The claim", body = ClaimView), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
     Query(mut q): Query,
-) -> ApiResult<Json<Expanded<Claim>>> {
+) -> ApiResult<Json<Expanded<ClaimView>>> {
     check_id(Kind::Claim, &id)?;
     let paths = expand_param(&mut q, Claim::OBJECT, false)?;
     q.allow(&[])?;
@@ -89,7 +90,7 @@ async fn retrieve(
 
 /// Update a claim's `metadata`.
 #[utoipa::path(post, path = "/v1/claims/{id}", tag = "Claims", params(IdPath), request_body(content((MetadataUpdate = "application/json"), (MetadataUpdate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The updated claim", body = Claim), Errors))]
+    responses((status = 200, description = "The updated claim", body = ClaimView), Errors))]
 async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -110,12 +111,12 @@ async fn update(
 
 /// List claims, newest first.
 #[utoipa::path(get, path = "/v1/claims", tag = "Claims", params(ListQuery, ClaimQuery),
-    responses((status = 200, description = "A page of claims", body = List<Claim>), Errors))]
+    responses((status = 200, description = "A page of claims", body = List<ClaimView>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
     Query(mut q): Query,
-) -> ApiResult<Json<ListBody<Expanded<Claim>>>> {
+) -> ApiResult<Json<ListBody<Expanded<ClaimView>>>> {
     q.allow(&[LIST_PARAMS, &["guarantee", "status"]].concat())?;
     let page = page_request(&mut q, Kind::Claim)?;
     let paths = expand_param(&mut q, Claim::OBJECT, true)?;
@@ -170,15 +171,16 @@ async fn operator_review(state: &AppState, op: Operator, id: &str, verdict: Verd
         idempotency_key: None,
         idempotency: None,
     };
-    let body =
-        service::write_json(&state.store, &call, async |tx| review::review_by_hand(tx, None, &call, id, verdict).await)
-            .await?;
+    let body = service::write_json(&state.store, &call, async |tx| {
+        review::review_by_hand(tx, None, &call, id, verdict).await.map(|c| c.view())
+    })
+    .await?;
     Ok(json_body(body))
 }
 
 /// Approve a claim under review (operator keys only).
 #[utoipa::path(post, path = "/v1/claims/{id}/approve", tag = "Claim review", params(IdPath), request_body(content((ApproveParams = "application/json"), (ApproveParams = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The approved claim", body = Claim), Errors))]
+    responses((status = 200, description = "The approved claim", body = ClaimView), Errors))]
 async fn operator_approve(
     State(state): State<AppState>,
     op: Operator,
@@ -191,7 +193,7 @@ async fn operator_approve(
 
 /// Deny a claim under review (operator keys only).
 #[utoipa::path(post, path = "/v1/claims/{id}/deny", tag = "Claim review", params(IdPath), request_body(content((DenyParams = "application/json"), (DenyParams = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The denied claim", body = Claim), Errors))]
+    responses((status = 200, description = "The denied claim", body = ClaimView), Errors))]
 async fn operator_deny(
     State(state): State<AppState>,
     op: Operator,
@@ -208,7 +210,7 @@ async fn helper_review(state: &AppState, call: Call, id: &str, p: &mut Params, a
     let verdict = if approve { approve_verdict(p)? } else { deny_verdict(p, false)? };
     let scope = call.scope.clone();
     let body = service::write_json(&state.store, &call, async |tx| {
-        review::review_by_hand(tx, Some(&scope), &call, id, verdict).await
+        review::review_by_hand(tx, Some(&scope), &call, id, verdict).await.map(|c| c.view())
     })
     .await?;
     Ok(json_body(body))
@@ -216,7 +218,7 @@ async fn helper_review(state: &AppState, call: Call, id: &str, p: &mut Params, a
 
 /// Test mode: approve a claim under review, to try webhook handling.
 #[utoipa::path(post, path = "/v1/test_helpers/claims/{id}/approve", tag = "Claim review", params(IdPath), request_body(content((ApproveParams = "application/json"), (ApproveParams = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The approved claim", body = Claim), Errors))]
+    responses((status = 200, description = "The approved claim", body = ClaimView), Errors))]
 async fn helper_approve(
     State(state): State<AppState>,
     TestHelper(call): TestHelper,
@@ -228,7 +230,7 @@ async fn helper_approve(
 
 /// Test mode: deny a claim under review.
 #[utoipa::path(post, path = "/v1/test_helpers/claims/{id}/deny", tag = "Claim review", params(IdPath), request_body(content((HelperDenyParams = "application/json"), (HelperDenyParams = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The denied claim", body = Claim), Errors))]
+    responses((status = 200, description = "The denied claim", body = ClaimView), Errors))]
 async fn helper_deny(
     State(state): State<AppState>,
     TestHelper(call): TestHelper,

@@ -17,6 +17,7 @@ use crate::domain::customer::{Customer, SCORE_MAX};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::service::{self, customers};
+use crate::views::{CustomerView, Render};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(retrieve, update))
@@ -68,7 +69,7 @@ const FIELDS: &[&str] = &["name", "email", "score", "metadata"];
 /// Create a customer (a tenant).
 #[utoipa::path(post, path = "/v1/customers", tag = "Customers",
     request_body(content((CustomerCreate = "application/json"), (CustomerCreate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The new customer", body = Customer), Errors))]
+    responses((status = 200, description = "The new customer", body = CustomerView), Errors))]
 async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
     expand_param(&mut p, Customer::OBJECT, false)?;
     p.allow(FIELDS)?;
@@ -84,28 +85,33 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
         },
         metadata: p.metadata()?,
     };
-    Ok(json_body(service::write_json(&state.store, &call, async |tx| customers::create(tx, &call, input).await).await?))
+    Ok(json_body(
+        service::write_json(&state.store, &call, async |tx| {
+            customers::create(tx, &call, input).await.map(|c| c.view())
+        })
+        .await?,
+    ))
 }
 
 /// Retrieve a customer.
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "Customers", params(IdPath, ExpandQuery),
-    responses((status = 200, description = "The customer", body = Customer), Errors))]
+    responses((status = 200, description = "The customer", body = CustomerView), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
     Query(mut q): Query,
-) -> ApiResult<Json<Customer>> {
+) -> ApiResult<Json<CustomerView>> {
     check_id(Kind::Customer, &id)?;
     expand_param(&mut q, Customer::OBJECT, false)?;
     q.allow(&[])?;
-    Ok(Json(customers::retrieve(&state.store, &call, &id).await?))
+    Ok(Json(customers::retrieve(&state.store, &call, &id).await?.view()))
 }
 
 /// Update a customer: `name`, `email`, `score` (`""` clears one), `metadata` (merged).
 #[utoipa::path(post, path = "/v1/customers/{id}", tag = "Customers", params(IdPath),
     request_body(content((CustomerCreate = "application/json"), (CustomerCreate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The updated customer", body = Customer), Errors))]
+    responses((status = 200, description = "The updated customer", body = CustomerView), Errors))]
 async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -122,18 +128,21 @@ async fn update(
         metadata: p.metadata()?,
     };
     Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| customers::update(tx, &call, &id, input).await).await?,
+        service::write_json(&state.store, &call, async |tx| {
+            customers::update(tx, &call, &id, input).await.map(|c| c.view())
+        })
+        .await?,
     ))
 }
 
 /// List customers, newest first.
 #[utoipa::path(get, path = "/v1/customers", tag = "Customers", params(ListQuery, CustomerFilters),
-    responses((status = 200, description = "A page of customers", body = List<Customer>), Errors))]
+    responses((status = 200, description = "A page of customers", body = List<CustomerView>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
     Query(mut q): Query,
-) -> ApiResult<Json<super::list::ListBody<Customer>>> {
+) -> ApiResult<Json<super::list::ListBody<CustomerView>>> {
     q.allow(&[LIST_PARAMS, &["email"]].concat())?;
     let page = page_request(&mut q, Kind::Customer)?;
     expand_param(&mut q, Customer::OBJECT, true)?;

@@ -16,6 +16,7 @@ use crate::domain::event::{Event, EventType};
 use crate::error::ApiResult;
 use crate::ids::Kind;
 use crate::service::{self, events, webhooks};
+use crate::views::{EventView, Render};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list)).routes(routes!(retrieve)).routes(routes!(resend))
@@ -23,27 +24,27 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Retrieve an event.
 #[utoipa::path(get, path = "/v1/events/{id}", tag = "Events", params(IdPath, ExpandQuery),
-    responses((status = 200, description = "The event", body = Event), Errors))]
+    responses((status = 200, description = "The event", body = EventView), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
     Query(mut q): Query,
-) -> ApiResult<Json<Event>> {
+) -> ApiResult<Json<EventView>> {
     check_id(Kind::Event, &id)?;
     expand_param(&mut q, Event::OBJECT, false)?;
     q.allow(&[])?;
-    Ok(Json(events::retrieve(&state.store, &call, &id).await?))
+    Ok(Json(events::retrieve(&state.store, &call, &id).await?.view()))
 }
 
 /// List events (kept 30 days), newest first.
 #[utoipa::path(get, path = "/v1/events", tag = "Events", params(ListQuery, EventFilters),
-    responses((status = 200, description = "A page of events", body = List<Event>), Errors))]
+    responses((status = 200, description = "A page of events", body = List<EventView>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
     Query(mut q): Query,
-) -> ApiResult<Json<ListBody<Event>>> {
+) -> ApiResult<Json<ListBody<EventView>>> {
     q.allow(&[LIST_PARAMS, &["type"]].concat())?;
     let page = page_request(&mut q, Kind::Event)?;
     expand_param(&mut q, Event::OBJECT, true)?;
@@ -54,7 +55,7 @@ async fn list(
 /// Queues the event again: to `webhook_endpoint`, or to every endpoint that subscribes.
 /// Queue the event's delivery again.
 #[utoipa::path(post, path = "/v1/events/{id}/resend", tag = "Events", params(IdPath), request_body(content((ResendParams = "application/json"), (ResendParams = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The event", body = Event), Errors))]
+    responses((status = 200, description = "The event", body = EventView), Errors))]
 async fn resend(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -65,6 +66,9 @@ async fn resend(
     p.allow(&["webhook_endpoint"])?;
     let endpoint = p.id("webhook_endpoint", Kind::WebhookEndpoint)?;
     Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| webhooks::resend(tx, &call, &id, endpoint).await).await?,
+        service::write_json(&state.store, &call, async |tx| {
+            webhooks::resend(tx, &call, &id, endpoint).await.map(|e| e.view())
+        })
+        .await?,
     ))
 }

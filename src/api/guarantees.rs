@@ -22,6 +22,7 @@ use crate::error::ApiResult;
 use crate::ids::Kind;
 use crate::service::{self, expand, guarantees};
 use crate::store::guarantees::GuaranteeFilters;
+use crate::views::GuaranteeView;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(retrieve, update)).routes(routes!(cancel))
@@ -29,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Guarantee a tenant's rent on a policy's terms.
 #[utoipa::path(post, path = "/v1/guarantees", tag = "Guarantees", request_body(content((GuaranteeCreate = "application/json"), (GuaranteeCreate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The new guarantee (`policy`, `tenant` expandable)", body = Guarantee), Errors))]
+    responses((status = 200, description = "The new guarantee (`policy`, `tenant` expandable)", body = GuaranteeView), Errors))]
 async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
     let paths = expand_param(&mut p, Guarantee::OBJECT, false)?;
     p.allow(&["policy", "tenant", "coverage_amount", "currency", "start_date", "end_date", "metadata"])?;
@@ -52,13 +53,13 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
 
 /// Retrieve a guarantee.
 #[utoipa::path(get, path = "/v1/guarantees/{id}", tag = "Guarantees", params(IdPath, ExpandQuery),
-    responses((status = 200, description = "The guarantee", body = Guarantee), Errors))]
+    responses((status = 200, description = "The guarantee", body = GuaranteeView), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
     Query(mut q): Query,
-) -> ApiResult<Json<Expanded<Guarantee>>> {
+) -> ApiResult<Json<Expanded<GuaranteeView>>> {
     check_id(Kind::Guarantee, &id)?;
     let paths = expand_param(&mut q, Guarantee::OBJECT, false)?;
     q.allow(&[])?;
@@ -68,7 +69,7 @@ async fn retrieve(
 
 /// Update a guarantee's `metadata`, or move its `end_date` later.
 #[utoipa::path(post, path = "/v1/guarantees/{id}", tag = "Guarantees", params(IdPath), request_body(content((GuaranteeUpdate = "application/json"), (GuaranteeUpdate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The updated guarantee", body = Guarantee), Errors))]
+    responses((status = 200, description = "The updated guarantee", body = GuaranteeView), Errors))]
 async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -90,7 +91,7 @@ async fn update(
 
 /// Cancel a pending or active guarantee.
 #[utoipa::path(post, path = "/v1/guarantees/{id}/cancel", tag = "Guarantees", params(IdPath), request_body(content((ExpandOnly = "application/json"), (ExpandOnly = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The cancelled guarantee", body = Guarantee), Errors))]
+    responses((status = 200, description = "The cancelled guarantee", body = GuaranteeView), Errors))]
 async fn cancel(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -110,12 +111,12 @@ async fn cancel(
 
 /// List guarantees, newest first.
 #[utoipa::path(get, path = "/v1/guarantees", tag = "Guarantees", params(ListQuery, GuaranteeQuery),
-    responses((status = 200, description = "A page of guarantees", body = List<Guarantee>), Errors))]
+    responses((status = 200, description = "A page of guarantees", body = List<GuaranteeView>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
     Query(mut q): Query,
-) -> ApiResult<Json<ListBody<Expanded<Guarantee>>>> {
+) -> ApiResult<Json<ListBody<Expanded<GuaranteeView>>>> {
     q.allow(&[LIST_PARAMS, &["status", "tenant", "policy"]].concat())?;
     let page = page_request(&mut q, Kind::Guarantee)?;
     let paths = expand_param(&mut q, Guarantee::OBJECT, true)?;

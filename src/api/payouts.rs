@@ -17,6 +17,7 @@ use crate::error::ApiResult;
 use crate::ids::Kind;
 use crate::service::{expand, review};
 use crate::store::payouts::PayoutFilters;
+use crate::views::PayoutView;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list)).routes(routes!(retrieve))
@@ -24,13 +25,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Retrieve a payout.
 #[utoipa::path(get, path = "/v1/payouts/{id}", tag = "Payouts", params(IdPath, ExpandQuery),
-    responses((status = 200, description = "The payout", body = Payout), Errors))]
+    responses((status = 200, description = "The payout", body = PayoutView), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
     Query(mut q): Query,
-) -> ApiResult<Json<Expanded<Payout>>> {
+) -> ApiResult<Json<Expanded<PayoutView>>> {
     check_id(Kind::Payout, &id)?;
     let paths = expand_param(&mut q, Payout::OBJECT, false)?;
     q.allow(&[])?;
@@ -40,12 +41,12 @@ async fn retrieve(
 
 /// List payouts, newest first.
 #[utoipa::path(get, path = "/v1/payouts", tag = "Payouts", params(ListQuery, PayoutQuery),
-    responses((status = 200, description = "A page of payouts", body = List<Payout>), Errors))]
+    responses((status = 200, description = "A page of payouts", body = List<PayoutView>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
     Query(mut q): Query,
-) -> ApiResult<Json<ListBody<Expanded<Payout>>>> {
+) -> ApiResult<Json<ListBody<Expanded<PayoutView>>>> {
     q.allow(&[LIST_PARAMS, &["claim", "guarantee"]].concat())?;
     let page = page_request(&mut q, Kind::Payout)?;
     let paths = expand_param(&mut q, Payout::OBJECT, true)?;

@@ -16,6 +16,7 @@ use crate::domain::policy::{self, FIXED_TERMS, Policy};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::service::{self, policies};
+use crate::views::{PolicyView, Render};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(retrieve, update))
@@ -25,7 +26,7 @@ const NAME_MAX: usize = 256;
 
 /// Create a guarantee policy.
 #[utoipa::path(post, path = "/v1/guarantee_policies", tag = "Guarantee policies", request_body(content((PolicyCreate = "application/json"), (PolicyCreate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The new policy", body = Policy), Errors))]
+    responses((status = 200, description = "The new policy", body = PolicyView), Errors))]
 async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
     expand_param(&mut p, Policy::OBJECT, false)?;
     p.allow(&[&["name", "active", "metadata"], FIXED_TERMS].concat())?;
@@ -46,27 +47,30 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
             format!("Invalid name: must be at most {NAME_MAX} characters."),
         ));
     }
-    Ok(json_body(service::write_json(&state.store, &call, async |tx| policies::create(tx, &call, input).await).await?))
+    Ok(json_body(
+        service::write_json(&state.store, &call, async |tx| policies::create(tx, &call, input).await.map(|p| p.view()))
+            .await?,
+    ))
 }
 
 /// Retrieve a guarantee policy.
 #[utoipa::path(get, path = "/v1/guarantee_policies/{id}", tag = "Guarantee policies", params(IdPath, ExpandQuery),
-    responses((status = 200, description = "The policy", body = Policy), Errors))]
+    responses((status = 200, description = "The policy", body = PolicyView), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
     Query(mut q): Query,
-) -> ApiResult<Json<Policy>> {
+) -> ApiResult<Json<PolicyView>> {
     check_id(Kind::Policy, &id)?;
     expand_param(&mut q, Policy::OBJECT, false)?;
     q.allow(&[])?;
-    Ok(Json(policies::retrieve(&state.store, &call, &id).await?))
+    Ok(Json(policies::retrieve(&state.store, &call, &id).await?.view()))
 }
 
 /// Update a policy's `name`, `active` or `metadata`; its terms are fixed.
 #[utoipa::path(post, path = "/v1/guarantee_policies/{id}", tag = "Guarantee policies", params(IdPath), request_body(content((PolicyUpdate = "application/json"), (PolicyUpdate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The updated policy", body = Policy), Errors))]
+    responses((status = 200, description = "The updated policy", body = PolicyView), Errors))]
 async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -92,18 +96,21 @@ async fn update(
         metadata: p.metadata()?,
     };
     Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| policies::update(tx, &call, &id, input).await).await?,
+        service::write_json(&state.store, &call, async |tx| {
+            policies::update(tx, &call, &id, input).await.map(|p| p.view())
+        })
+        .await?,
     ))
 }
 
 /// List guarantee policies, newest first.
 #[utoipa::path(get, path = "/v1/guarantee_policies", tag = "Guarantee policies", params(ListQuery, PolicyFilters),
-    responses((status = 200, description = "A page of policies", body = List<Policy>), Errors))]
+    responses((status = 200, description = "A page of policies", body = List<PolicyView>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
     Query(mut q): Query,
-) -> ApiResult<Json<ListBody<Policy>>> {
+) -> ApiResult<Json<ListBody<PolicyView>>> {
     q.allow(&[LIST_PARAMS, &["active"]].concat())?;
     let page = page_request(&mut q, Kind::Policy)?;
     expand_param(&mut q, Policy::OBJECT, true)?;

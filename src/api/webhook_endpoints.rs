@@ -20,6 +20,7 @@ use crate::domain::webhook::{WebhookAttempt, WebhookEndpoint, check_enabled_even
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::service::{self, webhooks};
+use crate::views::{Render, WebhookAttemptView, WebhookEndpointView};
 use crate::webhooks::ssrf::check_url;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -59,7 +60,7 @@ fn enabled_events(p: &mut Params, required: bool) -> ApiResult<Option<Vec<String
 
 /// Create a webhook endpoint; the answer carries its `secret`, once.
 #[utoipa::path(post, path = "/v1/webhook_endpoints", tag = "Webhook endpoints", request_body(content((WebhookEndpointCreate = "application/json"), (WebhookEndpointCreate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The new endpoint, with its secret", body = WebhookEndpoint), Errors))]
+    responses((status = 200, description = "The new endpoint, with its secret", body = WebhookEndpointView), Errors))]
 async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mut p): Body) -> ApiResult<Response> {
     p.allow(&["url", "enabled_events", "description", "metadata"])?;
     let input = webhooks::NewEndpoint {
@@ -68,27 +69,32 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, Body(mu
         description: p.bounded_string("description", DESCRIPTION_MAX)?,
         metadata: p.metadata()?,
     };
-    Ok(json_body(service::write_json(&state.store, &call, async |tx| webhooks::create(tx, &call, input).await).await?))
+    Ok(json_body(
+        service::write_json(&state.store, &call, async |tx| {
+            webhooks::create(tx, &call, input).await.map(|e| WebhookEndpointView::with_secret(&e))
+        })
+        .await?,
+    ))
 }
 
 /// Retrieve a webhook endpoint.
 #[utoipa::path(get, path = "/v1/webhook_endpoints/{id}", tag = "Webhook endpoints", params(IdPath, ExpandQuery),
-    responses((status = 200, description = "The endpoint", body = WebhookEndpoint), Errors))]
+    responses((status = 200, description = "The endpoint", body = WebhookEndpointView), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
     Query(mut q): Query,
-) -> ApiResult<Json<WebhookEndpoint>> {
+) -> ApiResult<Json<WebhookEndpointView>> {
     check_id(Kind::WebhookEndpoint, &id)?;
     expand_param(&mut q, WebhookEndpoint::OBJECT, false)?;
     q.allow(&[])?;
-    Ok(Json(webhooks::retrieve(&state.store, &call, &id).await?))
+    Ok(Json(webhooks::retrieve(&state.store, &call, &id).await?.view()))
 }
 
 /// Update a webhook endpoint.
 #[utoipa::path(post, path = "/v1/webhook_endpoints/{id}", tag = "Webhook endpoints", params(IdPath), request_body(content((WebhookEndpointUpdate = "application/json"), (WebhookEndpointUpdate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The updated endpoint", body = WebhookEndpoint), Errors))]
+    responses((status = 200, description = "The updated endpoint", body = WebhookEndpointView), Errors))]
 async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -109,7 +115,10 @@ async fn update(
         metadata: p.metadata()?,
     };
     Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| webhooks::update(tx, &call, &id, input).await).await?,
+        service::write_json(&state.store, &call, async |tx| {
+            webhooks::update(tx, &call, &id, input).await.map(|e| e.view())
+        })
+        .await?,
     ))
 }
 
@@ -124,7 +133,7 @@ async fn delete(State(state): State<AppState>, Platform(call): Platform, PathId(
 
 /// A new secret; the old one signs beside it for 24 hours.
 #[utoipa::path(post, path = "/v1/webhook_endpoints/{id}/rotate_secret", tag = "Webhook endpoints", params(IdPath),
-    responses((status = 200, description = "The endpoint, with its new secret", body = WebhookEndpoint), Errors))]
+    responses((status = 200, description = "The endpoint, with its new secret", body = WebhookEndpointView), Errors))]
 async fn rotate_secret(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -134,18 +143,21 @@ async fn rotate_secret(
     check_id(Kind::WebhookEndpoint, &id)?;
     p.allow(&[])?;
     Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| webhooks::rotate_secret(tx, &call, &id).await).await?,
+        service::write_json(&state.store, &call, async |tx| {
+            webhooks::rotate_secret(tx, &call, &id).await.map(|e| WebhookEndpointView::with_secret(&e))
+        })
+        .await?,
     ))
 }
 
 /// List webhook endpoints, newest first.
 #[utoipa::path(get, path = "/v1/webhook_endpoints", tag = "Webhook endpoints", params(ListQuery),
-    responses((status = 200, description = "A page of endpoints", body = List<WebhookEndpoint>), Errors))]
+    responses((status = 200, description = "A page of endpoints", body = List<WebhookEndpointView>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
     Query(mut q): Query,
-) -> ApiResult<Json<ListBody<WebhookEndpoint>>> {
+) -> ApiResult<Json<ListBody<WebhookEndpointView>>> {
     q.allow(LIST_PARAMS)?;
     let page = page_request(&mut q, Kind::WebhookEndpoint)?;
     expand_param(&mut q, WebhookEndpoint::OBJECT, true)?;
@@ -154,13 +166,13 @@ async fn list(
 
 /// The delivery attempts to an endpoint, newest first.
 #[utoipa::path(get, path = "/v1/webhook_endpoints/{id}/attempts", tag = "Webhook endpoints", params(IdPath, ListQuery),
-    responses((status = 200, description = "A page of attempts", body = List<WebhookAttempt>), Errors))]
+    responses((status = 200, description = "A page of attempts", body = List<WebhookAttemptView>), Errors))]
 async fn attempts(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
     Query(mut q): Query,
-) -> ApiResult<Json<ListBody<WebhookAttempt>>> {
+) -> ApiResult<Json<ListBody<WebhookAttemptView>>> {
     check_id(Kind::WebhookEndpoint, &id)?;
     q.allow(LIST_PARAMS)?;
     let page = page_request(&mut q, Kind::WebhookAttempt)?;

@@ -1,7 +1,5 @@
 //! Claims: a landlord's request to be paid for rent the tenant did not pay.
 
-use serde::Serialize;
-
 use super::metadata::Metadata;
 use super::{Timestamp, wire_enum};
 
@@ -113,14 +111,14 @@ pub const DESCRIPTION_MAX_CHARS: usize = 1_000;
 pub const NOTE_MAX_CHARS: usize = 1_000;
 pub const INVOICE_ID_MAX_CHARS: usize = 255;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evidence {
     pub invoice_id: String,
     pub due_date: Timestamp,
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatusTransitions {
     pub submitted_at: Option<Timestamp>,
     pub under_review_at: Option<Timestamp>,
@@ -132,17 +130,15 @@ pub struct StatusTransitions {
 /// How the claim was decided.
 // SPEC section 4's `review`: for now only the note; the rule checks, who decided, the
 // deadline, the approvals and the evidence request join it here.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClaimReview {
     /// The deciding operator's note (required with `denial_reason: other`), or null.
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub id: String,
-    #[schema(value_type = String)]
-    pub object: &'static str,
     pub guarantee: String,
     pub amount: i64,
     pub amount_approved: Option<i64>,
@@ -156,7 +152,6 @@ pub struct Claim {
     pub status_transitions: StatusTransitions,
     pub review: ClaimReview,
     /// Automated review passed it to an operator (not rendered).
-    #[serde(skip)]
     pub awaiting_operator: bool,
     pub metadata: Metadata,
     pub livemode: bool,

@@ -1,17 +1,13 @@
 //! Customers: the tenants whose rent is guaranteed.
 
-use serde::Serialize;
-
 use super::Timestamp;
 use super::metadata::Metadata;
 
 pub const SCORE_MAX: i64 = 100;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Customer {
     pub id: String,
-    #[schema(value_type = String)]
-    pub object: &'static str,
     pub name: Option<String>,
     pub email: Option<String>,
     /// The tenant's guarantee score, 0..=100, or none yet.

@@ -1,7 +1,5 @@
 //! Guarantees: one tenant's rent, covered on a policy's terms between two dates.
 
-use serde::Serialize;
-
 use super::metadata::Metadata;
 use super::{DAY, Timestamp, wire_enum};
 
@@ -20,24 +18,20 @@ wire_enum! {
 /// Claims for rent that fell due while covered may still be filed this long after expiry.
 pub const CLAIM_GRACE_AFTER_EXPIRY: i64 = 60 * DAY;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Guarantee {
     pub id: String,
-    #[schema(value_type = String)]
-    pub object: &'static str,
     pub status: GuaranteeStatus,
     pub policy: String,
     pub tenant: String,
     pub coverage_amount: i64,
     pub total_coverage: i64,
-    pub remaining_coverage: i64,
     pub currency: String,
     pub start_date: Timestamp,
     pub end_date: Timestamp,
     pub claims_filed: i64,
     pub claims_paid: i64,
     /// Approved claims not yet paid; part of the coverage they may not use twice.
-    #[serde(skip)]
     pub claims_reserved: i64,
     pub cancelled_at: Option<Timestamp>,
     pub metadata: Metadata,
@@ -51,11 +45,6 @@ impl Guarantee {
     /// What is left to pay out: the total less what was paid and what is approved.
     pub fn remaining(&self) -> i64 {
         self.total_coverage - self.claims_paid - self.claims_reserved
-    }
-
-    /// Keeps the rendered `remaining_coverage` in step with the amounts.
-    pub fn refresh_remaining(&mut self) {
-        self.remaining_coverage = self.remaining();
     }
 }
 

@@ -1,7 +1,5 @@
 //! Guarantee policies: the terms that guarantees are written on.
 
-use serde::Serialize;
-
 use super::Timestamp;
 use super::metadata::Metadata;
 
@@ -14,11 +12,9 @@ pub const DEDUCTIBLE_AMOUNT: (i64, i64) = (0, 99_999_999);
 
 /// The terms are fixed once the policy is created; only `name`, `active` and
 /// `metadata` change afterwards.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Policy {
     pub id: String,
-    #[schema(value_type = String)]
-    pub object: &'static str,
     pub name: String,
     pub coverage_percentage: i64,
     pub max_coverage_months: i64,
@@ -56,7 +52,6 @@ mod tests {
     fn policy(min: i64) -> Policy {
         Policy {
             id: "gpol_1".into(),
-            object: Policy::OBJECT,
             name: "p".into(),
             coverage_percentage: 100,
             max_coverage_months: 12,

@@ -1,8 +1,6 @@
 //! Webhook endpoints and deliveries: subscriptions, the retry schedule, and what an
 //! attempt's answer means.
 
-use serde::Serialize;
-
 use super::event::EventType;
 use super::metadata::Metadata;
 use super::{DAY, Timestamp, wire_enum};
@@ -26,22 +24,16 @@ pub const RETRY_AFTER_BOUNDS: (i64, i64) = (1, DAY);
 /// How much of a response body the attempts log keeps.
 pub const RESPONSE_BODY_LIMIT: usize = 1024;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct WebhookEndpoint {
     pub id: String,
-    #[schema(value_type = String)]
-    pub object: &'static str,
     pub url: String,
     pub description: Option<String>,
     pub enabled_events: Vec<String>,
     pub status: EndpointStatus,
-    /// Shown once: in the answers to create and rotate_secret.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
     pub metadata: Metadata,
     pub livemode: bool,
     pub created: Timestamp,
-    #[serde(skip)]
     pub signing: Signing,
 }
 
@@ -49,8 +41,8 @@ impl WebhookEndpoint {
     pub const OBJECT: &'static str = "webhook_endpoint";
 }
 
-/// The secrets that sign deliveries, and the endpoint's failure streak: stored, never
-/// rendered.
+/// The secrets that sign deliveries, and the endpoint's failure streak: stored; only
+/// `secret` is ever shown, in the answers to create and rotate_secret.
 #[derive(Debug, Clone, Default)]
 pub struct Signing {
     pub secret: String,
@@ -72,11 +64,9 @@ impl Signing {
     }
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct WebhookAttempt {
     pub id: String,
-    #[schema(value_type = String)]
-    pub object: &'static str,
     pub event: String,
     pub webhook_endpoint: String,
     pub status_code: Option<i64>,

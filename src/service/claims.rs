@@ -74,7 +74,6 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
     }
     let claim = Claim {
         id: Kind::Claim.new_id(),
-        object: Claim::OBJECT,
         guarantee: guarantee.id.clone(),
         amount: input.amount.get(),
         amount_approved: None,

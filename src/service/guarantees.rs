@@ -65,13 +65,11 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<
     let total_coverage = guarantee::total_coverage(coverage_amount, policy.max_coverage_months);
     let g = Guarantee {
         id: Kind::Guarantee.new_id(),
-        object: Guarantee::OBJECT,
         status: guarantee::initial_status(input.start_date, call.now),
         policy: policy.id,
         tenant: tenant.id,
         coverage_amount,
         total_coverage,
-        remaining_coverage: total_coverage,
         currency: input.currency.as_str().to_owned(),
         start_date: input.start_date,
         end_date: input.end_date,

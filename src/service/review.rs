@@ -115,7 +115,6 @@ fn written(rows: u64, expected: usize, what: &str) -> ApiResult<()> {
 fn approve(w: &mut StepWrites, call: &Call, claim: Claim, g: &mut Guarantee, amount: i64) -> ApiResult<Claim> {
     let payout = Payout {
         id: Kind::Payout.new_id(),
-        object: Payout::OBJECT,
         amount,
         currency: claim.currency.clone(),
         claim: claim.id.clone(),
@@ -126,7 +125,6 @@ fn approve(w: &mut StepWrites, call: &Call, claim: Claim, g: &mut Guarantee, amo
         created: call.now,
     };
     g.claims_reserved += amount;
-    g.refresh_remaining();
     w.guarantee(g);
     let mut after = claim.clone();
     after.status = ClaimStatus::Approved;
@@ -354,7 +352,6 @@ fn settle(
             w.outbox.record(call, EventType::PayoutFailed, &settled)?;
         }
     }
-    g.refresh_remaining();
     let used_up = g.claims_paid >= g.total_coverage;
     if used_up && matches!(g.status, GuaranteeStatus::Pending | GuaranteeStatus::Active | GuaranteeStatus::Expired) {
         g.status = GuaranteeStatus::Claimed;

@@ -36,21 +36,18 @@ fn not_found(id: &str) -> ApiError {
 
 pub async fn create(tx: &mut Tx, call: &Call, input: NewEndpoint) -> ApiResult<WebhookEndpoint> {
     let secret = new_secret();
-    let mut endpoint = WebhookEndpoint {
+    let endpoint = WebhookEndpoint {
         id: Kind::WebhookEndpoint.new_id(),
-        object: WebhookEndpoint::OBJECT,
         url: input.url,
         description: input.description,
         enabled_events: input.enabled_events,
         status: EndpointStatus::Enabled,
-        secret: None,
         metadata: apply_metadata(&Metadata::new(), input.metadata.as_ref())?,
         livemode: call.scope.livemode,
         created: call.now,
-        signing: Signing { secret: secret.clone(), ..Signing::default() },
+        signing: Signing { secret, ..Signing::default() },
     };
     store::webhooks::insert_endpoint(tx, &call.scope, &endpoint).await?;
-    endpoint.secret = Some(secret);
     Ok(endpoint)
 }
 
@@ -86,11 +83,9 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: EndpointPatch) ->
 /// A new secret; the old one keeps signing beside it for 24 hours.
 pub async fn rotate_secret(tx: &mut Tx, call: &Call, id: &str) -> ApiResult<WebhookEndpoint> {
     let mut e = store::webhooks::get_endpoint_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
-    let secret = new_secret();
-    e.signing.previous_secret = Some(std::mem::replace(&mut e.signing.secret, secret.clone()));
+    e.signing.previous_secret = Some(std::mem::replace(&mut e.signing.secret, new_secret()));
     e.signing.previous_secret_expires_at = Some(call.now + PREVIOUS_SECRET_TTL);
     store::webhooks::update_endpoint(tx, &call.scope, &e).await?;
-    e.secret = Some(secret);
     Ok(e)
 }
 

@@ -410,16 +410,19 @@ async fn responses_events_and_webhooks_keep_their_bytes() {
     }
     let want = std::fs::read_to_string(GOLDEN).expect("tests/api/wire.golden (write it with CASAPAY_WIRE_BLESS=1)");
     if got != want {
-        let at = got
-            .lines()
-            .zip(want.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(got.lines().count().min(want.lines().count()));
-        panic!(
-            "the wire changed at line {}:\n  want: {}\n  got:  {}",
-            at + 1,
-            want.lines().nth(at).unwrap_or("<end>"),
-            got.lines().nth(at).unwrap_or("<end>")
-        );
+        // The first difference, with some context on each side.
+        let at = got.bytes().zip(want.bytes()).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+        let window = |s: &str| {
+            let (mut start, mut end) = (at.saturating_sub(120).min(s.len()), (at + 120).min(s.len()));
+            while !s.is_char_boundary(start) {
+                start -= 1;
+            }
+            while !s.is_char_boundary(end) {
+                end += 1;
+            }
+            s[start..end].to_owned()
+        };
+        let line = want[..at.min(want.len())].lines().count();
+        panic!("the wire changed at line {line}:\n  want: ...{}...\n  got:  ...{}...", window(&want), window(&got));
     }
 }
