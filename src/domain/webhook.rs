@@ -39,6 +39,23 @@ pub struct WebhookEndpoint {
 
 impl WebhookEndpoint {
     pub const OBJECT: &'static str = "webhook_endpoint";
+
+    /// Disables or enables the endpoint by request. A change either way starts a fresh
+    /// failure count, so a re-enabled endpoint is not disabled again at its next failure.
+    pub fn set_disabled(&mut self, disabled: bool) {
+        let status = if disabled { EndpointStatus::Disabled } else { EndpointStatus::Enabled };
+        if status != self.status {
+            self.signing.failing_since = None;
+        }
+        self.status = status;
+    }
+
+    /// Signs with `secret` from now on; the current one keeps signing beside it until
+    /// `now + PREVIOUS_SECRET_TTL`.
+    pub fn rotate_secret(&mut self, secret: String, now: Timestamp) {
+        self.signing.previous_secret = Some(std::mem::replace(&mut self.signing.secret, secret));
+        self.signing.previous_secret_expires_at = Some(now + PREVIOUS_SECRET_TTL);
+    }
 }
 
 /// The secrets that sign deliveries, and the endpoint's failure streak: stored; only
@@ -187,5 +204,39 @@ mod tests {
         };
         assert_eq!(s.active_secrets(99), ["new", "old"]);
         assert_eq!(s.active_secrets(100), ["new"]);
+    }
+
+    fn endpoint(status: EndpointStatus) -> WebhookEndpoint {
+        WebhookEndpoint {
+            id: "we_1".into(),
+            url: "https://example.com/hook".into(),
+            description: None,
+            enabled_events: vec!["*".into()],
+            status,
+            metadata: Metadata::new(),
+            livemode: false,
+            created: 0,
+            signing: Signing { secret: "s1".into(), failing_since: Some(50), ..Signing::default() },
+        }
+    }
+
+    #[test]
+    fn a_change_of_status_by_request_restarts_the_failure_count() {
+        let mut e = endpoint(EndpointStatus::Enabled);
+        e.set_disabled(false);
+        assert_eq!((e.status, e.signing.failing_since), (EndpointStatus::Enabled, Some(50)), "no change");
+        e.set_disabled(true);
+        assert_eq!((e.status, e.signing.failing_since), (EndpointStatus::Disabled, None));
+        let mut e = endpoint(EndpointStatus::Disabled);
+        e.set_disabled(false);
+        assert_eq!((e.status, e.signing.failing_since), (EndpointStatus::Enabled, None));
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_secret_for_a_day() {
+        let mut e = endpoint(EndpointStatus::Enabled);
+        e.rotate_secret("s2".into(), 1_000);
+        assert_eq!(e.signing.active_secrets(1_000 + DAY - 1), ["s2", "s1"]);
+        assert_eq!(e.signing.active_secrets(1_000 + DAY), ["s2"]);
     }
 }

@@ -4,9 +4,7 @@
 use super::{Call, apply_metadata, check_cursors};
 use crate::domain::event::Event;
 use crate::domain::metadata::{Metadata, MetadataUpdate};
-use crate::domain::webhook::{
-    EndpointStatus, PREVIOUS_SECRET_TTL, Signing, WebhookAttempt, WebhookEndpoint, subscribes,
-};
+use crate::domain::webhook::{EndpointStatus, Signing, WebhookAttempt, WebhookEndpoint, subscribes};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::store::{self, Page, PageRequest, Store, Tx};
@@ -68,12 +66,7 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: EndpointPatch) ->
         e.description = description;
     }
     if let Some(disabled) = input.disabled {
-        let status = if disabled { EndpointStatus::Disabled } else { EndpointStatus::Enabled };
-        if status != e.status {
-            // A re-enabled endpoint starts a fresh failure count.
-            e.signing.failing_since = None;
-        }
-        e.status = status;
+        e.set_disabled(disabled);
     }
     e.metadata = apply_metadata(&e.metadata, input.metadata.as_ref())?;
     store::webhooks::update_endpoint(tx, &call.scope, &e).await?;
@@ -83,8 +76,7 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: EndpointPatch) ->
 /// A new secret; the old one keeps signing beside it for 24 hours.
 pub async fn rotate_secret(tx: &mut Tx, call: &Call, id: &str) -> ApiResult<WebhookEndpoint> {
     let mut e = store::webhooks::get_endpoint_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
-    e.signing.previous_secret = Some(std::mem::replace(&mut e.signing.secret, new_secret()));
-    e.signing.previous_secret_expires_at = Some(call.now + PREVIOUS_SECRET_TTL);
+    e.rotate_secret(new_secret(), call.now);
     store::webhooks::update_endpoint(tx, &call.scope, &e).await?;
     Ok(e)
 }
