@@ -90,25 +90,32 @@ impl Guarantee {
 
     /// `pending` -> `active`, once `start_date` has come.
     pub fn activate(&mut self, now: Timestamp) -> Result<(), GuaranteeError> {
-        if self.status != GuaranteeStatus::Pending {
-            return Err(self.refuse(GuaranteeStep::Activate));
-        }
-        if now < self.start_date {
-            return Err(GuaranteeError::TooEarly(GuaranteeStep::Activate));
-        }
-        self.status = GuaranteeStatus::Active;
-        Ok(())
+        let due = self.start_date;
+        self.timed_step(GuaranteeStep::Activate, GuaranteeStatus::Pending, GuaranteeStatus::Active, due, now)
     }
 
     /// `active` -> `expired`, once `end_date` has come.
     pub fn expire(&mut self, now: Timestamp) -> Result<(), GuaranteeError> {
-        if self.status != GuaranteeStatus::Active {
-            return Err(self.refuse(GuaranteeStep::Expire));
+        let due = self.end_date;
+        self.timed_step(GuaranteeStep::Expire, GuaranteeStatus::Active, GuaranteeStatus::Expired, due, now)
+    }
+
+    /// The clock's steps: `from` -> `to` once `due` has come.
+    fn timed_step(
+        &mut self,
+        step: GuaranteeStep,
+        from: GuaranteeStatus,
+        to: GuaranteeStatus,
+        due: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), GuaranteeError> {
+        if self.status != from {
+            return Err(self.refuse(step));
         }
-        if now < self.end_date {
-            return Err(GuaranteeError::TooEarly(GuaranteeStep::Expire));
+        if now < due {
+            return Err(GuaranteeError::TooEarly(step));
         }
-        self.status = GuaranteeStatus::Expired;
+        self.status = to;
         Ok(())
     }
 

@@ -3,9 +3,12 @@
 //! changes nothing a client sees; changing a view changes the API, and a future
 //! `CasaPay-Version` picks between shapes here, without touching storage.
 //!
-//! Each view has every field of its object, always present (null when there is no
-//! value), in the order the API has always sent them; the OpenAPI document names
-//! them as the objects (`Claim`, not `ClaimView`).
+//! Each view has every field of its object, in the order the API has always sent
+//! them, always present (null when there is no value) but for two that are absent
+//! when empty, as before: an endpoint's `secret` (shown by create and rotate_secret
+//! only) and an event's `data.previous_attributes` (updates only). The OpenAPI
+//! document names the views as the objects (`Claim`, not `ClaimView`).
+//! `tests/api/wire.golden` pins their bytes.
 
 mod claim;
 mod customer;
