@@ -25,6 +25,7 @@ use casapay::domain::metadata::Metadata;
 use casapay::domain::money::{Amount, Currency};
 use casapay::service::{self, Call, accounts, claims, guarantees, policies};
 use casapay::store::{self, PageRequest, Scope, Store, StoreOptions};
+use casapay::views::Render;
 use serde_json::json;
 use sqlx::Connection;
 
@@ -259,7 +260,6 @@ async fn seed(store: &Store, now: i64) -> Data {
     for _ in 0..TENANTS {
         let c = Customer {
             id: casapay::ids::Kind::Customer.new_id(),
-            object: Customer::OBJECT,
             name: Some("tenant".into()),
             email: None,
             score: Some(90),
@@ -278,13 +278,11 @@ async fn seed(store: &Store, now: i64) -> Data {
             let n = chunk * 1_000 + i;
             let g = Guarantee {
                 id: casapay::ids::Kind::Guarantee.new_id(),
-                object: Guarantee::OBJECT,
                 status: GuaranteeStatus::Active,
                 policy: policy_ids[n % POLICIES].clone(),
                 tenant: tenant_ids[n % TENANTS].clone(),
                 coverage_amount: 100_000,
                 total_coverage: 1_200_000,
-                remaining_coverage: 1_200_000,
                 currency: "eur".into(),
                 start_date: now - 60 * 86_400,
                 end_date: now + 300 * 86_400,
@@ -433,7 +431,9 @@ async fn sql_op(store: &Store, d: &Data, op: &str, n: u64) -> bool {
                 end_date: d.now + 365 * 86_400,
                 metadata: None,
             };
-            service::write_json(store, &call, async |tx| guarantees::create(tx, &call, input).await).await.map(|_| ())
+            service::write_json(store, &call, async |tx| guarantees::create(tx, &call, input).await.map(|g| g.view()))
+                .await
+                .map(|_| ())
         }
         "create claim" => {
             let input = claims::NewClaim {
@@ -448,7 +448,9 @@ async fn sql_op(store: &Store, d: &Data, op: &str, n: u64) -> bool {
                 },
                 metadata: None,
             };
-            service::write_json(store, &call, async |tx| claims::create(tx, &call, input).await).await.map(|_| ())
+            service::write_json(store, &call, async |tx| claims::create(tx, &call, input).await.map(|c| c.view()))
+                .await
+                .map(|_| ())
         }
         "retrieve guarantee" => guarantees::retrieve(store, &call, d.pick(&d.guarantees, n)).await.map(|_| ()),
         _ => guarantees::list(store, &call, &PageRequest::default(), Default::default()).await.map(|_| ()),

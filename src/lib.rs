@@ -1,7 +1,8 @@
 //! casapay: a server for the CasaPay rent-guarantee API.
 //!
 //! Layers: [`api`] (HTTP: parse, call, render) → [`service`] (operations and their
-//! transactions) → [`domain`] (types and rules, no I/O) and [`store`] (SQL).
+//! transactions) → [`domain`] (types and rules, no I/O) and [`store`] (SQL); [`views`]
+//! are the wire shapes that responses, events and webhooks render the domain types in.
 
 pub mod api;
 pub mod app;
@@ -13,6 +14,7 @@ pub mod ids;
 pub mod jobs;
 pub mod service;
 pub mod store;
+pub mod views;
 pub mod webhooks;
 
 pub use app::{ApiConfig, AppState, app, serve};

@@ -27,6 +27,7 @@ use crate::service::review::{self, Verdict};
 use crate::service::{self, Call, claims, expand};
 use crate::store::Scope;
 use crate::store::claims::ClaimFilters;
+use crate::views::{ClaimView, Render};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -107,7 +108,7 @@ pub struct HelperDenyParams {
 
 /// File a claim against a guarantee. It is reviewed within seconds.
 #[utoipa::path(post, path = "/v1/claims", tag = "Claims", request_body(content((ClaimCreate = "application/json"), (ClaimCreate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The claim, `under_review`", body = Claim), Errors))]
+    responses((status = 200, description = "The claim, `under_review`", body = ClaimView), Errors))]
 async fn create(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -137,13 +138,13 @@ async fn create(
 
 /// Retrieve a claim.
 #[utoipa::path(get, path = "/v1/claims/{id}", tag = "Claims", params(IdPath, ExpandQuery),
-    responses((status = 200, description = "The claim", body = Claim), Errors))]
+    responses((status = 200, description = "The claim", body = ClaimView), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
     QueryInput(q): QueryInput<ExpandQuery>,
-) -> ApiResult<Json<Expanded<Claim>>> {
+) -> ApiResult<Json<Expanded<ClaimView>>> {
     check_id(Kind::Claim, &id)?;
     let paths = expand_paths(q.expand, Claim::OBJECT, false)?;
     let c = claims::retrieve(&state.store, &call, &id).await?;
@@ -152,7 +153,7 @@ async fn retrieve(
 
 /// Update a claim's `metadata`.
 #[utoipa::path(post, path = "/v1/claims/{id}", tag = "Claims", params(IdPath), request_body(content((ClaimUpdate = "application/json"), (ClaimUpdate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The updated claim", body = Claim), Errors))]
+    responses((status = 200, description = "The updated claim", body = ClaimView), Errors))]
 async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -180,12 +181,12 @@ list_query! {
 
 /// List claims, newest first.
 #[utoipa::path(get, path = "/v1/claims", tag = "Claims", params(ClaimList),
-    responses((status = 200, description = "A page of claims", body = List<Claim>), Errors))]
+    responses((status = 200, description = "A page of claims", body = List<ClaimView>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
     QueryInput(q): QueryInput<ClaimList>,
-) -> ApiResult<Json<ListBody<Expanded<Claim>>>> {
+) -> ApiResult<Json<ListBody<Expanded<ClaimView>>>> {
     let page = q.page()?;
     let paths = expand_paths(q.expand, Claim::OBJECT, true)?;
     let filters = ClaimFilters { guarantee: q.guarantee.map(GuaranteeId::into_string), status: q.status };
@@ -227,15 +228,16 @@ async fn operator_review(state: &AppState, op: Operator, id: &str, verdict: Verd
         idempotency_key: None,
         idempotency: None,
     };
-    let body =
-        service::write_json(&state.store, &call, async |tx| review::review_by_hand(tx, None, &call, id, verdict).await)
-            .await?;
+    let body = service::write_json(&state.store, &call, async |tx| {
+        review::review_by_hand(tx, None, &call, id, verdict).await.map(|c| c.view())
+    })
+    .await?;
     Ok(json_body(body))
 }
 
 /// Approve a claim under review (operator keys only).
 #[utoipa::path(post, path = "/v1/claims/{id}/approve", tag = "Claim review", params(IdPath), request_body(content((ApproveParams = "application/json"), (ApproveParams = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The approved claim", body = Claim), Errors))]
+    responses((status = 200, description = "The approved claim", body = ClaimView), Errors))]
 async fn operator_approve(
     State(state): State<AppState>,
     op: Operator,
@@ -247,7 +249,7 @@ async fn operator_approve(
 
 /// Deny a claim under review (operator keys only).
 #[utoipa::path(post, path = "/v1/claims/{id}/deny", tag = "Claim review", params(IdPath), request_body(content((DenyParams = "application/json"), (DenyParams = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The denied claim", body = Claim), Errors))]
+    responses((status = 200, description = "The denied claim", body = ClaimView), Errors))]
 async fn operator_deny(
     State(state): State<AppState>,
     op: Operator,
@@ -263,7 +265,7 @@ async fn helper_review(state: &AppState, call: Call, id: &str, verdict: Verdict)
     check_id(Kind::Claim, id)?;
     let scope = call.scope.clone();
     let body = service::write_json(&state.store, &call, async |tx| {
-        review::review_by_hand(tx, Some(&scope), &call, id, verdict).await
+        review::review_by_hand(tx, Some(&scope), &call, id, verdict).await.map(|c| c.view())
     })
     .await?;
     Ok(json_body(body))
@@ -271,7 +273,7 @@ async fn helper_review(state: &AppState, call: Call, id: &str, verdict: Verdict)
 
 /// Test mode: approve a claim under review, to try webhook handling.
 #[utoipa::path(post, path = "/v1/test_helpers/claims/{id}/approve", tag = "Claim review", params(IdPath), request_body(content((ApproveParams = "application/json"), (ApproveParams = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The approved claim", body = Claim), Errors))]
+    responses((status = 200, description = "The approved claim", body = ClaimView), Errors))]
 async fn helper_approve(
     State(state): State<AppState>,
     TestHelper(call): TestHelper,
@@ -283,7 +285,7 @@ async fn helper_approve(
 
 /// Test mode: deny a claim under review.
 #[utoipa::path(post, path = "/v1/test_helpers/claims/{id}/deny", tag = "Claim review", params(IdPath), request_body(content((HelperDenyParams = "application/json"), (HelperDenyParams = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The denied claim", body = Claim), Errors))]
+    responses((status = 200, description = "The denied claim", body = ClaimView), Errors))]
 async fn helper_deny(
     State(state): State<AppState>,
     TestHelper(call): TestHelper,

@@ -21,6 +21,7 @@ use crate::domain::metadata::{self, MetadataUpdate};
 use crate::error::ApiResult;
 use crate::ids::{CustomerId, Kind};
 use crate::service::{self, customers};
+use crate::views::{CustomerView, Render};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(retrieve, update))
@@ -64,7 +65,7 @@ pub struct CustomerUpdate {
 /// Create a customer (a tenant).
 #[utoipa::path(post, path = "/v1/customers", tag = "Customers",
     request_body(content((CustomerCreate = "application/json"), (CustomerCreate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The new customer", body = Customer), Errors))]
+    responses((status = 200, description = "The new customer", body = CustomerView), Errors))]
 async fn create(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -80,27 +81,32 @@ async fn create(
         },
         metadata: input.metadata,
     };
-    Ok(json_body(service::write_json(&state.store, &call, async |tx| customers::create(tx, &call, input).await).await?))
+    Ok(json_body(
+        service::write_json(&state.store, &call, async |tx| {
+            customers::create(tx, &call, input).await.map(|o| o.view())
+        })
+        .await?,
+    ))
 }
 
 /// Retrieve a customer.
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "Customers", params(IdPath, ExpandQuery),
-    responses((status = 200, description = "The customer", body = Customer), Errors))]
+    responses((status = 200, description = "The customer", body = CustomerView), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
     QueryInput(q): QueryInput<ExpandQuery>,
-) -> ApiResult<Json<Customer>> {
+) -> ApiResult<Json<CustomerView>> {
     check_id(Kind::Customer, &id)?;
     expand_paths(q.expand, Customer::OBJECT, false)?;
-    Ok(Json(customers::retrieve(&state.store, &call, &id).await?))
+    Ok(Json(customers::retrieve(&state.store, &call, &id).await?.view()))
 }
 
 /// Update a customer: `name`, `email`, `score` (`""` clears one), `metadata` (merged).
 #[utoipa::path(post, path = "/v1/customers/{id}", tag = "Customers", params(IdPath),
     request_body(content((CustomerUpdate = "application/json"), (CustomerUpdate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The updated customer", body = Customer), Errors))]
+    responses((status = 200, description = "The updated customer", body = CustomerView), Errors))]
 async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -116,7 +122,10 @@ async fn update(
         metadata: input.metadata,
     };
     Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| customers::update(tx, &call, &id, input).await).await?,
+        service::write_json(&state.store, &call, async |tx| {
+            customers::update(tx, &call, &id, input).await.map(|o| o.view())
+        })
+        .await?,
     ))
 }
 
@@ -130,12 +139,12 @@ list_query! {
 
 /// List customers, newest first.
 #[utoipa::path(get, path = "/v1/customers", tag = "Customers", params(CustomerList),
-    responses((status = 200, description = "A page of customers", body = List<Customer>), Errors))]
+    responses((status = 200, description = "A page of customers", body = List<CustomerView>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
     QueryInput(q): QueryInput<CustomerList>,
-) -> ApiResult<Json<super::list::ListBody<Customer>>> {
+) -> ApiResult<Json<super::list::ListBody<CustomerView>>> {
     let page = q.page()?;
     expand_paths(q.expand, Customer::OBJECT, true)?;
     Ok(render(customers::list(&state.store, &call, &page, q.email.map(Email::into_string)).await?, "/v1/customers"))

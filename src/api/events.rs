@@ -18,6 +18,7 @@ use crate::domain::event::{Event, EventType};
 use crate::error::ApiResult;
 use crate::ids::{EventId, Kind, WebhookEndpointId};
 use crate::service::{self, events, webhooks};
+use crate::views::{EventView, Render};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list)).routes(routes!(retrieve)).routes(routes!(resend))
@@ -25,16 +26,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Retrieve an event.
 #[utoipa::path(get, path = "/v1/events/{id}", tag = "Events", params(IdPath, ExpandQuery),
-    responses((status = 200, description = "The event", body = Event), Errors))]
+    responses((status = 200, description = "The event", body = EventView), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
     QueryInput(q): QueryInput<ExpandQuery>,
-) -> ApiResult<Json<Event>> {
+) -> ApiResult<Json<EventView>> {
     check_id(Kind::Event, &id)?;
     expand_paths(q.expand, Event::OBJECT, false)?;
-    Ok(Json(events::retrieve(&state.store, &call, &id).await?))
+    Ok(Json(events::retrieve(&state.store, &call, &id).await?.view()))
 }
 
 list_query! {
@@ -57,12 +58,12 @@ pub struct ResendParams {
 
 /// List events (kept 30 days), newest first.
 #[utoipa::path(get, path = "/v1/events", tag = "Events", params(EventList),
-    responses((status = 200, description = "A page of events", body = List<Event>), Errors))]
+    responses((status = 200, description = "A page of events", body = List<EventView>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
     QueryInput(q): QueryInput<EventList>,
-) -> ApiResult<Json<ListBody<Event>>> {
+) -> ApiResult<Json<ListBody<EventView>>> {
     let page = q.page()?;
     expand_paths(q.expand, Event::OBJECT, true)?;
     Ok(render(events::list(&state.store, &call, &page, q.kind.map(|k| k.as_str().to_owned())).await?, "/v1/events"))
@@ -71,7 +72,7 @@ async fn list(
 /// Queues the event again: to `webhook_endpoint`, or to every endpoint that subscribes.
 /// Queue the event's delivery again.
 #[utoipa::path(post, path = "/v1/events/{id}/resend", tag = "Events", params(IdPath), request_body(content((ResendParams = "application/json"), (ResendParams = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The event", body = Event), Errors))]
+    responses((status = 200, description = "The event", body = EventView), Errors))]
 async fn resend(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -81,6 +82,9 @@ async fn resend(
     check_id(Kind::Event, &id)?;
     let endpoint = input.webhook_endpoint.map(WebhookEndpointId::into_string);
     Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| webhooks::resend(tx, &call, &id, endpoint).await).await?,
+        service::write_json(&state.store, &call, async |tx| {
+            webhooks::resend(tx, &call, &id, endpoint).await.map(|o| o.view())
+        })
+        .await?,
     ))
 }

@@ -23,6 +23,7 @@ use crate::ids::{CustomerId, GuaranteeId, Kind, PolicyId};
 use crate::service::expand::Expanded;
 use crate::service::{self, expand, guarantees};
 use crate::store::guarantees::GuaranteeFilters;
+use crate::views::GuaranteeView;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(retrieve, update)).routes(routes!(cancel))
@@ -66,7 +67,7 @@ pub struct GuaranteeUpdate {
 
 /// Guarantee a tenant's rent on a policy's terms.
 #[utoipa::path(post, path = "/v1/guarantees", tag = "Guarantees", request_body(content((GuaranteeCreate = "application/json"), (GuaranteeCreate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The new guarantee (`policy`, `tenant` expandable)", body = Guarantee), Errors))]
+    responses((status = 200, description = "The new guarantee (`policy`, `tenant` expandable)", body = GuaranteeView), Errors))]
 async fn create(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -92,13 +93,13 @@ async fn create(
 
 /// Retrieve a guarantee.
 #[utoipa::path(get, path = "/v1/guarantees/{id}", tag = "Guarantees", params(IdPath, ExpandQuery),
-    responses((status = 200, description = "The guarantee", body = Guarantee), Errors))]
+    responses((status = 200, description = "The guarantee", body = GuaranteeView), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
     QueryInput(q): QueryInput<ExpandQuery>,
-) -> ApiResult<Json<Expanded<Guarantee>>> {
+) -> ApiResult<Json<Expanded<GuaranteeView>>> {
     check_id(Kind::Guarantee, &id)?;
     let paths = expand_paths(q.expand, Guarantee::OBJECT, false)?;
     let g = guarantees::retrieve(&state.store, &call, &id).await?;
@@ -107,7 +108,7 @@ async fn retrieve(
 
 /// Update a guarantee's `metadata`, or move its `end_date` later.
 #[utoipa::path(post, path = "/v1/guarantees/{id}", tag = "Guarantees", params(IdPath), request_body(content((GuaranteeUpdate = "application/json"), (GuaranteeUpdate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The updated guarantee", body = Guarantee), Errors))]
+    responses((status = 200, description = "The updated guarantee", body = GuaranteeView), Errors))]
 async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -127,7 +128,7 @@ async fn update(
 
 /// Cancel a pending or active guarantee.
 #[utoipa::path(post, path = "/v1/guarantees/{id}/cancel", tag = "Guarantees", params(IdPath), request_body(content((ExpandOnly = "application/json"), (ExpandOnly = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The cancelled guarantee", body = Guarantee), Errors))]
+    responses((status = 200, description = "The cancelled guarantee", body = GuaranteeView), Errors))]
 async fn cancel(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -155,12 +156,12 @@ list_query! {
 
 /// List guarantees, newest first.
 #[utoipa::path(get, path = "/v1/guarantees", tag = "Guarantees", params(GuaranteeList),
-    responses((status = 200, description = "A page of guarantees", body = List<Guarantee>), Errors))]
+    responses((status = 200, description = "A page of guarantees", body = List<GuaranteeView>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
     QueryInput(q): QueryInput<GuaranteeList>,
-) -> ApiResult<Json<ListBody<Expanded<Guarantee>>>> {
+) -> ApiResult<Json<ListBody<Expanded<GuaranteeView>>>> {
     let page = q.page()?;
     let paths = expand_paths(q.expand, Guarantee::OBJECT, true)?;
     let filters = GuaranteeFilters {

@@ -14,6 +14,7 @@ use crate::domain::UnixTime;
 use crate::domain::input::Rejection;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{CreatedFilter, Page, PageRequest};
+use crate::views::Render;
 
 crate::domain::input::bounded_int!(
     /// How many objects a page holds.
@@ -161,23 +162,28 @@ pub struct ListBody<T> {
     url: Cow<'static, str>,
 }
 
-pub fn render<T: Serialize>(page: Page<T>, url: impl Into<Cow<'static, str>>) -> Json<ListBody<T>> {
-    Json(ListBody { object: "list", data: page.data, has_more: page.has_more, url: url.into() })
+/// A list of the objects' views.
+pub fn render<T: Render>(page: Page<T>, url: impl Into<Cow<'static, str>>) -> Json<ListBody<T::View>> {
+    body(page.data.iter().map(Render::view).collect(), page.has_more, url)
+}
+
+fn body<T>(data: Vec<T>, has_more: bool, url: impl Into<Cow<'static, str>>) -> Json<ListBody<T>> {
+    Json(ListBody { object: "list", data, has_more, url: url.into() })
 }
 
 /// A list whose items are expanded by `paths` (from `expand[]=data.x`).
-pub async fn render_expanded<T: Serialize>(
+pub async fn render_expanded<T: Render>(
     store: &crate::store::Store,
     scope: &crate::store::Scope,
     page: Page<T>,
     paths: &[Vec<String>],
     url: impl Into<Cow<'static, str>>,
-) -> ApiResult<Json<ListBody<Expanded<T>>>> {
+) -> ApiResult<Json<ListBody<Expanded<T::View>>>> {
     let data = if paths.is_empty() {
-        page.data.into_iter().map(Expanded::Plain).collect()
+        page.data.iter().map(|item| Expanded::Plain(item.view())).collect()
     } else {
         let mut conn = store.acquire().await?;
         crate::service::expand::apply_all(&mut conn, scope, page.data, paths).await?
     };
-    Ok(render(Page { data, has_more: page.has_more }, url))
+    Ok(body(data, page.has_more, url))
 }

@@ -17,6 +17,7 @@ use crate::ids::{ClaimId, GuaranteeId, Kind, PayoutId};
 use crate::service::expand::Expanded;
 use crate::service::{expand, review};
 use crate::store::payouts::PayoutFilters;
+use crate::views::PayoutView;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list)).routes(routes!(retrieve))
@@ -24,13 +25,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Retrieve a payout.
 #[utoipa::path(get, path = "/v1/payouts/{id}", tag = "Payouts", params(IdPath, ExpandQuery),
-    responses((status = 200, description = "The payout", body = Payout), Errors))]
+    responses((status = 200, description = "The payout", body = PayoutView), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
     QueryInput(q): QueryInput<ExpandQuery>,
-) -> ApiResult<Json<Expanded<Payout>>> {
+) -> ApiResult<Json<Expanded<PayoutView>>> {
     check_id(Kind::Payout, &id)?;
     let paths = expand_paths(q.expand, Payout::OBJECT, false)?;
     let payout = review::retrieve_payout(&state.store, &call, &id).await?;
@@ -47,12 +48,12 @@ list_query! {
 
 /// List payouts, newest first.
 #[utoipa::path(get, path = "/v1/payouts", tag = "Payouts", params(PayoutList),
-    responses((status = 200, description = "A page of payouts", body = List<Payout>), Errors))]
+    responses((status = 200, description = "A page of payouts", body = List<PayoutView>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
     QueryInput(q): QueryInput<PayoutList>,
-) -> ApiResult<Json<ListBody<Expanded<Payout>>>> {
+) -> ApiResult<Json<ListBody<Expanded<PayoutView>>>> {
     let page = q.page()?;
     let paths = expand_paths(q.expand, Payout::OBJECT, true)?;
     let filters = PayoutFilters {

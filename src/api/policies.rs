@@ -23,6 +23,7 @@ use crate::domain::policy::{
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{Kind, PolicyId};
 use crate::service::{self, policies};
+use crate::views::{PolicyView, Render};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(retrieve, update))
@@ -94,7 +95,7 @@ impl PolicyUpdate {
 
 /// Create a guarantee policy.
 #[utoipa::path(post, path = "/v1/guarantee_policies", tag = "Guarantee policies", request_body(content((PolicyCreate = "application/json"), (PolicyCreate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The new policy", body = Policy), Errors))]
+    responses((status = 200, description = "The new policy", body = PolicyView), Errors))]
 async fn create(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -111,26 +112,29 @@ async fn create(
         active: input.active.unwrap_or(true),
         metadata: input.metadata,
     };
-    Ok(json_body(service::write_json(&state.store, &call, async |tx| policies::create(tx, &call, input).await).await?))
+    Ok(json_body(
+        service::write_json(&state.store, &call, async |tx| policies::create(tx, &call, input).await.map(|o| o.view()))
+            .await?,
+    ))
 }
 
 /// Retrieve a guarantee policy.
 #[utoipa::path(get, path = "/v1/guarantee_policies/{id}", tag = "Guarantee policies", params(IdPath, ExpandQuery),
-    responses((status = 200, description = "The policy", body = Policy), Errors))]
+    responses((status = 200, description = "The policy", body = PolicyView), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
     QueryInput(q): QueryInput<ExpandQuery>,
-) -> ApiResult<Json<Policy>> {
+) -> ApiResult<Json<PolicyView>> {
     check_id(Kind::Policy, &id)?;
     expand_paths(q.expand, Policy::OBJECT, false)?;
-    Ok(Json(policies::retrieve(&state.store, &call, &id).await?))
+    Ok(Json(policies::retrieve(&state.store, &call, &id).await?.view()))
 }
 
 /// Update a policy's `name`, `active` or `metadata`; its terms are fixed.
 #[utoipa::path(post, path = "/v1/guarantee_policies/{id}", tag = "Guarantee policies", params(IdPath), request_body(content((PolicyUpdate = "application/json"), (PolicyUpdate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The updated policy", body = Policy), Errors))]
+    responses((status = 200, description = "The updated policy", body = PolicyView), Errors))]
 async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -155,7 +159,10 @@ async fn update(
         metadata: input.metadata,
     };
     Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| policies::update(tx, &call, &id, input).await).await?,
+        service::write_json(&state.store, &call, async |tx| {
+            policies::update(tx, &call, &id, input).await.map(|o| o.view())
+        })
+        .await?,
     ))
 }
 
@@ -169,12 +176,12 @@ list_query! {
 
 /// List guarantee policies, newest first.
 #[utoipa::path(get, path = "/v1/guarantee_policies", tag = "Guarantee policies", params(PolicyList),
-    responses((status = 200, description = "A page of policies", body = List<Policy>), Errors))]
+    responses((status = 200, description = "A page of policies", body = List<PolicyView>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
     QueryInput(q): QueryInput<PolicyList>,
-) -> ApiResult<Json<ListBody<Policy>>> {
+) -> ApiResult<Json<ListBody<PolicyView>>> {
     let page = q.page()?;
     expand_paths(q.expand, Policy::OBJECT, true)?;
     Ok(render(policies::list(&state.store, &call, &page, q.active).await?, "/v1/guarantee_policies"))

@@ -21,6 +21,7 @@ use crate::domain::webhook::{EnabledEvents, EndpointDescription, EndpointUrl, We
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{Kind, WebhookAttemptId, WebhookEndpointId};
 use crate::service::{self, webhooks};
+use crate::views::{Render, WebhookAttemptView, WebhookEndpointView};
 use crate::webhooks::ssrf::check_url;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -78,7 +79,7 @@ fn capitalise(s: &str) -> String {
 
 /// Create a webhook endpoint; the answer carries its `secret`, once.
 #[utoipa::path(post, path = "/v1/webhook_endpoints", tag = "Webhook endpoints", request_body(content((WebhookEndpointCreate = "application/json"), (WebhookEndpointCreate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The new endpoint, with its secret", body = WebhookEndpoint), Errors))]
+    responses((status = 200, description = "The new endpoint, with its secret", body = WebhookEndpointView), Errors))]
 async fn create(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -90,26 +91,31 @@ async fn create(
         description: input.description.map(EndpointDescription::into_string),
         metadata: input.metadata,
     };
-    Ok(json_body(service::write_json(&state.store, &call, async |tx| webhooks::create(tx, &call, input).await).await?))
+    Ok(json_body(
+        service::write_json(&state.store, &call, async |tx| {
+            webhooks::create(tx, &call, input).await.map(|e| WebhookEndpointView::with_secret(&e))
+        })
+        .await?,
+    ))
 }
 
 /// Retrieve a webhook endpoint.
 #[utoipa::path(get, path = "/v1/webhook_endpoints/{id}", tag = "Webhook endpoints", params(IdPath, ExpandQuery),
-    responses((status = 200, description = "The endpoint", body = WebhookEndpoint), Errors))]
+    responses((status = 200, description = "The endpoint", body = WebhookEndpointView), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
     QueryInput(q): QueryInput<ExpandQuery>,
-) -> ApiResult<Json<WebhookEndpoint>> {
+) -> ApiResult<Json<WebhookEndpointView>> {
     check_id(Kind::WebhookEndpoint, &id)?;
     expand_paths(q.expand, WebhookEndpoint::OBJECT, false)?;
-    Ok(Json(webhooks::retrieve(&state.store, &call, &id).await?))
+    Ok(Json(webhooks::retrieve(&state.store, &call, &id).await?.view()))
 }
 
 /// Update a webhook endpoint.
 #[utoipa::path(post, path = "/v1/webhook_endpoints/{id}", tag = "Webhook endpoints", params(IdPath), request_body(content((WebhookEndpointUpdate = "application/json"), (WebhookEndpointUpdate = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "The updated endpoint", body = WebhookEndpoint), Errors))]
+    responses((status = 200, description = "The updated endpoint", body = WebhookEndpointView), Errors))]
 async fn update(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -129,7 +135,10 @@ async fn update(
         metadata: input.metadata,
     };
     Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| webhooks::update(tx, &call, &id, input).await).await?,
+        service::write_json(&state.store, &call, async |tx| {
+            webhooks::update(tx, &call, &id, input).await.map(|o| o.view())
+        })
+        .await?,
     ))
 }
 
@@ -144,7 +153,7 @@ async fn delete(State(state): State<AppState>, Platform(call): Platform, PathId(
 
 /// A new secret; each secret it replaced in the last 24 hours keeps signing beside it until 24 hours after its rotation.
 #[utoipa::path(post, path = "/v1/webhook_endpoints/{id}/rotate_secret", tag = "Webhook endpoints", params(IdPath),
-    responses((status = 200, description = "The endpoint, with its new secret", body = WebhookEndpoint), Errors))]
+    responses((status = 200, description = "The endpoint, with its new secret", body = WebhookEndpointView), Errors))]
 async fn rotate_secret(
     State(state): State<AppState>,
     Platform(call): Platform,
@@ -153,7 +162,10 @@ async fn rotate_secret(
 ) -> ApiResult<Response> {
     check_id(Kind::WebhookEndpoint, &id)?;
     Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| webhooks::rotate_secret(tx, &call, &id).await).await?,
+        service::write_json(&state.store, &call, async |tx| {
+            webhooks::rotate_secret(tx, &call, &id).await.map(|e| WebhookEndpointView::with_secret(&e))
+        })
+        .await?,
     ))
 }
 
@@ -169,12 +181,12 @@ list_query! {
 
 /// List webhook endpoints, newest first.
 #[utoipa::path(get, path = "/v1/webhook_endpoints", tag = "Webhook endpoints", params(WebhookEndpointList),
-    responses((status = 200, description = "A page of endpoints", body = List<WebhookEndpoint>), Errors))]
+    responses((status = 200, description = "A page of endpoints", body = List<WebhookEndpointView>), Errors))]
 async fn list(
     State(state): State<AppState>,
     Platform(call): Platform,
     QueryInput(q): QueryInput<WebhookEndpointList>,
-) -> ApiResult<Json<ListBody<WebhookEndpoint>>> {
+) -> ApiResult<Json<ListBody<WebhookEndpointView>>> {
     let page = q.page()?;
     expand_paths(q.expand, WebhookEndpoint::OBJECT, true)?;
     Ok(render(webhooks::list(&state.store, &call, &page).await?, "/v1/webhook_endpoints"))
@@ -182,13 +194,13 @@ async fn list(
 
 /// The delivery attempts to an endpoint, newest first.
 #[utoipa::path(get, path = "/v1/webhook_endpoints/{id}/attempts", tag = "Webhook endpoints", params(IdPath, AttemptList),
-    responses((status = 200, description = "A page of attempts", body = List<WebhookAttempt>), Errors))]
+    responses((status = 200, description = "A page of attempts", body = List<WebhookAttemptView>), Errors))]
 async fn attempts(
     State(state): State<AppState>,
     Platform(call): Platform,
     PathId(id): PathId,
     QueryInput(q): QueryInput<AttemptList>,
-) -> ApiResult<Json<ListBody<WebhookAttempt>>> {
+) -> ApiResult<Json<ListBody<WebhookAttemptView>>> {
     check_id(Kind::WebhookEndpoint, &id)?;
     let page = q.page()?;
     expand_paths(q.expand, WebhookAttempt::OBJECT, true)?;

@@ -1,8 +1,7 @@
 //! Claims: a landlord's request to be paid for rent the tenant did not pay.
 
-use serde::Serialize;
-
 use super::metadata::Metadata;
+use super::payout::{Payout, PayoutStatus};
 use super::{Timestamp, wire_enum};
 
 wire_enum! {
@@ -121,14 +120,14 @@ super::input::bounded_text!(
     "Why: required with `other`, optional otherwise. Shown as the claim's `review.note`."
 );
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evidence {
     pub invoice_id: String,
     pub due_date: Timestamp,
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatusTransitions {
     pub submitted_at: Option<Timestamp>,
     pub under_review_at: Option<Timestamp>,
@@ -140,17 +139,15 @@ pub struct StatusTransitions {
 /// How the claim was decided.
 // SPEC section 4's `review`: for now only the note; the rule checks, who decided, the
 // deadline, the approvals and the evidence request join it here.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClaimReview {
     /// The deciding operator's note (required with `denial_reason: other`), or null.
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub id: String,
-    #[schema(value_type = String)]
-    pub object: &'static str,
     pub guarantee: String,
     pub amount: i64,
     pub amount_approved: Option<i64>,
@@ -164,20 +161,215 @@ pub struct Claim {
     pub status_transitions: StatusTransitions,
     pub review: ClaimReview,
     /// Automated review passed it to an operator (not rendered).
-    #[serde(skip)]
     pub awaiting_operator: bool,
     pub metadata: Metadata,
     pub livemode: bool,
     pub created: Timestamp,
 }
 
+/// A lifecycle step the claim's state does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimError {
+    /// Approving, denying and handing to an operator need a claim under review.
+    #[error("only a claim under review can be decided; this one is {0}")]
+    NotUnderReview(ClaimStatus),
+    /// Only an approved claim is paid.
+    #[error("only an approved claim can be paid; this one is {0}")]
+    NotApproved(ClaimStatus),
+    /// An approval is for 1 up to the claimed amount.
+    #[error("an approval of {amount} is outside 1..={claimed}, the claimed amount")]
+    AmountOutOfRange { amount: i64, claimed: i64 },
+}
+
 impl Claim {
     pub const OBJECT: &'static str = "claim";
+
+    /// Whether the claim can still be decided (approved, denied, or handed to an operator).
+    pub fn check_under_review(&self) -> Result<(), ClaimError> {
+        match self.status {
+            ClaimStatus::UnderReview => Ok(()),
+            other => Err(ClaimError::NotUnderReview(other)),
+        }
+    }
+
+    /// Approves `amount` at `now` and returns the pending payout (`payout_id`) that
+    /// will pay it. The amount's upper bound by the guarantee's rules is the review's
+    /// (`review::max_payable`); this checks what holds for any claim.
+    pub fn approve(&mut self, now: Timestamp, amount: i64, payout_id: String) -> Result<Payout, ClaimError> {
+        self.check_under_review()?;
+        if !(1..=self.amount).contains(&amount) {
+            return Err(ClaimError::AmountOutOfRange { amount, claimed: self.amount });
+        }
+        self.status = ClaimStatus::Approved;
+        self.amount_approved = Some(amount);
+        self.payout = Some(payout_id.clone());
+        self.reviewed_at = Some(now);
+        self.status_transitions.approved_at = Some(now);
+        self.awaiting_operator = false;
+        Ok(Payout {
+            id: payout_id,
+            amount,
+            currency: self.currency.clone(),
+            claim: self.id.clone(),
+            guarantee: self.guarantee.clone(),
+            status: PayoutStatus::Pending,
+            arrival_date: None,
+            livemode: self.livemode,
+            created: now,
+        })
+    }
+
+    /// Denies the claim at `now`; the reason is optional for the test helper, and the
+    /// note is the operator's (checked at the edge: required with `other`).
+    pub fn deny(
+        &mut self,
+        now: Timestamp,
+        reason: Option<DenialReason>,
+        note: Option<String>,
+    ) -> Result<(), ClaimError> {
+        self.check_under_review()?;
+        self.status = ClaimStatus::Denied;
+        self.denial_reason = reason;
+        self.review.note = note;
+        self.reviewed_at = Some(now);
+        self.status_transitions.denied_at = Some(now);
+        self.awaiting_operator = false;
+        Ok(())
+    }
+
+    /// Automated review could not decide: the claim waits for an operator, and the
+    /// engine leaves it alone. It stays `under_review`.
+    pub fn hand_to_operator(&mut self) -> Result<(), ClaimError> {
+        self.check_under_review()?;
+        self.awaiting_operator = true;
+        Ok(())
+    }
+
+    /// The claim's payout was paid at `now`.
+    pub fn mark_paid(&mut self, now: Timestamp) -> Result<(), ClaimError> {
+        if self.status != ClaimStatus::Approved {
+            return Err(ClaimError::NotApproved(self.status));
+        }
+        self.status = ClaimStatus::Paid;
+        self.status_transitions.paid_at = Some(now);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NOW: Timestamp = 1_708_819_200;
+
+    fn claim(status: ClaimStatus) -> Claim {
+        Claim {
+            id: "clm_1".into(),
+            guarantee: "grt_1".into(),
+            amount: 120_000,
+            amount_approved: None,
+            currency: "eur".into(),
+            status,
+            reason: ClaimReason::MissedPayment,
+            evidence: Evidence { invoice_id: "inv_1".into(), due_date: NOW - 86_400, description: None },
+            payout: None,
+            denial_reason: None,
+            reviewed_at: None,
+            status_transitions: StatusTransitions {
+                submitted_at: Some(NOW - 10),
+                under_review_at: Some(NOW - 10),
+                ..StatusTransitions::default()
+            },
+            review: ClaimReview::default(),
+            awaiting_operator: false,
+            metadata: Metadata::new(),
+            livemode: true,
+            created: NOW - 10,
+        }
+    }
+
+    const NOT_UNDER_REVIEW: [ClaimStatus; 4] =
+        [ClaimStatus::Submitted, ClaimStatus::Approved, ClaimStatus::Denied, ClaimStatus::Paid];
+
+    #[test]
+    fn approving_sets_the_amount_and_returns_the_pending_payout() {
+        let mut c = Claim { awaiting_operator: true, ..claim(ClaimStatus::UnderReview) };
+        let payout = c.approve(NOW, 50_000, "po_1".into()).unwrap();
+        assert_eq!(c.status, ClaimStatus::Approved);
+        assert_eq!((c.amount_approved, c.payout.as_deref()), (Some(50_000), Some("po_1")));
+        assert_eq!((c.reviewed_at, c.status_transitions.approved_at), (Some(NOW), Some(NOW)));
+        assert!(!c.awaiting_operator, "an operator's approval ends the wait");
+        assert_eq!((payout.id.as_str(), payout.amount, payout.status), ("po_1", 50_000, PayoutStatus::Pending));
+        assert_eq!(
+            (payout.claim.as_str(), payout.guarantee.as_str(), payout.currency.as_str()),
+            ("clm_1", "grt_1", "eur")
+        );
+        assert_eq!((payout.arrival_date, payout.livemode, payout.created), (None, true, NOW));
+    }
+
+    #[test]
+    fn only_a_claim_under_review_is_approved_for_1_up_to_its_amount() {
+        for status in NOT_UNDER_REVIEW {
+            let mut c = claim(status);
+            assert_eq!(c.approve(NOW, 1_000, "po_1".into()).unwrap_err(), ClaimError::NotUnderReview(status));
+            assert_eq!(c, claim(status), "a refused step changes nothing");
+        }
+        for amount in [0, -1, 120_001] {
+            let mut c = claim(ClaimStatus::UnderReview);
+            let err = c.approve(NOW, amount, "po_1".into()).unwrap_err();
+            assert_eq!(err, ClaimError::AmountOutOfRange { amount, claimed: 120_000 });
+            assert_eq!(c, claim(ClaimStatus::UnderReview));
+        }
+        assert!(claim(ClaimStatus::UnderReview).approve(NOW, 120_000, "po_1".into()).is_ok(), "the whole amount");
+    }
+
+    #[test]
+    fn denying_records_the_reason_and_note() {
+        let mut c = Claim { awaiting_operator: true, ..claim(ClaimStatus::UnderReview) };
+        c.deny(NOW, Some(DenialReason::Other), Some("Lease ended by agreement.".into())).unwrap();
+        assert_eq!((c.status, c.denial_reason), (ClaimStatus::Denied, Some(DenialReason::Other)));
+        assert_eq!(c.review.note.as_deref(), Some("Lease ended by agreement."));
+        assert_eq!((c.reviewed_at, c.status_transitions.denied_at), (Some(NOW), Some(NOW)));
+        assert!(!c.awaiting_operator);
+        assert_eq!((c.amount_approved, c.payout.as_deref()), (None, None));
+
+        let mut helper = claim(ClaimStatus::UnderReview);
+        helper.deny(NOW, None, None).unwrap();
+        assert_eq!((helper.status, helper.denial_reason), (ClaimStatus::Denied, None), "the reason is optional");
+
+        for status in NOT_UNDER_REVIEW {
+            let mut c = claim(status);
+            assert_eq!(c.deny(NOW, Some(DenialReason::TenantPaid), None), Err(ClaimError::NotUnderReview(status)));
+            assert_eq!(c, claim(status));
+        }
+    }
+
+    #[test]
+    fn a_claim_under_review_can_wait_for_an_operator() {
+        let mut c = claim(ClaimStatus::UnderReview);
+        c.hand_to_operator().unwrap();
+        assert!(c.awaiting_operator);
+        assert_eq!(c.status, ClaimStatus::UnderReview, "still under review, by a person now");
+        for status in NOT_UNDER_REVIEW {
+            let mut c = claim(status);
+            assert_eq!(c.hand_to_operator(), Err(ClaimError::NotUnderReview(status)));
+            assert!(!c.awaiting_operator);
+        }
+    }
+
+    #[test]
+    fn only_an_approved_claim_is_paid() {
+        let mut c = claim(ClaimStatus::UnderReview);
+        c.approve(NOW, 1_000, "po_1".into()).unwrap();
+        c.mark_paid(NOW + 5).unwrap();
+        assert_eq!((c.status, c.status_transitions.paid_at), (ClaimStatus::Paid, Some(NOW + 5)));
+        assert_eq!(c.status_transitions.approved_at, Some(NOW), "earlier steps keep their times");
+        for status in [ClaimStatus::Submitted, ClaimStatus::UnderReview, ClaimStatus::Denied, ClaimStatus::Paid] {
+            let mut c = claim(status);
+            assert_eq!(c.mark_paid(NOW), Err(ClaimError::NotApproved(status)));
+            assert_eq!(c, claim(status));
+        }
+    }
 
     #[test]
     fn wire_names() {

@@ -1,7 +1,5 @@
 //! Customers: the tenants whose rent is guaranteed.
 
-use serde::Serialize;
-
 use super::Timestamp;
 use super::metadata::Metadata;
 
@@ -74,11 +72,9 @@ impl utoipa::PartialSchema for Email {
 
 impl utoipa::ToSchema for Email {}
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Customer {
     pub id: String,
-    #[schema(value_type = String)]
-    pub object: &'static str,
     pub name: Option<String>,
     pub email: Option<String>,
     /// The tenant's guarantee score, 0..=100, or none yet.

@@ -1,6 +1,5 @@
 //! Events: the record of every state change, delivered to webhooks.
 
-use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::{Timestamp, wire_enum};
@@ -34,36 +33,31 @@ wire_enum! {
     }
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// What the event records: JSON as it was rendered when the event was written.
+#[derive(Debug, Clone)]
 pub struct EventData {
-    /// The object as of the change.
-    #[schema(value_type = Object)]
+    /// The object's view as of the change.
     pub object: Box<RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     /// On updates: the fields that changed, with their values before.
-    #[schema(value_type = Option<Object>)]
     pub previous_attributes: Option<Box<RawValue>>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// The request that made the change, if a request did.
+#[derive(Debug, Clone)]
 pub struct EventRequest {
     pub id: Option<String>,
     pub idempotency_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Event {
     pub id: String,
-    #[schema(value_type = String)]
-    pub object: &'static str,
-    #[schema(value_type = String)]
-    pub api_version: &'static str,
     pub created: Timestamp,
     pub data: EventData,
     pub livemode: bool,
     pub pending_webhooks: i64,
     pub request: EventRequest,
-    #[serde(rename = "type")]
+    /// The event type, such as `claim.approved`.
     pub kind: String,
 }
 

@@ -1,7 +1,5 @@
 //! Payouts: the money sent to the landlord for an approved claim.
 
-use serde::Serialize;
-
 use super::{Timestamp, wire_enum};
 
 wire_enum! {
@@ -12,11 +10,9 @@ wire_enum! {
     }
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Payout {
     pub id: String,
-    #[schema(value_type = String)]
-    pub object: &'static str,
     pub amount: i64,
     pub currency: String,
     pub claim: String,

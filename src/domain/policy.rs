@@ -1,7 +1,5 @@
 //! Guarantee policies: the terms that guarantees are written on.
 
-use serde::Serialize;
-
 use super::Timestamp;
 use super::metadata::Metadata;
 
@@ -30,11 +28,9 @@ super::input::bounded_text!(PolicyName, 256, "The policy's name.");
 
 /// The terms are fixed once the policy is created; only `name`, `active` and
 /// `metadata` change afterwards.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Policy {
     pub id: String,
-    #[schema(value_type = String)]
-    pub object: &'static str,
     pub name: String,
     pub coverage_percentage: i64,
     pub max_coverage_months: i64,
@@ -63,7 +59,6 @@ mod tests {
     fn policy(min: i64) -> Policy {
         Policy {
             id: "gpol_1".into(),
-            object: Policy::OBJECT,
             name: "p".into(),
             coverage_percentage: 100,
             max_coverage_months: 12,

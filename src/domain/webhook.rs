@@ -27,31 +27,41 @@ pub const RETRY_AFTER_BOUNDS: (i64, i64) = (1, DAY);
 /// How much of a response body, or of an error, the attempts log keeps, in bytes.
 pub const RESPONSE_BODY_LIMIT: usize = 1024;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct WebhookEndpoint {
     pub id: String,
-    #[schema(value_type = String)]
-    pub object: &'static str,
     pub url: String,
     pub description: Option<String>,
     pub enabled_events: Vec<String>,
     pub status: EndpointStatus,
-    /// Shown once: in the answers to create and rotate_secret.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
     pub metadata: Metadata,
     pub livemode: bool,
     pub created: Timestamp,
-    #[serde(skip)]
     pub signing: Signing,
 }
 
 impl WebhookEndpoint {
     pub const OBJECT: &'static str = "webhook_endpoint";
+
+    /// Disables or enables the endpoint by request. A change either way starts a fresh
+    /// failure count, so a re-enabled endpoint is not disabled again at its next failure.
+    pub fn set_disabled(&mut self, disabled: bool) {
+        let status = if disabled { EndpointStatus::Disabled } else { EndpointStatus::Enabled };
+        if status != self.status {
+            self.signing.failing_since = None;
+        }
+        self.status = status;
+    }
+
+    /// Signs with `secret` from now on; the secrets it replaces keep signing beside it
+    /// until `PREVIOUS_SECRET_TTL` after their rotation (see `Signing::rotate`).
+    pub fn rotate_secret(&mut self, secret: String, now: Timestamp) {
+        self.signing.rotate(secret, now);
+    }
 }
 
-/// The secrets that sign deliveries, and the endpoint's failure streak: stored, never
-/// rendered.
+/// The secrets that sign deliveries, and the endpoint's failure streak: stored; only
+/// `secret` is ever shown, in the answers to create and rotate_secret.
 #[derive(Debug, Clone, Default)]
 pub struct Signing {
     pub secret: String,
@@ -85,11 +95,9 @@ impl Signing {
     }
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct WebhookAttempt {
     pub id: String,
-    #[schema(value_type = String)]
-    pub object: &'static str,
     pub event: String,
     pub webhook_endpoint: String,
     pub status_code: Option<i64>,
@@ -298,5 +306,39 @@ mod tests {
         let text = "\0".repeat(1000);
         assert_eq!(storable_text(&text).len(), 1023);
         assert!(storable_text(&text).chars().all(|c| c == char::REPLACEMENT_CHARACTER));
+    }
+
+    fn endpoint(status: EndpointStatus) -> WebhookEndpoint {
+        WebhookEndpoint {
+            id: "we_1".into(),
+            url: "https://example.com/hook".into(),
+            description: None,
+            enabled_events: vec!["*".into()],
+            status,
+            metadata: Metadata::new(),
+            livemode: false,
+            created: 0,
+            signing: Signing { secret: "s1".into(), failing_since: Some(50), ..Signing::default() },
+        }
+    }
+
+    #[test]
+    fn a_change_of_status_by_request_restarts_the_failure_count() {
+        let mut e = endpoint(EndpointStatus::Enabled);
+        e.set_disabled(false);
+        assert_eq!((e.status, e.signing.failing_since), (EndpointStatus::Enabled, Some(50)), "no change");
+        e.set_disabled(true);
+        assert_eq!((e.status, e.signing.failing_since), (EndpointStatus::Disabled, None));
+        let mut e = endpoint(EndpointStatus::Disabled);
+        e.set_disabled(false);
+        assert_eq!((e.status, e.signing.failing_since), (EndpointStatus::Enabled, None));
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_secret_for_a_day() {
+        let mut e = endpoint(EndpointStatus::Enabled);
+        e.rotate_secret("s2".into(), 1_000);
+        assert_eq!(e.signing.active_secrets(1_000 + DAY - 1), ["s2", "s1"]);
+        assert_eq!(e.signing.active_secrets(1_000 + DAY), ["s2"]);
     }
 }

@@ -311,7 +311,6 @@ pub async fn seed_demo(store: &Store, now: i64) -> ApiResult<()> {
     let scope = Scope { account_id: DEMO_ACCOUNT_ID.into(), livemode: false };
     let customer = Customer {
         id: DEMO_CUSTOMER_ID.into(),
-        object: Customer::OBJECT,
         name: Some("Demo Tenant".into()),
         email: Some("tenant@example.com".into()),
         score: Some(DEMO_CUSTOMER_SCORE),

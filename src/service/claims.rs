@@ -1,7 +1,7 @@
 //! Claims: filing (with the guarantee's rules), reading, metadata updates, lists.
 
 use super::{Call, apply_metadata, check_cursors, record_event, record_update};
-use crate::domain::claim::{Claim, ClaimReason, ClaimReview, ClaimStatus, Evidence, StatusTransitions};
+use crate::domain::claim::{Claim, ClaimError, ClaimReason, ClaimReview, ClaimStatus, Evidence, StatusTransitions};
 use crate::domain::event::EventType;
 use crate::domain::guarantee::{NotClaimable, check_claimable};
 use crate::domain::metadata::{Metadata, MetadataUpdate};
@@ -23,6 +23,19 @@ pub struct NewClaim {
 
 fn not_found(id: &str) -> ApiError {
     ApiError::no_such(Kind::Claim.object(), id, Some("id"))
+}
+
+/// The API's answer to a lifecycle step the claim's state refuses.
+pub(crate) fn claim_error(e: ClaimError) -> ApiError {
+    match e {
+        ClaimError::NotUnderReview(status) => ApiError::state(
+            "claim_not_under_review",
+            format!("Only a claim under review can be approved or denied; this one is {status}."),
+        ),
+        // The services check amounts and pick claims by status first: reaching these
+        // is a bug, not a request to refuse.
+        ClaimError::NotApproved(_) | ClaimError::AmountOutOfRange { .. } => ApiError::internal(e),
+    }
 }
 
 fn duplicate(invoice_id: &str, existing: &str) -> ApiError {
@@ -74,7 +87,6 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
     }
     let claim = Claim {
         id: Kind::Claim.new_id(),
-        object: Claim::OBJECT,
         guarantee: guarantee.id.clone(),
         amount: input.amount.get(),
         amount_approved: None,

@@ -28,7 +28,6 @@ pub struct CustomerPatch {
 pub async fn create(tx: &mut Tx, call: &Call, input: NewCustomer) -> ApiResult<Customer> {
     let customer = Customer {
         id: Kind::Customer.new_id(),
-        object: Customer::OBJECT,
         name: input.name,
         email: input.email,
         score: input.score,

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
 use crate::store::{self, Conn, Scope, Store};
+use crate::views::Render;
 
 /// How deep an expansion may go (`a.b.c.d`).
 pub const MAX_DEPTH: usize = 4;
@@ -79,8 +80,9 @@ pub fn parse(paths: &[String], root: &str, list: bool) -> ApiResult<Vec<Vec<Stri
     Ok(out)
 }
 
-/// An object as answered: itself when nothing is expanded (serialised once, straight
-/// to the response), or its JSON tree with the expanded fields filled in.
+/// An object as answered: its view when nothing is expanded (serialised once,
+/// straight to the response), or the view's JSON tree with the expanded fields
+/// filled in (by the views of the objects they name).
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum Expanded<T> {
@@ -88,18 +90,19 @@ pub enum Expanded<T> {
     Tree(Value),
 }
 
-/// The object with `paths` expanded; reads go through `conn`, so a write can expand
-/// its answer inside its own transaction.
-pub async fn apply<T: Serialize>(
+/// The object's view with `paths` expanded; reads go through `conn`, so a write can
+/// expand its answer inside its own transaction.
+pub async fn apply<T: Render>(
     conn: &mut Conn,
     scope: &Scope,
     object: T,
     paths: &[Vec<String>],
-) -> ApiResult<Expanded<T>> {
+) -> ApiResult<Expanded<T::View>> {
+    let view = object.view();
     if paths.is_empty() {
-        return Ok(Expanded::Plain(object));
+        return Ok(Expanded::Plain(view));
     }
-    let mut value = serde_json::to_value(&object).map_err(ApiError::internal)?;
+    let mut value = serde_json::to_value(&view).map_err(ApiError::internal)?;
     for path in paths {
         expand_path(conn, scope, &mut value, path).await?;
     }
@@ -107,12 +110,12 @@ pub async fn apply<T: Serialize>(
 }
 
 /// `apply` on each item of a list.
-pub async fn apply_all<T: Serialize>(
+pub async fn apply_all<T: Render>(
     conn: &mut Conn,
     scope: &Scope,
     items: Vec<T>,
     paths: &[Vec<String>],
-) -> ApiResult<Vec<Expanded<T>>> {
+) -> ApiResult<Vec<Expanded<T::View>>> {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         out.push(apply(conn, scope, item, paths).await?);
@@ -121,14 +124,14 @@ pub async fn apply_all<T: Serialize>(
 }
 
 /// `apply` outside a transaction.
-pub async fn apply_read<T: Serialize>(
+pub async fn apply_read<T: Render>(
     store: &Store,
     scope: &Scope,
     object: T,
     paths: &[Vec<String>],
-) -> ApiResult<Expanded<T>> {
+) -> ApiResult<Expanded<T::View>> {
     if paths.is_empty() {
-        return Ok(Expanded::Plain(object));
+        return Ok(Expanded::Plain(object.view()));
     }
     let mut conn = store.acquire().await?;
     apply(&mut conn, scope, object, paths).await
@@ -154,8 +157,8 @@ async fn expand_path(conn: &mut Conn, scope: &Scope, root: &mut Value, path: &[S
 }
 
 async fn fetch(conn: &mut Conn, scope: &Scope, kind: &str, id: &str) -> ApiResult<Option<Value>> {
-    fn json<T: Serialize>(v: Option<T>) -> ApiResult<Option<Value>> {
-        v.map(|v| serde_json::to_value(v).map_err(ApiError::internal)).transpose()
+    fn json<T: Render>(v: Option<T>) -> ApiResult<Option<Value>> {
+        v.map(|v| serde_json::to_value(v.view()).map_err(ApiError::internal)).transpose()
     }
     match kind {
         "guarantee_policy" => json(store::policies::get(conn, scope, id).await?),

@@ -2,7 +2,7 @@
 
 use super::{Call, apply_metadata, check_cursors, record_event, record_update};
 use crate::domain::event::EventType;
-use crate::domain::guarantee::{self, Guarantee, GuaranteeStatus};
+use crate::domain::guarantee::{self, Guarantee, GuaranteeError, GuaranteeStep};
 use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::domain::money::{Amount, Currency};
 use crate::error::{ApiError, ApiResult};
@@ -29,6 +29,29 @@ pub struct GuaranteePatch {
 
 fn not_found(id: &str) -> ApiError {
     ApiError::no_such(Kind::Guarantee.object(), id, Some("id"))
+}
+
+/// The API's answer to a change the guarantee's state refuses.
+pub(crate) fn guarantee_error(e: GuaranteeError) -> ApiError {
+    match e {
+        GuaranteeError::Status { step: GuaranteeStep::Cancel, from } => ApiError::state(
+            "guarantee_not_cancellable",
+            format!("Only a pending or active guarantee can be cancelled; this one is {from}."),
+        ),
+        GuaranteeError::Status { step: GuaranteeStep::ChangeEndDate, from } => ApiError::invalid(
+            "guarantee_not_modifiable",
+            "end_date",
+            format!("The end_date of a guarantee can only change while it is pending or active; this one is {from}."),
+        ),
+        GuaranteeError::EndDateEarlier => {
+            ApiError::invalid("invalid_dates", "end_date", "The end_date of a guarantee can only be moved later.")
+        }
+        // The engine and the review only take these steps when they are due and fit:
+        // reaching them is a bug.
+        GuaranteeError::Status { .. } | GuaranteeError::TooEarly(_) | GuaranteeError::ExceedsRemaining { .. } => {
+            ApiError::internal(e)
+        }
+    }
 }
 
 pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<Guarantee> {
@@ -65,13 +88,11 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<
     let total_coverage = guarantee::total_coverage(coverage_amount, policy.max_coverage_months);
     let g = Guarantee {
         id: Kind::Guarantee.new_id(),
-        object: Guarantee::OBJECT,
         status: guarantee::initial_status(input.start_date, call.now),
         policy: policy.id,
         tenant: tenant.id,
         coverage_amount,
         total_coverage,
-        remaining_coverage: total_coverage,
         currency: input.currency.as_str().to_owned(),
         start_date: input.start_date,
         end_date: input.end_date,
@@ -96,27 +117,8 @@ pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Guarant
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: GuaranteePatch) -> ApiResult<Guarantee> {
     let before = store::guarantees::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
     let mut after = before.clone();
-    if let Some(end_date) = input.end_date
-        && end_date != before.end_date
-    {
-        if !matches!(before.status, GuaranteeStatus::Pending | GuaranteeStatus::Active) {
-            return Err(ApiError::invalid(
-                "guarantee_not_modifiable",
-                "end_date",
-                format!(
-                    "The end_date of a guarantee can only change while it is pending or active; this one is {}.",
-                    before.status
-                ),
-            ));
-        }
-        if end_date < before.end_date {
-            return Err(ApiError::invalid(
-                "invalid_dates",
-                "end_date",
-                "The end_date of a guarantee can only be moved later.",
-            ));
-        }
-        after.end_date = end_date;
+    if let Some(end_date) = input.end_date {
+        after.change_end_date(end_date).map_err(guarantee_error)?;
     }
     after.metadata = apply_metadata(&before.metadata, input.metadata.as_ref())?;
     store::guarantees::update(tx, &call.scope, &after).await?;
@@ -126,15 +128,8 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: GuaranteePatch) -
 
 pub async fn cancel(tx: &mut Tx, call: &Call, id: &str) -> ApiResult<Guarantee> {
     let before = store::guarantees::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
-    if !matches!(before.status, GuaranteeStatus::Pending | GuaranteeStatus::Active) {
-        return Err(ApiError::state(
-            "guarantee_not_cancellable",
-            format!("Only a pending or active guarantee can be cancelled; this one is {}.", before.status),
-        ));
-    }
     let mut after = before.clone();
-    after.status = GuaranteeStatus::Cancelled;
-    after.cancelled_at = Some(call.now);
+    after.cancel(call.now).map_err(guarantee_error)?;
     store::guarantees::update(tx, &call.scope, &after).await?;
     record_update(tx, call, EventType::GuaranteeCancelled, &before, &after).await?;
     Ok(after)

@@ -21,6 +21,7 @@ use crate::domain::webhook::subscribes;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::store::{self, Conn, PageRequest, Scope, Store, Tx};
+use crate::views::Render;
 
 /// Who is acting and when: the scope every query is limited to, the request's
 /// time (one instant for the whole request), and what events should record of it.
@@ -93,14 +94,14 @@ pub async fn write_json<T: Serialize>(
 
 /// Writes an event for `object` in the caller's transaction, with a delivery for
 /// every enabled webhook endpoint of the scope that subscribes to it (the outbox).
-pub async fn record_event<T: Serialize>(tx: &mut Tx, call: &Call, kind: EventType, object: &T) -> ApiResult<()> {
+pub async fn record_event<T: Render>(tx: &mut Tx, call: &Call, kind: EventType, object: &T) -> ApiResult<()> {
     let mut outbox = Outbox::default();
     outbox.record(call, kind, object)?;
     outbox.write(tx).await
 }
 
 /// Writes an update event, with the fields that changed since `before`.
-pub async fn record_update<T: Serialize>(
+pub async fn record_update<T: Render>(
     tx: &mut Tx,
     call: &Call,
     kind: EventType,
@@ -115,6 +116,9 @@ pub async fn record_update<T: Serialize>(
 /// Events recorded during a transaction and written together at its end, with their
 /// webhook deliveries: one statement per chunk of rows, for the claims engine's
 /// batches. Events keep the order they were recorded in.
+///
+/// An event stores the object's view (`views`), rendered here and kept as written:
+/// the one place that picks the shape events and webhooks carry.
 #[derive(Default)]
 pub(crate) struct Outbox {
     events: Vec<PendingEvent>,
@@ -132,22 +136,23 @@ struct PendingEvent {
 }
 
 impl Outbox {
-    pub(crate) fn record<T: Serialize>(&mut self, call: &Call, kind: EventType, object: &T) -> ApiResult<()> {
-        self.push(call, kind, object, None)
+    pub(crate) fn record<T: Render>(&mut self, call: &Call, kind: EventType, object: &T) -> ApiResult<()> {
+        self.push(call, kind, &object.view(), None)
     }
 
     /// Records an update event, with the fields that changed since `before`.
-    pub(crate) fn record_update<T: Serialize>(
+    pub(crate) fn record_update<T: Render>(
         &mut self,
         call: &Call,
         kind: EventType,
         before: &T,
         after: &T,
     ) -> ApiResult<()> {
-        let before = serde_json::to_value(before).map_err(ApiError::internal)?;
-        let after_value = serde_json::to_value(after).map_err(ApiError::internal)?;
+        let after = after.view();
+        let before = serde_json::to_value(before.view()).map_err(ApiError::internal)?;
+        let after_value = serde_json::to_value(&after).map_err(ApiError::internal)?;
         let previous = previous_attributes(&before, &after_value);
-        self.push(call, kind, after, Some(previous))
+        self.push(call, kind, &after, Some(previous))
     }
 
     fn push<T: Serialize>(

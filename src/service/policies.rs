@@ -31,7 +31,6 @@ pub struct PolicyPatch {
 pub async fn create(tx: &mut Tx, call: &Call, input: NewPolicy) -> ApiResult<Policy> {
     let policy = Policy {
         id: Kind::Policy.new_id(),
-        object: Policy::OBJECT,
         name: input.name,
         coverage_percentage: input.coverage_percentage,
         max_coverage_months: input.max_coverage_months,

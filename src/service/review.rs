@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 
+use super::claims::claim_error;
+use super::guarantees::guarantee_error;
 use super::rail::{PayoutRail, RailOutcome};
 use super::{Call, Outbox};
 use crate::clock::Clock;
-use crate::domain::claim::{Claim, ClaimStatus, DenialReason, OperatorDenialReason};
+use crate::domain::claim::{Claim, DenialReason, OperatorDenialReason};
 use crate::domain::event::EventType;
-use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
+use crate::domain::guarantee::Guarantee;
 use crate::domain::payout::{Payout, PayoutStatus};
 use crate::domain::policy::Policy;
 use crate::domain::review::{Decision, Period, ReviewInput, decide, max_payable};
@@ -122,28 +124,10 @@ fn written(rows: u64, expected: usize, what: &str) -> ApiResult<()> {
 
 /// Approves `amount`, reserves it on the guarantee and creates the pending payout.
 fn approve(w: &mut StepWrites, call: &Call, claim: Claim, g: &mut Guarantee, amount: i64) -> ApiResult<Claim> {
-    let payout = Payout {
-        id: Kind::Payout.new_id(),
-        object: Payout::OBJECT,
-        amount,
-        currency: claim.currency.clone(),
-        claim: claim.id.clone(),
-        guarantee: g.id.clone(),
-        status: PayoutStatus::Pending,
-        arrival_date: None,
-        livemode: claim.livemode,
-        created: call.now,
-    };
-    g.claims_reserved += amount;
-    g.refresh_remaining();
-    w.guarantee(g);
     let mut after = claim.clone();
-    after.status = ClaimStatus::Approved;
-    after.amount_approved = Some(amount);
-    after.payout = Some(payout.id.clone());
-    after.reviewed_at = Some(call.now);
-    after.status_transitions.approved_at = Some(call.now);
-    after.awaiting_operator = false;
+    let payout = after.approve(call.now, amount, Kind::Payout.new_id()).map_err(claim_error)?;
+    g.reserve(amount).map_err(guarantee_error)?;
+    w.guarantee(g);
     w.new_payouts.push((call.scope.clone(), payout));
     w.claim(&after);
     w.outbox.record_update(call, EventType::ClaimApproved, &claim, &after)?;
@@ -158,12 +142,7 @@ fn deny(
     note: Option<String>,
 ) -> ApiResult<Claim> {
     let mut after = claim.clone();
-    after.status = ClaimStatus::Denied;
-    after.denial_reason = reason;
-    after.review.note = note;
-    after.reviewed_at = Some(call.now);
-    after.status_transitions.denied_at = Some(call.now);
-    after.awaiting_operator = false;
+    after.deny(call.now, reason, note).map_err(claim_error)?;
     w.claim(&after);
     w.outbox.record_update(call, EventType::ClaimDenied, &claim, &after)?;
     Ok(after)
@@ -213,7 +192,7 @@ pub async fn review_due(store: &Store, now: i64, limit: usize) -> ApiResult<usiz
             }
             Decision::Operator => {
                 let mut waiting = claim;
-                waiting.awaiting_operator = true;
+                waiting.hand_to_operator().map_err(claim_error)?;
                 writes.claim(&waiting);
             }
         }
@@ -246,12 +225,8 @@ pub async fn review_by_hand(
         None => store::claims::get_any_for_update(tx, claim_id).await?,
     };
     let (scope, claim) = found.ok_or_else(|| ApiError::no_such(Kind::Claim.object(), claim_id, Some("id")))?;
-    if claim.status != ClaimStatus::UnderReview {
-        return Err(ApiError::state(
-            "claim_not_under_review",
-            format!("Only a claim under review can be approved or denied; this one is {}.", claim.status),
-        ));
-    }
+    // Before the amount is judged: a decided claim answers that it is decided.
+    claim.check_under_review().map_err(claim_error)?;
     let call = Call { scope, ..request.clone() };
     let mut writes = StepWrites::default();
     let reviewed = match verdict {
@@ -448,13 +423,11 @@ fn settle(
     w.settled_payouts.push((payout.id.clone(), token, status, arrival_date));
     let settled = Payout { status, arrival_date, ..payout.clone() };
     let g_before = g.clone();
-    g.claims_reserved -= payout.amount;
+    let claimed = g.settle_payout(payout.amount, status == PayoutStatus::Paid);
     match outcome {
         RailOutcome::Paid { .. } => {
-            g.claims_paid += payout.amount;
             let mut paid = claim.clone();
-            paid.status = ClaimStatus::Paid;
-            paid.status_transitions.paid_at = Some(now);
+            paid.mark_paid(now).map_err(claim_error)?;
             w.claim(&paid);
             w.outbox.record(call, EventType::PayoutPaid, &settled)?;
             w.outbox.record_update(call, EventType::ClaimPaid, &claim, &paid)?;
@@ -464,10 +437,7 @@ fn settle(
             w.outbox.record(call, EventType::PayoutFailed, &settled)?;
         }
     }
-    g.refresh_remaining();
-    let used_up = g.claims_paid >= g.total_coverage;
-    if used_up && matches!(g.status, GuaranteeStatus::Pending | GuaranteeStatus::Active | GuaranteeStatus::Expired) {
-        g.status = GuaranteeStatus::Claimed;
+    if claimed {
         w.outbox.record_update(call, EventType::GuaranteeClaimed, &g_before, g)?;
     }
     w.guarantee(g);
@@ -484,15 +454,14 @@ pub async fn transition_guarantees(store: &Store, now: i64, limit: i64) -> ApiRe
     for (scope, g) in due {
         let call = Call::job(scope, now);
         let mut current = g;
-        if current.status == GuaranteeStatus::Pending && current.start_date <= now {
-            let mut next = current.clone();
-            next.status = GuaranteeStatus::Active;
+        // In this order, so a guarantee whose whole term passed unseen activates and
+        // expires in one step. A step refused is one not due yet.
+        let mut next = current.clone();
+        if next.activate(now).is_ok() {
             writes.outbox.record_update(&call, EventType::GuaranteeActivated, &current, &next)?;
-            current = next;
+            current = next.clone();
         }
-        if current.status == GuaranteeStatus::Active && current.end_date <= now {
-            let mut next = current.clone();
-            next.status = GuaranteeStatus::Expired;
+        if next.expire(now).is_ok() {
             writes.outbox.record_update(&call, EventType::GuaranteeExpired, &current, &next)?;
             current = next;
         }

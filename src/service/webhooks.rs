@@ -34,21 +34,18 @@ fn not_found(id: &str) -> ApiError {
 
 pub async fn create(tx: &mut Tx, call: &Call, input: NewEndpoint) -> ApiResult<WebhookEndpoint> {
     let secret = new_secret();
-    let mut endpoint = WebhookEndpoint {
+    let endpoint = WebhookEndpoint {
         id: Kind::WebhookEndpoint.new_id(),
-        object: WebhookEndpoint::OBJECT,
         url: input.url,
         description: input.description,
         enabled_events: input.enabled_events,
         status: EndpointStatus::Enabled,
-        secret: None,
         metadata: apply_metadata(&Metadata::new(), input.metadata.as_ref())?,
         livemode: call.scope.livemode,
         created: call.now,
-        signing: Signing { secret: secret.clone(), ..Signing::default() },
+        signing: Signing { secret, ..Signing::default() },
     };
     store::webhooks::insert_endpoint(tx, &call.scope, &endpoint).await?;
-    endpoint.secret = Some(secret);
     Ok(endpoint)
 }
 
@@ -69,12 +66,7 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: EndpointPatch) ->
         e.description = description;
     }
     if let Some(disabled) = input.disabled {
-        let status = if disabled { EndpointStatus::Disabled } else { EndpointStatus::Enabled };
-        if status != e.status {
-            // A re-enabled endpoint starts a fresh failure count.
-            e.signing.failing_since = None;
-        }
-        e.status = status;
+        e.set_disabled(disabled);
     }
     e.metadata = apply_metadata(&e.metadata, input.metadata.as_ref())?;
     store::webhooks::update_endpoint(tx, &call.scope, &e).await?;
@@ -85,10 +77,8 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: EndpointPatch) ->
 /// rotated out within the last 24 hours.
 pub async fn rotate_secret(tx: &mut Tx, call: &Call, id: &str) -> ApiResult<WebhookEndpoint> {
     let mut e = store::webhooks::get_endpoint_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
-    let secret = new_secret();
-    e.signing.rotate(secret.clone(), call.now);
+    e.rotate_secret(new_secret(), call.now);
     store::webhooks::update_endpoint(tx, &call.scope, &e).await?;
-    e.secret = Some(secret);
     Ok(e)
 }
 

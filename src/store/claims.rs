@@ -26,7 +26,6 @@ fn from_row(r: &AnyRow) -> Result<Claim, sqlx::Error> {
     let denial: Option<String> = r.try_get("denial_reason")?;
     Ok(Claim {
         id: r.try_get("id")?,
-        object: Claim::OBJECT,
         guarantee: r.try_get("guarantee_id")?,
         amount: r.try_get("amount")?,
         amount_approved: r.try_get("amount_approved")?,

@@ -12,7 +12,6 @@ const COLUMNS: &str = "id, livemode, created, name, email, score, metadata";
 fn from_row(r: &AnyRow) -> Result<Customer, sqlx::Error> {
     Ok(Customer {
         id: r.try_get("id")?,
-        object: Customer::OBJECT,
         name: r.try_get("name")?,
         email: r.try_get("email")?,
         score: r.try_get("score")?,

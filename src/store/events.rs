@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use super::batch::execute_rows;
 use super::list::{Page, PageRequest, fetch_page};
 use super::{Conn, Scope, get_bool};
-use crate::domain::event::{API_VERSION, Event, EventData, EventRequest};
+use crate::domain::event::{Event, EventData, EventRequest};
 
 const COLUMNS: &str =
     "id, livemode, created, type, object, previous_attributes, request_id, idempotency_key, pending_webhooks";
@@ -22,8 +22,6 @@ fn from_row(r: &AnyRow) -> Result<Event, sqlx::Error> {
     let previous: Option<String> = r.try_get("previous_attributes")?;
     Ok(Event {
         id: r.try_get("id")?,
-        object: Event::OBJECT,
-        api_version: API_VERSION,
         created: r.try_get("created")?,
         data: EventData { object: raw(r.try_get("object")?)?, previous_attributes: previous.map(raw).transpose()? },
         livemode: get_bool(r, "livemode")?,

@@ -15,25 +15,20 @@ const COLUMNS: &str = "id, livemode, created, status, policy_id, tenant_id, cove
 
 fn from_row(r: &AnyRow) -> Result<Guarantee, sqlx::Error> {
     let status: String = r.try_get("status")?;
-    let total_coverage: i64 = r.try_get("total_coverage")?;
-    let claims_paid: i64 = r.try_get("claims_paid")?;
-    let claims_reserved: i64 = r.try_get("claims_reserved")?;
     Ok(Guarantee {
         id: r.try_get("id")?,
-        object: Guarantee::OBJECT,
         status: GuaranteeStatus::parse(&status)
             .ok_or_else(|| sqlx::Error::Decode(format!("unknown guarantee status {status:?}").into()))?,
         policy: r.try_get("policy_id")?,
         tenant: r.try_get("tenant_id")?,
         coverage_amount: r.try_get("coverage_amount")?,
-        total_coverage,
-        remaining_coverage: total_coverage - claims_paid - claims_reserved,
+        total_coverage: r.try_get("total_coverage")?,
         currency: r.try_get("currency")?,
         start_date: r.try_get("start_date")?,
         end_date: r.try_get("end_date")?,
         claims_filed: r.try_get("claims_filed")?,
-        claims_paid,
-        claims_reserved,
+        claims_paid: r.try_get("claims_paid")?,
+        claims_reserved: r.try_get("claims_reserved")?,
         cancelled_at: r.try_get("cancelled_at")?,
         metadata: get_json(r, "metadata")?,
         livemode: get_bool(r, "livemode")?,

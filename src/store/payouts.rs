@@ -19,7 +19,6 @@ fn from_row(r: &AnyRow) -> Result<Payout, sqlx::Error> {
     let status: String = r.try_get("status")?;
     Ok(Payout {
         id: r.try_get("id")?,
-        object: Payout::OBJECT,
         amount: r.try_get("amount")?,
         currency: r.try_get("currency")?,
         claim: r.try_get("claim_id")?,

@@ -15,7 +15,6 @@ const COLUMNS: &str = "id, livemode, created, name, coverage_percentage, max_cov
 fn from_row(r: &AnyRow) -> Result<Policy, sqlx::Error> {
     Ok(Policy {
         id: r.try_get("id")?,
-        object: Policy::OBJECT,
         name: r.try_get("name")?,
         coverage_percentage: r.try_get("coverage_percentage")?,
         max_coverage_months: r.try_get("max_coverage_months")?,

@@ -17,13 +17,11 @@ fn endpoint_from_row(r: &AnyRow) -> Result<WebhookEndpoint, sqlx::Error> {
     let status: String = r.try_get("status")?;
     Ok(WebhookEndpoint {
         id: r.try_get("id")?,
-        object: WebhookEndpoint::OBJECT,
         url: r.try_get("url")?,
         description: r.try_get("description")?,
         enabled_events: get_json(r, "enabled_events")?,
         status: EndpointStatus::parse(&status)
             .ok_or_else(|| sqlx::Error::Decode(format!("unknown endpoint status {status:?}").into()))?,
-        secret: None,
         metadata: get_json(r, "metadata")?,
         livemode: get_bool(r, "livemode")?,
         created: r.try_get("created")?,
@@ -395,7 +393,6 @@ const ATTEMPT_COLUMNS: &str =
 fn attempt_from_row(r: &AnyRow) -> Result<WebhookAttempt, sqlx::Error> {
     Ok(WebhookAttempt {
         id: r.try_get("id")?,
-        object: WebhookAttempt::OBJECT,
         event: r.try_get("event_id")?,
         webhook_endpoint: r.try_get("endpoint_id")?,
         status_code: r.try_get("status_code")?,

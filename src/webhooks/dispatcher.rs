@@ -300,7 +300,7 @@ impl Dispatcher {
                 return Ok(());
             }
         };
-        let body = serde_json::to_vec(&event).map_err(ApiError::internal)?;
+        let body = serde_json::to_vec(&crate::views::EventView::from(&event)).map_err(ApiError::internal)?;
         let timestamp = self.clock.now();
         let outcome = match check_url(&endpoint.url, &self.config.egress) {
             Err(e) => Outcome {
@@ -338,7 +338,6 @@ impl Dispatcher {
         let result = classify(outcome.status_code, outcome.retry_after.as_deref());
         let attempt = WebhookAttempt {
             id: Kind::WebhookAttempt.new_id(),
-            object: WebhookAttempt::OBJECT,
             event: d.event_id.clone(),
             webhook_endpoint: d.endpoint_id.clone(),
             status_code: outcome.status_code.map(i64::from),

@@ -18,3 +18,4 @@ mod resources;
 mod store_conformance;
 mod stripe_compat;
 mod webhooks;
+mod wire;

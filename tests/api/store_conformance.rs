@@ -22,7 +22,6 @@ fn scope(account: &str, livemode: bool) -> Scope {
 fn customer(id: &str, created: i64, livemode: bool) -> Customer {
     Customer {
         id: id.into(),
-        object: Customer::OBJECT,
         name: Some("n".into()),
         email: None,
         score: Some(70),
@@ -35,7 +34,6 @@ fn customer(id: &str, created: i64, livemode: bool) -> Customer {
 fn policy(id: &str) -> Policy {
     Policy {
         id: id.into(),
-        object: Policy::OBJECT,
         name: "p".into(),
         coverage_percentage: 100,
         max_coverage_months: 2,
@@ -52,13 +50,11 @@ fn policy(id: &str) -> Policy {
 fn guarantee(id: &str, status: GuaranteeStatus, start: i64, end: i64) -> Guarantee {
     Guarantee {
         id: id.into(),
-        object: Guarantee::OBJECT,
         status,
         policy: "gpol_1".into(),
         tenant: "cus_1".into(),
         coverage_amount: 100,
         total_coverage: 200,
-        remaining_coverage: 200,
         currency: "eur".into(),
         start_date: start,
         end_date: end,
@@ -75,7 +71,6 @@ fn guarantee(id: &str, status: GuaranteeStatus, start: i64, end: i64) -> Guarant
 fn claim(id: &str, invoice: &str) -> Claim {
     Claim {
         id: id.into(),
-        object: Claim::OBJECT,
         guarantee: "grt_1".into(),
         amount: 100,
         amount_approved: None,
@@ -230,7 +225,6 @@ async fn work_queues_and_the_coverage_check() {
     let mut tx = store.begin().await.unwrap();
     let payout = Payout {
         id: "po_1".into(),
-        object: Payout::OBJECT,
         amount: 100,
         currency: "eur".into(),
         claim: "clm_2".into(),
@@ -300,7 +294,6 @@ async fn payout_leases_taken_at_once_take_different_payouts() {
         store::claims::insert(&mut tx, &s, &claim(&format!("clm_{i}"), &format!("inv_{i}"))).await.unwrap();
         let payout = Payout {
             id: format!("po_{i}"),
-            object: Payout::OBJECT,
             amount: 100,
             currency: "eur".into(),
             claim: format!("clm_{i}"),
@@ -389,7 +382,6 @@ async fn batch_writes_cover_every_row() {
         .iter()
         .map(|c| Payout {
             id: c.id.replace("clm", "po"),
-            object: Payout::OBJECT,
             amount: 90,
             currency: "eur".into(),
             claim: c.id.clone(),
@@ -435,7 +427,7 @@ async fn batch_writes_cover_every_row() {
     let mut conn = store.acquire().await.unwrap();
     for (i, want) in approved.iter().enumerate() {
         let got = store::claims::get(&mut conn, &s, &want.id).await.unwrap().unwrap();
-        assert_eq!(serde_json::to_value(&got).unwrap(), serde_json::to_value(want).unwrap(), "claim {i}");
+        assert_eq!(&got, want, "claim {i}");
         let g = store::guarantees::get(&mut conn, &s, &reserved[i].id).await.unwrap().unwrap();
         assert_eq!((g.claims_reserved, g.claims_filed, g.end_date), (90, 1, 900), "guarantee {i}");
         let p = store::payouts::get(&mut conn, &s, &payouts[i].id).await.unwrap().unwrap();
