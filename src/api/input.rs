@@ -230,6 +230,11 @@ impl Node<'_, '_> {
     }
 }
 
+/// The values of a hash whose keys are "0" to "n-1", in that order.
+fn indexed(map: &Map<String, Value>) -> Option<Vec<&Value>> {
+    (0..map.len()).map(|i| map.get(&i.to_string())).collect()
+}
+
 /// A decimal integer as forms send it: optional sign, digits only.
 fn parse_decimal_i64(s: &str) -> Option<i64> {
     let digits = s.strip_prefix('-').unwrap_or(s);
@@ -348,11 +353,19 @@ impl<'de, 'v: 'de, 'p> de::Deserializer<'de> for Node<'v, 'p> {
                 }
                 visitor.visit_seq(Items::new(items, self.path)).map_err(|e: InputError| e.at(self.path))
             }
+            // `expand[0]=a&expand[1]=b`: a hash of "0".."n-1" is the list in that order.
+            Value::Object(map) => match indexed(map) {
+                Some(items) => {
+                    if let Some(item) = items.iter().find(|v| !v.is_string()) {
+                        return Err(bad(item.to_string()));
+                    }
+                    let items = Items { items: items.into_iter(), path: self.path };
+                    visitor.visit_seq(items).map_err(|e: InputError| e.at(self.path))
+                }
+                None => Err(bad(Value::Object(map.clone()).to_string())),
+            },
             Value::Null => Err(self.missing()),
-            other => Err(bad(match other {
-                Value::String(s) => s.clone(),
-                v => v.to_string(),
-            })),
+            other => Err(bad(other.to_string())),
         }
     }
 
@@ -450,17 +463,17 @@ impl<'de, 'v: 'de, 'p> de::MapAccess<'de> for Entries<'v, 'p> {
 /// The items of a list, each at the list's path (an item's error names the list, as
 /// Stripe's do).
 struct Items<'v, 'p> {
-    items: std::slice::Iter<'v, Value>,
+    items: std::vec::IntoIter<&'v Value>,
     path: &'p Path<'p>,
 }
 
 impl<'v, 'p> Items<'v, 'p> {
     fn new(items: &'v [Value], path: &'p Path<'p>) -> Self {
-        Items { items: items.iter(), path }
+        Items { items: items.iter().collect::<Vec<_>>().into_iter(), path }
     }
 
     fn one(value: &'v Value, path: &'p Path<'p>) -> Self {
-        Items { items: std::slice::from_ref(value).iter(), path }
+        Items { items: vec![value].into_iter(), path }
     }
 }
 
@@ -538,6 +551,16 @@ mod tests {
             assert_eq!(s.expand, Some(vec!["a".to_owned()]));
             assert_eq!(s.score, Patch::Absent);
         }
+    }
+
+    #[test]
+    fn indexed_form_keys_are_a_list_where_a_list_is_asked_and_keys_where_a_hash_is() {
+        let s: Sample =
+            form("amount=1&evidence[invoice_id]=i&evidence[due_date]=5&expand[0]=a&expand[1]=b&metadata[0]=x").unwrap();
+        assert_eq!(s.expand, Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(s.metadata, Some(MetadataUpdate::Merge([("0".into(), Some("x".into()))].into())));
+        let err = form::<Sample>("amount=1&evidence[invoice_id]=i&evidence[due_date]=5&expand[1]=a").unwrap_err();
+        assert_eq!((err.code(), param(&err)), (Some("parameter_invalid_array"), "expand"));
     }
 
     #[test]

@@ -184,6 +184,17 @@ fn insert_bracketed(root: &mut Map<String, Value>, key: &str, value: String) -> 
                     _ => return Err(invalid()),
                 }
             }
+            // `key[0]` is a hash key "0" (`metadata[0]=x`) until something asks for a
+            // list, which takes a hash of "0".."n" in order (the SDKs' `expand[0]=`).
+            Segment::Index(i) if slot.is_null() || slot.is_object() => {
+                if slot.is_null() {
+                    *slot = Value::Object(Map::new());
+                }
+                match slot {
+                    Value::Object(m) => m.entry(i.to_string()).or_insert(Value::Null),
+                    _ => return Err(invalid()),
+                }
+            }
             Segment::Push | Segment::Index(_) => {
                 if slot.is_null() {
                     *slot = Value::Array(Vec::new());
@@ -232,14 +243,15 @@ mod tests {
             form("metadata[lease_id]=x&evidence[due_date]=1&expand[]=policy&expand[]=tenant&name=a%20b"),
             json!({"metadata": {"lease_id": "x"}, "evidence": {"due_date": "1"}, "expand": ["policy", "tenant"], "name": "a b"})
         );
-        assert_eq!(form("expand[0]=a&expand[1]=b"), json!({"expand": ["a", "b"]}));
+        assert_eq!(form("expand[0]=a&expand[1]=b"), json!({"expand": {"0": "a", "1": "b"}}));
+        assert_eq!(form("metadata[0]=a&metadata[7]=b"), json!({"metadata": {"0": "a", "7": "b"}}));
         assert_eq!(form("created[gte]=5&limit=3"), json!({"created": {"gte": "5"}, "limit": "3"}));
         assert_eq!(form("metadata="), json!({"metadata": ""}));
     }
 
     #[test]
     fn malformed_form_keys_are_refused() {
-        for bad in ["[a]=1", "a[b=1", "expand[5]=x", "a=1&a[b]=2", "a[b]=1&a=2", "a[b]c=1"] {
+        for bad in ["[a]=1", "a[b=1", "expand[]=x&expand[5]=y", "a=1&a[b]=2", "a[b]=1&a=2", "a[b]c=1"] {
             assert!(Params::from_form(bad.as_bytes()).is_err(), "{bad}");
         }
     }

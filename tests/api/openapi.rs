@@ -20,6 +20,15 @@ async fn the_document_is_served_without_auth_and_is_openapi_3_1() {
     assert!(create["application/json"].is_object() && create["application/x-www-form-urlencoded"].is_object());
     // The docs' example is in it.
     assert_eq!(doc["components"]["schemas"]["GuaranteeCreate"]["example"]["tenant"], "cus_123456789");
+    // Every reference names a schema the document has.
+    let text = doc.to_string();
+    let missing: BTreeSet<&str> = text
+        .split("\"#/components/schemas/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|name| doc["components"]["schemas"].get(*name).is_none())
+        .collect();
+    assert!(missing.is_empty(), "references to schemas the document lacks: {missing:?}");
 }
 
 /// Every (method, path) of the document reaches a handler: the answer is never the
