@@ -33,7 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"policy": "gpol_abc123", "tenant": "cus_123456789", "coverage_amount": 120000,
-    "currency": "eur", "start_date": 1706140800, "end_date": 1737676800}))]
+    "currency": "eur", "start_date": 1767225600, "end_date": 1893456000}))]
 pub struct GuaranteeCreate {
     #[schema(inline)]
     pub policy: PolicyId,

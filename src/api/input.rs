@@ -222,7 +222,11 @@ impl Node<'_, '_> {
         };
         match self.value {
             Value::Null => Err(self.missing()),
-            Value::Number(n) => n.as_i64().ok_or_else(|| invalid(n.to_string())),
+            // JSON's 12.0 is the integer 12 (JSON Schema's reading too).
+            Value::Number(n) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+                .ok_or_else(|| invalid(n.to_string())),
             Value::String(s) if s.is_empty() => Err(invalid("(empty)".into())),
             Value::String(s) => parse_decimal_i64(s).ok_or_else(|| invalid(s.clone())),
             other => Err(invalid(other.to_string())),
@@ -232,6 +236,9 @@ impl Node<'_, '_> {
 
 /// The values of a hash whose keys are "0" to "n-1", in that order.
 fn indexed(map: &Map<String, Value>) -> Option<Vec<&Value>> {
+    if map.is_empty() {
+        return None;
+    }
     (0..map.len()).map(|i| map.get(&i.to_string())).collect()
 }
 

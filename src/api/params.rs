@@ -215,8 +215,21 @@ fn insert_bracketed(root: &mut Map<String, Value>, key: &str, value: String) -> 
             }
         };
     }
-    // A key given twice is ambiguous (a list is written `key[]=`), and a value never
-    // replaces a hash or a list.
+    // A plain key given again makes a list (`expand=a&expand=b`, as form encoders
+    // write arrays); a value never replaces a hash, nor joins a list written `key[]=`.
+    if segments.len() == 1 {
+        match slot {
+            Value::String(first) => {
+                *slot = Value::Array(vec![Value::String(std::mem::take(first)), Value::String(value)]);
+                return Ok(());
+            }
+            Value::Array(items) if items.iter().all(Value::is_string) => {
+                items.push(Value::String(value));
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
     if !slot.is_null() {
         return Err(ApiError::invalid(
             "parameter_duplicate",
@@ -246,12 +259,14 @@ mod tests {
         assert_eq!(form("expand[0]=a&expand[1]=b"), json!({"expand": {"0": "a", "1": "b"}}));
         assert_eq!(form("metadata[0]=a&metadata[7]=b"), json!({"metadata": {"0": "a", "7": "b"}}));
         assert_eq!(form("created[gte]=5&limit=3"), json!({"created": {"gte": "5"}, "limit": "3"}));
+        assert_eq!(form("expand=a&expand=b&expand=c"), json!({"expand": ["a", "b", "c"]}));
         assert_eq!(form("metadata="), json!({"metadata": ""}));
     }
 
     #[test]
     fn malformed_form_keys_are_refused() {
-        for bad in ["[a]=1", "a[b=1", "expand[]=x&expand[5]=y", "a=1&a[b]=2", "a[b]=1&a=2", "a[b]c=1"] {
+        for bad in ["[a]=1", "a[b=1", "expand[]=x&expand[5]=y", "a=1&a[b]=2", "a[b]=1&a=2", "a[b]c=1", "a[b]=1&a[b]=2"]
+        {
             assert!(Params::from_form(bad.as_bytes()).is_err(), "{bad}");
         }
     }

@@ -115,9 +115,11 @@ impl<'de> serde::Deserialize<'de> for Currency {
 impl utoipa::PartialSchema for Currency {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::{ObjectBuilder, schema::Type};
+        // Lower and upper case listed; the server also takes mixed case.
+        let codes = ISO_4217.iter().map(|c| c.to_ascii_lowercase()).chain(ISO_4217.iter().map(|c| (*c).to_owned()));
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .pattern(Some("^[A-Za-z]{3}$"))
+            .enum_values(Some(codes))
             .description(Some("An ISO 4217 currency code, in any case."))
             .into()
     }
