@@ -80,10 +80,12 @@ async fn serve_document(json: Arc<str>) -> Response {
 }
 
 /// The `expand` param of a request about an object of type `root` (`list`: a list of
-/// them), checked.
+/// them), checked against the registry's expandable fields.
 pub(crate) fn expand_param(p: &mut params::Params, root: &str, list: bool) -> ApiResult<Vec<Vec<String>>> {
     let paths = p.string_list("expand")?;
-    crate::service::expand::parse(&paths, root, list)
+    let resource = crate::resource::by_object(root)
+        .ok_or_else(|| ApiError::internal(format!("{root} is not in the resource registry")))?;
+    crate::service::expand::parse(&paths, resource, list)
 }
 
 /// A 200 with a JSON body serialised already (by `service::write_json`).

@@ -8,6 +8,7 @@ use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::domain::money::{Amount, Currency};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
+use crate::resource;
 use crate::store::claims::{ClaimFilters, DUPLICATE_CLAIM_CONSTRAINT};
 use crate::store::{self, Page, PageRequest, Store, Tx, violated_constraint};
 
@@ -126,6 +127,6 @@ pub async fn update_metadata(tx: &mut Tx, call: &Call, id: &str, metadata: Optio
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, filters: ClaimFilters) -> ApiResult<Page<Claim>> {
     let mut conn = store.acquire().await?;
-    check_cursors(&mut conn, call, "claims", Kind::Claim, page).await?;
+    check_cursors(&mut conn, call, &resource::CLAIM, page).await?;
     Ok(store::claims::list(&mut conn, &call.scope, page, filters).await?)
 }

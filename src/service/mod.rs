@@ -20,6 +20,7 @@ use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::domain::webhook::subscribes;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
+use crate::resource::Resource;
 use crate::store::{self, Conn, PageRequest, Scope, Store, Tx};
 
 /// Who is acting and when: the scope every query is limited to, the request's
@@ -238,14 +239,14 @@ pub(crate) fn apply_metadata(current: &Metadata, update: Option<&MetadataUpdate>
     }
 }
 
-/// Checks that the list cursors name objects the caller can see, so an unknown
-/// cursor is a 404 rather than a silently empty page.
-pub async fn check_cursors(conn: &mut Conn, call: &Call, table: &str, kind: Kind, page: &PageRequest) -> ApiResult<()> {
+/// Checks that the list cursors name objects of `resource` the caller can see, so an
+/// unknown cursor is a 404 rather than a silently empty page.
+pub async fn check_cursors(conn: &mut Conn, call: &Call, resource: &Resource, page: &PageRequest) -> ApiResult<()> {
     for (param, cursor) in [("starting_after", &page.starting_after), ("ending_before", &page.ending_before)] {
         if let Some(id) = cursor
-            && !store::list::exists(conn, table, &call.scope, id).await?
+            && !store::list::exists(conn, resource.table, &call.scope, id).await?
         {
-            return Err(ApiError::no_such(kind.object(), id, Some(param)));
+            return Err(ApiError::no_such(resource.object(), id, Some(param)));
         }
     }
     Ok(())

@@ -9,6 +9,7 @@ use crate::domain::webhook::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
+use crate::resource;
 use crate::store::{self, Page, PageRequest, Store, Tx};
 use crate::webhooks::signing::new_secret;
 
@@ -101,7 +102,7 @@ pub async fn delete(store: &Store, call: &Call, id: &str) -> ApiResult<()> {
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest) -> ApiResult<Page<WebhookEndpoint>> {
     let mut conn = store.acquire().await?;
-    check_cursors(&mut conn, call, "webhook_endpoints", Kind::WebhookEndpoint, page).await?;
+    check_cursors(&mut conn, call, &resource::WEBHOOK_ENDPOINT, page).await?;
     Ok(store::webhooks::list_endpoints(&mut conn, &call.scope, page).await?)
 }
 
@@ -115,7 +116,7 @@ pub async fn attempts(
     if store::webhooks::get_endpoint(&mut conn, &call.scope, endpoint_id).await?.is_none() {
         return Err(not_found(endpoint_id));
     }
-    check_cursors(&mut conn, call, "webhook_attempts", Kind::WebhookAttempt, page).await?;
+    check_cursors(&mut conn, call, &resource::WEBHOOK_ATTEMPT, page).await?;
     Ok(store::webhooks::list_attempts(&mut conn, &call.scope, endpoint_id, page).await?)
 }
 

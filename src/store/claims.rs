@@ -10,6 +10,7 @@ use super::list::{Page, PageRequest, Sql, fetch_by_ids, fetch_page};
 use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
 use crate::domain::claim::{Claim, ClaimReason, ClaimReview, ClaimStatus, DenialReason, Evidence, StatusTransitions};
 use crate::domain::review::Period;
+use crate::resource;
 
 const COLUMNS: &str = "id, livemode, created, guarantee_id, amount, amount_approved, currency, status, reason, \
     invoice_id, due_date, description, payout_id, denial_reason, reviewed_at, submitted_at, under_review_at, \
@@ -238,7 +239,7 @@ pub async fn list(
 ) -> Result<Page<Claim>, sqlx::Error> {
     fetch_page(
         conn,
-        "claims",
+        resource::CLAIM.table,
         COLUMNS,
         scope,
         page,

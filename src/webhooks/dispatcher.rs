@@ -20,8 +20,8 @@ use super::ssrf::{EgressPolicy, check_url};
 use crate::clock::Clock;
 use crate::domain::event::{Event, EventType};
 use crate::domain::webhook::{
-    AttemptResult, DISABLE_AFTER_FAILING, EndpointStatus, RESPONSE_BODY_LIMIT, WebhookAttempt, WebhookEndpoint,
-    classify, next_attempt_at,
+    AttemptResult, DISABLE_AFTER_FAILING, DeliveryStatus, EndpointStatus, RESPONSE_BODY_LIMIT, WebhookAttempt,
+    WebhookEndpoint, classify, next_attempt_at,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
@@ -236,7 +236,8 @@ impl Dispatcher {
             // The endpoint was deleted or disabled, or the event expired: nothing left to send.
             _ => {
                 let mut conn = self.store.acquire().await?;
-                store::webhooks::finish_delivery(&mut conn, &d, "failed", d.attempts, self.clock.now()).await?;
+                store::webhooks::finish_delivery(&mut conn, &d, DeliveryStatus::Failed, d.attempts, self.clock.now())
+                    .await?;
                 return Ok(());
             }
         };
@@ -286,13 +287,13 @@ impl Dispatcher {
             created: now,
         };
         let (status, next) = match result {
-            AttemptResult::Delivered => ("succeeded", now),
-            AttemptResult::Gone => ("failed", now),
+            AttemptResult::Delivered => (DeliveryStatus::Succeeded, now),
+            AttemptResult::Gone => (DeliveryStatus::Failed, now),
             AttemptResult::Failed { retry_after } => {
                 let jitter = rand::rng().random_range(-1.0..=1.0);
                 match next_attempt_at(attempts, now, retry_after, jitter) {
-                    Some(at) => ("pending", at),
-                    None => ("failed", now),
+                    Some(at) => (DeliveryStatus::Pending, at),
+                    None => (DeliveryStatus::Failed, now),
                 }
             }
         };
