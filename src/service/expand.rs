@@ -87,7 +87,7 @@ pub async fn apply<T: Serialize>(
     if paths.is_empty() {
         return Ok(Expanded::Plain(object));
     }
-    let mut value = serde_json::to_value(&object).map_err(ApiError::internal)?;
+    let mut value = serde_json::to_value(&object).map_err(|e| ApiError::internal(e))?;
     for path in paths {
         expand_path(conn, scope, &mut value, path).await?;
     }
@@ -145,7 +145,7 @@ async fn expand_path(conn: &mut Conn, scope: &Scope, root: &mut Value, path: &[S
 /// its arm here; the match names every kind, so a new one cannot be missed.
 async fn fetch(conn: &mut Conn, scope: &Scope, kind: Kind, id: &str) -> ApiResult<Option<Value>> {
     fn json<T: Serialize>(v: Option<T>) -> ApiResult<Option<Value>> {
-        v.map(|v| serde_json::to_value(v).map_err(ApiError::internal)).transpose()
+        v.map(|v| serde_json::to_value(v).map_err(|e| ApiError::internal(e))).transpose()
     }
     match kind {
         Kind::Policy => json(store::policies::get(conn, scope, id).await?),

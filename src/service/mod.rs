@@ -84,7 +84,7 @@ pub async fn write_json<T: Serialize>(
 ) -> ApiResult<String> {
     let mut tx = store.begin().await?;
     let out = op(&mut tx).await?;
-    let body = serde_json::to_string(&out).map_err(ApiError::internal)?;
+    let body = serde_json::to_string(&out).map_err(|e| ApiError::internal(e))?;
     if let Some(claim) = &call.idempotency {
         idempotency::complete_in(&mut tx, &call.scope, claim, 200, &body).await?;
     }
@@ -145,8 +145,8 @@ impl Outbox {
         before: &T,
         after: &T,
     ) -> ApiResult<()> {
-        let before = serde_json::to_value(before).map_err(ApiError::internal)?;
-        let after_value = serde_json::to_value(after).map_err(ApiError::internal)?;
+        let before = serde_json::to_value(before).map_err(|e| ApiError::internal(e))?;
+        let after_value = serde_json::to_value(after).map_err(|e| ApiError::internal(e))?;
         let previous = previous_attributes(&before, &after_value);
         self.push(call, kind, after, Some(previous))
     }
@@ -163,7 +163,7 @@ impl Outbox {
             id: Kind::Event.new_id(),
             created: call.now,
             kind,
-            object: serde_json::to_string(object).map_err(ApiError::internal)?,
+            object: serde_json::to_string(object).map_err(|e| ApiError::internal(e))?,
             previous_attributes: previous.map(|p| serde_json::Value::Object(p).to_string()),
             request_id: call.request_id.clone(),
             idempotency_key: call.idempotency_key.clone(),

@@ -16,9 +16,6 @@ const COLUMNS: &str = "id, livemode, created, guarantee_id, amount, amount_appro
     invoice_id, due_date, description, payout_id, denial_reason, reviewed_at, submitted_at, under_review_at, \
     approved_at, denied_at, paid_at, awaiting_operator, metadata, review_note";
 
-/// The unique index that allows one claim per invoice and guarantee unless denied.
-pub const DUPLICATE_CLAIM_CONSTRAINT: &str = "claims_guarantee_invoice_key";
-
 fn decode<T>(value: String, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, sqlx::Error> {
     parse(&value).ok_or_else(|| sqlx::Error::Decode(format!("unknown {what} {value:?}").into()))
 }

@@ -155,7 +155,7 @@ impl Dispatcher {
             let mut set = JoinSet::new();
             for job in leased {
                 let this = self.clone();
-                let permit = self.slots.clone().acquire_owned().await.map_err(ApiError::internal)?;
+                let permit = self.slots.clone().acquire_owned().await.map_err(|e| ApiError::internal(e))?;
                 this.mark_busy(&job.delivery.endpoint_id, 1);
                 set.spawn(async move {
                     let _permit = permit;
@@ -166,7 +166,7 @@ impl Dispatcher {
                 });
             }
             while let Some(joined) = set.join_next().await {
-                joined.map_err(ApiError::internal)??;
+                joined.map_err(|e| ApiError::internal(e))??;
             }
         }
     }
@@ -241,7 +241,7 @@ impl Dispatcher {
                 return Ok(());
             }
         };
-        let body = serde_json::to_vec(&event).map_err(ApiError::internal)?;
+        let body = serde_json::to_vec(&event).map_err(|e| ApiError::internal(e))?;
         let timestamp = self.clock.now();
         let outcome = match check_url(&endpoint.url, &self.config.egress) {
             Err(e) => Outcome {
