@@ -1,8 +1,15 @@
 //! The one error type of the server, rendered as Stripe's error body.
 
+use std::panic::Location;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+use crate::store::UniqueConstraint;
+
+/// The cause of an internal error, kept whole (its `source()` chain too) for the log.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// Stripe's error `type` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -17,7 +24,8 @@ pub enum ErrorType {
 }
 
 /// Every error the API can answer with. Client errors carry what the caller needs to
-/// fix the request; `Internal` keeps its cause for the log and shows nothing of it.
+/// fix the request; `Internal` keeps its cause and where it was raised for the log,
+/// and shows nothing of them.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// A 4xx answer with Stripe's fields.
@@ -35,9 +43,12 @@ pub enum ApiError {
     /// kept, so it may run again on a fresh connection. 503 when it cannot.
     #[error("store connection lost: {0}")]
     ConnectionLost(String),
-    /// Anything else: logged with its cause, answered as a generic 500.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// Anything else: logged once (with the request id, by `into_response`), answered
+    /// as a generic 500. Displayed with the cause's whole chain, since log lines print
+    /// errors with `%`; for that reason it offers no `source()`, which would print the
+    /// cause twice.
+    #[error("internal error at {location}: {}", chain(.cause.as_ref()))]
+    Internal { cause: Cause, location: &'static Location<'static> },
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -183,8 +194,13 @@ impl ApiError {
         ApiError::Unavailable("request timed out".into())
     }
 
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
-        ApiError::Internal(cause.to_string())
+    /// A 500 for `cause` (an error, or a message), raised here: `#[track_caller]`
+    /// records the caller's file and line. Pass it in a closure
+    /// (`.map_err(|e| ApiError::internal(e))`): as a function value it would record
+    /// a line in `core` instead.
+    #[track_caller]
+    pub fn internal(cause: impl Into<Cause>) -> Self {
+        ApiError::Internal { cause: cause.into(), location: Location::caller() }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -192,7 +208,7 @@ impl ApiError {
             ApiError::Client { status, .. } => *status,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::ConnectionLost(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -205,7 +221,7 @@ impl ApiError {
             ApiError::RateLimited { .. }
             | ApiError::Unavailable(_)
             | ApiError::ConnectionLost(_)
-            | ApiError::Internal(_) => true,
+            | ApiError::Internal { .. } => true,
         }
     }
 
@@ -271,8 +287,10 @@ impl IntoResponse for ApiError {
                 tracing::warn!(%cause, "answering 503");
                 (ErrorType::ApiError, None, "The service is temporarily unavailable. Please retry the request.", None)
             }
-            ApiError::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
+            // The one place internal errors are logged: inside the request's span, so
+            // the line carries its request id.
+            ApiError::Internal { cause, location } => {
+                tracing::error!(cause = %chain(cause.as_ref()), %location, "internal error");
                 (ErrorType::ApiError, None, "An unexpected error occurred. Please retry the request.", None)
             }
         };
@@ -323,7 +341,41 @@ pub fn is_connection_lost(err: &sqlx::Error) -> bool {
     }
 }
 
+/// `cause: its source: its source's source...`, leaving out a source whose text the
+/// message already holds (many errors, sqlx's among them, print their source inside
+/// their own message).
+pub fn chain(cause: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = cause.to_string();
+    let mut next = cause.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = e.source();
+    }
+    out
+}
+
+/// What a client is told when a write runs into a unique constraint: the one table
+/// from constraint to error. Constraints the service checks before writing reach
+/// here only in a race the check lost; a constraint missing here guards an invariant
+/// no request can break, so its violation is a bug, answered 500 with its cause.
+fn constraint_error(constraint: UniqueConstraint) -> Option<ApiError> {
+    match constraint {
+        UniqueConstraint::ClaimPerInvoice => Some(ApiError::invalid(
+            "duplicate_claim",
+            "evidence[invoice_id]",
+            "A claim for this invoice on this guarantee already exists.",
+        )),
+        UniqueConstraint::PayoutPerClaim | UniqueConstraint::ApiKeyHash => None,
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
+    /// `#[track_caller]`: the error's location is the `?` that converted it.
+    #[track_caller]
     fn from(err: sqlx::Error) -> Self {
         if is_connection_lost(&err) {
             return ApiError::ConnectionLost(err.to_string());
@@ -333,12 +385,16 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::Database(db) if db.code().is_some_and(|c| RETRYABLE_DB_CODES.contains(&c.as_ref())) => {
                 ApiError::Unavailable(err.to_string())
             }
-            _ => ApiError::Internal(err.to_string()),
+            _ => match crate::store::violated_unique(&err).and_then(constraint_error) {
+                Some(client) => client,
+                None => ApiError::internal(err),
+            },
         }
     }
 }
 
 impl From<crate::store::CommitError> for ApiError {
+    #[track_caller]
     fn from(err: crate::store::CommitError) -> Self {
         // A connection lost during COMMIT leaves its outcome unknown: the request must
         // not run again by itself, whatever the client then decides.
@@ -349,9 +405,81 @@ impl From<crate::store::CommitError> for ApiError {
     }
 }
 
+/// The log lines written while `f` runs (on this thread), for tests of what is logged.
+#[cfg(test)]
+pub(crate) fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Shared(Arc::new(Mutex::new(Vec::new())));
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    (out, text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internal_errors_keep_their_cause_and_where_they_were_raised() {
+        let (e, line) = (ApiError::internal("boom"), line!());
+        assert_eq!(e.to_string(), format!("internal error at src/error.rs:{line}:26: boom"));
+
+        fn read() -> ApiResult<()> {
+            Err(sqlx::Error::RowNotFound)?
+        }
+        let ApiError::Internal { cause, location } = read().unwrap_err() else { panic!("internal") };
+        assert_eq!((location.file(), location.line()), ("src/error.rs", line!() - 3), "the `?`, not the From impl");
+        assert!(cause.downcast_ref::<sqlx::Error>().is_some(), "the cause is the error itself, not its text");
+
+        // Through `map_err` in a closure: the closure's line.
+        let (e, line) = ("x".parse::<i64>().map_err(|e| ApiError::internal(e)).unwrap_err(), line!());
+        assert!(e.to_string().starts_with(&format!("internal error at src/error.rs:{line}:")), "{e}");
+    }
+
+    #[test]
+    fn a_cause_is_shown_with_its_sources_each_once() {
+        let json = serde_json::from_str::<i64>("x").unwrap_err();
+        let json_text = json.to_string();
+        // sqlx prints its source inside its own message: not again after it.
+        let decode = sqlx::Error::Decode(Box::new(json));
+        assert_eq!(chain(&decode), format!("error occurred while decoding: {json_text}"));
+
+        #[derive(Debug, thiserror::Error)]
+        #[error("reading the claim")]
+        struct Outer(#[source] std::io::Error);
+        let outer = Outer(std::io::Error::other("disk gone"));
+        assert_eq!(chain(&outer), "reading the claim: disk gone");
+    }
+
+    #[test]
+    fn an_internal_error_is_logged_once_in_the_span_of_its_request() {
+        let (resp, log) = capture_logs(|| {
+            let _span = tracing::info_span!("request", request_id = %"req_test1").entered();
+            ApiError::internal(std::io::Error::other("disk gone")).into_response()
+        });
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        assert!(lines[0].contains("request{request_id=req_test1}"), "{log}");
+        assert!(lines[0].contains("cause=disk gone location=src/error.rs:"), "{log}");
+    }
 
     #[test]
     fn connection_errors_are_told_apart_from_other_store_errors() {

@@ -75,7 +75,7 @@ async fn finish(state: &AppState, scope: &Scope, claim: &idempotency::Claim, res
         return Ok(resp);
     }
     let (parts, body) = resp.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(ApiError::internal)?;
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(|e| ApiError::internal(e))?;
     let text = String::from_utf8_lossy(&bytes);
     idempotency::complete_after(&state.store, scope, claim, status.as_u16(), &text).await?;
     Ok(Response::from_parts(parts, HttpBody::from(bytes)))

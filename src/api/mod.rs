@@ -81,14 +81,16 @@ async fn serve_document(json: Arc<str>) -> Response {
 }
 
 /// The `expand` of a request about an object of type `root` (`list`: a list of them),
-/// checked against what that object can expand.
+/// checked against the registry's expandable fields.
 pub(crate) fn expand_paths(
     expand: Option<Vec<openapi::ExpandPath>>,
     root: &str,
     list: bool,
 ) -> ApiResult<Vec<Vec<String>>> {
     let paths: Vec<String> = expand.unwrap_or_default().into_iter().map(|p| p.0).collect();
-    crate::service::expand::parse(&paths, root, list)
+    let resource = crate::resource::by_object(root)
+        .ok_or_else(|| ApiError::internal(format!("{root} is not in the resource registry")))?;
+    crate::service::expand::parse(&paths, resource, list)
 }
 
 /// A 200 with a JSON body serialised already (by `service::write_json`).
@@ -113,7 +115,8 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 
 /// Gives each request its `req_` id (in the response header, in the extensions for
 /// events, and in the log span), stamps the API version, and turns any bare error
-/// status from a lower layer (timeout, panic) into the error body.
+/// status from a lower layer (the timeout) into the error body. Panics get theirs from
+/// `panic_response`.
 pub async fn request_context(mut req: Request, next: Next) -> Response {
     let request_id = Kind::Request.new_id();
     req.extensions_mut().insert(RequestId(request_id.clone()));
@@ -123,7 +126,8 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status();
     if (status.is_client_error() || status.is_server_error()) && !resp.headers().contains_key(header::CONTENT_TYPE) {
-        resp = bare_status_error(status).into_response();
+        // In the span, so that the error's log line carries the request id.
+        resp = span.in_scope(|| bare_status_error(status).into_response());
     }
     let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -161,6 +165,17 @@ pub async fn retry_on_connection_loss(State(state): State<AppState>, req: Reques
         state.store.note_connection_lost();
     }
     second
+}
+
+/// The answer to a panic in a handler or a layer below `CatchPanicLayer`: a 500 with
+/// the error body, logged once (in the request's span) with the panic's message.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    ApiError::internal(format!("panicked: {message}")).into_response()
 }
 
 fn bare_status_error(status: StatusCode) -> ApiError {

@@ -160,13 +160,11 @@ pub fn finish(doc: &mut serde_json::Value) {
     let components = doc["components"]["schemas"].clone();
     let Some(paths) = doc["paths"].as_object_mut() else { return };
     for (path, item) in paths.iter_mut() {
-        let root = ["guarantee", "claim", "payout"]
-            .into_iter()
-            .find(|r| path.starts_with(&format!("/v1/{r}s")) || path.starts_with(&format!("/v1/test_helpers/{r}s")));
+        let resource = crate::resource::for_route(path);
         let Some(operations) = item.as_object_mut() else { continue };
         for (method, op) in operations.iter_mut() {
-            let list = method == "get" && !path.contains('{');
-            let expand = root.map(|r| crate::service::expand::all_paths(r, list)).unwrap_or_default();
+            let list = method == "get" && resource.is_some_and(|r| r.route == path);
+            let expand = resource.map(|r| crate::service::expand::all_paths(r, list)).unwrap_or_default();
             let expand_schema = |schema: &mut Value| {
                 *schema = if expand.is_empty() {
                     json!({"type": "array", "maxItems": 0, "items": {"type": "string"}})

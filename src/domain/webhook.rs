@@ -14,6 +14,15 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// Where a delivery stands: waiting for its next attempt, delivered, or given up on.
+    DeliveryStatus {
+        Pending = "pending",
+        Succeeded = "succeeded",
+        Failed = "failed",
+    }
+}
+
 /// How long a rotated-out secret keeps signing beside the new one (each superseded
 /// secret for this long after the rotation that superseded it).
 pub const PREVIOUS_SECRET_TTL: i64 = DAY;

@@ -8,8 +8,9 @@ use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::domain::money::{Amount, Currency};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
-use crate::store::claims::{ClaimFilters, DUPLICATE_CLAIM_CONSTRAINT};
-use crate::store::{self, Page, PageRequest, Store, Tx, violated_constraint};
+use crate::resource;
+use crate::store::claims::ClaimFilters;
+use crate::store::{self, Page, PageRequest, Store, Tx};
 
 #[derive(Debug)]
 pub struct NewClaim {
@@ -109,13 +110,9 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
         livemode: call.scope.livemode,
         created: call.now,
     };
-    if let Err(e) = store::claims::insert(tx, &call.scope, &claim).await {
-        // The row lock makes this unreachable on its own, but the index is the last word.
-        if violated_constraint(&e).as_deref() == Some(DUPLICATE_CLAIM_CONSTRAINT) {
-            return Err(duplicate(&claim.evidence.invoice_id, "another claim"));
-        }
-        return Err(e.into());
-    }
+    // The row lock makes a duplicate unreachable here, but the unique index is the
+    // last word: its violation answers `duplicate_claim` too (`error::constraint_error`).
+    store::claims::insert(tx, &call.scope, &claim).await?;
     guarantee.claims_filed += 1;
     store::guarantees::update(tx, &call.scope, &guarantee).await?;
     record_event(tx, call, EventType::ClaimSubmitted, &claim).await?;
@@ -138,6 +135,6 @@ pub async fn update_metadata(tx: &mut Tx, call: &Call, id: &str, metadata: Optio
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, filters: ClaimFilters) -> ApiResult<Page<Claim>> {
     let mut conn = store.acquire().await?;
-    check_cursors(&mut conn, call, "claims", Kind::Claim, page).await?;
+    check_cursors(&mut conn, call, &resource::CLAIM, page).await?;
     Ok(store::claims::list(&mut conn, &call.scope, page, filters).await?)
 }

@@ -7,6 +7,7 @@ use crate::domain::event::EventType;
 use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
+use crate::resource;
 use crate::store::{self, Page, PageRequest, Store, Tx};
 
 #[derive(Debug, Default)]
@@ -63,6 +64,6 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: CustomerPatch) ->
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, email: Option<String>) -> ApiResult<Page<Customer>> {
     let mut conn = store.acquire().await?;
-    check_cursors(&mut conn, call, "customers", Kind::Customer, page).await?;
+    check_cursors(&mut conn, call, &resource::CUSTOMER, page).await?;
     Ok(store::customers::list(&mut conn, &call.scope, page, email).await?)
 }

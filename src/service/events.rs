@@ -4,6 +4,7 @@ use super::{Call, check_cursors};
 use crate::domain::event::Event;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
+use crate::resource;
 use crate::store::{self, Page, PageRequest, Store};
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Event> {
@@ -15,7 +16,7 @@ pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Event> 
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, kind: Option<String>) -> ApiResult<Page<Event>> {
     let mut conn = store.acquire().await?;
-    check_cursors(&mut conn, call, "events", Kind::Event, page).await?;
+    check_cursors(&mut conn, call, &resource::EVENT, page).await?;
     Ok(store::events::list(&mut conn, &call.scope, page, kind).await?)
 }
 

@@ -6,38 +6,25 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
+use crate::ids::Kind;
+use crate::resource::{self, Resource};
 use crate::store::{self, Conn, Scope, Store};
 use crate::views::Render;
 
 /// How deep an expansion may go (`a.b.c.d`).
 pub const MAX_DEPTH: usize = 4;
 
-/// The expandable fields: (object, field, the object type the field's id names).
-const EXPANDABLE: &[(&str, &str, &str)] = &[
-    ("guarantee", "policy", "guarantee_policy"),
-    ("guarantee", "tenant", "customer"),
-    ("claim", "guarantee", "guarantee"),
-    ("claim", "payout", "payout"),
-    ("payout", "claim", "claim"),
-    ("payout", "guarantee", "guarantee"),
-];
-
-/// The object type an expandable field of `object` names, if it is expandable.
-fn target(object: &str, field: &str) -> Option<&'static str> {
-    EXPANDABLE.iter().find(|(o, f, _)| *o == object && *f == field).map(|(_, _, t)| *t)
-}
-
-/// Every path that can be expanded on an object of type `root` (for the OpenAPI
-/// document), with `data.` in front for a list.
-pub fn all_paths(root: &str, list: bool) -> Vec<String> {
-    fn walk(object: &str, prefix: &str, depth: usize, out: &mut Vec<String>) {
+/// Every path that can be expanded on a `root` (for the OpenAPI document), with
+/// `data.` in front for a list. The expandable fields are the registry's.
+pub fn all_paths(root: &Resource, list: bool) -> Vec<String> {
+    fn walk(object: &Resource, prefix: &str, depth: usize, out: &mut Vec<String>) {
         if depth == MAX_DEPTH {
             return;
         }
-        for (_, field, next) in EXPANDABLE.iter().filter(|(o, _, _)| *o == object) {
-            let path = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
+        for e in object.expandable {
+            let path = if prefix.is_empty() { e.field.to_string() } else { format!("{prefix}.{}", e.field) };
             out.push(path.clone());
-            walk(next, &path, depth + 1, out);
+            walk(e.target, &path, depth + 1, out);
         }
     }
     let mut out = Vec::new();
@@ -48,9 +35,9 @@ pub fn all_paths(root: &str, list: bool) -> Vec<String> {
     out
 }
 
-/// Checks `paths` against an object of type `root` (or, with `list`, against the
-/// items of a list, whose paths start with `data.`). Returns them split into fields.
-pub fn parse(paths: &[String], root: &str, list: bool) -> ApiResult<Vec<Vec<String>>> {
+/// Checks `paths` against a `root` object (or, with `list`, against the items of a
+/// list, whose paths start with `data.`). Returns them split into fields.
+pub fn parse(paths: &[String], root: &Resource, list: bool) -> ApiResult<Vec<Vec<String>>> {
     let invalid = |path: &str, why: &str| {
         ApiError::invalid(
             "parameter_invalid_expand",
@@ -72,8 +59,9 @@ pub fn parse(paths: &[String], root: &str, list: bool) -> ApiResult<Vec<Vec<Stri
         }
         let mut object = root;
         for field in &fields {
-            object = target(object, field)
-                .ok_or_else(|| invalid(path, &format!("{object} has no expandable field {field}")))?;
+            object = object
+                .expands(field)
+                .ok_or_else(|| invalid(path, &format!("{} has no expandable field {field}", object.object())))?;
         }
         out.push(fields.into_iter().map(str::to_owned).collect());
     }
@@ -102,7 +90,7 @@ pub async fn apply<T: Render>(
     if paths.is_empty() {
         return Ok(Expanded::Plain(view));
     }
-    let mut value = serde_json::to_value(&view).map_err(ApiError::internal)?;
+    let mut value = serde_json::to_value(&view).map_err(|e| ApiError::internal(e))?;
     for path in paths {
         expand_path(conn, scope, &mut value, path).await?;
     }
@@ -140,11 +128,11 @@ pub async fn apply_read<T: Render>(
 async fn expand_path(conn: &mut Conn, scope: &Scope, root: &mut Value, path: &[String]) -> ApiResult<()> {
     let mut node = root;
     for field in path {
-        let object = node["object"].as_str().unwrap_or_default().to_owned();
-        let Some(kind) = target(&object, field) else { return Ok(()) };
+        let object = node["object"].as_str().and_then(resource::by_object);
+        let Some(target) = object.and_then(|o| o.expands(field)) else { return Ok(()) };
         let slot = &mut node[field.as_str()];
         if let Value::String(id) = slot
-            && let Some(found) = fetch(conn, scope, kind, id).await?
+            && let Some(found) = fetch(conn, scope, target.kind, id).await?
         {
             *slot = found;
         }
@@ -156,23 +144,33 @@ async fn expand_path(conn: &mut Conn, scope: &Scope, root: &mut Value, path: &[S
     Ok(())
 }
 
-async fn fetch(conn: &mut Conn, scope: &Scope, kind: &str, id: &str) -> ApiResult<Option<Value>> {
+/// The object of `kind` with this id, as JSON. Every `target` in the registry needs
+/// its arm here; the match names every kind, so a new one cannot be missed.
+async fn fetch(conn: &mut Conn, scope: &Scope, kind: Kind, id: &str) -> ApiResult<Option<Value>> {
     fn json<T: Render>(v: Option<T>) -> ApiResult<Option<Value>> {
-        v.map(|v| serde_json::to_value(v.view()).map_err(ApiError::internal)).transpose()
+        v.map(|v| serde_json::to_value(v.view()).map_err(|e| ApiError::internal(e))).transpose()
     }
     match kind {
-        "guarantee_policy" => json(store::policies::get(conn, scope, id).await?),
-        "customer" => json(store::customers::get(conn, scope, id).await?),
-        "guarantee" => json(store::guarantees::get(conn, scope, id).await?),
-        "claim" => json(store::claims::get(conn, scope, id).await?),
-        "payout" => json(store::payouts::get(conn, scope, id).await?),
-        _ => Ok(None),
+        Kind::Policy => json(store::policies::get(conn, scope, id).await?),
+        Kind::Customer => json(store::customers::get(conn, scope, id).await?),
+        Kind::Guarantee => json(store::guarantees::get(conn, scope, id).await?),
+        Kind::Claim => json(store::claims::get(conn, scope, id).await?),
+        Kind::Payout => json(store::payouts::get(conn, scope, id).await?),
+        // Nothing expands to these.
+        Kind::Event
+        | Kind::WebhookEndpoint
+        | Kind::WebhookAttempt
+        | Kind::WebhookDelivery
+        | Kind::Account
+        | Kind::Request
+        | Kind::ApiKey => Ok(None),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::{CLAIM, CUSTOMER, GUARANTEE, PAYOUT};
 
     fn paths(p: &[&str]) -> Vec<String> {
         p.iter().map(|s| s.to_string()).collect()
@@ -180,37 +178,37 @@ mod tests {
 
     #[test]
     fn valid_paths() {
-        assert_eq!(parse(&paths(&["policy", "tenant"]), "guarantee", false).unwrap().len(), 2);
-        assert!(parse(&paths(&["guarantee.policy"]), "claim", false).is_ok());
-        assert!(parse(&paths(&["claim.guarantee.policy"]), "payout", false).is_ok());
-        assert!(parse(&paths(&["data.policy"]), "guarantee", true).is_ok());
-        assert!(parse(&paths(&["claim.payout.claim.guarantee"]), "payout", false).is_ok(), "four levels");
+        assert_eq!(parse(&paths(&["policy", "tenant"]), &GUARANTEE, false).unwrap().len(), 2);
+        assert!(parse(&paths(&["guarantee.policy"]), &CLAIM, false).is_ok());
+        assert!(parse(&paths(&["claim.guarantee.policy"]), &PAYOUT, false).is_ok());
+        assert!(parse(&paths(&["data.policy"]), &GUARANTEE, true).is_ok());
+        assert!(parse(&paths(&["claim.payout.claim.guarantee"]), &PAYOUT, false).is_ok(), "four levels");
     }
 
     #[test]
     fn every_listed_path_parses() {
-        for root in ["guarantee", "claim", "payout"] {
+        for root in [&GUARANTEE, &CLAIM, &PAYOUT] {
             for list in [false, true] {
                 let paths = all_paths(root, list);
                 assert!(!paths.is_empty());
                 parse(&paths, root, list).unwrap();
             }
         }
-        assert!(all_paths("customer", false).is_empty());
-        assert!(all_paths("guarantee", false).contains(&"tenant".to_string()));
-        assert!(all_paths("payout", true).contains(&"data.claim.guarantee.policy".to_string()));
+        assert!(all_paths(&CUSTOMER, false).is_empty());
+        assert!(all_paths(&GUARANTEE, false).contains(&"tenant".to_string()));
+        assert!(all_paths(&PAYOUT, true).contains(&"data.claim.guarantee.policy".to_string()));
     }
 
     #[test]
     fn invalid_paths() {
         for (p, root, list) in [
-            ("nope", "guarantee", false),
-            ("policy", "claim", false),
-            ("policy", "guarantee", true),
-            ("data.nope", "claim", true),
-            ("claim.payout.claim.guarantee.policy", "payout", false),
-            ("", "guarantee", false),
-            ("policy", "customer", false),
+            ("nope", &GUARANTEE, false),
+            ("policy", &CLAIM, false),
+            ("policy", &GUARANTEE, true),
+            ("data.nope", &CLAIM, true),
+            ("claim.payout.claim.guarantee.policy", &PAYOUT, false),
+            ("", &GUARANTEE, false),
+            ("policy", &CUSTOMER, false),
         ] {
             let err = parse(&paths(&[p]), root, list).unwrap_err();
             assert_eq!(err.code(), Some("parameter_invalid_expand"), "{p}");

@@ -7,6 +7,7 @@ use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::domain::money::{Amount, Currency};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
+use crate::resource;
 use crate::store::guarantees::GuaranteeFilters;
 use crate::store::{self, Page, PageRequest, Store, Tx};
 
@@ -142,6 +143,6 @@ pub async fn list(
     filters: GuaranteeFilters,
 ) -> ApiResult<Page<Guarantee>> {
     let mut conn = store.acquire().await?;
-    check_cursors(&mut conn, call, "guarantees", Kind::Guarantee, page).await?;
+    check_cursors(&mut conn, call, &resource::GUARANTEE, page).await?;
     Ok(store::guarantees::list(&mut conn, &call.scope, page, filters).await?)
 }

@@ -20,6 +20,7 @@ use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::domain::webhook::subscribes;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
+use crate::resource::Resource;
 use crate::store::{self, Conn, PageRequest, Scope, Store, Tx};
 use crate::views::Render;
 
@@ -84,7 +85,7 @@ pub async fn write_json<T: Serialize>(
 ) -> ApiResult<String> {
     let mut tx = store.begin().await?;
     let out = op(&mut tx).await?;
-    let body = serde_json::to_string(&out).map_err(ApiError::internal)?;
+    let body = serde_json::to_string(&out).map_err(|e| ApiError::internal(e))?;
     if let Some(claim) = &call.idempotency {
         idempotency::complete_in(&mut tx, &call.scope, claim, 200, &body).await?;
     }
@@ -149,8 +150,8 @@ impl Outbox {
         after: &T,
     ) -> ApiResult<()> {
         let after = after.view();
-        let before = serde_json::to_value(before.view()).map_err(ApiError::internal)?;
-        let after_value = serde_json::to_value(&after).map_err(ApiError::internal)?;
+        let before = serde_json::to_value(before.view()).map_err(|e| ApiError::internal(e))?;
+        let after_value = serde_json::to_value(&after).map_err(|e| ApiError::internal(e))?;
         let previous = previous_attributes(&before, &after_value);
         self.push(call, kind, &after, Some(previous))
     }
@@ -167,7 +168,7 @@ impl Outbox {
             id: Kind::Event.new_id(),
             created: call.now,
             kind,
-            object: serde_json::to_string(object).map_err(ApiError::internal)?,
+            object: serde_json::to_string(object).map_err(|e| ApiError::internal(e))?,
             previous_attributes: previous.map(|p| serde_json::Value::Object(p).to_string()),
             request_id: call.request_id.clone(),
             idempotency_key: call.idempotency_key.clone(),
@@ -243,14 +244,14 @@ pub(crate) fn apply_metadata(current: &Metadata, update: Option<&MetadataUpdate>
     }
 }
 
-/// Checks that the list cursors name objects the caller can see, so an unknown
-/// cursor is a 404 rather than a silently empty page.
-pub async fn check_cursors(conn: &mut Conn, call: &Call, table: &str, kind: Kind, page: &PageRequest) -> ApiResult<()> {
+/// Checks that the list cursors name objects of `resource` the caller can see, so an
+/// unknown cursor is a 404 rather than a silently empty page.
+pub async fn check_cursors(conn: &mut Conn, call: &Call, resource: &Resource, page: &PageRequest) -> ApiResult<()> {
     for (param, cursor) in [("starting_after", &page.starting_after), ("ending_before", &page.ending_before)] {
         if let Some(id) = cursor
-            && !store::list::exists(conn, table, &call.scope, id).await?
+            && !store::list::exists(conn, resource.table, &call.scope, id).await?
         {
-            return Err(ApiError::no_such(kind.object(), id, Some(param)));
+            return Err(ApiError::no_such(resource.object(), id, Some(param)));
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::domain::policy::Policy;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
+use crate::resource;
 use crate::store::{self, Page, PageRequest, Store, Tx};
 
 /// A new policy's terms, already range-checked at the edge.
@@ -73,6 +74,6 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: PolicyPatch) -> A
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, active: Option<bool>) -> ApiResult<Page<Policy>> {
     let mut conn = store.acquire().await?;
-    check_cursors(&mut conn, call, "guarantee_policies", Kind::Policy, page).await?;
+    check_cursors(&mut conn, call, &resource::POLICY, page).await?;
     Ok(store::policies::list(&mut conn, &call.scope, page, active).await?)
 }

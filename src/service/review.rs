@@ -487,6 +487,6 @@ pub async fn list_payouts(
     filters: store::payouts::PayoutFilters,
 ) -> ApiResult<store::Page<Payout>> {
     let mut conn = store.acquire().await?;
-    super::check_cursors(&mut conn, call, "payouts", Kind::Payout, page).await?;
+    super::check_cursors(&mut conn, call, &crate::resource::PAYOUT, page).await?;
     Ok(store::payouts::list(&mut conn, &call.scope, page, filters).await?)
 }

@@ -7,6 +7,7 @@ use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::domain::webhook::{EndpointStatus, Signing, WebhookAttempt, WebhookEndpoint, subscribes};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
+use crate::resource;
 use crate::store::{self, Page, PageRequest, Store, Tx};
 use crate::webhooks::signing::new_secret;
 
@@ -89,7 +90,7 @@ pub async fn delete(store: &Store, call: &Call, id: &str) -> ApiResult<()> {
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest) -> ApiResult<Page<WebhookEndpoint>> {
     let mut conn = store.acquire().await?;
-    check_cursors(&mut conn, call, "webhook_endpoints", Kind::WebhookEndpoint, page).await?;
+    check_cursors(&mut conn, call, &resource::WEBHOOK_ENDPOINT, page).await?;
     Ok(store::webhooks::list_endpoints(&mut conn, &call.scope, page).await?)
 }
 
@@ -103,7 +104,7 @@ pub async fn attempts(
     if store::webhooks::get_endpoint(&mut conn, &call.scope, endpoint_id).await?.is_none() {
         return Err(not_found(endpoint_id));
     }
-    check_cursors(&mut conn, call, "webhook_attempts", Kind::WebhookAttempt, page).await?;
+    check_cursors(&mut conn, call, &resource::WEBHOOK_ATTEMPT, page).await?;
     Ok(store::webhooks::list_attempts(&mut conn, &call.scope, endpoint_id, page).await?)
 }
 

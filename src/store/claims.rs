@@ -10,13 +10,11 @@ use super::list::{Page, PageRequest, Sql, fetch_by_ids, fetch_page};
 use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
 use crate::domain::claim::{Claim, ClaimReason, ClaimReview, ClaimStatus, DenialReason, Evidence, StatusTransitions};
 use crate::domain::review::Period;
+use crate::resource;
 
 const COLUMNS: &str = "id, livemode, created, guarantee_id, amount, amount_approved, currency, status, reason, \
     invoice_id, due_date, description, payout_id, denial_reason, reviewed_at, submitted_at, under_review_at, \
     approved_at, denied_at, paid_at, awaiting_operator, metadata, review_note";
-
-/// The unique index that allows one claim per invoice and guarantee unless denied.
-pub const DUPLICATE_CLAIM_CONSTRAINT: &str = "claims_guarantee_invoice_key";
 
 fn decode<T>(value: String, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, sqlx::Error> {
     parse(&value).ok_or_else(|| sqlx::Error::Decode(format!("unknown {what} {value:?}").into()))
@@ -237,7 +235,7 @@ pub async fn list(
 ) -> Result<Page<Claim>, sqlx::Error> {
     fetch_page(
         conn,
-        "claims",
+        resource::CLAIM.table,
         COLUMNS,
         scope,
         page,

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 use super::list::{Page, PageRequest, fetch_page};
 use super::{Conn, Scope, Tx, get_bool, get_json, to_json};
 use crate::domain::customer::Customer;
+use crate::resource;
 
 const COLUMNS: &str = "id, livemode, created, name, email, score, metadata";
 
@@ -93,7 +94,7 @@ pub async fn list(
 ) -> Result<Page<Customer>, sqlx::Error> {
     fetch_page(
         conn,
-        "customers",
+        resource::CUSTOMER.table,
         COLUMNS,
         scope,
         page,

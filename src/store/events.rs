@@ -10,6 +10,7 @@ use super::batch::execute_rows;
 use super::list::{Page, PageRequest, fetch_page};
 use super::{Conn, Scope, get_bool};
 use crate::domain::event::{Event, EventData, EventRequest};
+use crate::resource;
 
 const COLUMNS: &str =
     "id, livemode, created, type, object, previous_attributes, request_id, idempotency_key, pending_webhooks";
@@ -89,7 +90,7 @@ pub async fn list(
 ) -> Result<Page<Event>, sqlx::Error> {
     fetch_page(
         conn,
-        "events",
+        resource::EVENT.table,
         COLUMNS,
         scope,
         page,

@@ -9,6 +9,7 @@ use super::batch::execute_rows;
 use super::list::{Page, PageRequest, fetch_by_ids, fetch_page};
 use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
+use crate::resource;
 
 const COLUMNS: &str = "id, livemode, created, status, policy_id, tenant_id, coverage_amount, total_coverage, \
     currency, start_date, end_date, claims_filed, claims_paid, claims_reserved, cancelled_at, metadata";
@@ -155,7 +156,7 @@ pub async fn list(
 ) -> Result<Page<Guarantee>, sqlx::Error> {
     fetch_page(
         conn,
-        "guarantees",
+        resource::GUARANTEE.table,
         COLUMNS,
         scope,
         page,

@@ -75,9 +75,10 @@ impl Sql {
     }
 }
 
-/// One page of `table`, scoped to the caller, with `filters` already appended to
-/// the `WHERE` clause by `add_filters`. The cursor objects must exist in scope
-/// (checked by the caller beforehand, so an unknown cursor is a 404, not an empty page).
+/// One page of `table` (a resource's, from `crate::resource`), scoped to the caller,
+/// with `filters` already appended to the `WHERE` clause by `add_filters`. The cursor
+/// objects must exist in scope (checked by the caller beforehand, so an unknown
+/// cursor is a 404, not an empty page).
 pub async fn fetch_page<T>(
     conn: &mut Conn,
     table: &str,

@@ -347,9 +347,56 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("metadata and objects serialise")
 }
 
-/// The name of the constraint a database error violated, if any.
-pub fn violated_constraint(err: &sqlx::Error) -> Option<String> {
-    err.as_database_error().and_then(|e| e.constraint().map(str::to_owned))
+/// The unique constraints of the schema (named alike in both backends' migrations).
+/// `crate::error` maps each to what a client is told when a write violates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniqueConstraint {
+    /// One live claim per invoice and guarantee (a denied one does not count).
+    ClaimPerInvoice,
+    /// One payout per claim.
+    PayoutPerClaim,
+    /// API keys are looked up by hash.
+    ApiKeyHash,
+}
+
+impl UniqueConstraint {
+    pub const ALL: [UniqueConstraint; 3] =
+        [UniqueConstraint::ClaimPerInvoice, UniqueConstraint::PayoutPerClaim, UniqueConstraint::ApiKeyHash];
+
+    /// Its name in the migrations, which PostgreSQL reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            UniqueConstraint::ClaimPerInvoice => "claims_guarantee_invoice_key",
+            UniqueConstraint::PayoutPerClaim => "payouts_claim_id_key",
+            UniqueConstraint::ApiKeyHash => "api_keys_key_hash_key",
+        }
+    }
+
+    /// Its columns as SQLite reports them: SQLite names no constraint, only the
+    /// columns (`UNIQUE constraint failed: claims.guarantee_id, claims.invoice_id`).
+    const fn sqlite_columns(self) -> &'static str {
+        match self {
+            UniqueConstraint::ClaimPerInvoice => "claims.guarantee_id, claims.invoice_id",
+            UniqueConstraint::PayoutPerClaim => "payouts.claim_id",
+            UniqueConstraint::ApiKeyHash => "api_keys.key_hash",
+        }
+    }
+}
+
+/// The unique constraint a database error violated, on either backend: PostgreSQL
+/// by the constraint's name, SQLite by the columns in its message.
+pub fn violated_unique(err: &sqlx::Error) -> Option<UniqueConstraint> {
+    let db = err.as_database_error()?;
+    if db.kind() != sqlx::error::ErrorKind::UniqueViolation {
+        return None;
+    }
+    match db.constraint() {
+        Some(name) => UniqueConstraint::ALL.into_iter().find(|c| c.name() == name),
+        None => {
+            let columns = db.message().strip_prefix("UNIQUE constraint failed: ")?;
+            UniqueConstraint::ALL.into_iter().find(|c| c.sqlite_columns() == columns)
+        }
+    }
 }
 
 /// The database file of a `sqlite:` URL, or `None` for PostgreSQL and in-memory databases.
@@ -406,6 +453,19 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         assert!(lost.predates_loss(lost.base.elapsed()), "opened when the pool started, before the loss");
         assert!(!lost.predates_loss(Duration::from_micros(100)), "opened after it");
+    }
+
+    #[test]
+    fn unique_constraints_are_in_both_migrations() {
+        let migrations = [
+            include_str!("../../migrations/postgres/0001_init.sql"),
+            include_str!("../../migrations/sqlite/0001_init.sql"),
+        ];
+        for c in UniqueConstraint::ALL {
+            for m in migrations {
+                assert!(m.contains(c.name()), "{}", c.name());
+            }
+        }
     }
 
     #[test]

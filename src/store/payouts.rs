@@ -7,6 +7,7 @@ use super::batch::execute_rows;
 use super::list::{Page, PageRequest, fetch_by_ids, fetch_page};
 use super::{Conn, Scope, Tx, get_bool, row_scope};
 use crate::domain::payout::{Payout, PayoutStatus};
+use crate::resource;
 
 const COLUMNS: &str = "id, livemode, created, claim_id, guarantee_id, amount, currency, status, arrival_date";
 
@@ -179,7 +180,7 @@ pub async fn list(
 ) -> Result<Page<Payout>, sqlx::Error> {
     fetch_page(
         conn,
-        "payouts",
+        resource::PAYOUT.table,
         COLUMNS,
         scope,
         page,

@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 use super::list::{Page, PageRequest, fetch_by_ids, fetch_page};
 use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
 use crate::domain::policy::Policy;
+use crate::resource;
 
 const COLUMNS: &str = "id, livemode, created, name, coverage_percentage, max_coverage_months, \
     waiting_period_days, eligible_score_minimum, deductible_amount, active, metadata";
@@ -101,7 +102,7 @@ pub async fn list(
 ) -> Result<Page<Policy>, sqlx::Error> {
     fetch_page(
         conn,
-        "guarantee_policies",
+        resource::POLICY.table,
         COLUMNS,
         scope,
         page,

@@ -8,7 +8,8 @@ use sqlx::any::AnyRow;
 use super::batch::execute_rows;
 use super::list::{Page, PageRequest, fetch_page};
 use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
-use crate::domain::webhook::{EndpointStatus, Signing, WebhookAttempt, WebhookEndpoint};
+use crate::domain::webhook::{DeliveryStatus, EndpointStatus, Signing, WebhookAttempt, WebhookEndpoint};
+use crate::resource;
 
 const ENDPOINT_COLUMNS: &str = "id, livemode, created, url, description, enabled_events, status, secret, \
     previous_secrets, failing_since, metadata";
@@ -120,7 +121,7 @@ pub async fn list_endpoints(
     scope: &Scope,
     page: &PageRequest,
 ) -> Result<Page<WebhookEndpoint>, sqlx::Error> {
-    fetch_page(conn, "webhook_endpoints", ENDPOINT_COLUMNS, scope, page, |_| {}, endpoint_from_row).await
+    fetch_page(conn, resource::WEBHOOK_ENDPOINT.table, ENDPOINT_COLUMNS, scope, page, |_| {}, endpoint_from_row).await
 }
 
 /// Enabled endpoints of one account and mode: each id with the event types it takes.
@@ -336,7 +337,7 @@ pub async fn lease_due(
 pub async fn finish_delivery(
     conn: &mut Conn,
     d: &LeasedDelivery,
-    status: &str,
+    status: DeliveryStatus,
     attempts: i64,
     next_attempt_at: i64,
 ) -> Result<bool, sqlx::Error> {
@@ -344,7 +345,7 @@ pub async fn finish_delivery(
         "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at = $3, leased_until = NULL \
          WHERE id = $4 AND lease_token = $5 AND status = 'pending'",
     )
-    .bind(status)
+    .bind(status.as_str())
     .bind(attempts)
     .bind(next_attempt_at)
     .bind(&d.id)
@@ -475,7 +476,7 @@ pub async fn list_attempts(
     let endpoint_id = endpoint_id.to_owned();
     fetch_page(
         conn,
-        "webhook_attempts",
+        resource::WEBHOOK_ATTEMPT.table,
         ATTEMPT_COLUMNS,
         scope,
         page,

@@ -24,8 +24,8 @@ use super::ssrf::{EgressPolicy, check_url};
 use crate::clock::Clock;
 use crate::domain::event::{Event, EventType};
 use crate::domain::webhook::{
-    AttemptResult, DISABLE_AFTER_FAILING, EndpointStatus, RESPONSE_BODY_LIMIT, WebhookAttempt, WebhookEndpoint,
-    classify, next_attempt_at, storable_text,
+    AttemptResult, DISABLE_AFTER_FAILING, DeliveryStatus, EndpointStatus, RESPONSE_BODY_LIMIT, WebhookAttempt,
+    WebhookEndpoint, classify, next_attempt_at, storable_text,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
@@ -211,7 +211,7 @@ impl Dispatcher {
             let mut set = JoinSet::new();
             for job in leased {
                 let this = self.clone();
-                let permit = self.slots.clone().acquire_owned().await.map_err(ApiError::internal)?;
+                let permit = self.slots.clone().acquire_owned().await.map_err(|e| ApiError::internal(e))?;
                 this.mark_busy(&job.delivery, 1);
                 set.spawn(async move {
                     let _permit = permit;
@@ -222,7 +222,7 @@ impl Dispatcher {
                 });
             }
             while let Some(joined) = set.join_next().await {
-                joined.map_err(ApiError::internal)??;
+                joined.map_err(|e| ApiError::internal(e))??;
             }
         }
     }
@@ -296,11 +296,12 @@ impl Dispatcher {
             // The endpoint was deleted or disabled, or the event expired: nothing left to send.
             _ => {
                 let mut conn = self.store.acquire().await?;
-                store::webhooks::finish_delivery(&mut conn, &d, "failed", d.attempts, self.clock.now()).await?;
+                store::webhooks::finish_delivery(&mut conn, &d, DeliveryStatus::Failed, d.attempts, self.clock.now())
+                    .await?;
                 return Ok(());
             }
         };
-        let body = serde_json::to_vec(&crate::views::EventView::from(&event)).map_err(ApiError::internal)?;
+        let body = serde_json::to_vec(&crate::views::EventView::from(&event)).map_err(|e| ApiError::internal(e))?;
         let timestamp = self.clock.now();
         let outcome = match check_url(&endpoint.url, &self.config.egress) {
             Err(e) => Outcome {
@@ -377,13 +378,13 @@ impl Dispatcher {
     ) -> ApiResult<()> {
         let attempts = d.attempts + 1;
         let (status, next) = match result {
-            AttemptResult::Delivered => ("succeeded", now),
-            AttemptResult::Gone => ("failed", now),
+            AttemptResult::Delivered => (DeliveryStatus::Succeeded, now),
+            AttemptResult::Gone => (DeliveryStatus::Failed, now),
             AttemptResult::Failed { retry_after } => {
                 let jitter = rand::rng().random_range(-1.0..=1.0);
                 match next_attempt_at(attempts, now, retry_after, jitter) {
-                    Some(at) => ("pending", at),
-                    None => ("failed", now),
+                    Some(at) => (DeliveryStatus::Pending, at),
+                    None => (DeliveryStatus::Failed, now),
                 }
             }
         };

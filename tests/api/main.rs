@@ -6,6 +6,7 @@ mod cli;
 mod concurrency;
 mod conventions;
 mod engine;
+mod errors;
 mod hardening;
 mod isolation;
 mod lists;
