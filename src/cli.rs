@@ -14,12 +14,12 @@ use tokio_util::sync::CancellationToken;
 use crate::api::rate_limit::RateLimitConfig;
 use crate::app::{ApiConfig, AppState};
 use crate::clock::{Clock, SystemClock};
+use crate::jobs::dispatcher::{Dispatcher, DispatcherConfig};
 use crate::jobs::engine::{Engine, EngineConfig};
 use crate::service::accounts;
 use crate::service::rail::InstantRail;
 use crate::store::setup::{self, PgTarget};
 use crate::store::{ServeLock, Store, StoreOptions, sqlite_file};
-use crate::webhooks::dispatcher::{Dispatcher, DispatcherConfig};
 use crate::webhooks::ssrf::EgressPolicy;
 
 #[derive(Debug, Parser)]

@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::{Progress, Worker};
 use crate::clock::Clock;
 use crate::error::ApiResult;
 use crate::service::rail::PayoutRail;
@@ -120,9 +122,9 @@ impl Engine {
         Ok(total)
     }
 
-    /// Runs until `cancel` fires, stepping on every wake-up or poll interval, with
-    /// `workers` steps at a time. A step in progress finishes (its transaction commits or
-    /// rolls back) before it stops.
+    /// Runs until `cancel` fires, with `workers` loops (see [`super::run`]) stepping at
+    /// once. A step in progress finishes (its transaction commits or rolls back) before
+    /// it stops.
     pub async fn run(self, cancel: CancellationToken) {
         let workers = match self.store.backend() {
             Backend::Postgres => self.config.workers.max(1),
@@ -131,44 +133,40 @@ impl Engine {
         tracing::info!(poll_ms = self.config.poll_interval.as_millis() as u64, workers, "claims engine started");
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..workers {
-            tasks.spawn(self.clone().work(cancel.clone()));
+            tasks.spawn(super::run(self.clone(), cancel.clone()));
         }
         while tasks.join_next().await.is_some() {}
         tracing::info!("claims engine stopped");
     }
+}
 
-    async fn work(self, cancel: CancellationToken) {
-        let batch = self.config.batch_size.max(1);
-        loop {
-            let started = std::time::Instant::now();
-            match self.run_once().await {
-                Ok(report) => {
-                    if !report.is_idle() {
-                        tracing::debug!(?report, elapsed_ms = started.elapsed().as_millis() as u64, "engine step");
-                    }
-                    // A full batch means more is waiting: bring another worker in, and go
-                    // again at once. Otherwise wait for the next poll, so that claims
-                    // filed meanwhile make one batch rather than one small step each.
-                    let full = [report.guarantees_changed, report.claims_reviewed, report.payouts_sent]
-                        .iter()
-                        .any(|n| *n >= batch);
-                    if full && !cancel.is_cancelled() {
-                        self.wakeup.notify_one();
-                        continue;
-                    }
-                }
-                Err(e) => {
-                    if e.is_connection_lost() {
-                        self.store.note_connection_lost();
-                    }
-                    tracing::warn!(error = %e, "engine step failed; retrying after the poll interval")
-                }
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = self.wakeup.notified() => {}
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
-            }
+impl Worker for Engine {
+    fn name(&self) -> &'static str {
+        "claims engine"
+    }
+
+    fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.config.poll_interval
+    }
+
+    fn wakeup(&self) -> &Notify {
+        &self.wakeup
+    }
+
+    async fn step(&self, _background: &mut JoinSet<()>) -> ApiResult<Progress> {
+        let started = std::time::Instant::now();
+        let report = self.run_once().await?;
+        if !report.is_idle() {
+            tracing::debug!(?report, elapsed_ms = started.elapsed().as_millis() as u64, "engine step");
         }
+        // A full batch of any kind means more is waiting: the loop goes again at once
+        // and brings another worker in.
+        let batch = self.config.batch_size.max(1);
+        let full = [report.guarantees_changed, report.claims_reviewed, report.payouts_sent].iter().any(|n| *n >= batch);
+        Ok(if full { Progress::Full } else { Progress::CaughtUp })
     }
 }

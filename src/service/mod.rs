@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod claims;
 pub mod customers;
+pub mod delivery;
 pub mod events;
 pub mod expand;
 pub mod guarantees;

@@ -1,5 +1,6 @@
-//! Webhook delivery: signatures, the outbound guard, and the dispatcher.
+//! Webhook sending: signatures, the outbound guard, and the signed POST. The delivery
+//! steps are in `service::delivery`, the dispatcher's loop in `jobs::dispatcher`.
 
-pub mod dispatcher;
+pub mod sender;
 pub mod signing;
 pub mod ssrf;

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use casapay::api::rate_limit::RateLimitConfig;
 use casapay::clock::{Clock, ManualClock};
+use casapay::jobs::dispatcher::{Dispatcher, DispatcherConfig};
 use casapay::jobs::engine::{Engine, EngineConfig};
 use casapay::service::accounts::{self, CreatedAccount};
 use casapay::service::rail::InstantRail;
 use casapay::store::{Store, StoreOptions};
-use casapay::webhooks::dispatcher::{Dispatcher, DispatcherConfig};
 use casapay::webhooks::ssrf::EgressPolicy;
 use casapay::{ApiConfig, AppState};
 use reqwest::{Method, StatusCode, header::HeaderMap};

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use casapay::domain::webhook::RETRY_DELAYS;
+use casapay::jobs::dispatcher::{Dispatcher, DispatcherConfig};
 use casapay::store::Backend;
-use casapay::webhooks::dispatcher::{Dispatcher, DispatcherConfig};
 use casapay::webhooks::ssrf::EgressPolicy;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
@@ -566,7 +566,7 @@ async fn a_backlog_at_one_endpoint_does_not_hold_back_another_queued_behind_it()
     slow.set_mode(Mode::Hang);
     // Two slots, one per endpoint: a window of eight, and twenty deliveries to the
     // slow endpoint ahead of the fast one's.
-    let config = casapay::webhooks::dispatcher::DispatcherConfig {
+    let config = casapay::jobs::dispatcher::DispatcherConfig {
         max_in_flight: 2,
         per_endpoint: 1,
         ..dispatcher_config(crate::support::LOOPBACK_EGRESS)

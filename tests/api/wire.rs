@@ -12,9 +12,9 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use casapay::domain::payout::Payout;
+use casapay::jobs::dispatcher::{Dispatcher, DispatcherConfig};
 use casapay::jobs::engine::{Engine, EngineConfig};
 use casapay::service::rail::{PayoutRail, RailFuture, RailOutcome};
-use casapay::webhooks::dispatcher::{Dispatcher, DispatcherConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -1,5 +1,6 @@
-//! The webhook dispatcher: takes due deliveries from the outbox with a lease, POSTs
-//! the event to the endpoint, and records the attempt and what comes next.
+//! The webhook dispatcher's steps: take due deliveries from the outbox with a lease,
+//! attempt each (the signed POST is `webhooks::sender`'s), and record the attempt and
+//! what comes next. `jobs::dispatcher` runs them, as many at once as it has slots.
 //!
 //! Leases are rows, not memory: a delivery is taken by raising its fencing token and
 //! setting `leased_until`; the result is written only if the token is still the one
@@ -12,76 +13,38 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use rand::Rng;
-use tokio::sync::{Notify, Semaphore};
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
-use super::signing::signature_headers;
-use super::ssrf::{EgressPolicy, check_url};
+use super::{Call, record_update};
 use crate::clock::Clock;
 use crate::domain::event::{Event, EventType};
 use crate::domain::webhook::{
-    AttemptResult, DISABLE_AFTER_FAILING, DeliveryStatus, EndpointStatus, RESPONSE_BODY_LIMIT, WebhookAttempt,
-    WebhookEndpoint, classify, next_attempt_at, storable_text,
+    AttemptResult, DISABLE_AFTER_FAILING, DeliveryStatus, EndpointStatus, WebhookAttempt, WebhookEndpoint, classify,
+    next_attempt_at, storable_text,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
-use crate::service::{Call, record_update};
 use crate::store::webhooks::{LeaseCaps, LeasedDelivery};
 use crate::store::{self, Backend, Scope, Store};
+use crate::webhooks::sender::{Outcome, Sender};
 
-#[derive(Debug, Clone)]
-pub struct DispatcherConfig {
-    /// How often to look for due deliveries when nothing wakes the dispatcher sooner.
-    pub poll_interval: Duration,
-    /// Most attempts in flight at once, over all endpoints.
-    pub max_in_flight: usize,
-    /// Most attempts in flight to one endpoint, so that a slow one cannot hold the rest.
+/// How deliveries are leased: the fairness caps and how long a lease lasts.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseConfig {
+    /// Most attempts in flight to one endpoint.
     pub per_endpoint: usize,
-    /// Most attempts in flight for one account in one mode (test or live), so that one
-    /// tenant's slow endpoints cannot hold the other tenants' deliveries (nor its test
-    /// endpoints its live ones).
+    /// Most attempts in flight for one account in one mode.
     pub per_account: usize,
-    /// How long an attempt may take; a 2xx within it is a success.
-    pub timeout: Duration,
     /// How long a lease lasts, in clock seconds: longer than an attempt can take.
     pub lease_seconds: i64,
-    pub egress: EgressPolicy,
-}
-
-impl Default for DispatcherConfig {
-    fn default() -> Self {
-        DispatcherConfig {
-            poll_interval: Duration::from_millis(250),
-            max_in_flight: 64,
-            per_endpoint: 4,
-            // A quarter of the slots: it takes four tenants whose endpoints all hang to
-            // fill them, while one tenant still has four endpoints' worth of attempts.
-            per_account: 16,
-            timeout: Duration::from_secs(15),
-            lease_seconds: 60,
-            egress: EgressPolicy::default(),
-        }
-    }
 }
 
 /// A leased delivery and what it sends, read when it was leased: `None` when the
 /// endpoint was deleted or the event has expired since the delivery was queued.
-struct Job {
-    delivery: LeasedDelivery,
+pub struct Job {
+    pub delivery: LeasedDelivery,
     send: Option<(WebhookEndpoint, Event)>,
-}
-
-/// What one attempt came to, before it is written down.
-struct Outcome {
-    status_code: Option<u16>,
-    retry_after: Option<String>,
-    latency_ms: i64,
-    error: Option<String>,
-    response_body: Option<String>,
 }
 
 /// Attempts in flight, per endpoint and per account and mode, to skip busy ones when
@@ -118,31 +81,30 @@ fn account_key(scope: &Scope) -> (String, bool) {
     (scope.account_id.clone(), scope.livemode)
 }
 
+/// The delivery steps and what they share: the store, the clock, the sender, the
+/// lease rules and the attempts in flight. Cheap to clone.
 #[derive(Clone)]
-pub struct Dispatcher {
+pub struct Deliveries {
     store: Store,
     clock: Arc<dyn Clock>,
-    client: reqwest::Client,
-    config: Arc<DispatcherConfig>,
+    sender: Sender,
+    config: LeaseConfig,
     busy: Arc<Mutex<Busy>>,
-    slots: Arc<Semaphore>,
 }
 
-impl Dispatcher {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, mut config: DispatcherConfig) -> Self {
+impl Deliveries {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, sender: Sender, mut config: LeaseConfig) -> Self {
         // A cap of zero would lease nothing, ever.
         config.per_endpoint = config.per_endpoint.max(1);
         config.per_account = config.per_account.max(1);
-        let client = super::ssrf::client(config.egress, config.timeout);
-        let slots = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
-        Dispatcher { store, clock, client, config: Arc::new(config), busy: Arc::default(), slots }
+        Deliveries { store, clock, sender, config, busy: Arc::default() }
     }
 
-    /// Leases what can start now: up to the free slots, and no more to one endpoint or
-    /// one account than its free share of `per_endpoint` or `per_account`. The endpoints
-    /// and events to send are read in the lease's transaction, one query each for the batch.
-    async fn lease(&self) -> ApiResult<Vec<Job>> {
-        let free = self.slots.available_permits();
+    /// Leases what can start now: up to `free` (the free slots), and no more to one
+    /// endpoint or one account than its free share of `per_endpoint` or `per_account`.
+    /// The endpoints and events to send are read in the lease's transaction, one query
+    /// each for the batch.
+    pub async fn lease(&self, free: usize) -> ApiResult<Vec<Job>> {
         if free == 0 {
             return Ok(Vec::new());
         }
@@ -198,36 +160,8 @@ impl Dispatcher {
             .collect())
     }
 
-    /// Leases every due delivery it can and attempts them all, waiting for the
-    /// results: one step, for tests and for draining. Returns the attempts made.
-    pub async fn run_once(&self) -> ApiResult<usize> {
-        let mut total = 0;
-        loop {
-            let leased = self.lease().await?;
-            if leased.is_empty() {
-                return Ok(total);
-            }
-            total += leased.len();
-            let mut set = JoinSet::new();
-            for job in leased {
-                let this = self.clone();
-                let permit = self.slots.clone().acquire_owned().await.map_err(|e| ApiError::internal(e))?;
-                this.mark_busy(&job.delivery, 1);
-                set.spawn(async move {
-                    let _permit = permit;
-                    let delivery = job.delivery.clone();
-                    let result = this.attempt(job).await;
-                    this.mark_busy(&delivery, -1);
-                    result
-                });
-            }
-            while let Some(joined) = set.join_next().await {
-                joined.map_err(|e| ApiError::internal(e))??;
-            }
-        }
-    }
-
-    async fn give_back(&self, d: &LeasedDelivery) {
+    /// Gives a lease back at once rather than hold it until it runs out.
+    pub async fn give_back(&self, d: &LeasedDelivery) {
         let released = async {
             let mut conn = self.store.acquire().await?;
             store::webhooks::release_lease(&mut conn, d).await
@@ -237,59 +171,13 @@ impl Dispatcher {
         }
     }
 
-    fn mark_busy(&self, d: &LeasedDelivery, delta: isize) {
+    /// Counts an attempt in (1) or out (-1) of the attempts in flight.
+    pub fn mark_busy(&self, d: &LeasedDelivery, delta: isize) {
         self.busy.lock().expect("busy map").add(d, delta);
     }
 
-    /// Runs until `cancel` fires. Attempts start as slots free up, so a slow endpoint
-    /// never holds the others; on cancel no new attempt starts and those in flight
-    /// finish (each is bounded by the timeout) before this returns.
-    pub async fn run(self, cancel: CancellationToken) {
-        let wake = self.store.outbox_signal();
-        let mut set: JoinSet<()> = JoinSet::new();
-        tracing::info!("webhook dispatcher started");
-        loop {
-            if cancel.is_cancelled() {
-                break;
-            }
-            match self.lease().await {
-                Ok(leased) => {
-                    for job in leased {
-                        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
-                            self.give_back(&job.delivery).await;
-                            continue;
-                        };
-                        let this = self.clone();
-                        this.mark_busy(&job.delivery, 1);
-                        set.spawn(async move {
-                            let _permit = permit;
-                            let delivery = job.delivery.clone();
-                            if let Err(e) = this.attempt(job).await {
-                                // Even the record without the answer failed (the database
-                                // is unreachable): the delivery is tried again once its
-                                // lease runs out, without this attempt on record.
-                                tracing::error!(error = %e, delivery = %delivery.id,
-                                    "webhook attempt could not be recorded; it will be sent again when its lease expires");
-                            }
-                            this.mark_busy(&delivery, -1);
-                        });
-                    }
-                }
-                Err(e) => {
-                    if e.is_connection_lost() {
-                        self.store.note_connection_lost();
-                    }
-                    tracing::warn!(error = %e, "leasing webhook deliveries failed")
-                }
-            }
-            wait_for_work(&cancel, &wake, &mut set, self.config.poll_interval).await;
-        }
-        while set.join_next().await.is_some() {}
-        tracing::info!("webhook dispatcher stopped");
-    }
-
     /// One attempt of one delivery, and its record.
-    async fn attempt(&self, job: Job) -> ApiResult<()> {
+    pub async fn attempt(&self, job: Job) -> ApiResult<()> {
         let d = job.delivery;
         let (endpoint, event) = match job.send {
             Some((endpoint, event)) if endpoint.status == EndpointStatus::Enabled => (endpoint, event),
@@ -302,30 +190,7 @@ impl Dispatcher {
             }
         };
         let body = serde_json::to_vec(&crate::views::EventView::from(&event)).map_err(|e| ApiError::internal(e))?;
-        let timestamp = self.clock.now();
-        let outcome = match check_url(&endpoint.url, &self.config.egress) {
-            Err(e) => Outcome {
-                status_code: None,
-                retry_after: None,
-                latency_ms: 0,
-                error: Some(e.to_string()),
-                response_body: None,
-            },
-            Ok(url) => {
-                let secrets = endpoint.signing.active_secrets(timestamp);
-                let signatures = signature_headers(&secrets, &event.id, timestamp, &body);
-                let request = self
-                    .client
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .header("webhook-id", &event.id)
-                    .header("webhook-timestamp", timestamp.to_string())
-                    .header("webhook-signature", signatures.webhook_signature)
-                    .header("casapay-signature", signatures.casapay_signature)
-                    .body(body);
-                send(request).await
-            }
-        };
+        let outcome = self.sender.send(&endpoint, &event.id, self.clock.now(), body).await;
         self.record(&d, endpoint.signing.failing_since, outcome).await
     }
 
@@ -453,76 +318,5 @@ impl Dispatcher {
             store::webhooks::update_endpoint(tx, &d.scope, &endpoint).await?;
         }
         Ok(())
-    }
-}
-
-/// Enough of a body to decode its first `RESPONSE_BODY_LIMIT` bytes whole: a character
-/// that starts within them ends at most three bytes past them.
-const READ_LIMIT: usize = RESPONSE_BODY_LIMIT + 3;
-
-/// Sends one request and reads what the attempts log keeps of the answer.
-async fn send(request: reqwest::RequestBuilder) -> Outcome {
-    let started = Instant::now();
-    match request.send().await {
-        Err(e) => Outcome {
-            status_code: None,
-            retry_after: None,
-            latency_ms: started.elapsed().as_millis() as i64,
-            error: Some(describe(&e)),
-            response_body: None,
-        },
-        Ok(mut resp) => {
-            let latency_ms = started.elapsed().as_millis() as i64;
-            let status = resp.status().as_u16();
-            let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let mut body = Vec::new();
-            let mut error = None;
-            while body.len() < READ_LIMIT {
-                match resp.chunk().await {
-                    Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                    Ok(None) => break,
-                    Err(e) => {
-                        error = Some(describe(&e));
-                        break;
-                    }
-                }
-            }
-            body.truncate(READ_LIMIT);
-            // Invalid UTF-8 becomes U+FFFD here; `record` cuts the text to the limit.
-            let text = String::from_utf8_lossy(&body).into_owned();
-            let error = error.or_else(|| (!(200..300).contains(&status)).then(|| format!("HTTP {status}")));
-            Outcome { status_code: Some(status), retry_after, latency_ms, error, response_body: Some(text) }
-        }
-    }
-}
-
-/// A short, secret-free description of a transport error.
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_redirect() {
-        "redirect"
-    } else {
-        "request failed"
-    };
-    let mut cause = String::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        cause = s.to_string();
-        source = s.source();
-    }
-    if cause.is_empty() { kind.to_owned() } else { format!("{kind}: {cause}") }
-}
-
-/// Waits for a reason to lease again: new work, a finished attempt (a slot is free),
-/// the poll interval, or cancellation.
-async fn wait_for_work(cancel: &CancellationToken, wake: &Notify, set: &mut JoinSet<()>, poll: Duration) {
-    tokio::select! {
-        _ = cancel.cancelled() => {}
-        _ = wake.notified() => {}
-        Some(_) = set.join_next(), if !set.is_empty() => {}
-        _ = tokio::time::sleep(poll) => {}
     }
 }
