@@ -175,6 +175,7 @@ pub fn finish(doc: &mut serde_json::Value) {
             if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
                 for p in params.iter_mut() {
                     strip_nulls(&mut p["schema"]);
+                    refuse_nul(&mut p["schema"]);
                     if p["name"] == "expand[]" {
                         expand_schema(&mut p["schema"]);
                     }
@@ -210,6 +211,7 @@ pub fn finish(doc: &mut serde_json::Value) {
                         c["encoding"] = Value::Object(encoding);
                     }
                 }
+                refuse_nul(&mut schema);
                 required |= schema["required"].as_array().is_some_and(|r| !r.is_empty());
                 c["schema"] = schema;
             }
@@ -328,6 +330,27 @@ fn collapse_nullable(schema: &mut serde_json::Value) {
             map.insert("type".into(), Value::Array(vec![Value::String(kind), Value::String("null".into())]));
         }
         Value::Array(items) => items.iter_mut().for_each(collapse_nullable),
+        _ => {}
+    }
+}
+
+/// Says of every free string in a request's schema (no pattern, choice or format of
+/// its own) that it holds no NUL character, which the server refuses everywhere.
+fn refuse_nul(schema: &mut serde_json::Value) {
+    use serde_json::Value;
+    match schema {
+        Value::Object(map) => {
+            let is_string = match map.get("type") {
+                Some(Value::String(t)) => t == "string",
+                Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
+                _ => false,
+            };
+            if is_string && !["pattern", "enum", "format", "const"].iter().any(|k| map.contains_key(*k)) {
+                map.insert("pattern".into(), Value::String("^[^\\u0000]*$".into()));
+            }
+            map.values_mut().for_each(refuse_nul);
+        }
+        Value::Array(items) => items.iter_mut().for_each(refuse_nul),
         _ => {}
     }
 }

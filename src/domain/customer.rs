@@ -65,7 +65,7 @@ impl utoipa::PartialSchema for Email {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
             .max_length(Some(Self::MAX_CHARS))
-            .pattern(Some("^[^@\\s]+@[^@\\s]+$"))
+            .pattern(Some("^[^@\\s\\u0000]+@[^@\\s\\u0000]+$"))
             .into()
     }
 }

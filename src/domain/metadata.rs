@@ -175,7 +175,7 @@ impl utoipa::PartialSchema for MetadataUpdate {
                     .schema_type(Type::String)
                     .min_length(Some(1))
                     .max_length(Some(MAX_KEY_CHARS))
-                    .pattern(Some("^[^\\[\\]]*$")),
+                    .pattern(Some("^[^\\[\\]\\u0000]*$")),
             ))
             .additional_properties(Some(AdditionalProperties::RefOr(value.into())));
         OneOfBuilder::new()
