@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::batch::{chunks, execute_rows};
-use super::list::{Page, PageRequest, Sql, fetch_by_ids, fetch_page};
+use super::list::{Sql, fetch_by_ids};
 use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
 use crate::domain::claim::{Claim, ClaimReason, ClaimReview, ClaimStatus, DenialReason, Evidence, StatusTransitions};
 use crate::domain::review::Period;
@@ -90,22 +90,12 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     Ok(())
 }
 
-/// Reads one object in the caller's scope.
-pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Claim>, sqlx::Error> {
-    select(conn, scope, id, "").await
-}
-
-/// Reads one object and locks it until the transaction ends.
-pub async fn get_for_update(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Claim>, sqlx::Error> {
-    let lock = tx.lock_clause();
-    select(tx, scope, id, lock).await
-}
-
-async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<Option<Claim>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM claims WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}");
-    let row =
-        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
-    row.as_ref().map(from_row).transpose()
+super::list::scoped_reads! {
+    Claim, resource::CLAIM.table, COLUMNS, from_row;
+    list(f: ClaimFilters) |sql| {
+        sql.and_eq_some("guarantee_id", f.guarantee);
+        sql.and_eq_some("status", f.status.map(|s| s.as_str()));
+    }
 }
 
 /// Writes the fields that change over a claim's life.
@@ -225,31 +215,6 @@ pub async fn period_usage(
 pub struct ClaimFilters {
     pub guarantee: Option<String>,
     pub status: Option<ClaimStatus>,
-}
-
-pub async fn list(
-    conn: &mut Conn,
-    scope: &Scope,
-    page: &PageRequest,
-    f: ClaimFilters,
-) -> Result<Page<Claim>, sqlx::Error> {
-    fetch_page(
-        conn,
-        resource::CLAIM.table,
-        COLUMNS,
-        scope,
-        page,
-        |sql| {
-            if let Some(g) = f.guarantee {
-                sql.and_eq("guarantee_id", g);
-            }
-            if let Some(s) = f.status {
-                sql.and_eq("status", s.as_str());
-            }
-        },
-        from_row,
-    )
-    .await
 }
 
 /// Up to `limit` of the oldest claims waiting for automated review, locked for this

@@ -3,8 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::list::{Page, PageRequest, fetch_page};
-use super::{Conn, Scope, Tx, get_bool, get_json, to_json};
+use super::{Conn, Scope, get_bool, get_json, to_json};
 use crate::domain::customer::Customer;
 use crate::resource;
 
@@ -51,22 +50,9 @@ async fn insert_with(conn: &mut Conn, scope: &Scope, c: &Customer, on_conflict: 
     Ok(done.rows_affected() == 1)
 }
 
-/// Reads one object in the caller's scope.
-pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Customer>, sqlx::Error> {
-    select(conn, scope, id, "").await
-}
-
-/// Reads one object and locks it until the transaction ends.
-pub async fn get_for_update(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Customer>, sqlx::Error> {
-    let lock = tx.lock_clause();
-    select(tx, scope, id, lock).await
-}
-
-async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<Option<Customer>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM customers WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}");
-    let row =
-        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
-    row.as_ref().map(from_row).transpose()
+super::list::scoped_reads! {
+    Customer, resource::CUSTOMER.table, COLUMNS, from_row;
+    list(email: Option<String>) |sql| sql.and_eq_some("email", email)
 }
 
 pub async fn update(conn: &mut Conn, scope: &Scope, c: &Customer) -> Result<(), sqlx::Error> {
@@ -84,26 +70,4 @@ pub async fn update(conn: &mut Conn, scope: &Scope, c: &Customer) -> Result<(), 
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-pub async fn list(
-    conn: &mut Conn,
-    scope: &Scope,
-    page: &PageRequest,
-    email: Option<String>,
-) -> Result<Page<Customer>, sqlx::Error> {
-    fetch_page(
-        conn,
-        resource::CUSTOMER.table,
-        COLUMNS,
-        scope,
-        page,
-        |sql| {
-            if let Some(email) = email {
-                sql.and_eq("email", email);
-            }
-        },
-        from_row,
-    )
-    .await
 }

@@ -7,7 +7,6 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::batch::execute_rows;
-use super::list::{Page, PageRequest, fetch_page};
 use super::{Conn, Scope, get_bool};
 use crate::domain::event::{Event, EventData, EventRequest};
 use crate::resource;
@@ -75,33 +74,9 @@ pub async fn insert(conn: &mut Conn, events: &[(&Scope, &NewEvent<'_>)]) -> Resu
     Ok(())
 }
 
-pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Event>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM events WHERE id = $1 AND account_id = $2 AND livemode = $3");
-    let row =
-        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
-    row.as_ref().map(from_row).transpose()
-}
-
-pub async fn list(
-    conn: &mut Conn,
-    scope: &Scope,
-    page: &PageRequest,
-    kind: Option<String>,
-) -> Result<Page<Event>, sqlx::Error> {
-    fetch_page(
-        conn,
-        resource::EVENT.table,
-        COLUMNS,
-        scope,
-        page,
-        |sql| {
-            if let Some(kind) = kind {
-                sql.and_eq("type", kind);
-            }
-        },
-        from_row,
-    )
-    .await
+super::list::scoped_reads! {
+    Event, resource::EVENT.table, COLUMNS, from_row;
+    list(kind: Option<String>) |sql| sql.and_eq_some("type", kind)
 }
 
 /// Deletes events created before `before` (retention). Returns how many went.

@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::batch::execute_rows;
-use super::list::{Page, PageRequest, fetch_by_ids, fetch_page};
+use super::list::fetch_by_ids;
 use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
 use crate::resource;
@@ -64,22 +64,13 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(),
     Ok(())
 }
 
-/// Reads one object in the caller's scope.
-pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Guarantee>, sqlx::Error> {
-    select(conn, scope, id, "").await
-}
-
-/// Reads one object and locks it until the transaction ends.
-pub async fn get_for_update(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Guarantee>, sqlx::Error> {
-    let lock = tx.lock_clause();
-    select(tx, scope, id, lock).await
-}
-
-async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<Option<Guarantee>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM guarantees WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}");
-    let row =
-        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
-    row.as_ref().map(from_row).transpose()
+super::list::scoped_reads! {
+    Guarantee, resource::GUARANTEE.table, COLUMNS, from_row;
+    list(f: GuaranteeFilters) |sql| {
+        sql.and_eq_some("status", f.status.map(|s| s.as_str()));
+        sql.and_eq_some("tenant_id", f.tenant);
+        sql.and_eq_some("policy_id", f.policy);
+    }
 }
 
 /// Locks guarantees of any account by id, in id order, so that batches taken at once
@@ -146,34 +137,6 @@ pub struct GuaranteeFilters {
     pub status: Option<GuaranteeStatus>,
     pub tenant: Option<String>,
     pub policy: Option<String>,
-}
-
-pub async fn list(
-    conn: &mut Conn,
-    scope: &Scope,
-    page: &PageRequest,
-    f: GuaranteeFilters,
-) -> Result<Page<Guarantee>, sqlx::Error> {
-    fetch_page(
-        conn,
-        resource::GUARANTEE.table,
-        COLUMNS,
-        scope,
-        page,
-        |sql| {
-            if let Some(status) = f.status {
-                sql.and_eq("status", status.as_str());
-            }
-            if let Some(tenant) = f.tenant {
-                sql.and_eq("tenant_id", tenant);
-            }
-            if let Some(policy) = f.policy {
-                sql.and_eq("policy_id", policy);
-            }
-        },
-        from_row,
-    )
-    .await
 }
 
 /// Guarantees whose dates call for a status change at `now`, up to `limit`: pending

@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::batch::execute_rows;
-use super::list::{Page, PageRequest, fetch_by_ids, fetch_page};
+use super::list::fetch_by_ids;
 use super::{Conn, Scope, Tx, get_bool, row_scope};
 use crate::domain::payout::{Payout, PayoutStatus};
 use crate::resource;
@@ -62,11 +62,12 @@ pub async fn insert(conn: &mut Conn, payouts: &[(&Scope, &Payout)]) -> Result<()
     Ok(())
 }
 
-pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Payout>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM payouts WHERE id = $1 AND account_id = $2 AND livemode = $3");
-    let row =
-        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
-    row.as_ref().map(from_row).transpose()
+super::list::scoped_reads! {
+    Payout, resource::PAYOUT.table, COLUMNS, from_row;
+    list(f: PayoutFilters) |sql| {
+        sql.and_eq_some("claim_id", f.claim);
+        sql.and_eq_some("guarantee_id", f.guarantee);
+    }
 }
 
 /// A payout taken by one engine step until its lease runs out; `token` fences the
@@ -170,29 +171,4 @@ pub async fn release(conn: &mut Conn, leases: &[(&str, i64)]) -> Result<u64, sql
 pub struct PayoutFilters {
     pub claim: Option<String>,
     pub guarantee: Option<String>,
-}
-
-pub async fn list(
-    conn: &mut Conn,
-    scope: &Scope,
-    page: &PageRequest,
-    f: PayoutFilters,
-) -> Result<Page<Payout>, sqlx::Error> {
-    fetch_page(
-        conn,
-        resource::PAYOUT.table,
-        COLUMNS,
-        scope,
-        page,
-        |sql| {
-            if let Some(c) = f.claim {
-                sql.and_eq("claim_id", c);
-            }
-            if let Some(g) = f.guarantee {
-                sql.and_eq("guarantee_id", g);
-            }
-        },
-        from_row,
-    )
-    .await
 }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::list::{Page, PageRequest, fetch_by_ids, fetch_page};
-use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
+use super::list::fetch_by_ids;
+use super::{Conn, Scope, get_bool, get_json, row_scope, to_json};
 use crate::domain::policy::Policy;
 use crate::resource;
 
@@ -52,29 +52,15 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, p: &Policy) -> Result<(), sq
     Ok(())
 }
 
-/// Reads one object in the caller's scope.
-pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Policy>, sqlx::Error> {
-    select(conn, scope, id, "").await
-}
-
-/// Reads one object and locks it until the transaction ends.
-pub async fn get_for_update(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Policy>, sqlx::Error> {
-    let lock = tx.lock_clause();
-    select(tx, scope, id, lock).await
+super::list::scoped_reads! {
+    Policy, resource::POLICY.table, COLUMNS, from_row;
+    list(active: Option<bool>) |sql| sql.and_eq_some("active", active)
 }
 
 /// Policies of any account by id, each with its scope: for the claims engine's batches.
 pub async fn get_many(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, (Scope, Policy)>, sqlx::Error> {
     let select = format!("SELECT account_id, {COLUMNS} FROM guarantee_policies");
     fetch_by_ids(conn, &select, ids, "", |r| Ok((row_scope(r)?, from_row(r)?))).await
-}
-
-async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<Option<Policy>, sqlx::Error> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM guarantee_policies WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}");
-    let row =
-        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
-    row.as_ref().map(from_row).transpose()
 }
 
 /// Writes the fields that may change after creation.
@@ -92,26 +78,4 @@ pub async fn update(conn: &mut Conn, scope: &Scope, p: &Policy) -> Result<(), sq
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-pub async fn list(
-    conn: &mut Conn,
-    scope: &Scope,
-    page: &PageRequest,
-    active: Option<bool>,
-) -> Result<Page<Policy>, sqlx::Error> {
-    fetch_page(
-        conn,
-        resource::POLICY.table,
-        COLUMNS,
-        scope,
-        page,
-        |sql| {
-            if let Some(active) = active {
-                sql.and_eq("active", active);
-            }
-        },
-        from_row,
-    )
-    .await
 }

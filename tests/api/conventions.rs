@@ -307,17 +307,8 @@ async fn metadata_limits_and_update_semantics() {
 
 #[tokio::test]
 async fn a_request_stuck_on_a_lock_times_out_with_503_and_changes_nothing() {
-    let app = TestApp::start_with(casapay::ApiConfig {
-        request_timeout: std::time::Duration::from_secs(1),
-        rate_limits: casapay::api::rate_limit::RateLimitConfig::OFF,
-        ..casapay::ApiConfig::default()
-    })
-    .await;
-    let (_, g) = app.demo_guarantee().await;
-    let scope = casapay::store::Scope { account_id: "acct_demo".into(), livemode: false };
     // Another writer holds the guarantee.
-    let mut tx = app.store.begin().await.unwrap();
-    casapay::store::guarantees::get_for_update(&mut tx, &scope, &id(&g)).await.unwrap().unwrap();
+    let (app, g, tx) = TestApp::with_demo_guarantee_locked().await;
     let started = std::time::Instant::now();
     let r = app.post(&format!("/v1/guarantees/{}/cancel", id(&g)), DEMO_KEY, json!({})).await;
     r.err(503, "api_error", None);

@@ -68,6 +68,21 @@ fn guarantee(id: &str, status: GuaranteeStatus, start: i64, end: i64) -> Guarant
     }
 }
 
+/// A pending payout of 100 on `grt_1`.
+fn payout(id: &str, claim: &str) -> Payout {
+    Payout {
+        id: id.into(),
+        amount: 100,
+        currency: "eur".into(),
+        claim: claim.into(),
+        guarantee: "grt_1".into(),
+        status: PayoutStatus::Pending,
+        arrival_date: None,
+        livemode: false,
+        created: 3,
+    }
+}
+
 fn claim(id: &str, invoice: &str) -> Claim {
     Claim {
         id: id.into(),
@@ -223,17 +238,7 @@ async fn work_queues_and_the_coverage_check() {
 
     // A payout settles once.
     let mut tx = store.begin().await.unwrap();
-    let payout = Payout {
-        id: "po_1".into(),
-        amount: 100,
-        currency: "eur".into(),
-        claim: "clm_2".into(),
-        guarantee: "grt_1".into(),
-        status: PayoutStatus::Pending,
-        arrival_date: None,
-        livemode: false,
-        created: 3,
-    };
+    let payout = payout("po_1", "clm_2");
     store::payouts::insert(&mut tx, &[(&s, &payout)]).await.unwrap();
     tx.commit().await.unwrap();
     // Leased until 70 at 10: a lease at 69 finds it held, one at 70 takes it over with
@@ -292,17 +297,7 @@ async fn payout_leases_taken_at_once_take_different_payouts() {
     store::guarantees::insert(&mut tx, &s, &guarantee("grt_1", GuaranteeStatus::Active, 0, 1_000)).await.unwrap();
     for i in 1..=3 {
         store::claims::insert(&mut tx, &s, &claim(&format!("clm_{i}"), &format!("inv_{i}"))).await.unwrap();
-        let payout = Payout {
-            id: format!("po_{i}"),
-            amount: 100,
-            currency: "eur".into(),
-            claim: format!("clm_{i}"),
-            guarantee: "grt_1".into(),
-            status: PayoutStatus::Pending,
-            arrival_date: None,
-            livemode: false,
-            created: 3,
-        };
+        let payout = payout(&format!("po_{i}"), &format!("clm_{i}"));
         store::payouts::insert(&mut tx, &[(&s, &payout)]).await.unwrap();
     }
     tx.commit().await.unwrap();
