@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::batch::{chunks, execute_rows};
 use super::list::{Sql, fetch_by_ids};
-use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
+use super::{Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, row_scope, to_json};
 use crate::domain::claim::{Claim, ClaimReason, ClaimReview, ClaimStatus, DenialReason, Evidence, StatusTransitions};
 use crate::domain::review::Period;
 use crate::resource;
@@ -55,17 +55,16 @@ fn from_row(r: &AnyRow) -> Result<Claim, sqlx::Error> {
 
 pub async fn insert(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sqlx::Error> {
     let t = &c.status_transitions;
-    sqlx::query(
+    insert_query(
         "INSERT INTO claims (id, account_id, livemode, created, guarantee_id, amount, amount_approved, currency, \
          status, reason, invoice_id, due_date, description, payout_id, denial_reason, reviewed_at, submitted_at, \
          under_review_at, approved_at, denied_at, paid_at, metadata, review_note) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
          $23)",
+        &c.id,
+        scope,
+        c.created,
     )
-    .bind(&c.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .bind(c.created)
     .bind(&c.guarantee)
     .bind(c.amount)
     .bind(c.amount_approved)
@@ -101,7 +100,7 @@ super::list::scoped_reads! {
 /// Writes the fields that change over a claim's life.
 pub async fn update(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sqlx::Error> {
     let t = &c.status_transitions;
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE claims SET status = $1, amount_approved = $2, payout_id = $3, denial_reason = $4, reviewed_at = $5, \
          under_review_at = $6, approved_at = $7, denied_at = $8, paid_at = $9, awaiting_operator = $10, \
          metadata = $11, review_note = $12 WHERE id = $13 AND account_id = $14 AND livemode = $15",
@@ -117,13 +116,8 @@ pub async fn update(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     .bind(t.paid_at)
     .bind(c.awaiting_operator)
     .bind(to_json(&c.metadata))
-    .bind(c.review.note.clone())
-    .bind(&c.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .bind(c.review.note.clone());
+    execute_scoped(conn, query, &c.id, scope).await
 }
 
 /// Writes the fields that change over a claim's life, for claims of any account that

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Conn, Scope, get_bool, get_json, to_json};
+use super::{Conn, Scope, execute_scoped, get_bool, get_json, insert_query, to_json};
 use crate::domain::customer::Customer;
 use crate::resource;
 
@@ -36,11 +36,7 @@ async fn insert_with(conn: &mut Conn, scope: &Scope, c: &Customer, on_conflict: 
         "INSERT INTO customers (id, account_id, livemode, created, name, email, score, metadata) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8){on_conflict}"
     );
-    let done = sqlx::query(&sql)
-        .bind(&c.id)
-        .bind(&scope.account_id)
-        .bind(scope.livemode)
-        .bind(c.created)
+    let done = insert_query(&sql, &c.id, scope, c.created)
         .bind(c.name.clone())
         .bind(c.email.clone())
         .bind(c.score)
@@ -56,18 +52,13 @@ super::list::scoped_reads! {
 }
 
 pub async fn update(conn: &mut Conn, scope: &Scope, c: &Customer) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE customers SET name = $1, email = $2, score = $3, metadata = $4 \
          WHERE id = $5 AND account_id = $6 AND livemode = $7",
     )
     .bind(c.name.clone())
     .bind(c.email.clone())
     .bind(c.score)
-    .bind(to_json(&c.metadata))
-    .bind(&c.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .bind(to_json(&c.metadata));
+    execute_scoped(conn, query, &c.id, scope).await
 }

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::batch::execute_rows;
 use super::list::fetch_by_ids;
-use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
+use super::{Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, row_scope, to_json};
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
 use crate::resource;
 
@@ -38,15 +38,14 @@ fn from_row(r: &AnyRow) -> Result<Guarantee, sqlx::Error> {
 }
 
 pub async fn insert(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    insert_query(
         "INSERT INTO guarantees (id, account_id, livemode, created, status, policy_id, tenant_id, coverage_amount, \
          total_coverage, currency, start_date, end_date, claims_filed, claims_paid, cancelled_at, metadata) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        &g.id,
+        scope,
+        g.created,
     )
-    .bind(&g.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .bind(g.created)
     .bind(g.status.as_str())
     .bind(&g.policy)
     .bind(&g.tenant)
@@ -83,7 +82,7 @@ pub async fn lock_many(tx: &mut Tx, ids: &[&str]) -> Result<HashMap<String, (Sco
 
 /// Writes the mutable fields of a guarantee read earlier in the same transaction.
 pub async fn update(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE guarantees SET status = $1, end_date = $2, claims_filed = $3, claims_paid = $4, \
          claims_reserved = $5, cancelled_at = $6, metadata = $7 WHERE id = $8 AND account_id = $9 AND livemode = $10",
     )
@@ -93,13 +92,8 @@ pub async fn update(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(),
     .bind(g.claims_paid)
     .bind(g.claims_reserved)
     .bind(g.cancelled_at)
-    .bind(to_json(&g.metadata))
-    .bind(&g.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .bind(to_json(&g.metadata));
+    execute_scoped(conn, query, &g.id, scope).await
 }
 
 /// Writes the mutable fields of guarantees of any account that this transaction has

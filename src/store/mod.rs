@@ -31,6 +31,28 @@ pub use list::{CreatedFilter, Page, PageRequest};
 
 pub type Conn = AnyConnection;
 
+/// A statement with its values, as `sqlx::query` makes one.
+pub type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// An `INSERT` into a resource's table, with the columns every such table starts with
+/// bound (`id, account_id, livemode, created` as `$1` to `$4`); the others follow.
+pub(crate) fn insert_query<'q>(sql: &'q str, id: &'q str, scope: &'q Scope, created: i64) -> Query<'q> {
+    sqlx::query(sql).bind(id).bind(&scope.account_id).bind(scope.livemode).bind(created)
+}
+
+/// Runs an `UPDATE` of one object, whose statement ends with
+/// `WHERE id = $n AND account_id = $n+1 AND livemode = $n+2`: binds those after the
+/// values bound already.
+pub(crate) async fn execute_scoped<'q>(
+    conn: &mut Conn,
+    query: Query<'q>,
+    id: &'q str,
+    scope: &'q Scope,
+) -> Result<(), sqlx::Error> {
+    query.bind(id).bind(&scope.account_id).bind(scope.livemode).execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// A read-write transaction that knows its backend's dialect. Derefs to a
 /// connection, so every store function can run inside it.
 pub struct Tx {

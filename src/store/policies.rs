@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::list::fetch_by_ids;
-use super::{Conn, Scope, get_bool, get_json, row_scope, to_json};
+use super::{Conn, Scope, execute_scoped, get_bool, get_json, insert_query, row_scope, to_json};
 use crate::domain::policy::Policy;
 use crate::resource;
 
@@ -30,15 +30,14 @@ fn from_row(r: &AnyRow) -> Result<Policy, sqlx::Error> {
 }
 
 pub async fn insert(conn: &mut Conn, scope: &Scope, p: &Policy) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    insert_query(
         "INSERT INTO guarantee_policies (id, account_id, livemode, created, name, coverage_percentage, \
          max_coverage_months, waiting_period_days, eligible_score_minimum, deductible_amount, active, metadata) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        &p.id,
+        scope,
+        p.created,
     )
-    .bind(&p.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .bind(p.created)
     .bind(&p.name)
     .bind(p.coverage_percentage)
     .bind(p.max_coverage_months)
@@ -65,17 +64,12 @@ pub async fn get_many(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, (
 
 /// Writes the fields that may change after creation.
 pub async fn update(conn: &mut Conn, scope: &Scope, p: &Policy) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE guarantee_policies SET name = $1, active = $2, metadata = $3 \
          WHERE id = $4 AND account_id = $5 AND livemode = $6",
     )
     .bind(&p.name)
     .bind(p.active)
-    .bind(to_json(&p.metadata))
-    .bind(&p.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .bind(to_json(&p.metadata));
+    execute_scoped(conn, query, &p.id, scope).await
 }

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::batch::execute_rows;
 use super::list::{Page, PageRequest, fetch_page};
-use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
+use super::{Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, row_scope, to_json};
 use crate::domain::webhook::{DeliveryStatus, EndpointStatus, Signing, WebhookAttempt, WebhookEndpoint};
 use crate::resource;
 
@@ -35,15 +35,14 @@ fn endpoint_from_row(r: &AnyRow) -> Result<WebhookEndpoint, sqlx::Error> {
 }
 
 pub async fn insert_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    insert_query(
         "INSERT INTO webhook_endpoints (id, account_id, livemode, created, url, description, enabled_events, status, \
          secret, previous_secrets, failing_since, metadata) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        &e.id,
+        scope,
+        e.created,
     )
-    .bind(&e.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .bind(e.created)
     .bind(&e.url)
     .bind(e.description.clone())
     .bind(to_json(&e.enabled_events))
@@ -85,7 +84,7 @@ async fn select_endpoint(
 }
 
 pub async fn update_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE webhook_endpoints SET url = $1, description = $2, enabled_events = $3, status = $4, secret = $5, \
          previous_secrets = $6, failing_since = $7, metadata = $8 \
          WHERE id = $9 AND account_id = $10 AND livemode = $11",
@@ -97,13 +96,8 @@ pub async fn update_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint
     .bind(&e.signing.secret)
     .bind(to_json(&e.signing.previous_secrets))
     .bind(e.signing.failing_since)
-    .bind(to_json(&e.metadata))
-    .bind(&e.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .bind(to_json(&e.metadata));
+    execute_scoped(conn, query, &e.id, scope).await
 }
 
 pub async fn delete_endpoint(conn: &mut Conn, scope: &Scope, id: &str) -> Result<bool, sqlx::Error> {
@@ -411,14 +405,13 @@ pub async fn insert_attempt(
     delivery_id: &str,
     a: &WebhookAttempt,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    insert_query(
         "INSERT INTO webhook_attempts (id, account_id, livemode, created, endpoint_id, event_id, delivery_id, \
          status_code, latency_ms, error, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &a.id,
+        scope,
+        a.created,
     )
-    .bind(&a.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .bind(a.created)
     .bind(&a.webhook_endpoint)
     .bind(&a.event)
     .bind(delivery_id)

@@ -109,17 +109,23 @@ async fn authentication_errors_mask_the_key() {
     assert_eq!(r.status(), 200);
 }
 
-/// Keys are cached for `key_cache_ttl`: a key revoked behind the server's back (as
-/// `casapay keys revoke` does, from another process) is refused once its entry is stale.
-#[tokio::test]
-async fn a_revoked_key_is_refused_within_the_key_cache_ttl() {
+/// A server caching keys for `ttl` (no rate limits), and a new account on it.
+async fn with_key_cache(ttl: Duration) -> (TestApp, casapay::service::accounts::CreatedAccount) {
     let app = TestApp::start_with(ApiConfig {
         rate_limits: RateLimitConfig::OFF,
-        key_cache_ttl: Duration::from_millis(300),
+        key_cache_ttl: ttl,
         ..ApiConfig::default()
     })
     .await;
     let account = app.new_account().await;
+    (app, account)
+}
+
+/// Keys are cached for `key_cache_ttl`: a key revoked behind the server's back (as
+/// `casapay keys revoke` does, from another process) is refused once its entry is stale.
+#[tokio::test]
+async fn a_revoked_key_is_refused_within_the_key_cache_ttl() {
+    let (app, account) = with_key_cache(Duration::from_millis(300)).await;
     assert_eq!(app.get("/v1/customers", &account.test_key).await.status, 200);
     assert!(accounts::revoke_key(&app.store, &account.test_key, DOCS_NOW).await.unwrap());
     let revoked = Instant::now();
@@ -141,13 +147,7 @@ async fn a_revoked_key_is_refused_within_the_key_cache_ttl() {
 /// key's expiry is checked on every request.
 #[tokio::test]
 async fn cached_keys_skip_the_lookup_but_not_their_expiry() {
-    let app = TestApp::start_with(ApiConfig {
-        rate_limits: RateLimitConfig::OFF,
-        key_cache_ttl: Duration::from_secs(3600),
-        ..ApiConfig::default()
-    })
-    .await;
-    let account = app.new_account().await;
+    let (app, account) = with_key_cache(Duration::from_secs(3600)).await;
     assert_eq!(app.get("/v1/customers", &account.live_key).await.status, 200);
     assert!(accounts::revoke_key(&app.store, &account.live_key, DOCS_NOW).await.unwrap());
     assert_eq!(app.get("/v1/customers", &account.live_key).await.status, 200, "answered from the cache");

@@ -69,6 +69,19 @@ async fn missed_payments(app: &TestApp, months: i64, claims: usize) -> String {
     grt
 }
 
+/// `guarantees` guarantees of `months` (as `guarantee_of`), with `claims` missed
+/// payments filed on them in turn.
+async fn round_robin(app: &TestApp, guarantees: usize, months: i64, claims: usize) -> Vec<String> {
+    let mut grts = Vec::new();
+    for _ in 0..guarantees {
+        grts.push(guarantee_of(app, months).await);
+    }
+    for i in 0..claims {
+        app.post("/v1/claims", DEMO_KEY, claim_body(&grts[i % grts.len()], i, "missed_payment")).await.ok();
+    }
+    grts
+}
+
 fn engine_on(app: &TestApp, store: casapay::store::Store, rail: Arc<dyn PayoutRail>) -> Engine {
     Engine::new(store, app.clock.clone(), rail, engine_config(5, 3, 2))
 }
@@ -206,15 +219,8 @@ async fn two_replicas_share_the_work_without_doing_it_twice() {
 #[tokio::test]
 async fn replicas_reviewing_batches_across_shared_guarantees_neither_deadlock_nor_overpay() {
     let app = TestApp::start().await;
-    let mut grts = Vec::new();
-    for _ in 0..4 {
-        grts.push(guarantee_of(&app, 3).await);
-    }
     // Claims filed round-robin, so every batch spans several guarantees in no id order.
-    for i in 0..40 {
-        let grt = &grts[i % grts.len()];
-        app.post("/v1/claims", DEMO_KEY, claim_body(grt, i, "missed_payment")).await.ok();
-    }
+    let grts = round_robin(&app, 4, 3, 40).await;
     let engines: Vec<Engine> = [app.store.clone(), open_store(&app.db_url).await, open_store(&app.db_url).await]
         .into_iter()
         .map(|store| Engine::new(store, app.clock.clone(), Arc::new(InstantRail), engine_config(5, 7, 1)))
@@ -238,13 +244,7 @@ async fn replicas_reviewing_batches_across_shared_guarantees_neither_deadlock_no
 #[tokio::test]
 async fn a_running_engine_with_several_workers_works_off_a_backlog_once() {
     let app = TestApp::start().await;
-    let mut grts = Vec::new();
-    for _ in 0..3 {
-        grts.push(guarantee_of(&app, 2).await);
-    }
-    for i in 0..30 {
-        app.post("/v1/claims", DEMO_KEY, claim_body(&grts[i % grts.len()], i, "missed_payment")).await.ok();
-    }
+    let grts = round_robin(&app, 3, 2, 30).await;
     let engine = Engine::new(app.store.clone(), app.clock.clone(), Arc::new(InstantRail), engine_config(5, 2, 4));
     let cancel = CancellationToken::new();
     let task = tokio::spawn(engine.run(cancel.clone()));

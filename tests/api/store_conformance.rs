@@ -68,6 +68,13 @@ fn guarantee(id: &str, status: GuaranteeStatus, start: i64, end: i64) -> Guarant
     }
 }
 
+/// `cus_1`, `gpol_1` and the active guarantee `grt_1` on them.
+async fn insert_active_guarantee(tx: &mut store::Tx, s: &Scope) {
+    store::customers::insert(tx, s, &customer("cus_1", 1, false)).await.unwrap();
+    store::policies::insert(tx, s, &policy("gpol_1")).await.unwrap();
+    store::guarantees::insert(tx, s, &guarantee("grt_1", GuaranteeStatus::Active, 0, 1_000)).await.unwrap();
+}
+
 /// A pending payout of 100 on `grt_1`.
 fn payout(id: &str, claim: &str) -> Payout {
     Payout {
@@ -199,9 +206,7 @@ async fn a_dropped_transaction_leaves_nothing() {
 async fn work_queues_and_the_coverage_check() {
     let (_db, store, s) = seeded().await;
     let mut tx = store.begin().await.unwrap();
-    store::customers::insert(&mut tx, &s, &customer("cus_1", 1, false)).await.unwrap();
-    store::policies::insert(&mut tx, &s, &policy("gpol_1")).await.unwrap();
-    store::guarantees::insert(&mut tx, &s, &guarantee("grt_1", GuaranteeStatus::Active, 0, 1_000)).await.unwrap();
+    insert_active_guarantee(&mut tx, &s).await;
     store::guarantees::insert(&mut tx, &s, &guarantee("grt_2", GuaranteeStatus::Pending, 50, 1_000)).await.unwrap();
     store::claims::insert(&mut tx, &s, &claim("clm_1", "inv_1")).await.unwrap();
     store::claims::insert(&mut tx, &s, &claim("clm_2", "inv_2")).await.unwrap();
@@ -292,9 +297,7 @@ async fn work_queues_and_the_coverage_check() {
 async fn payout_leases_taken_at_once_take_different_payouts() {
     let (_db, store, s) = seeded().await;
     let mut tx = store.begin().await.unwrap();
-    store::customers::insert(&mut tx, &s, &customer("cus_1", 1, false)).await.unwrap();
-    store::policies::insert(&mut tx, &s, &policy("gpol_1")).await.unwrap();
-    store::guarantees::insert(&mut tx, &s, &guarantee("grt_1", GuaranteeStatus::Active, 0, 1_000)).await.unwrap();
+    insert_active_guarantee(&mut tx, &s).await;
     for i in 1..=3 {
         store::claims::insert(&mut tx, &s, &claim(&format!("clm_{i}"), &format!("inv_{i}"))).await.unwrap();
         let payout = payout(&format!("po_{i}"), &format!("clm_{i}"));
