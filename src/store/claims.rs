@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::batch::{chunks, execute_rows};
 use super::list::{Sql, fetch_by_ids};
-use super::{Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, row_scope, to_json};
+use super::{Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, to_json};
 use crate::domain::claim::{Claim, ClaimReason, ClaimReview, ClaimStatus, DenialReason, Evidence, StatusTransitions};
 use crate::domain::review::Period;
 use crate::resource;
@@ -22,12 +22,10 @@ fn decode<T>(value: String, parse: fn(&str) -> Option<T>, what: &str) -> Result<
 
 fn from_row(r: &AnyRow) -> Result<Claim, sqlx::Error> {
     let denial: Option<String> = r.try_get("denial_reason")?;
-    Ok(Claim {
-        id: r.try_get("id")?,
-        guarantee: r.try_get("guarantee_id")?,
-        amount: r.try_get("amount")?,
-        amount_approved: r.try_get("amount_approved")?,
-        currency: r.try_get("currency")?,
+    Ok(read_row! { r, Claim {
+        id,
+        guarantee = "guarantee_id",
+        amount, amount_approved, currency,
         status: decode(r.try_get("status")?, ClaimStatus::parse, "claim status")?,
         reason: decode(r.try_get("reason")?, ClaimReason::parse, "claim reason")?,
         evidence: Evidence {
@@ -35,9 +33,9 @@ fn from_row(r: &AnyRow) -> Result<Claim, sqlx::Error> {
             due_date: r.try_get("due_date")?,
             description: r.try_get("description")?,
         },
-        payout: r.try_get("payout_id")?,
+        payout = "payout_id",
         denial_reason: denial.map(|d| decode(d, DenialReason::parse, "denial reason")).transpose()?,
-        reviewed_at: r.try_get("reviewed_at")?,
+        reviewed_at,
         status_transitions: StatusTransitions {
             submitted_at: r.try_get("submitted_at")?,
             under_review_at: r.try_get("under_review_at")?,
@@ -49,8 +47,8 @@ fn from_row(r: &AnyRow) -> Result<Claim, sqlx::Error> {
         awaiting_operator: get_bool(r, "awaiting_operator")?,
         metadata: get_json(r, "metadata")?,
         livemode: get_bool(r, "livemode")?,
-        created: r.try_get("created")?,
-    })
+        created,
+    }})
 }
 
 pub async fn insert(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sqlx::Error> {

@@ -1,24 +1,20 @@
 //! Customers table.
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Conn, Scope, execute_scoped, get_bool, get_json, insert_query, to_json};
+use super::{Conn, Scope, execute_scoped, get_bool, get_json, insert_query, read_row, to_json};
 use crate::domain::customer::Customer;
 use crate::resource;
 
 const COLUMNS: &str = "id, livemode, created, name, email, score, metadata";
 
 fn from_row(r: &AnyRow) -> Result<Customer, sqlx::Error> {
-    Ok(Customer {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        email: r.try_get("email")?,
-        score: r.try_get("score")?,
+    Ok(read_row! { r, Customer {
+        id, name, email, score,
         metadata: get_json(r, "metadata")?,
         livemode: get_bool(r, "livemode")?,
-        created: r.try_get("created")?,
-    })
+        created,
+    }})
 }
 
 pub async fn insert(conn: &mut Conn, scope: &Scope, c: &Customer) -> Result<(), sqlx::Error> {

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::batch::execute_rows;
 use super::list::fetch_by_ids;
-use super::{Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, row_scope, to_json};
+use super::{Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, to_json};
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
 use crate::resource;
 
@@ -16,25 +16,17 @@ const COLUMNS: &str = "id, livemode, created, status, policy_id, tenant_id, cove
 
 fn from_row(r: &AnyRow) -> Result<Guarantee, sqlx::Error> {
     let status: String = r.try_get("status")?;
-    Ok(Guarantee {
-        id: r.try_get("id")?,
+    Ok(read_row! { r, Guarantee {
+        id,
         status: GuaranteeStatus::parse(&status)
             .ok_or_else(|| sqlx::Error::Decode(format!("unknown guarantee status {status:?}").into()))?,
-        policy: r.try_get("policy_id")?,
-        tenant: r.try_get("tenant_id")?,
-        coverage_amount: r.try_get("coverage_amount")?,
-        total_coverage: r.try_get("total_coverage")?,
-        currency: r.try_get("currency")?,
-        start_date: r.try_get("start_date")?,
-        end_date: r.try_get("end_date")?,
-        claims_filed: r.try_get("claims_filed")?,
-        claims_paid: r.try_get("claims_paid")?,
-        claims_reserved: r.try_get("claims_reserved")?,
-        cancelled_at: r.try_get("cancelled_at")?,
+        policy = "policy_id",
+        tenant = "tenant_id",
+        coverage_amount, total_coverage, currency, start_date, end_date, claims_filed, claims_paid, claims_reserved, cancelled_at,
         metadata: get_json(r, "metadata")?,
         livemode: get_bool(r, "livemode")?,
-        created: r.try_get("created")?,
-    })
+        created,
+    }})
 }
 
 pub async fn insert(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(), sqlx::Error> {

@@ -350,6 +350,25 @@ pub(crate) fn row_scope(row: &AnyRow) -> Result<Scope, sqlx::Error> {
     Ok(Scope { account_id: row.try_get("account_id")?, livemode: get_bool(row, "livemode")? })
 }
 
+/// A struct read from row `r`: a `field` alone from the column of its name, a
+/// `field = "column"` from that column, a `field: value` as given (booleans, JSON and
+/// enums need their own reading).
+macro_rules! read_row {
+    ($r:ident, $ty:ident { $($field:ident $(= $column:literal)? $(: $value:expr)?),* $(,)? }) => {
+        $ty { $($field: $crate::store::read_row!(@value $r, $field $(= $column)? $(: $value)?)),* }
+    };
+    (@value $r:ident, $field:ident) => {
+        sqlx::Row::try_get($r, stringify!($field))?
+    };
+    (@value $r:ident, $field:ident = $column:literal) => {
+        sqlx::Row::try_get($r, $column)?
+    };
+    (@value $r:ident, $field:ident : $value:expr) => {
+        $value
+    };
+}
+pub(crate) use read_row;
+
 /// Reads a boolean column: PostgreSQL has a boolean type, SQLite stores 0 or 1.
 pub(crate) fn get_bool(row: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
     match row.try_get::<bool, _>(col) {

@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 
 use super::batch::execute_rows;
 use super::list::fetch_by_ids;
-use super::{Conn, Scope, Tx, get_bool, row_scope};
+use super::{Conn, Scope, Tx, get_bool, read_row, row_scope};
 use crate::domain::payout::{Payout, PayoutStatus};
 use crate::resource;
 
@@ -18,18 +18,16 @@ fn qualified_columns() -> String {
 
 fn from_row(r: &AnyRow) -> Result<Payout, sqlx::Error> {
     let status: String = r.try_get("status")?;
-    Ok(Payout {
-        id: r.try_get("id")?,
-        amount: r.try_get("amount")?,
-        currency: r.try_get("currency")?,
-        claim: r.try_get("claim_id")?,
-        guarantee: r.try_get("guarantee_id")?,
+    Ok(read_row! { r, Payout {
+        id, amount, currency,
+        claim = "claim_id",
+        guarantee = "guarantee_id",
         status: PayoutStatus::parse(&status)
             .ok_or_else(|| sqlx::Error::Decode(format!("unknown payout status {status:?}").into()))?,
-        arrival_date: r.try_get("arrival_date")?,
+        arrival_date,
         livemode: get_bool(r, "livemode")?,
-        created: r.try_get("created")?,
-    })
+        created,
+    }})
 }
 
 /// Inserts new payouts, each in its scope: one statement per chunk of rows.

@@ -2,11 +2,10 @@
 
 use std::collections::HashMap;
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::list::fetch_by_ids;
-use super::{Conn, Scope, execute_scoped, get_bool, get_json, insert_query, row_scope, to_json};
+use super::{Conn, Scope, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, to_json};
 use crate::domain::policy::Policy;
 use crate::resource;
 
@@ -14,19 +13,13 @@ const COLUMNS: &str = "id, livemode, created, name, coverage_percentage, max_cov
     waiting_period_days, eligible_score_minimum, deductible_amount, active, metadata";
 
 fn from_row(r: &AnyRow) -> Result<Policy, sqlx::Error> {
-    Ok(Policy {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        coverage_percentage: r.try_get("coverage_percentage")?,
-        max_coverage_months: r.try_get("max_coverage_months")?,
-        waiting_period_days: r.try_get("waiting_period_days")?,
-        eligible_score_minimum: r.try_get("eligible_score_minimum")?,
-        deductible_amount: r.try_get("deductible_amount")?,
+    Ok(read_row! { r, Policy {
+        id, name, coverage_percentage, max_coverage_months, waiting_period_days, eligible_score_minimum, deductible_amount,
         active: get_bool(r, "active")?,
         metadata: get_json(r, "metadata")?,
         livemode: get_bool(r, "livemode")?,
-        created: r.try_get("created")?,
-    })
+        created,
+    }})
 }
 
 pub async fn insert(conn: &mut Conn, scope: &Scope, p: &Policy) -> Result<(), sqlx::Error> {

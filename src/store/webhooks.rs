@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::batch::execute_rows;
 use super::list::{Page, PageRequest, fetch_page};
-use super::{Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, row_scope, to_json};
+use super::{Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, to_json};
 use crate::domain::webhook::{DeliveryStatus, EndpointStatus, Signing, WebhookAttempt, WebhookEndpoint};
 use crate::resource;
 
@@ -16,22 +16,20 @@ const ENDPOINT_COLUMNS: &str = "id, livemode, created, url, description, enabled
 
 fn endpoint_from_row(r: &AnyRow) -> Result<WebhookEndpoint, sqlx::Error> {
     let status: String = r.try_get("status")?;
-    Ok(WebhookEndpoint {
-        id: r.try_get("id")?,
-        url: r.try_get("url")?,
-        description: r.try_get("description")?,
+    Ok(read_row! { r, WebhookEndpoint {
+        id, url, description,
         enabled_events: get_json(r, "enabled_events")?,
         status: EndpointStatus::parse(&status)
             .ok_or_else(|| sqlx::Error::Decode(format!("unknown endpoint status {status:?}").into()))?,
         metadata: get_json(r, "metadata")?,
         livemode: get_bool(r, "livemode")?,
-        created: r.try_get("created")?,
+        created,
         signing: Signing {
             secret: r.try_get("secret")?,
             previous_secrets: get_json(r, "previous_secrets")?,
             failing_since: r.try_get("failing_since")?,
         },
-    })
+    }})
 }
 
 pub async fn insert_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
@@ -386,17 +384,14 @@ const ATTEMPT_COLUMNS: &str =
     "id, livemode, created, endpoint_id, event_id, status_code, latency_ms, error, response_body";
 
 fn attempt_from_row(r: &AnyRow) -> Result<WebhookAttempt, sqlx::Error> {
-    Ok(WebhookAttempt {
-        id: r.try_get("id")?,
-        event: r.try_get("event_id")?,
-        webhook_endpoint: r.try_get("endpoint_id")?,
-        status_code: r.try_get("status_code")?,
-        latency_ms: r.try_get("latency_ms")?,
-        error: r.try_get("error")?,
-        response_body: r.try_get("response_body")?,
+    Ok(read_row! { r, WebhookAttempt {
+        id,
+        event = "event_id",
+        webhook_endpoint = "endpoint_id",
+        status_code, latency_ms, error, response_body,
         livemode: get_bool(r, "livemode")?,
-        created: r.try_get("created")?,
-    })
+        created,
+    }})
 }
 
 pub async fn insert_attempt(

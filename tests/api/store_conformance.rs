@@ -75,7 +75,7 @@ async fn insert_active_guarantee(tx: &mut store::Tx, s: &Scope) {
     store::guarantees::insert(tx, s, &guarantee("grt_1", GuaranteeStatus::Active, 0, 1_000)).await.unwrap();
 }
 
-/// A pending payout of 100 on `grt_1`.
+/// A pending payout of 100 on `grt_1` for `claim`.
 fn payout(id: &str, claim: &str) -> Payout {
     Payout {
         id: id.into(),
@@ -378,17 +378,7 @@ async fn batch_writes_cover_every_row() {
     let mut tx = store.begin().await.unwrap();
     let payouts: Vec<Payout> = claims
         .iter()
-        .map(|c| Payout {
-            id: c.id.replace("clm", "po"),
-            amount: 90,
-            currency: "eur".into(),
-            claim: c.id.clone(),
-            guarantee: c.guarantee.clone(),
-            status: PayoutStatus::Pending,
-            arrival_date: None,
-            livemode: false,
-            created: 3,
-        })
+        .map(|c| Payout { amount: 90, guarantee: c.guarantee.clone(), ..payout(&c.id.replace("clm", "po"), &c.id) })
         .collect();
     let rows: Vec<_> = payouts.iter().map(|p| (&s, p)).collect();
     store::payouts::insert(&mut tx, &rows).await.unwrap();
