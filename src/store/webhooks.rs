@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::batch::execute_rows;
 use super::list::{Page, PageRequest, fetch_page};
-use super::{Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, to_json};
+use super::{Conn, Query, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, to_json};
 use crate::domain::webhook::{DeliveryStatus, EndpointStatus, Signing, WebhookAttempt, WebhookEndpoint};
 use crate::resource;
 
@@ -33,25 +33,30 @@ fn endpoint_from_row(r: &AnyRow) -> Result<WebhookEndpoint, sqlx::Error> {
 }
 
 pub async fn insert_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
-    insert_query(
+    let query = insert_query(
         "INSERT INTO webhook_endpoints (id, account_id, livemode, created, url, description, enabled_events, status, \
          secret, previous_secrets, failing_since, metadata) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         &e.id,
         scope,
         e.created,
-    )
-    .bind(&e.url)
-    .bind(e.description.clone())
-    .bind(to_json(&e.enabled_events))
-    .bind(e.status.as_str())
-    .bind(&e.signing.secret)
-    .bind(to_json(&e.signing.previous_secrets))
-    .bind(e.signing.failing_since)
-    .bind(to_json(&e.metadata))
-    .execute(&mut *conn)
-    .await?;
+    );
+    bind_endpoint_fields(query, e).execute(&mut *conn).await?;
     Ok(())
+}
+
+/// Binds the columns an endpoint may change, in the order both `insert_endpoint` and
+/// `update_endpoint` name them.
+fn bind_endpoint_fields<'q>(query: Query<'q>, e: &'q WebhookEndpoint) -> Query<'q> {
+    query
+        .bind(&e.url)
+        .bind(e.description.clone())
+        .bind(to_json(&e.enabled_events))
+        .bind(e.status.as_str())
+        .bind(&e.signing.secret)
+        .bind(to_json(&e.signing.previous_secrets))
+        .bind(e.signing.failing_since)
+        .bind(to_json(&e.metadata))
 }
 
 pub async fn get_endpoint(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<WebhookEndpoint>, sqlx::Error> {
@@ -73,12 +78,7 @@ async fn select_endpoint(
     id: &str,
     lock: &str,
 ) -> Result<Option<WebhookEndpoint>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}"
-    );
-    let row =
-        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
-    row.as_ref().map(endpoint_from_row).transpose()
+    super::list::fetch_one(conn, "webhook_endpoints", ENDPOINT_COLUMNS, scope, id, lock, endpoint_from_row).await
 }
 
 pub async fn update_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
@@ -86,16 +86,8 @@ pub async fn update_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint
         "UPDATE webhook_endpoints SET url = $1, description = $2, enabled_events = $3, status = $4, secret = $5, \
          previous_secrets = $6, failing_since = $7, metadata = $8 \
          WHERE id = $9 AND account_id = $10 AND livemode = $11",
-    )
-    .bind(&e.url)
-    .bind(e.description.clone())
-    .bind(to_json(&e.enabled_events))
-    .bind(e.status.as_str())
-    .bind(&e.signing.secret)
-    .bind(to_json(&e.signing.previous_secrets))
-    .bind(e.signing.failing_since)
-    .bind(to_json(&e.metadata));
-    execute_scoped(conn, query, &e.id, scope).await
+    );
+    execute_scoped(conn, bind_endpoint_fields(query, e), &e.id, scope).await
 }
 
 pub async fn delete_endpoint(conn: &mut Conn, scope: &Scope, id: &str) -> Result<bool, sqlx::Error> {
