@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::batch::execute_rows;
+use super::batch::{execute_rows, scoped_row};
 use super::{Conn, Scope, get_bool};
 use crate::domain::event::{Event, EventData, EventRequest};
 use crate::resource;
@@ -56,18 +56,16 @@ pub async fn insert(conn: &mut Conn, events: &[(&Scope, &NewEvent<'_>)]) -> Resu
             )
         },
         |sql, (scope, e)| {
-            vec![
-                sql.bind(e.id.to_owned()),
-                sql.bind(scope.account_id.clone()),
-                sql.bind(scope.livemode),
-                sql.bind(e.created),
-                sql.bind(e.kind.to_owned()),
-                sql.bind(e.object.to_owned()),
-                sql.bind(e.previous_attributes.map(str::to_owned)),
-                sql.bind(e.request_id.map(str::to_owned)),
-                sql.bind(e.idempotency_key.map(str::to_owned)),
-                sql.bind(e.pending_webhooks),
-            ]
+            scoped_row(sql, e.id.to_owned(), scope, e.created, |sql| {
+                vec![
+                    sql.bind(e.kind.to_owned()),
+                    sql.bind(e.object.to_owned()),
+                    sql.bind(e.previous_attributes.map(str::to_owned)),
+                    sql.bind(e.request_id.map(str::to_owned)),
+                    sql.bind(e.idempotency_key.map(str::to_owned)),
+                    sql.bind(e.pending_webhooks),
+                ]
+            })
         },
     )
     .await?;

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::batch::execute_rows;
+use super::batch::{execute_rows, scoped_row};
 use super::list::fetch_by_ids;
 use super::{Conn, Scope, Tx, get_bool, read_row, row_scope};
 use crate::domain::payout::{Payout, PayoutStatus};
@@ -42,18 +42,16 @@ pub async fn insert(conn: &mut Conn, payouts: &[(&Scope, &Payout)]) -> Result<()
             )
         },
         |sql, (scope, p)| {
-            vec![
-                sql.bind(p.id.clone()),
-                sql.bind(scope.account_id.clone()),
-                sql.bind(scope.livemode),
-                sql.bind(p.created),
-                sql.bind(p.claim.clone()),
-                sql.bind(p.guarantee.clone()),
-                sql.bind(p.amount),
-                sql.bind(p.currency.clone()),
-                sql.bind(p.status.as_str()),
-                sql.bind(p.arrival_date),
-            ]
+            scoped_row(sql, p.id.clone(), scope, p.created, |sql| {
+                vec![
+                    sql.bind(p.claim.clone()),
+                    sql.bind(p.guarantee.clone()),
+                    sql.bind(p.amount),
+                    sql.bind(p.currency.clone()),
+                    sql.bind(p.status.as_str()),
+                    sql.bind(p.arrival_date),
+                ]
+            })
         },
     )
     .await?;
