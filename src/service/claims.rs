@@ -1,6 +1,6 @@
 //! Claims: filing (with the guarantee's rules), reading, metadata updates, lists.
 
-use super::{Call, apply_metadata, read_one, read_page, record_event, record_update};
+use super::{Call, apply_metadata, check_cursors, record_event, record_update};
 use crate::domain::claim::{Claim, ClaimError, ClaimReason, ClaimReview, ClaimStatus, Evidence, StatusTransitions};
 use crate::domain::event::EventType;
 use crate::domain::guarantee::{NotClaimable, check_claimable};
@@ -120,7 +120,8 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Claim> {
-    read_one(store, &resource::CLAIM, id, async |conn| store::claims::get(conn, &call.scope, id).await).await
+    let mut conn = store.acquire().await?;
+    store::claims::get(&mut conn, &call.scope, id).await?.ok_or_else(|| not_found(id))
 }
 
 pub async fn update_metadata(tx: &mut Tx, call: &Call, id: &str, metadata: Option<MetadataUpdate>) -> ApiResult<Claim> {
@@ -133,8 +134,7 @@ pub async fn update_metadata(tx: &mut Tx, call: &Call, id: &str, metadata: Optio
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, filters: ClaimFilters) -> ApiResult<Page<Claim>> {
-    read_page(store, call, &resource::CLAIM, page, async |conn| {
-        store::claims::list(conn, &call.scope, page, filters).await
-    })
-    .await
+    let mut conn = store.acquire().await?;
+    check_cursors(&mut conn, call, &resource::CLAIM, page).await?;
+    Ok(store::claims::list(&mut conn, &call.scope, page, filters).await?)
 }

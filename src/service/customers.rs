@@ -1,6 +1,6 @@
 //! Customers: create, read, update, list.
 
-use super::{Call, apply_metadata, read_one, read_page, record_event, record_update};
+use super::{Call, apply_metadata, check_cursors, found, record_event, record_update};
 use crate::domain::Patch;
 use crate::domain::customer::Customer;
 use crate::domain::event::EventType;
@@ -42,7 +42,8 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewCustomer) -> ApiResult<C
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Customer> {
-    read_one(store, &resource::CUSTOMER, id, async |conn| store::customers::get(conn, &call.scope, id).await).await
+    let mut conn = store.acquire().await?;
+    found(&resource::CUSTOMER, id, store::customers::get(&mut conn, &call.scope, id).await?)
 }
 
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: CustomerPatch) -> ApiResult<Customer> {
@@ -60,8 +61,7 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: CustomerPatch) ->
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, email: Option<String>) -> ApiResult<Page<Customer>> {
-    read_page(store, call, &resource::CUSTOMER, page, async |conn| {
-        store::customers::list(conn, &call.scope, page, email).await
-    })
-    .await
+    let mut conn = store.acquire().await?;
+    check_cursors(&mut conn, call, &resource::CUSTOMER, page).await?;
+    Ok(store::customers::list(&mut conn, &call.scope, page, email).await?)
 }

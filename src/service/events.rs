@@ -1,20 +1,20 @@
 //! Reading events.
 
-use super::{Call, read_one, read_page};
+use super::{Call, check_cursors, found};
 use crate::domain::event::Event;
 use crate::error::ApiResult;
 use crate::resource;
 use crate::store::{self, Page, PageRequest, Store};
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Event> {
-    read_one(store, &resource::EVENT, id, async |conn| store::events::get(conn, &call.scope, id).await).await
+    let mut conn = store.acquire().await?;
+    found(&resource::EVENT, id, store::events::get(&mut conn, &call.scope, id).await?)
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, kind: Option<String>) -> ApiResult<Page<Event>> {
-    read_page(store, call, &resource::EVENT, page, async |conn| {
-        store::events::list(conn, &call.scope, page, kind).await
-    })
-    .await
+    let mut conn = store.acquire().await?;
+    check_cursors(&mut conn, call, &resource::EVENT, page).await?;
+    Ok(store::events::list(&mut conn, &call.scope, page, kind).await?)
 }
 
 /// Removes events past their retention (30 days). Returns how many went.

@@ -1,6 +1,6 @@
 //! Guarantees: create (with the policy's rules), read, update, cancel, list.
 
-use super::{Call, apply_metadata, read_one, read_page, record_event, record_update};
+use super::{Call, apply_metadata, check_cursors, record_event, record_update};
 use crate::domain::event::EventType;
 use crate::domain::guarantee::{self, Guarantee, GuaranteeError, GuaranteeStep};
 use crate::domain::metadata::{Metadata, MetadataUpdate};
@@ -111,7 +111,8 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Guarantee> {
-    read_one(store, &resource::GUARANTEE, id, async |conn| store::guarantees::get(conn, &call.scope, id).await).await
+    let mut conn = store.acquire().await?;
+    store::guarantees::get(&mut conn, &call.scope, id).await?.ok_or_else(|| not_found(id))
 }
 
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: GuaranteePatch) -> ApiResult<Guarantee> {
@@ -141,8 +142,7 @@ pub async fn list(
     page: &PageRequest,
     filters: GuaranteeFilters,
 ) -> ApiResult<Page<Guarantee>> {
-    read_page(store, call, &resource::GUARANTEE, page, async |conn| {
-        store::guarantees::list(conn, &call.scope, page, filters).await
-    })
-    .await
+    let mut conn = store.acquire().await?;
+    check_cursors(&mut conn, call, &resource::GUARANTEE, page).await?;
+    Ok(store::guarantees::list(&mut conn, &call.scope, page, filters).await?)
 }

@@ -245,30 +245,11 @@ pub(crate) fn apply_metadata(current: &Metadata, update: Option<&MetadataUpdate>
     }
 }
 
-/// One object of `resource`, read by `get` (by `id`, in the caller's scope): a 404
-/// naming the `id` when there is none.
-pub async fn read_one<T>(
-    store: &Store,
-    resource: &Resource,
-    id: &str,
-    get: impl AsyncFnOnce(&mut Conn) -> Result<Option<T>, sqlx::Error>,
-) -> ApiResult<T> {
-    let mut conn = store.acquire().await?;
-    get(&mut conn).await?.ok_or_else(|| ApiError::no_such(resource.object(), id, Some("id")))
-}
-
-/// A page of `resource`, read by `list` once the page's cursors are known to name
-/// objects of the caller's (`check_cursors`).
-pub async fn read_page<T>(
-    store: &Store,
-    call: &Call,
-    resource: &Resource,
-    page: &PageRequest,
-    list: impl AsyncFnOnce(&mut Conn) -> Result<store::Page<T>, sqlx::Error>,
-) -> ApiResult<store::Page<T>> {
-    let mut conn = store.acquire().await?;
-    check_cursors(&mut conn, call, resource, page).await?;
-    Ok(list(&mut conn).await?)
+/// The object read by id, or a 404 naming the `id` when there is none in the
+/// caller's scope. (The read itself stays with the caller, so that an internal error
+/// is located at the service that read the row.)
+pub fn found<T>(resource: &Resource, id: &str, object: Option<T>) -> ApiResult<T> {
+    object.ok_or_else(|| ApiError::no_such(resource.object(), id, Some("id")))
 }
 
 /// Checks that the list cursors name objects of `resource` the caller can see, so an

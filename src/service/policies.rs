@@ -1,6 +1,6 @@
 //! Guarantee policies: create, read, update (name, active, metadata), list.
 
-use super::{Call, apply_metadata, read_one, read_page, record_event, record_update};
+use super::{Call, apply_metadata, check_cursors, found, record_event, record_update};
 use crate::domain::event::EventType;
 use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::domain::policy::Policy;
@@ -49,7 +49,8 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewPolicy) -> ApiResult<Pol
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Policy> {
-    read_one(store, &resource::POLICY, id, async |conn| store::policies::get(conn, &call.scope, id).await).await
+    let mut conn = store.acquire().await?;
+    found(&resource::POLICY, id, store::policies::get(&mut conn, &call.scope, id).await?)
 }
 
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: PolicyPatch) -> ApiResult<Policy> {
@@ -70,8 +71,7 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: PolicyPatch) -> A
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, active: Option<bool>) -> ApiResult<Page<Policy>> {
-    read_page(store, call, &resource::POLICY, page, async |conn| {
-        store::policies::list(conn, &call.scope, page, active).await
-    })
-    .await
+    let mut conn = store.acquire().await?;
+    check_cursors(&mut conn, call, &resource::POLICY, page).await?;
+    Ok(store::policies::list(&mut conn, &call.scope, page, active).await?)
 }

@@ -13,7 +13,7 @@ use futures_util::stream::{self, StreamExt};
 use super::claims::claim_error;
 use super::guarantees::guarantee_error;
 use super::rail::{PayoutRail, RailOutcome};
-use super::{Call, Outbox, read_one, read_page};
+use super::{Call, Outbox, found};
 use crate::clock::Clock;
 use crate::domain::claim::{Claim, DenialReason, OperatorDenialReason};
 use crate::domain::event::EventType;
@@ -474,7 +474,8 @@ pub async fn transition_guarantees(store: &Store, now: i64, limit: i64) -> ApiRe
 
 /// Reads a payout in the caller's scope.
 pub async fn retrieve_payout(store: &Store, call: &Call, id: &str) -> ApiResult<Payout> {
-    read_one(store, &crate::resource::PAYOUT, id, async |conn| store::payouts::get(conn, &call.scope, id).await).await
+    let mut conn = store.acquire().await?;
+    found(&crate::resource::PAYOUT, id, store::payouts::get(&mut conn, &call.scope, id).await?)
 }
 
 pub async fn list_payouts(
@@ -483,8 +484,7 @@ pub async fn list_payouts(
     page: &store::PageRequest,
     filters: store::payouts::PayoutFilters,
 ) -> ApiResult<store::Page<Payout>> {
-    read_page(store, call, &crate::resource::PAYOUT, page, async |conn| {
-        store::payouts::list(conn, &call.scope, page, filters).await
-    })
-    .await
+    let mut conn = store.acquire().await?;
+    super::check_cursors(&mut conn, call, &crate::resource::PAYOUT, page).await?;
+    Ok(store::payouts::list(&mut conn, &call.scope, page, filters).await?)
 }

@@ -1,7 +1,7 @@
 //! Webhook endpoints: create, read, update, delete, rotate the secret; the attempts
 //! log; resending an event.
 
-use super::{Call, apply_metadata, check_cursors, read_one, read_page};
+use super::{Call, apply_metadata, check_cursors};
 use crate::domain::event::Event;
 use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::domain::webhook::{EndpointStatus, Signing, WebhookAttempt, WebhookEndpoint, subscribes};
@@ -51,10 +51,8 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewEndpoint) -> ApiResult<W
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<WebhookEndpoint> {
-    read_one(store, &resource::WEBHOOK_ENDPOINT, id, async |conn| {
-        store::webhooks::get_endpoint(conn, &call.scope, id).await
-    })
-    .await
+    let mut conn = store.acquire().await?;
+    store::webhooks::get_endpoint(&mut conn, &call.scope, id).await?.ok_or_else(|| not_found(id))
 }
 
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: EndpointPatch) -> ApiResult<WebhookEndpoint> {
@@ -91,10 +89,9 @@ pub async fn delete(store: &Store, call: &Call, id: &str) -> ApiResult<()> {
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest) -> ApiResult<Page<WebhookEndpoint>> {
-    read_page(store, call, &resource::WEBHOOK_ENDPOINT, page, async |conn| {
-        store::webhooks::list_endpoints(conn, &call.scope, page).await
-    })
-    .await
+    let mut conn = store.acquire().await?;
+    check_cursors(&mut conn, call, &resource::WEBHOOK_ENDPOINT, page).await?;
+    Ok(store::webhooks::list_endpoints(&mut conn, &call.scope, page).await?)
 }
 
 pub async fn attempts(

@@ -303,14 +303,12 @@ pub async fn lease_due(
     let rows = sqlx::query_with(&sql.text, sql.args).fetch_all(&mut **tx).await?;
     rows.iter()
         .map(|r| {
-            Ok(LeasedDelivery {
-                id: r.try_get("id")?,
+            Ok(read_row! { r, LeasedDelivery {
+                id,
                 scope: row_scope(r)?,
-                event_id: r.try_get("event_id")?,
-                endpoint_id: r.try_get("endpoint_id")?,
-                attempts: r.try_get("attempts")?,
-                token: r.try_get("lease_token")?,
-            })
+                event_id, endpoint_id, attempts,
+                token = "lease_token",
+            }})
         })
         .collect()
 }
