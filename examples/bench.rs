@@ -14,9 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
 use casapay::clock::{Clock, SystemClock};
 use casapay::domain::claim::{ClaimReason, Evidence};
 use casapay::domain::customer::Customer;
@@ -28,6 +25,10 @@ use casapay::store::{self, PageRequest, Scope, Store, StoreOptions};
 use casapay::views::Render;
 use serde_json::json;
 use sqlx::Connection;
+
+#[path = "shared/arrivals.rs"]
+mod arrivals;
+use arrivals::{Arrivals, receive};
 
 const POLICIES: usize = 1_000;
 const TENANTS: usize = 1_000;
@@ -480,17 +481,6 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
-type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
-
-async fn receive(State(arrivals): State<Arrivals>, body: Bytes) -> StatusCode {
-    let now = Instant::now();
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    if let Some(id) = v["data"]["object"]["id"].as_str() {
-        arrivals.lock().unwrap().entry(id.to_owned()).or_insert(now);
-    }
-    StatusCode::NO_CONTENT
-}
-
 /// What the webhook phase measured.
 #[derive(Clone, Copy, Default)]
 struct Webhooks {
@@ -793,17 +783,7 @@ fn table(runs: &[Run], machine: &str) -> String {
 
 /// Today's date (UTC) without a date crate.
 fn chrono_free_date() -> String {
-    let days = SystemClock.now() / 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = casapay::domain::review::civil_from_days(SystemClock.now() / 86_400);
     format!("{y:04}-{m:02}-{d:02}")
 }
 

@@ -14,9 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::post;
 use casapay::clock::{Clock, SystemClock};
 use casapay::jobs::dispatcher::{Dispatcher, DispatcherConfig};
@@ -26,16 +23,9 @@ use casapay::webhooks::ssrf::EgressPolicy;
 use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
 
-type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
-
-async fn receive(State(arrivals): State<Arrivals>, body: Bytes) -> StatusCode {
-    let now = Instant::now();
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    if let Some(customer) = v["data"]["object"]["id"].as_str() {
-        arrivals.lock().unwrap().entry(customer.to_owned()).or_insert(now);
-    }
-    StatusCode::NO_CONTENT
-}
+#[path = "shared/arrivals.rs"]
+mod arrivals;
+use arrivals::{Arrivals, receive};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]

@@ -12,7 +12,7 @@ use super::extract::{Operator, PathId, Platform, TestHelper};
 use super::input::{Input, QueryInput};
 use super::list::{ListBody, list_query, render_expanded};
 use super::openapi::{Errors, ExpandPath, ExpandQuery, IdPath, List};
-use super::{check_id, expand_paths, json_body};
+use super::{check_id, expand_paths, object_paths, write_expanded, write_view};
 use crate::app::AppState;
 use crate::domain::UnixTime;
 use crate::domain::claim::{
@@ -24,10 +24,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{ClaimId, GuaranteeId, Kind};
 use crate::service::expand::Expanded;
 use crate::service::review::{self, Verdict};
-use crate::service::{self, Call, claims, expand};
+use crate::service::{Call, claims, expand};
 use crate::store::Scope;
 use crate::store::claims::ClaimFilters;
-use crate::views::{ClaimView, Render};
+use crate::views::ClaimView;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -128,12 +128,7 @@ async fn create(
         evidence,
         metadata: input.metadata,
     };
-    let body = service::write_json(&state.store, &call, async |tx| {
-        let c = claims::create(tx, &call, input).await?;
-        expand::apply(tx, &call.scope, c, &paths).await
-    })
-    .await?;
-    Ok(json_body(body))
+    write_expanded(&state, &call, &paths, async |tx| claims::create(tx, &call, input).await).await
 }
 
 /// Retrieve a claim.
@@ -145,8 +140,7 @@ async fn retrieve(
     PathId(id): PathId,
     QueryInput(q): QueryInput<ExpandQuery>,
 ) -> ApiResult<Json<Expanded<ClaimView>>> {
-    check_id(Kind::Claim, &id)?;
-    let paths = expand_paths(q.expand, Claim::OBJECT, false)?;
+    let paths = object_paths(Kind::Claim, &id, q.expand)?;
     let c = claims::retrieve(&state.store, &call, &id).await?;
     Ok(Json(expand::apply_read(&state.store, &call.scope, c, &paths).await?))
 }
@@ -160,15 +154,9 @@ async fn update(
     PathId(id): PathId,
     Input(input): Input<ClaimUpdate>,
 ) -> ApiResult<Response> {
-    check_id(Kind::Claim, &id)?;
-    let paths = expand_paths(input.expand, Claim::OBJECT, false)?;
+    let paths = object_paths(Kind::Claim, &id, input.expand)?;
     let metadata = input.metadata;
-    let body = service::write_json(&state.store, &call, async |tx| {
-        let c = claims::update_metadata(tx, &call, &id, metadata).await?;
-        expand::apply(tx, &call.scope, c, &paths).await
-    })
-    .await?;
-    Ok(json_body(body))
+    write_expanded(&state, &call, &paths, async |tx| claims::update_metadata(tx, &call, &id, metadata).await).await
 }
 
 list_query! {
@@ -228,11 +216,7 @@ async fn operator_review(state: &AppState, op: Operator, id: &str, verdict: Verd
         idempotency_key: None,
         idempotency: None,
     };
-    let body = service::write_json(&state.store, &call, async |tx| {
-        review::review_by_hand(tx, None, &call, id, verdict).await.map(|c| c.view())
-    })
-    .await?;
-    Ok(json_body(body))
+    write_view(state, &call, async |tx| review::review_by_hand(tx, None, &call, id, verdict).await).await
 }
 
 /// Approve a claim under review (operator keys only).
@@ -264,11 +248,7 @@ async fn operator_deny(
 async fn helper_review(state: &AppState, call: Call, id: &str, verdict: Verdict) -> ApiResult<Response> {
     check_id(Kind::Claim, id)?;
     let scope = call.scope.clone();
-    let body = service::write_json(&state.store, &call, async |tx| {
-        review::review_by_hand(tx, Some(&scope), &call, id, verdict).await.map(|c| c.view())
-    })
-    .await?;
-    Ok(json_body(body))
+    write_view(state, &call, async |tx| review::review_by_hand(tx, Some(&scope), &call, id, verdict).await).await
 }
 
 /// Test mode: approve a claim under review, to try webhook handling.

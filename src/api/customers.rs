@@ -13,14 +13,14 @@ use super::extract::{PathId, Platform};
 use super::input::{Input, QueryInput};
 use super::list::{list_query, render};
 use super::openapi::{Errors, ExpandPath, ExpandQuery, IdPath, List};
-use super::{check_id, expand_paths, json_body};
+use super::{expand_paths, object_paths, write_view};
 use crate::app::AppState;
 use crate::domain::Patch;
 use crate::domain::customer::{Customer, CustomerName, Email, Score};
 use crate::domain::metadata::{self, MetadataUpdate};
 use crate::error::ApiResult;
 use crate::ids::{CustomerId, Kind};
-use crate::service::{self, customers};
+use crate::service::customers;
 use crate::views::{CustomerView, Render};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -81,12 +81,7 @@ async fn create(
         },
         metadata: input.metadata,
     };
-    Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| {
-            customers::create(tx, &call, input).await.map(|o| o.view())
-        })
-        .await?,
-    ))
+    write_view(&state, &call, async |tx| customers::create(tx, &call, input).await).await
 }
 
 /// Retrieve a customer.
@@ -98,8 +93,7 @@ async fn retrieve(
     PathId(id): PathId,
     QueryInput(q): QueryInput<ExpandQuery>,
 ) -> ApiResult<Json<CustomerView>> {
-    check_id(Kind::Customer, &id)?;
-    expand_paths(q.expand, Customer::OBJECT, false)?;
+    object_paths(Kind::Customer, &id, q.expand)?;
     Ok(Json(customers::retrieve(&state.store, &call, &id).await?.view()))
 }
 
@@ -113,20 +107,14 @@ async fn update(
     PathId(id): PathId,
     Input(input): Input<CustomerUpdate>,
 ) -> ApiResult<Response> {
-    check_id(Kind::Customer, &id)?;
-    expand_paths(input.expand, Customer::OBJECT, false)?;
+    object_paths(Kind::Customer, &id, input.expand)?;
     let input = customers::CustomerPatch {
         name: input.name.map(CustomerName::into_string),
         email: input.email.map(Email::into_string),
         score: input.score.map(Score::get),
         metadata: input.metadata,
     };
-    Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| {
-            customers::update(tx, &call, &id, input).await.map(|o| o.view())
-        })
-        .await?,
-    ))
+    write_view(&state, &call, async |tx| customers::update(tx, &call, &id, input).await).await
 }
 
 list_query! {

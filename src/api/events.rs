@@ -12,12 +12,12 @@ use super::extract::{PathId, Platform};
 use super::input::{Input, QueryInput};
 use super::list::{ListBody, list_query, render};
 use super::openapi::{Errors, ExpandQuery, IdPath, List};
-use super::{check_id, expand_paths, json_body};
+use super::{check_id, expand_paths, object_paths, write_view};
 use crate::app::AppState;
 use crate::domain::event::{Event, EventType};
 use crate::error::ApiResult;
 use crate::ids::{EventId, Kind, WebhookEndpointId};
-use crate::service::{self, events, webhooks};
+use crate::service::{events, webhooks};
 use crate::views::{EventView, Render};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -33,8 +33,7 @@ async fn retrieve(
     PathId(id): PathId,
     QueryInput(q): QueryInput<ExpandQuery>,
 ) -> ApiResult<Json<EventView>> {
-    check_id(Kind::Event, &id)?;
-    expand_paths(q.expand, Event::OBJECT, false)?;
+    object_paths(Kind::Event, &id, q.expand)?;
     Ok(Json(events::retrieve(&state.store, &call, &id).await?.view()))
 }
 
@@ -81,10 +80,5 @@ async fn resend(
 ) -> ApiResult<Response> {
     check_id(Kind::Event, &id)?;
     let endpoint = input.webhook_endpoint.map(WebhookEndpointId::into_string);
-    Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| {
-            webhooks::resend(tx, &call, &id, endpoint).await.map(|o| o.view())
-        })
-        .await?,
-    ))
+    write_view(&state, &call, async |tx| webhooks::resend(tx, &call, &id, endpoint).await).await
 }

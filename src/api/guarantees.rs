@@ -12,7 +12,7 @@ use super::extract::{PathId, Platform};
 use super::input::{Input, QueryInput};
 use super::list::{ListBody, list_query, render_expanded};
 use super::openapi::{Errors, ExpandOnly, ExpandPath, ExpandQuery, IdPath, List};
-use super::{check_id, expand_paths, json_body};
+use super::{expand_paths, object_paths, write_expanded};
 use crate::app::AppState;
 use crate::domain::UnixTime;
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
@@ -21,7 +21,7 @@ use crate::domain::money::{Amount, Currency};
 use crate::error::ApiResult;
 use crate::ids::{CustomerId, GuaranteeId, Kind, PolicyId};
 use crate::service::expand::Expanded;
-use crate::service::{self, expand, guarantees};
+use crate::service::{expand, guarantees};
 use crate::store::guarantees::GuaranteeFilters;
 use crate::views::GuaranteeView;
 
@@ -83,12 +83,7 @@ async fn create(
         end_date: input.end_date.get(),
         metadata: input.metadata,
     };
-    let body = service::write_json(&state.store, &call, async |tx| {
-        let g = guarantees::create(tx, &call, input).await?;
-        expand::apply(tx, &call.scope, g, &paths).await
-    })
-    .await?;
-    Ok(json_body(body))
+    write_expanded(&state, &call, &paths, async |tx| guarantees::create(tx, &call, input).await).await
 }
 
 /// Retrieve a guarantee.
@@ -100,8 +95,7 @@ async fn retrieve(
     PathId(id): PathId,
     QueryInput(q): QueryInput<ExpandQuery>,
 ) -> ApiResult<Json<Expanded<GuaranteeView>>> {
-    check_id(Kind::Guarantee, &id)?;
-    let paths = expand_paths(q.expand, Guarantee::OBJECT, false)?;
+    let paths = object_paths(Kind::Guarantee, &id, q.expand)?;
     let g = guarantees::retrieve(&state.store, &call, &id).await?;
     Ok(Json(expand::apply_read(&state.store, &call.scope, g, &paths).await?))
 }
@@ -115,15 +109,9 @@ async fn update(
     PathId(id): PathId,
     Input(input): Input<GuaranteeUpdate>,
 ) -> ApiResult<Response> {
-    check_id(Kind::Guarantee, &id)?;
-    let paths = expand_paths(input.expand, Guarantee::OBJECT, false)?;
+    let paths = object_paths(Kind::Guarantee, &id, input.expand)?;
     let input = guarantees::GuaranteePatch { end_date: input.end_date.map(UnixTime::get), metadata: input.metadata };
-    let body = service::write_json(&state.store, &call, async |tx| {
-        let g = guarantees::update(tx, &call, &id, input).await?;
-        expand::apply(tx, &call.scope, g, &paths).await
-    })
-    .await?;
-    Ok(json_body(body))
+    write_expanded(&state, &call, &paths, async |tx| guarantees::update(tx, &call, &id, input).await).await
 }
 
 /// Cancel a pending or active guarantee.
@@ -135,14 +123,8 @@ async fn cancel(
     PathId(id): PathId,
     Input(input): Input<ExpandOnly>,
 ) -> ApiResult<Response> {
-    check_id(Kind::Guarantee, &id)?;
-    let paths = expand_paths(input.expand, Guarantee::OBJECT, false)?;
-    let body = service::write_json(&state.store, &call, async |tx| {
-        let g = guarantees::cancel(tx, &call, &id).await?;
-        expand::apply(tx, &call.scope, g, &paths).await
-    })
-    .await?;
-    Ok(json_body(body))
+    let paths = object_paths(Kind::Guarantee, &id, input.expand)?;
+    write_expanded(&state, &call, &paths, async |tx| guarantees::cancel(tx, &call, &id).await).await
 }
 
 list_query! {

@@ -105,6 +105,51 @@ pub(crate) fn check_id(kind: Kind, id: &str) -> ApiResult<()> {
     if kind.matches(id) { Ok(()) } else { Err(ApiError::no_such(kind.object(), id, Some("id"))) }
 }
 
+/// The checks of a request about the object at a path: its id (`check_id`), then its
+/// `expand` (`expand_paths`); the paths to expand.
+pub(crate) fn object_paths(
+    kind: Kind,
+    id: &str,
+    expand: Option<Vec<openapi::ExpandPath>>,
+) -> ApiResult<Vec<Vec<String>>> {
+    check_id(kind, id)?;
+    expand_paths(expand, kind.object(), false)
+}
+
+/// A write's answer: `op` in one transaction with the idempotency record
+/// (`service::write_json`), its result as a 200.
+pub(crate) async fn write<T: serde::Serialize>(
+    state: &AppState,
+    call: &crate::service::Call,
+    op: impl AsyncFnOnce(&mut crate::store::Tx) -> ApiResult<T>,
+) -> ApiResult<Response> {
+    Ok(json_body(crate::service::write_json(&state.store, call, op).await?))
+}
+
+/// A write of one object, answered as the object's view.
+pub(crate) async fn write_view<T: crate::views::Render>(
+    state: &AppState,
+    call: &crate::service::Call,
+    op: impl AsyncFnOnce(&mut crate::store::Tx) -> ApiResult<T>,
+) -> ApiResult<Response> {
+    write(state, call, async |tx| op(tx).await.map(|o| o.view())).await
+}
+
+/// A write of one object, answered with the fields in `paths` expanded, read in the
+/// same transaction.
+pub(crate) async fn write_expanded<T: crate::views::Render>(
+    state: &AppState,
+    call: &crate::service::Call,
+    paths: &[Vec<String>],
+    op: impl AsyncFnOnce(&mut crate::store::Tx) -> ApiResult<T>,
+) -> ApiResult<Response> {
+    write(state, call, async |tx| {
+        let object = op(tx).await?;
+        crate::service::expand::apply(tx, &call.scope, object, paths).await
+    })
+    .await
+}
+
 async fn route_not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::route_not_found(method.as_str(), uri.path())
 }

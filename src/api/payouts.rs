@@ -9,7 +9,7 @@ use super::extract::{PathId, Platform};
 use super::input::QueryInput;
 use super::list::{ListBody, list_query, render_expanded};
 use super::openapi::{Errors, ExpandQuery, IdPath, List};
-use super::{check_id, expand_paths};
+use super::{expand_paths, object_paths};
 use crate::app::AppState;
 use crate::domain::payout::Payout;
 use crate::error::ApiResult;
@@ -32,8 +32,7 @@ async fn retrieve(
     PathId(id): PathId,
     QueryInput(q): QueryInput<ExpandQuery>,
 ) -> ApiResult<Json<Expanded<PayoutView>>> {
-    check_id(Kind::Payout, &id)?;
-    let paths = expand_paths(q.expand, Payout::OBJECT, false)?;
+    let paths = object_paths(Kind::Payout, &id, q.expand)?;
     let payout = review::retrieve_payout(&state.store, &call, &id).await?;
     Ok(Json(expand::apply_read(&state.store, &call.scope, payout, &paths).await?))
 }

@@ -13,7 +13,7 @@ use super::extract::{PathId, Platform};
 use super::input::{Input, QueryInput};
 use super::list::{ListBody, list_query, render};
 use super::openapi::{Errors, ExpandPath, ExpandQuery, IdPath, List};
-use super::{check_id, expand_paths, json_body};
+use super::{check_id, expand_paths, object_paths, write_view};
 use crate::app::AppState;
 use crate::domain::metadata::{self, MetadataUpdate};
 use crate::domain::policy::{
@@ -22,7 +22,7 @@ use crate::domain::policy::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{Kind, PolicyId};
-use crate::service::{self, policies};
+use crate::service::policies;
 use crate::views::{PolicyView, Render};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -112,10 +112,7 @@ async fn create(
         active: input.active.unwrap_or(true),
         metadata: input.metadata,
     };
-    Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| policies::create(tx, &call, input).await.map(|o| o.view()))
-            .await?,
-    ))
+    write_view(&state, &call, async |tx| policies::create(tx, &call, input).await).await
 }
 
 /// Retrieve a guarantee policy.
@@ -127,8 +124,7 @@ async fn retrieve(
     PathId(id): PathId,
     QueryInput(q): QueryInput<ExpandQuery>,
 ) -> ApiResult<Json<PolicyView>> {
-    check_id(Kind::Policy, &id)?;
-    expand_paths(q.expand, Policy::OBJECT, false)?;
+    object_paths(Kind::Policy, &id, q.expand)?;
     Ok(Json(policies::retrieve(&state.store, &call, &id).await?.view()))
 }
 
@@ -158,12 +154,7 @@ async fn update(
         active: input.active,
         metadata: input.metadata,
     };
-    Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| {
-            policies::update(tx, &call, &id, input).await.map(|o| o.view())
-        })
-        .await?,
-    ))
+    write_view(&state, &call, async |tx| policies::update(tx, &call, &id, input).await).await
 }
 
 list_query! {

@@ -13,14 +13,14 @@ use super::extract::{PathId, Platform};
 use super::input::{Input, QueryInput};
 use super::list::{ListBody, list_query, render};
 use super::openapi::{DeletedWebhookEndpoint, Errors, ExpandQuery, IdPath, List, NoParams};
-use super::{check_id, expand_paths, json_body};
+use super::{check_id, expand_paths, object_paths, write, write_view};
 use crate::app::AppState;
 use crate::domain::Patch;
 use crate::domain::metadata::{self, MetadataUpdate};
 use crate::domain::webhook::{EnabledEvents, EndpointDescription, EndpointUrl, WebhookAttempt, WebhookEndpoint};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{Kind, WebhookAttemptId, WebhookEndpointId};
-use crate::service::{self, webhooks};
+use crate::service::webhooks;
 use crate::views::{Render, WebhookAttemptView, WebhookEndpointView};
 use crate::webhooks::ssrf::check_url;
 
@@ -91,12 +91,10 @@ async fn create(
         description: input.description.map(EndpointDescription::into_string),
         metadata: input.metadata,
     };
-    Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| {
-            webhooks::create(tx, &call, input).await.map(|e| WebhookEndpointView::with_secret(&e))
-        })
-        .await?,
-    ))
+    write(&state, &call, async |tx| {
+        webhooks::create(tx, &call, input).await.map(|e| WebhookEndpointView::with_secret(&e))
+    })
+    .await
 }
 
 /// Retrieve a webhook endpoint.
@@ -108,8 +106,7 @@ async fn retrieve(
     PathId(id): PathId,
     QueryInput(q): QueryInput<ExpandQuery>,
 ) -> ApiResult<Json<WebhookEndpointView>> {
-    check_id(Kind::WebhookEndpoint, &id)?;
-    expand_paths(q.expand, WebhookEndpoint::OBJECT, false)?;
+    object_paths(Kind::WebhookEndpoint, &id, q.expand)?;
     Ok(Json(webhooks::retrieve(&state.store, &call, &id).await?.view()))
 }
 
@@ -134,12 +131,7 @@ async fn update(
         disabled: input.disabled,
         metadata: input.metadata,
     };
-    Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| {
-            webhooks::update(tx, &call, &id, input).await.map(|o| o.view())
-        })
-        .await?,
-    ))
+    write_view(&state, &call, async |tx| webhooks::update(tx, &call, &id, input).await).await
 }
 
 /// Delete a webhook endpoint.
@@ -161,12 +153,10 @@ async fn rotate_secret(
     Input(NoParams {}): Input<NoParams>,
 ) -> ApiResult<Response> {
     check_id(Kind::WebhookEndpoint, &id)?;
-    Ok(json_body(
-        service::write_json(&state.store, &call, async |tx| {
-            webhooks::rotate_secret(tx, &call, &id).await.map(|e| WebhookEndpointView::with_secret(&e))
-        })
-        .await?,
-    ))
+    write(&state, &call, async |tx| {
+        webhooks::rotate_secret(tx, &call, &id).await.map(|e| WebhookEndpointView::with_secret(&e))
+    })
+    .await
 }
 
 list_query! {

@@ -60,7 +60,7 @@ impl Period {
 
 /// (year, month 1..=12, day 1..=31) of a day counted from 1970-01-01, in the
 /// proleptic Gregorian calendar (H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -1,6 +1,6 @@
 //! Customers: create, read, update, list.
 
-use super::{Call, apply_metadata, check_cursors, record_event, record_update};
+use super::{Call, apply_metadata, check_cursors, found, record_event, record_update};
 use crate::domain::Patch;
 use crate::domain::customer::Customer;
 use crate::domain::event::EventType;
@@ -43,9 +43,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewCustomer) -> ApiResult<C
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Customer> {
     let mut conn = store.acquire().await?;
-    store::customers::get(&mut conn, &call.scope, id)
-        .await?
-        .ok_or_else(|| ApiError::no_such(Kind::Customer.object(), id, Some("id")))
+    found(&resource::CUSTOMER, id, store::customers::get(&mut conn, &call.scope, id).await?)
 }
 
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: CustomerPatch) -> ApiResult<Customer> {

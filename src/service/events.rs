@@ -1,17 +1,14 @@
 //! Reading events.
 
-use super::{Call, check_cursors};
+use super::{Call, check_cursors, found};
 use crate::domain::event::Event;
-use crate::error::{ApiError, ApiResult};
-use crate::ids::Kind;
+use crate::error::ApiResult;
 use crate::resource;
 use crate::store::{self, Page, PageRequest, Store};
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Event> {
     let mut conn = store.acquire().await?;
-    store::events::get(&mut conn, &call.scope, id)
-        .await?
-        .ok_or_else(|| ApiError::no_such(Kind::Event.object(), id, Some("id")))
+    found(&resource::EVENT, id, store::events::get(&mut conn, &call.scope, id).await?)
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, kind: Option<String>) -> ApiResult<Page<Event>> {

@@ -245,6 +245,13 @@ pub(crate) fn apply_metadata(current: &Metadata, update: Option<&MetadataUpdate>
     }
 }
 
+/// The object read by id, or a 404 naming the `id` when there is none in the
+/// caller's scope. (The read itself stays with the caller, so that an internal error
+/// is located at the service that read the row.)
+pub fn found<T>(resource: &Resource, id: &str, object: Option<T>) -> ApiResult<T> {
+    object.ok_or_else(|| ApiError::no_such(resource.object(), id, Some("id")))
+}
+
 /// Checks that the list cursors name objects of `resource` the caller can see, so an
 /// unknown cursor is a 404 rather than a silently empty page.
 pub async fn check_cursors(conn: &mut Conn, call: &Call, resource: &Resource, page: &PageRequest) -> ApiResult<()> {

@@ -1,6 +1,6 @@
 //! Guarantee policies: create, read, update (name, active, metadata), list.
 
-use super::{Call, apply_metadata, check_cursors, record_event, record_update};
+use super::{Call, apply_metadata, check_cursors, found, record_event, record_update};
 use crate::domain::event::EventType;
 use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::domain::policy::Policy;
@@ -50,9 +50,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewPolicy) -> ApiResult<Pol
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Policy> {
     let mut conn = store.acquire().await?;
-    store::policies::get(&mut conn, &call.scope, id)
-        .await?
-        .ok_or_else(|| ApiError::no_such(Kind::Policy.object(), id, Some("id")))
+    found(&resource::POLICY, id, store::policies::get(&mut conn, &call.scope, id).await?)
 }
 
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: PolicyPatch) -> ApiResult<Policy> {

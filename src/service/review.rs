@@ -13,7 +13,7 @@ use futures_util::stream::{self, StreamExt};
 use super::claims::claim_error;
 use super::guarantees::guarantee_error;
 use super::rail::{PayoutRail, RailOutcome};
-use super::{Call, Outbox};
+use super::{Call, Outbox, found};
 use crate::clock::Clock;
 use crate::domain::claim::{Claim, DenialReason, OperatorDenialReason};
 use crate::domain::event::EventType;
@@ -475,9 +475,7 @@ pub async fn transition_guarantees(store: &Store, now: i64, limit: i64) -> ApiRe
 /// Reads a payout in the caller's scope.
 pub async fn retrieve_payout(store: &Store, call: &Call, id: &str) -> ApiResult<Payout> {
     let mut conn = store.acquire().await?;
-    store::payouts::get(&mut conn, &call.scope, id)
-        .await?
-        .ok_or_else(|| ApiError::no_such(Kind::Payout.object(), id, Some("id")))
+    found(&crate::resource::PAYOUT, id, store::payouts::get(&mut conn, &call.scope, id).await?)
 }
 
 pub async fn list_payouts(

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Conn, get_bool};
+use super::{Conn, get_bool, read_row};
 
 /// Whether a key belongs to a platform (secret key of one account) or to the
 /// provider's claims staff (operator key, across accounts).
@@ -78,21 +78,17 @@ pub async fn find_key_by_hash(conn: &mut Conn, key_hash: &str) -> Result<Option<
     .bind(key_hash)
     .fetch_optional(&mut *conn)
     .await?;
-    row.map(|r| {
-        let kind: String = r.try_get("kind")?;
-        Ok(KeyRecord {
-            id: r.try_get("id")?,
-            account_id: r.try_get("account_id")?,
-            kind: if kind == "operator" { KeyKind::Operator } else { KeyKind::Secret },
-            livemode: get_bool(&r, "livemode")?,
-            key_hash: r.try_get("key_hash")?,
-            last4: r.try_get("last4")?,
-            created: r.try_get("created")?,
-            expires_at: r.try_get("expires_at")?,
-            revoked_at: r.try_get("revoked_at")?,
+    row.as_ref()
+        .map(|r| {
+            let kind: String = r.try_get("kind")?;
+            Ok(read_row! { r, KeyRecord {
+                id, account_id,
+                kind: if kind == "operator" { KeyKind::Operator } else { KeyKind::Secret },
+                livemode: get_bool(r, "livemode")?,
+                key_hash, last4, created, expires_at, revoked_at,
+            }})
         })
-    })
-    .transpose()
+        .transpose()
 }
 
 /// Marks every unrevoked secret key of an account and mode revoked at `at`, or as

@@ -3,8 +3,8 @@
 
 use std::ops::Range;
 
-use super::Conn;
 use super::list::Sql;
+use super::{Conn, Scope};
 
 /// The most rows one statement carries.
 const MAX_ROWS: usize = 64;
@@ -22,6 +22,20 @@ pub(crate) fn chunks(n: usize) -> Vec<Range<usize>> {
         start += size;
     }
     out
+}
+
+/// One row's placeholders for a resource's table: the columns every such table starts
+/// with (`id, account_id, livemode, created`), then those `rest` binds.
+pub(crate) fn scoped_row(
+    sql: &mut Sql,
+    id: String,
+    scope: &Scope,
+    created: i64,
+    rest: impl FnOnce(&mut Sql) -> Vec<String>,
+) -> Vec<String> {
+    let mut row = vec![sql.bind(id), sql.bind(scope.account_id.clone()), sql.bind(scope.livemode), sql.bind(created)];
+    row.extend(rest(sql));
+    row
 }
 
 /// Runs one statement per chunk of `rows` and returns the rows they affected.

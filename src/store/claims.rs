@@ -6,8 +6,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::batch::{chunks, execute_rows};
-use super::list::{Page, PageRequest, Sql, fetch_by_ids, fetch_page};
-use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
+use super::list::{Sql, fetch_by_ids};
+use super::{Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, to_json};
 use crate::domain::claim::{Claim, ClaimReason, ClaimReview, ClaimStatus, DenialReason, Evidence, StatusTransitions};
 use crate::domain::review::Period;
 use crate::resource;
@@ -22,12 +22,10 @@ fn decode<T>(value: String, parse: fn(&str) -> Option<T>, what: &str) -> Result<
 
 fn from_row(r: &AnyRow) -> Result<Claim, sqlx::Error> {
     let denial: Option<String> = r.try_get("denial_reason")?;
-    Ok(Claim {
-        id: r.try_get("id")?,
-        guarantee: r.try_get("guarantee_id")?,
-        amount: r.try_get("amount")?,
-        amount_approved: r.try_get("amount_approved")?,
-        currency: r.try_get("currency")?,
+    Ok(read_row! { r, Claim {
+        id,
+        guarantee = "guarantee_id",
+        amount, amount_approved, currency,
         status: decode(r.try_get("status")?, ClaimStatus::parse, "claim status")?,
         reason: decode(r.try_get("reason")?, ClaimReason::parse, "claim reason")?,
         evidence: Evidence {
@@ -35,9 +33,9 @@ fn from_row(r: &AnyRow) -> Result<Claim, sqlx::Error> {
             due_date: r.try_get("due_date")?,
             description: r.try_get("description")?,
         },
-        payout: r.try_get("payout_id")?,
+        payout = "payout_id",
         denial_reason: denial.map(|d| decode(d, DenialReason::parse, "denial reason")).transpose()?,
-        reviewed_at: r.try_get("reviewed_at")?,
+        reviewed_at,
         status_transitions: StatusTransitions {
             submitted_at: r.try_get("submitted_at")?,
             under_review_at: r.try_get("under_review_at")?,
@@ -49,23 +47,22 @@ fn from_row(r: &AnyRow) -> Result<Claim, sqlx::Error> {
         awaiting_operator: get_bool(r, "awaiting_operator")?,
         metadata: get_json(r, "metadata")?,
         livemode: get_bool(r, "livemode")?,
-        created: r.try_get("created")?,
-    })
+        created,
+    }})
 }
 
 pub async fn insert(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sqlx::Error> {
     let t = &c.status_transitions;
-    sqlx::query(
+    insert_query(
         "INSERT INTO claims (id, account_id, livemode, created, guarantee_id, amount, amount_approved, currency, \
          status, reason, invoice_id, due_date, description, payout_id, denial_reason, reviewed_at, submitted_at, \
          under_review_at, approved_at, denied_at, paid_at, metadata, review_note) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
          $23)",
+        &c.id,
+        scope,
+        c.created,
     )
-    .bind(&c.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .bind(c.created)
     .bind(&c.guarantee)
     .bind(c.amount)
     .bind(c.amount_approved)
@@ -90,28 +87,18 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     Ok(())
 }
 
-/// Reads one object in the caller's scope.
-pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Claim>, sqlx::Error> {
-    select(conn, scope, id, "").await
-}
-
-/// Reads one object and locks it until the transaction ends.
-pub async fn get_for_update(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Claim>, sqlx::Error> {
-    let lock = tx.lock_clause();
-    select(tx, scope, id, lock).await
-}
-
-async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<Option<Claim>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM claims WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}");
-    let row =
-        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
-    row.as_ref().map(from_row).transpose()
+super::list::scoped_reads! {
+    Claim, resource::CLAIM.table, COLUMNS, from_row;
+    list(f: ClaimFilters) |sql| {
+        sql.and_eq_some("guarantee_id", f.guarantee);
+        sql.and_eq_some("status", f.status.map(|s| s.as_str()));
+    }
 }
 
 /// Writes the fields that change over a claim's life.
 pub async fn update(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sqlx::Error> {
     let t = &c.status_transitions;
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE claims SET status = $1, amount_approved = $2, payout_id = $3, denial_reason = $4, reviewed_at = $5, \
          under_review_at = $6, approved_at = $7, denied_at = $8, paid_at = $9, awaiting_operator = $10, \
          metadata = $11, review_note = $12 WHERE id = $13 AND account_id = $14 AND livemode = $15",
@@ -127,13 +114,8 @@ pub async fn update(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     .bind(t.paid_at)
     .bind(c.awaiting_operator)
     .bind(to_json(&c.metadata))
-    .bind(c.review.note.clone())
-    .bind(&c.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .bind(c.review.note.clone());
+    execute_scoped(conn, query, &c.id, scope).await
 }
 
 /// Writes the fields that change over a claim's life, for claims of any account that
@@ -225,31 +207,6 @@ pub async fn period_usage(
 pub struct ClaimFilters {
     pub guarantee: Option<String>,
     pub status: Option<ClaimStatus>,
-}
-
-pub async fn list(
-    conn: &mut Conn,
-    scope: &Scope,
-    page: &PageRequest,
-    f: ClaimFilters,
-) -> Result<Page<Claim>, sqlx::Error> {
-    fetch_page(
-        conn,
-        resource::CLAIM.table,
-        COLUMNS,
-        scope,
-        page,
-        |sql| {
-            if let Some(g) = f.guarantee {
-                sql.and_eq("guarantee_id", g);
-            }
-            if let Some(s) = f.status {
-                sql.and_eq("status", s.as_str());
-            }
-        },
-        from_row,
-    )
-    .await
 }
 
 /// Up to `limit` of the oldest claims waiting for automated review, locked for this

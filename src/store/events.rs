@@ -6,8 +6,7 @@ use serde_json::value::RawValue;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::batch::execute_rows;
-use super::list::{Page, PageRequest, fetch_page};
+use super::batch::{execute_rows, scoped_row};
 use super::{Conn, Scope, get_bool};
 use crate::domain::event::{Event, EventData, EventRequest};
 use crate::resource;
@@ -57,51 +56,25 @@ pub async fn insert(conn: &mut Conn, events: &[(&Scope, &NewEvent<'_>)]) -> Resu
             )
         },
         |sql, (scope, e)| {
-            vec![
-                sql.bind(e.id.to_owned()),
-                sql.bind(scope.account_id.clone()),
-                sql.bind(scope.livemode),
-                sql.bind(e.created),
-                sql.bind(e.kind.to_owned()),
-                sql.bind(e.object.to_owned()),
-                sql.bind(e.previous_attributes.map(str::to_owned)),
-                sql.bind(e.request_id.map(str::to_owned)),
-                sql.bind(e.idempotency_key.map(str::to_owned)),
-                sql.bind(e.pending_webhooks),
-            ]
+            scoped_row(sql, e.id.to_owned(), scope, e.created, |sql| {
+                vec![
+                    sql.bind(e.kind.to_owned()),
+                    sql.bind(e.object.to_owned()),
+                    sql.bind(e.previous_attributes.map(str::to_owned)),
+                    sql.bind(e.request_id.map(str::to_owned)),
+                    sql.bind(e.idempotency_key.map(str::to_owned)),
+                    sql.bind(e.pending_webhooks),
+                ]
+            })
         },
     )
     .await?;
     Ok(())
 }
 
-pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Event>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM events WHERE id = $1 AND account_id = $2 AND livemode = $3");
-    let row =
-        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
-    row.as_ref().map(from_row).transpose()
-}
-
-pub async fn list(
-    conn: &mut Conn,
-    scope: &Scope,
-    page: &PageRequest,
-    kind: Option<String>,
-) -> Result<Page<Event>, sqlx::Error> {
-    fetch_page(
-        conn,
-        resource::EVENT.table,
-        COLUMNS,
-        scope,
-        page,
-        |sql| {
-            if let Some(kind) = kind {
-                sql.and_eq("type", kind);
-            }
-        },
-        from_row,
-    )
-    .await
+super::list::scoped_reads! {
+    Event, resource::EVENT.table, COLUMNS, from_row;
+    list(kind: Option<String>) |sql| sql.and_eq_some("type", kind)
 }
 
 /// Deletes events created before `before` (retention). Returns how many went.

@@ -6,8 +6,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::batch::execute_rows;
-use super::list::{Page, PageRequest, fetch_by_ids, fetch_page};
-use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
+use super::list::fetch_by_ids;
+use super::{Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, to_json};
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
 use crate::resource;
 
@@ -16,37 +16,28 @@ const COLUMNS: &str = "id, livemode, created, status, policy_id, tenant_id, cove
 
 fn from_row(r: &AnyRow) -> Result<Guarantee, sqlx::Error> {
     let status: String = r.try_get("status")?;
-    Ok(Guarantee {
-        id: r.try_get("id")?,
+    Ok(read_row! { r, Guarantee {
+        id,
         status: GuaranteeStatus::parse(&status)
             .ok_or_else(|| sqlx::Error::Decode(format!("unknown guarantee status {status:?}").into()))?,
-        policy: r.try_get("policy_id")?,
-        tenant: r.try_get("tenant_id")?,
-        coverage_amount: r.try_get("coverage_amount")?,
-        total_coverage: r.try_get("total_coverage")?,
-        currency: r.try_get("currency")?,
-        start_date: r.try_get("start_date")?,
-        end_date: r.try_get("end_date")?,
-        claims_filed: r.try_get("claims_filed")?,
-        claims_paid: r.try_get("claims_paid")?,
-        claims_reserved: r.try_get("claims_reserved")?,
-        cancelled_at: r.try_get("cancelled_at")?,
+        policy = "policy_id",
+        tenant = "tenant_id",
+        coverage_amount, total_coverage, currency, start_date, end_date, claims_filed, claims_paid, claims_reserved, cancelled_at,
         metadata: get_json(r, "metadata")?,
         livemode: get_bool(r, "livemode")?,
-        created: r.try_get("created")?,
-    })
+        created,
+    }})
 }
 
 pub async fn insert(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    insert_query(
         "INSERT INTO guarantees (id, account_id, livemode, created, status, policy_id, tenant_id, coverage_amount, \
          total_coverage, currency, start_date, end_date, claims_filed, claims_paid, cancelled_at, metadata) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        &g.id,
+        scope,
+        g.created,
     )
-    .bind(&g.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .bind(g.created)
     .bind(g.status.as_str())
     .bind(&g.policy)
     .bind(&g.tenant)
@@ -64,22 +55,13 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(),
     Ok(())
 }
 
-/// Reads one object in the caller's scope.
-pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Guarantee>, sqlx::Error> {
-    select(conn, scope, id, "").await
-}
-
-/// Reads one object and locks it until the transaction ends.
-pub async fn get_for_update(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Guarantee>, sqlx::Error> {
-    let lock = tx.lock_clause();
-    select(tx, scope, id, lock).await
-}
-
-async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<Option<Guarantee>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM guarantees WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}");
-    let row =
-        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
-    row.as_ref().map(from_row).transpose()
+super::list::scoped_reads! {
+    Guarantee, resource::GUARANTEE.table, COLUMNS, from_row;
+    list(f: GuaranteeFilters) |sql| {
+        sql.and_eq_some("status", f.status.map(|s| s.as_str()));
+        sql.and_eq_some("tenant_id", f.tenant);
+        sql.and_eq_some("policy_id", f.policy);
+    }
 }
 
 /// Locks guarantees of any account by id, in id order, so that batches taken at once
@@ -92,7 +74,7 @@ pub async fn lock_many(tx: &mut Tx, ids: &[&str]) -> Result<HashMap<String, (Sco
 
 /// Writes the mutable fields of a guarantee read earlier in the same transaction.
 pub async fn update(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE guarantees SET status = $1, end_date = $2, claims_filed = $3, claims_paid = $4, \
          claims_reserved = $5, cancelled_at = $6, metadata = $7 WHERE id = $8 AND account_id = $9 AND livemode = $10",
     )
@@ -102,13 +84,8 @@ pub async fn update(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(),
     .bind(g.claims_paid)
     .bind(g.claims_reserved)
     .bind(g.cancelled_at)
-    .bind(to_json(&g.metadata))
-    .bind(&g.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .bind(to_json(&g.metadata));
+    execute_scoped(conn, query, &g.id, scope).await
 }
 
 /// Writes the mutable fields of guarantees of any account that this transaction has
@@ -146,34 +123,6 @@ pub struct GuaranteeFilters {
     pub status: Option<GuaranteeStatus>,
     pub tenant: Option<String>,
     pub policy: Option<String>,
-}
-
-pub async fn list(
-    conn: &mut Conn,
-    scope: &Scope,
-    page: &PageRequest,
-    f: GuaranteeFilters,
-) -> Result<Page<Guarantee>, sqlx::Error> {
-    fetch_page(
-        conn,
-        resource::GUARANTEE.table,
-        COLUMNS,
-        scope,
-        page,
-        |sql| {
-            if let Some(status) = f.status {
-                sql.and_eq("status", status.as_str());
-            }
-            if let Some(tenant) = f.tenant {
-                sql.and_eq("tenant_id", tenant);
-            }
-            if let Some(policy) = f.policy {
-                sql.and_eq("policy_id", policy);
-            }
-        },
-        from_row,
-    )
-    .await
 }
 
 /// Guarantees whose dates call for a status change at `now`, up to `limit`: pending

@@ -73,6 +73,16 @@ impl Sql {
         let p = self.bind(value);
         self.text.push_str(&format!(" AND {column} = {p}"));
     }
+
+    /// Appends ` AND <column> = <value>` when a list's filter is given.
+    pub fn and_eq_some<T>(&mut self, column: &str, value: Option<T>)
+    where
+        T: 'static + Send + Encode<'static, sqlx::Any> + Type<sqlx::Any>,
+    {
+        if let Some(value) = value {
+            self.and_eq(column, value);
+        }
+    }
 }
 
 /// One page of `table` (a resource's, from `crate::resource`), scoped to the caller,
@@ -120,6 +130,62 @@ pub async fn fetch_page<T>(
     }
     Ok(Page { data, has_more })
 }
+
+/// One object of `table` by id in the caller's scope; `lock` ends the statement (a
+/// lock clause, or nothing).
+pub async fn fetch_one<T>(
+    conn: &mut Conn,
+    table: &str,
+    columns: &str,
+    scope: &Scope,
+    id: &str,
+    lock: &str,
+    from_row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<Option<T>, sqlx::Error> {
+    let sql = format!("SELECT {columns} FROM {table} WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}");
+    let row =
+        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// A resource's reads in the caller's scope, from its table, its columns and its row
+/// decoder: `get`, `get_for_update` (the row locked until the transaction ends) and
+/// `list` (a page, newest first, with the list's own filter appended by `|sql| ...`).
+macro_rules! scoped_reads {
+    ($ty:ty, $table:expr, $columns:expr, $from_row:expr;
+     list($filter:ident : $filter_ty:ty) |$sql:ident| $add_filters:expr) => {
+        /// Reads one object in the caller's scope.
+        pub async fn get(
+            conn: &mut $crate::store::Conn,
+            scope: &$crate::store::Scope,
+            id: &str,
+        ) -> Result<Option<$ty>, sqlx::Error> {
+            $crate::store::list::fetch_one(conn, $table, $columns, scope, id, "", $from_row).await
+        }
+
+        /// Reads one object and locks it until the transaction ends.
+        pub async fn get_for_update(
+            tx: &mut $crate::store::Tx,
+            scope: &$crate::store::Scope,
+            id: &str,
+        ) -> Result<Option<$ty>, sqlx::Error> {
+            let lock = tx.lock_clause();
+            $crate::store::list::fetch_one(tx, $table, $columns, scope, id, lock, $from_row).await
+        }
+
+        /// A page of the caller's objects that pass the list's filter.
+        pub async fn list(
+            conn: &mut $crate::store::Conn,
+            scope: &$crate::store::Scope,
+            page: &$crate::store::PageRequest,
+            $filter: $filter_ty,
+        ) -> Result<$crate::store::Page<$ty>, sqlx::Error> {
+            let add_filters = |$sql: &mut $crate::store::list::Sql| $add_filters;
+            $crate::store::list::fetch_page(conn, $table, $columns, scope, page, add_filters, $from_row).await
+        }
+    };
+}
+pub(crate) use scoped_reads;
 
 /// Whether an object with this id exists in `table` for the caller.
 pub async fn exists(conn: &mut Conn, table: &str, scope: &Scope, id: &str) -> Result<bool, sqlx::Error> {

@@ -31,6 +31,28 @@ pub use list::{CreatedFilter, Page, PageRequest};
 
 pub type Conn = AnyConnection;
 
+/// A statement with its values, as `sqlx::query` makes one.
+pub type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// An `INSERT` into a resource's table, with the columns every such table starts with
+/// bound (`id, account_id, livemode, created` as `$1` to `$4`); the others follow.
+pub(crate) fn insert_query<'q>(sql: &'q str, id: &'q str, scope: &'q Scope, created: i64) -> Query<'q> {
+    sqlx::query(sql).bind(id).bind(&scope.account_id).bind(scope.livemode).bind(created)
+}
+
+/// Runs an `UPDATE` of one object, whose statement ends with
+/// `WHERE id = $n AND account_id = $n+1 AND livemode = $n+2`: binds those after the
+/// values bound already.
+pub(crate) async fn execute_scoped<'q>(
+    conn: &mut Conn,
+    query: Query<'q>,
+    id: &'q str,
+    scope: &'q Scope,
+) -> Result<(), sqlx::Error> {
+    query.bind(id).bind(&scope.account_id).bind(scope.livemode).execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// A read-write transaction that knows its backend's dialect. Derefs to a
 /// connection, so every store function can run inside it.
 pub struct Tx {
@@ -327,6 +349,25 @@ impl Store {
 pub(crate) fn row_scope(row: &AnyRow) -> Result<Scope, sqlx::Error> {
     Ok(Scope { account_id: row.try_get("account_id")?, livemode: get_bool(row, "livemode")? })
 }
+
+/// A struct read from row `r`: a `field` alone from the column of its name, a
+/// `field = "column"` from that column, a `field: value` as given (booleans, JSON and
+/// enums need their own reading).
+macro_rules! read_row {
+    ($r:ident, $ty:ident { $($field:ident $(= $column:literal)? $(: $value:expr)?),* $(,)? }) => {
+        $ty { $($field: $crate::store::read_row!(@value $r, $field $(= $column)? $(: $value)?)),* }
+    };
+    (@value $r:ident, $field:ident) => {
+        sqlx::Row::try_get($r, stringify!($field))?
+    };
+    (@value $r:ident, $field:ident = $column:literal) => {
+        sqlx::Row::try_get($r, $column)?
+    };
+    (@value $r:ident, $field:ident : $value:expr) => {
+        $value
+    };
+}
+pub(crate) use read_row;
 
 /// Reads a boolean column: PostgreSQL has a boolean type, SQLite stores 0 or 1.
 pub(crate) fn get_bool(row: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {

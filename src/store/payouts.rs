@@ -3,9 +3,9 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::batch::execute_rows;
-use super::list::{Page, PageRequest, fetch_by_ids, fetch_page};
-use super::{Conn, Scope, Tx, get_bool, row_scope};
+use super::batch::{execute_rows, scoped_row};
+use super::list::fetch_by_ids;
+use super::{Conn, Scope, Tx, get_bool, read_row, row_scope};
 use crate::domain::payout::{Payout, PayoutStatus};
 use crate::resource;
 
@@ -18,18 +18,16 @@ fn qualified_columns() -> String {
 
 fn from_row(r: &AnyRow) -> Result<Payout, sqlx::Error> {
     let status: String = r.try_get("status")?;
-    Ok(Payout {
-        id: r.try_get("id")?,
-        amount: r.try_get("amount")?,
-        currency: r.try_get("currency")?,
-        claim: r.try_get("claim_id")?,
-        guarantee: r.try_get("guarantee_id")?,
+    Ok(read_row! { r, Payout {
+        id, amount, currency,
+        claim = "claim_id",
+        guarantee = "guarantee_id",
         status: PayoutStatus::parse(&status)
             .ok_or_else(|| sqlx::Error::Decode(format!("unknown payout status {status:?}").into()))?,
-        arrival_date: r.try_get("arrival_date")?,
+        arrival_date,
         livemode: get_bool(r, "livemode")?,
-        created: r.try_get("created")?,
-    })
+        created,
+    }})
 }
 
 /// Inserts new payouts, each in its scope: one statement per chunk of rows.
@@ -44,29 +42,28 @@ pub async fn insert(conn: &mut Conn, payouts: &[(&Scope, &Payout)]) -> Result<()
             )
         },
         |sql, (scope, p)| {
-            vec![
-                sql.bind(p.id.clone()),
-                sql.bind(scope.account_id.clone()),
-                sql.bind(scope.livemode),
-                sql.bind(p.created),
-                sql.bind(p.claim.clone()),
-                sql.bind(p.guarantee.clone()),
-                sql.bind(p.amount),
-                sql.bind(p.currency.clone()),
-                sql.bind(p.status.as_str()),
-                sql.bind(p.arrival_date),
-            ]
+            scoped_row(sql, p.id.clone(), scope, p.created, |sql| {
+                vec![
+                    sql.bind(p.claim.clone()),
+                    sql.bind(p.guarantee.clone()),
+                    sql.bind(p.amount),
+                    sql.bind(p.currency.clone()),
+                    sql.bind(p.status.as_str()),
+                    sql.bind(p.arrival_date),
+                ]
+            })
         },
     )
     .await?;
     Ok(())
 }
 
-pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Payout>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM payouts WHERE id = $1 AND account_id = $2 AND livemode = $3");
-    let row =
-        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
-    row.as_ref().map(from_row).transpose()
+super::list::scoped_reads! {
+    Payout, resource::PAYOUT.table, COLUMNS, from_row;
+    list(f: PayoutFilters) |sql| {
+        sql.and_eq_some("claim_id", f.claim);
+        sql.and_eq_some("guarantee_id", f.guarantee);
+    }
 }
 
 /// A payout taken by one engine step until its lease runs out; `token` fences the
@@ -170,29 +167,4 @@ pub async fn release(conn: &mut Conn, leases: &[(&str, i64)]) -> Result<u64, sql
 pub struct PayoutFilters {
     pub claim: Option<String>,
     pub guarantee: Option<String>,
-}
-
-pub async fn list(
-    conn: &mut Conn,
-    scope: &Scope,
-    page: &PageRequest,
-    f: PayoutFilters,
-) -> Result<Page<Payout>, sqlx::Error> {
-    fetch_page(
-        conn,
-        resource::PAYOUT.table,
-        COLUMNS,
-        scope,
-        page,
-        |sql| {
-            if let Some(c) = f.claim {
-                sql.and_eq("claim_id", c);
-            }
-            if let Some(g) = f.guarantee {
-                sql.and_eq("guarantee_id", g);
-            }
-        },
-        from_row,
-    )
-    .await
 }

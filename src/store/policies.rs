@@ -2,11 +2,10 @@
 
 use std::collections::HashMap;
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::list::{Page, PageRequest, fetch_by_ids, fetch_page};
-use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
+use super::list::fetch_by_ids;
+use super::{Conn, Scope, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, to_json};
 use crate::domain::policy::Policy;
 use crate::resource;
 
@@ -14,31 +13,24 @@ const COLUMNS: &str = "id, livemode, created, name, coverage_percentage, max_cov
     waiting_period_days, eligible_score_minimum, deductible_amount, active, metadata";
 
 fn from_row(r: &AnyRow) -> Result<Policy, sqlx::Error> {
-    Ok(Policy {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        coverage_percentage: r.try_get("coverage_percentage")?,
-        max_coverage_months: r.try_get("max_coverage_months")?,
-        waiting_period_days: r.try_get("waiting_period_days")?,
-        eligible_score_minimum: r.try_get("eligible_score_minimum")?,
-        deductible_amount: r.try_get("deductible_amount")?,
+    Ok(read_row! { r, Policy {
+        id, name, coverage_percentage, max_coverage_months, waiting_period_days, eligible_score_minimum, deductible_amount,
         active: get_bool(r, "active")?,
         metadata: get_json(r, "metadata")?,
         livemode: get_bool(r, "livemode")?,
-        created: r.try_get("created")?,
-    })
+        created,
+    }})
 }
 
 pub async fn insert(conn: &mut Conn, scope: &Scope, p: &Policy) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    insert_query(
         "INSERT INTO guarantee_policies (id, account_id, livemode, created, name, coverage_percentage, \
          max_coverage_months, waiting_period_days, eligible_score_minimum, deductible_amount, active, metadata) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        &p.id,
+        scope,
+        p.created,
     )
-    .bind(&p.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .bind(p.created)
     .bind(&p.name)
     .bind(p.coverage_percentage)
     .bind(p.max_coverage_months)
@@ -52,15 +44,9 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, p: &Policy) -> Result<(), sq
     Ok(())
 }
 
-/// Reads one object in the caller's scope.
-pub async fn get(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Policy>, sqlx::Error> {
-    select(conn, scope, id, "").await
-}
-
-/// Reads one object and locks it until the transaction ends.
-pub async fn get_for_update(tx: &mut Tx, scope: &Scope, id: &str) -> Result<Option<Policy>, sqlx::Error> {
-    let lock = tx.lock_clause();
-    select(tx, scope, id, lock).await
+super::list::scoped_reads! {
+    Policy, resource::POLICY.table, COLUMNS, from_row;
+    list(active: Option<bool>) |sql| sql.and_eq_some("active", active)
 }
 
 /// Policies of any account by id, each with its scope: for the claims engine's batches.
@@ -69,49 +55,14 @@ pub async fn get_many(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, (
     fetch_by_ids(conn, &select, ids, "", |r| Ok((row_scope(r)?, from_row(r)?))).await
 }
 
-async fn select(conn: &mut Conn, scope: &Scope, id: &str, lock: &str) -> Result<Option<Policy>, sqlx::Error> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM guarantee_policies WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}");
-    let row =
-        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
-    row.as_ref().map(from_row).transpose()
-}
-
 /// Writes the fields that may change after creation.
 pub async fn update(conn: &mut Conn, scope: &Scope, p: &Policy) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE guarantee_policies SET name = $1, active = $2, metadata = $3 \
          WHERE id = $4 AND account_id = $5 AND livemode = $6",
     )
     .bind(&p.name)
     .bind(p.active)
-    .bind(to_json(&p.metadata))
-    .bind(&p.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-pub async fn list(
-    conn: &mut Conn,
-    scope: &Scope,
-    page: &PageRequest,
-    active: Option<bool>,
-) -> Result<Page<Policy>, sqlx::Error> {
-    fetch_page(
-        conn,
-        resource::POLICY.table,
-        COLUMNS,
-        scope,
-        page,
-        |sql| {
-            if let Some(active) = active {
-                sql.and_eq("active", active);
-            }
-        },
-        from_row,
-    )
-    .await
+    .bind(to_json(&p.metadata));
+    execute_scoped(conn, query, &p.id, scope).await
 }

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::batch::execute_rows;
 use super::list::{Page, PageRequest, fetch_page};
-use super::{Conn, Scope, Tx, get_bool, get_json, row_scope, to_json};
+use super::{Conn, Query, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, to_json};
 use crate::domain::webhook::{DeliveryStatus, EndpointStatus, Signing, WebhookAttempt, WebhookEndpoint};
 use crate::resource;
 
@@ -16,45 +16,47 @@ const ENDPOINT_COLUMNS: &str = "id, livemode, created, url, description, enabled
 
 fn endpoint_from_row(r: &AnyRow) -> Result<WebhookEndpoint, sqlx::Error> {
     let status: String = r.try_get("status")?;
-    Ok(WebhookEndpoint {
-        id: r.try_get("id")?,
-        url: r.try_get("url")?,
-        description: r.try_get("description")?,
+    Ok(read_row! { r, WebhookEndpoint {
+        id, url, description,
         enabled_events: get_json(r, "enabled_events")?,
         status: EndpointStatus::parse(&status)
             .ok_or_else(|| sqlx::Error::Decode(format!("unknown endpoint status {status:?}").into()))?,
         metadata: get_json(r, "metadata")?,
         livemode: get_bool(r, "livemode")?,
-        created: r.try_get("created")?,
+        created,
         signing: Signing {
             secret: r.try_get("secret")?,
             previous_secrets: get_json(r, "previous_secrets")?,
             failing_since: r.try_get("failing_since")?,
         },
-    })
+    }})
 }
 
 pub async fn insert_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let query = insert_query(
         "INSERT INTO webhook_endpoints (id, account_id, livemode, created, url, description, enabled_events, status, \
          secret, previous_secrets, failing_since, metadata) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(&e.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .bind(e.created)
-    .bind(&e.url)
-    .bind(e.description.clone())
-    .bind(to_json(&e.enabled_events))
-    .bind(e.status.as_str())
-    .bind(&e.signing.secret)
-    .bind(to_json(&e.signing.previous_secrets))
-    .bind(e.signing.failing_since)
-    .bind(to_json(&e.metadata))
-    .execute(&mut *conn)
-    .await?;
+        &e.id,
+        scope,
+        e.created,
+    );
+    bind_endpoint_fields(query, e).execute(&mut *conn).await?;
     Ok(())
+}
+
+/// Binds the columns an endpoint may change, in the order both `insert_endpoint` and
+/// `update_endpoint` name them.
+fn bind_endpoint_fields<'q>(query: Query<'q>, e: &'q WebhookEndpoint) -> Query<'q> {
+    query
+        .bind(&e.url)
+        .bind(e.description.clone())
+        .bind(to_json(&e.enabled_events))
+        .bind(e.status.as_str())
+        .bind(&e.signing.secret)
+        .bind(to_json(&e.signing.previous_secrets))
+        .bind(e.signing.failing_since)
+        .bind(to_json(&e.metadata))
 }
 
 pub async fn get_endpoint(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<WebhookEndpoint>, sqlx::Error> {
@@ -76,34 +78,16 @@ async fn select_endpoint(
     id: &str,
     lock: &str,
 ) -> Result<Option<WebhookEndpoint>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1 AND account_id = $2 AND livemode = $3{lock}"
-    );
-    let row =
-        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut *conn).await?;
-    row.as_ref().map(endpoint_from_row).transpose()
+    super::list::fetch_one(conn, "webhook_endpoints", ENDPOINT_COLUMNS, scope, id, lock, endpoint_from_row).await
 }
 
 pub async fn update_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE webhook_endpoints SET url = $1, description = $2, enabled_events = $3, status = $4, secret = $5, \
          previous_secrets = $6, failing_since = $7, metadata = $8 \
          WHERE id = $9 AND account_id = $10 AND livemode = $11",
-    )
-    .bind(&e.url)
-    .bind(e.description.clone())
-    .bind(to_json(&e.enabled_events))
-    .bind(e.status.as_str())
-    .bind(&e.signing.secret)
-    .bind(to_json(&e.signing.previous_secrets))
-    .bind(e.signing.failing_since)
-    .bind(to_json(&e.metadata))
-    .bind(&e.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    );
+    execute_scoped(conn, bind_endpoint_fields(query, e), &e.id, scope).await
 }
 
 pub async fn delete_endpoint(conn: &mut Conn, scope: &Scope, id: &str) -> Result<bool, sqlx::Error> {
@@ -319,14 +303,12 @@ pub async fn lease_due(
     let rows = sqlx::query_with(&sql.text, sql.args).fetch_all(&mut **tx).await?;
     rows.iter()
         .map(|r| {
-            Ok(LeasedDelivery {
-                id: r.try_get("id")?,
+            Ok(read_row! { r, LeasedDelivery {
+                id,
                 scope: row_scope(r)?,
-                event_id: r.try_get("event_id")?,
-                endpoint_id: r.try_get("endpoint_id")?,
-                attempts: r.try_get("attempts")?,
-                token: r.try_get("lease_token")?,
-            })
+                event_id, endpoint_id, attempts,
+                token = "lease_token",
+            }})
         })
         .collect()
 }
@@ -392,17 +374,14 @@ const ATTEMPT_COLUMNS: &str =
     "id, livemode, created, endpoint_id, event_id, status_code, latency_ms, error, response_body";
 
 fn attempt_from_row(r: &AnyRow) -> Result<WebhookAttempt, sqlx::Error> {
-    Ok(WebhookAttempt {
-        id: r.try_get("id")?,
-        event: r.try_get("event_id")?,
-        webhook_endpoint: r.try_get("endpoint_id")?,
-        status_code: r.try_get("status_code")?,
-        latency_ms: r.try_get("latency_ms")?,
-        error: r.try_get("error")?,
-        response_body: r.try_get("response_body")?,
+    Ok(read_row! { r, WebhookAttempt {
+        id,
+        event = "event_id",
+        webhook_endpoint = "endpoint_id",
+        status_code, latency_ms, error, response_body,
         livemode: get_bool(r, "livemode")?,
-        created: r.try_get("created")?,
-    })
+        created,
+    }})
 }
 
 pub async fn insert_attempt(
@@ -411,14 +390,13 @@ pub async fn insert_attempt(
     delivery_id: &str,
     a: &WebhookAttempt,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    insert_query(
         "INSERT INTO webhook_attempts (id, account_id, livemode, created, endpoint_id, event_id, delivery_id, \
          status_code, latency_ms, error, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &a.id,
+        scope,
+        a.created,
     )
-    .bind(&a.id)
-    .bind(&scope.account_id)
-    .bind(scope.livemode)
-    .bind(a.created)
     .bind(&a.webhook_endpoint)
     .bind(&a.event)
     .bind(delivery_id)

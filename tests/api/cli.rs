@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{TestDb, open_store};
+use crate::support::{TestDb, open_store, serve_command};
 
 fn casapay(db: &TestDb, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_casapay"))
@@ -62,12 +62,8 @@ async fn cli_creates_accounts_and_operator_keys_that_work() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_casapay"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+    let mut child = serve_command(&["--listen", &format!("127.0.0.1:{port}")])
         .env("DATABASE_URL", &db.url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("spawn serve");
     let client = reqwest::Client::new();
@@ -124,13 +120,9 @@ async fn sqlite_serve_is_one_per_file_and_other_commands_work_beside_it() {
             .expect("run casapay")
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_casapay"))
-        .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+    let mut server = serve_command(&["--demo", "--listen", &format!("127.0.0.1:{port}"), "--data"])
         .arg(&data)
         .env_remove("DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("spawn serve");
     let client = reqwest::Client::new();
@@ -333,16 +325,12 @@ async fn serve_exits_within_the_grace_period_after_sigterm_despite_trickling_cli
 
     let db = TestDb::create().await;
     let port = closed_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_casapay"))
-        .args(["serve", "--demo", "--no-engine", "--listen", &format!("127.0.0.1:{port}")])
+    let mut child = serve_command(&["--demo", "--no-engine", "--listen", &format!("127.0.0.1:{port}")])
         .env("DATABASE_URL", &db.url)
         .env("CASAPAY_SHUTDOWN_GRACE_SECS", "1")
         .env("CASAPAY_HEADER_READ_TIMEOUT_SECS", "60")
         .env("CASAPAY_IDLE_TIMEOUT_SECS", "60")
         .env("CASAPAY_REQUEST_TIMEOUT_SECS", "60")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("spawn serve");
     let client = reqwest::Client::new();

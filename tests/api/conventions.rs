@@ -109,17 +109,23 @@ async fn authentication_errors_mask_the_key() {
     assert_eq!(r.status(), 200);
 }
 
-/// Keys are cached for `key_cache_ttl`: a key revoked behind the server's back (as
-/// `casapay keys revoke` does, from another process) is refused once its entry is stale.
-#[tokio::test]
-async fn a_revoked_key_is_refused_within_the_key_cache_ttl() {
+/// A server caching keys for `ttl` (no rate limits), and a new account on it.
+async fn with_key_cache(ttl: Duration) -> (TestApp, casapay::service::accounts::CreatedAccount) {
     let app = TestApp::start_with(ApiConfig {
         rate_limits: RateLimitConfig::OFF,
-        key_cache_ttl: Duration::from_millis(300),
+        key_cache_ttl: ttl,
         ..ApiConfig::default()
     })
     .await;
     let account = app.new_account().await;
+    (app, account)
+}
+
+/// Keys are cached for `key_cache_ttl`: a key revoked behind the server's back (as
+/// `casapay keys revoke` does, from another process) is refused once its entry is stale.
+#[tokio::test]
+async fn a_revoked_key_is_refused_within_the_key_cache_ttl() {
+    let (app, account) = with_key_cache(Duration::from_millis(300)).await;
     assert_eq!(app.get("/v1/customers", &account.test_key).await.status, 200);
     assert!(accounts::revoke_key(&app.store, &account.test_key, DOCS_NOW).await.unwrap());
     let revoked = Instant::now();
@@ -141,13 +147,7 @@ async fn a_revoked_key_is_refused_within_the_key_cache_ttl() {
 /// key's expiry is checked on every request.
 #[tokio::test]
 async fn cached_keys_skip_the_lookup_but_not_their_expiry() {
-    let app = TestApp::start_with(ApiConfig {
-        rate_limits: RateLimitConfig::OFF,
-        key_cache_ttl: Duration::from_secs(3600),
-        ..ApiConfig::default()
-    })
-    .await;
-    let account = app.new_account().await;
+    let (app, account) = with_key_cache(Duration::from_secs(3600)).await;
     assert_eq!(app.get("/v1/customers", &account.live_key).await.status, 200);
     assert!(accounts::revoke_key(&app.store, &account.live_key, DOCS_NOW).await.unwrap());
     assert_eq!(app.get("/v1/customers", &account.live_key).await.status, 200, "answered from the cache");
@@ -307,17 +307,8 @@ async fn metadata_limits_and_update_semantics() {
 
 #[tokio::test]
 async fn a_request_stuck_on_a_lock_times_out_with_503_and_changes_nothing() {
-    let app = TestApp::start_with(casapay::ApiConfig {
-        request_timeout: std::time::Duration::from_secs(1),
-        rate_limits: casapay::api::rate_limit::RateLimitConfig::OFF,
-        ..casapay::ApiConfig::default()
-    })
-    .await;
-    let (_, g) = app.demo_guarantee().await;
-    let scope = casapay::store::Scope { account_id: "acct_demo".into(), livemode: false };
     // Another writer holds the guarantee.
-    let mut tx = app.store.begin().await.unwrap();
-    casapay::store::guarantees::get_for_update(&mut tx, &scope, &id(&g)).await.unwrap().unwrap();
+    let (app, g, tx) = TestApp::with_demo_guarantee_locked().await;
     let started = std::time::Instant::now();
     let r = app.post(&format!("/v1/guarantees/{}/cancel", id(&g)), DEMO_KEY, json!({})).await;
     r.err(503, "api_error", None);

@@ -42,6 +42,13 @@ fn event_types(list: &Value) -> Vec<String> {
     list["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect()
 }
 
+/// The demo guarantee's id, the clock a day past `DUE`.
+async fn due_demo_guarantee(app: &TestApp) -> String {
+    let (_, g) = app.demo_guarantee().await;
+    app.clock.set(DUE + DAY);
+    id(&g)
+}
+
 #[tokio::test]
 async fn quickstart_claim_is_approved_and_paid() {
     let app = TestApp::start().await;
@@ -165,10 +172,9 @@ async fn claims_beyond_the_coverage_are_denied_as_exhausted() {
 async fn operator_review_of_lease_breaks() {
     let app = TestApp::start().await;
     let op = app.operator_key().await;
-    let (_, g) = app.demo_guarantee().await;
-    app.clock.set(DUE + DAY);
-    let c = claim(&app, &id(&g), "lease", 120_000, "lease_break", DUE).await;
-    let damage = claim(&app, &id(&g), "damage", 80_000, "property_damage", DUE).await;
+    let grt = due_demo_guarantee(&app).await;
+    let c = claim(&app, &grt, "lease", 120_000, "lease_break", DUE).await;
+    let damage = claim(&app, &grt, "damage", 80_000, "property_damage", DUE).await;
     app.settle().await;
     let path = format!("/v1/claims/{}", id(&c));
     assert_eq!(get(&app, path.clone()).await["status"], "under_review", "waits for an operator");
@@ -192,7 +198,7 @@ async fn operator_review_of_lease_breaks() {
     again.err(400, "invalid_request_error", Some("claim_not_under_review"));
     app.settle().await;
     assert_eq!(get(&app, path).await["status"], "paid");
-    let g = get(&app, format!("/v1/guarantees/{}", id(&g))).await;
+    let g = get(&app, format!("/v1/guarantees/{grt}")).await;
     assert_eq!(g["claims_paid"], 50_000);
 
     // Deny needs a reason from an operator.
@@ -213,10 +219,9 @@ async fn operator_review_of_lease_breaks() {
 #[tokio::test]
 async fn test_helpers_force_outcomes_in_test_mode_only() {
     let app = TestApp::start().await;
-    let (_, g) = app.demo_guarantee().await;
-    app.clock.set(DUE + DAY);
-    let a = claim(&app, &id(&g), "a", 120_000, "lease_break", DUE).await;
-    let b = claim(&app, &id(&g), "b", 120_000, "missed_payment", DUE).await;
+    let grt = due_demo_guarantee(&app).await;
+    let a = claim(&app, &grt, "a", 120_000, "lease_break", DUE).await;
+    let b = claim(&app, &grt, "b", 120_000, "missed_payment", DUE).await;
     let approved = app.post(&format!("/v1/test_helpers/claims/{}/approve", id(&a)), DEMO_KEY, json!({})).await.ok();
     assert_eq!((approved["status"].as_str(), approved["amount_approved"].as_i64()), (Some("approved"), Some(120_000)));
     let denied = app.post(&format!("/v1/test_helpers/claims/{}/deny", id(&b)), DEMO_KEY, json!({})).await.ok();
@@ -278,24 +283,22 @@ async fn guarantees_activate_and_expire_by_the_clock() {
 #[tokio::test]
 async fn claims_on_a_cancelled_guarantee_are_still_decided() {
     let app = TestApp::start().await;
-    let (_, g) = app.demo_guarantee().await;
-    app.clock.set(DUE + DAY);
-    let c = claim(&app, &id(&g), "a", 120_000, "missed_payment", DUE).await;
-    app.post(&format!("/v1/guarantees/{}/cancel", id(&g)), DEMO_KEY, json!({})).await.ok();
+    let grt = due_demo_guarantee(&app).await;
+    let c = claim(&app, &grt, "a", 120_000, "missed_payment", DUE).await;
+    app.post(&format!("/v1/guarantees/{}/cancel", grt), DEMO_KEY, json!({})).await.ok();
     app.settle().await;
     assert_eq!(get(&app, format!("/v1/claims/{}", id(&c))).await["status"], "paid");
-    let g = get(&app, format!("/v1/guarantees/{}", id(&g))).await;
+    let g = get(&app, format!("/v1/guarantees/{grt}")).await;
     assert_eq!((g["status"].as_str(), g["claims_paid"].as_i64()), (Some("cancelled"), Some(120_000)));
 }
 
 #[tokio::test]
 async fn the_running_engine_pays_a_claim_within_seconds() {
     let app = TestApp::start().await;
-    let (_, g) = app.demo_guarantee().await;
-    app.clock.set(DUE + DAY);
+    let grt = due_demo_guarantee(&app).await;
     let cancel = CancellationToken::new();
     let task = tokio::spawn(app.engine.clone().run(cancel.clone()));
-    let c = claim(&app, &id(&g), "a", 120_000, "missed_payment", DUE).await;
+    let c = claim(&app, &grt, "a", 120_000, "missed_payment", DUE).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let status = get(&app, format!("/v1/claims/{}", id(&c))).await["status"].clone();
@@ -328,11 +331,10 @@ async fn events_are_kept_for_30_days() {
 async fn operators_deny_for_their_own_reasons_with_a_note() {
     let app = TestApp::start().await;
     let op = app.operator_key().await;
-    let (_, g) = app.demo_guarantee().await;
-    app.clock.set(DUE + DAY);
-    let damage = claim(&app, &id(&g), "damage", 80_000, "property_damage", DUE).await;
+    let grt = due_demo_guarantee(&app).await;
+    let damage = claim(&app, &grt, "damage", 80_000, "property_damage", DUE).await;
     assert_eq!(damage["review"], json!({"note": null}), "every claim has its review, empty until decided");
-    let other = claim(&app, &id(&g), "other", 80_000, "lease_break", DUE).await;
+    let other = claim(&app, &grt, "other", 80_000, "lease_break", DUE).await;
     app.settle().await;
     let path = format!("/v1/claims/{}/deny", id(&damage));
 
@@ -387,11 +389,10 @@ async fn operators_deny_for_their_own_reasons_with_a_note() {
 #[tokio::test]
 async fn test_helpers_take_the_operators_reasons() {
     let app = TestApp::start().await;
-    let (_, g) = app.demo_guarantee().await;
-    app.clock.set(DUE + DAY);
+    let grt = due_demo_guarantee(&app).await;
     let helper = |c: &Value| format!("/v1/test_helpers/claims/{}/deny", id(c));
-    let a = claim(&app, &id(&g), "a", 1_000, "lease_break", DUE).await;
-    let b = claim(&app, &id(&g), "b", 1_000, "lease_break", DUE).await;
+    let a = claim(&app, &grt, "a", 1_000, "lease_break", DUE).await;
+    let b = claim(&app, &grt, "b", 1_000, "lease_break", DUE).await;
     let r = app.post(&helper(&a), DEMO_KEY, json!({"denial_reason": "period_limit_reached"})).await;
     assert_eq!(r.err(400, "invalid_request_error", Some("parameter_invalid_value"))["param"], "denial_reason");
     let r = app.post(&helper(&a), DEMO_KEY, json!({"denial_reason": "other"})).await;

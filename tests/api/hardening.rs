@@ -157,17 +157,12 @@ async fn connect_admin_to(app: &TestApp) -> sqlx::PgPool {
 
 /// A `casapay serve --demo` subprocess on `db`, answering on its port.
 async fn spawn_server(db: &crate::support::TestDb) -> (std::process::Child, String) {
-    use std::process::{Command, Stdio};
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let data = std::env::temp_dir().join(format!("casapay_crash_{}", casapay::ids::random_secret(8)));
-    let child = Command::new(env!("CARGO_BIN_EXE_casapay"))
-        .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+    let child = crate::support::serve_command(&["--demo", "--listen", &format!("127.0.0.1:{port}"), "--data"])
         .arg(&data)
         .env("DATABASE_URL", &db.url)
         .env("CASAPAY_RATE_LIMIT_TEST", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("spawn serve");
     let base = format!("http://127.0.0.1:{port}");

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{DEMO_KEY, DOCS_NOW, TestApp, id, open_store};
+use crate::support::{DEMO_KEY, DOCS_NOW, TestApp, engine_config, id, open_store};
 
 const DAY: i64 = 86_400;
 const DUE: i64 = DOCS_NOW + 30 * DAY;
@@ -60,13 +60,30 @@ fn claim_body(grt: &str, i: usize, reason: &str) -> Value {
            "evidence": {"invoice_id": format!("inv_{i}"), "due_date": due_date(i)}})
 }
 
+/// A guarantee of `months` (as `guarantee_of`) with `claims` missed payments filed on it.
+async fn missed_payments(app: &TestApp, months: i64, claims: usize) -> String {
+    let grt = guarantee_of(app, months).await;
+    for i in 0..claims {
+        app.post("/v1/claims", DEMO_KEY, claim_body(&grt, i, "missed_payment")).await.ok();
+    }
+    grt
+}
+
+/// `guarantees` guarantees of `months` (as `guarantee_of`), with `claims` missed
+/// payments filed on them in turn.
+async fn round_robin(app: &TestApp, guarantees: usize, months: i64, claims: usize) -> Vec<String> {
+    let mut grts = Vec::new();
+    for _ in 0..guarantees {
+        grts.push(guarantee_of(app, months).await);
+    }
+    for i in 0..claims {
+        app.post("/v1/claims", DEMO_KEY, claim_body(&grts[i % grts.len()], i, "missed_payment")).await.ok();
+    }
+    grts
+}
+
 fn engine_on(app: &TestApp, store: casapay::store::Store, rail: Arc<dyn PayoutRail>) -> Engine {
-    Engine::new(
-        store,
-        app.clock.clone(),
-        rail,
-        EngineConfig { poll_interval: Duration::from_millis(5), batch_size: 3, workers: 2, ..EngineConfig::default() },
-    )
+    Engine::new(store, app.clock.clone(), rail, engine_config(5, 3, 2))
 }
 
 /// Reads the ledger from the database and checks the invariant; returns what was paid.
@@ -110,6 +127,35 @@ async fn check_invariant(app: &TestApp, grt: &str) -> i64 {
     paid
 }
 
+/// Approves every claim in `claims` twice, all at once, while `engines` run (a second
+/// approval may only be refused as already handled), then stops the engines and
+/// waits for the background work to settle.
+async fn approve_twice_then_stop(
+    app: &TestApp,
+    op: &str,
+    claims: &[String],
+    cancel: &CancellationToken,
+    engines: impl IntoIterator<Item = tokio::task::JoinHandle<()>>,
+) {
+    let paths: Vec<String> = claims.iter().chain(claims).map(|c| format!("/v1/claims/{c}/approve")).collect();
+    let approvals = join_all(paths.iter().map(|p| app.post(p, op, json!({})))).await;
+    for r in &approvals {
+        assert!(
+            r.status == 200
+                || ["claim_not_under_review", "claim_not_approvable"]
+                    .contains(&r.body["error"]["code"].as_str().unwrap_or("")),
+            "unexpected answer: {} {}",
+            r.status,
+            r.text
+        );
+    }
+    cancel.cancel();
+    for e in engines {
+        tokio::time::timeout(Duration::from_secs(30), e).await.expect("engine stops").unwrap();
+    }
+    app.settle().await;
+}
+
 #[tokio::test]
 async fn fifty_concurrent_claims_where_three_fit() {
     let app = TestApp::start().await;
@@ -143,24 +189,7 @@ async fn fifty_concurrent_claims_where_three_fit() {
     }
     assert!(refused < 47, "at least three claims were filed");
     // Operators approve every lease break, each twice, all at once, while the engines run.
-    let paths: Vec<String> =
-        lease_breaks.iter().chain(lease_breaks.iter()).map(|c| format!("/v1/claims/{c}/approve")).collect();
-    let approvals = join_all(paths.iter().map(|p| app.post(p, &op, json!({})))).await;
-    for r in &approvals {
-        assert!(
-            r.status == 200
-                || ["claim_not_under_review", "claim_not_approvable"]
-                    .contains(&r.body["error"]["code"].as_str().unwrap_or("")),
-            "unexpected answer: {} {}",
-            r.status,
-            r.text
-        );
-    }
-    cancel.cancel();
-    for e in engines {
-        tokio::time::timeout(Duration::from_secs(30), e).await.expect("engine stops").unwrap();
-    }
-    app.settle().await;
+    approve_twice_then_stop(&app, &op, &lease_breaks, &cancel, engines).await;
 
     assert_eq!(check_invariant(&app, &grt).await, 360_000, "the coverage is used exactly");
     let g = app.get(&format!("/v1/guarantees/{grt}"), DEMO_KEY).await.ok();
@@ -174,10 +203,7 @@ async fn fifty_concurrent_claims_where_three_fit() {
 #[tokio::test]
 async fn two_replicas_share_the_work_without_doing_it_twice() {
     let app = TestApp::start().await;
-    let grt = guarantee_of(&app, 10).await;
-    for i in 0..30 {
-        app.post("/v1/claims", DEMO_KEY, claim_body(&grt, i, "missed_payment")).await.ok();
-    }
+    let grt = missed_payments(&app, 10, 30).await;
     let a = engine_on(&app, app.store.clone(), Arc::new(InstantRail));
     let b = engine_on(&app, open_store(&app.db_url).await, Arc::new(InstantRail));
     let (ra, rb) = tokio::join!(a.run_until_idle(), b.run_until_idle());
@@ -193,30 +219,11 @@ async fn two_replicas_share_the_work_without_doing_it_twice() {
 #[tokio::test]
 async fn replicas_reviewing_batches_across_shared_guarantees_neither_deadlock_nor_overpay() {
     let app = TestApp::start().await;
-    let mut grts = Vec::new();
-    for _ in 0..4 {
-        grts.push(guarantee_of(&app, 3).await);
-    }
     // Claims filed round-robin, so every batch spans several guarantees in no id order.
-    for i in 0..40 {
-        let grt = &grts[i % grts.len()];
-        app.post("/v1/claims", DEMO_KEY, claim_body(grt, i, "missed_payment")).await.ok();
-    }
+    let grts = round_robin(&app, 4, 3, 40).await;
     let engines: Vec<Engine> = [app.store.clone(), open_store(&app.db_url).await, open_store(&app.db_url).await]
         .into_iter()
-        .map(|store| {
-            Engine::new(
-                store,
-                app.clock.clone(),
-                Arc::new(InstantRail),
-                EngineConfig {
-                    poll_interval: Duration::from_millis(5),
-                    batch_size: 7,
-                    workers: 1,
-                    ..EngineConfig::default()
-                },
-            )
-        })
+        .map(|store| Engine::new(store, app.clock.clone(), Arc::new(InstantRail), engine_config(5, 7, 1)))
         .collect();
     let reports = join_all(engines.iter().map(|e| e.run_until_idle())).await;
     let (mut reviewed, mut paid) = (0, 0);
@@ -237,19 +244,8 @@ async fn replicas_reviewing_batches_across_shared_guarantees_neither_deadlock_no
 #[tokio::test]
 async fn a_running_engine_with_several_workers_works_off_a_backlog_once() {
     let app = TestApp::start().await;
-    let mut grts = Vec::new();
-    for _ in 0..3 {
-        grts.push(guarantee_of(&app, 2).await);
-    }
-    for i in 0..30 {
-        app.post("/v1/claims", DEMO_KEY, claim_body(&grts[i % grts.len()], i, "missed_payment")).await.ok();
-    }
-    let engine = Engine::new(
-        app.store.clone(),
-        app.clock.clone(),
-        Arc::new(InstantRail),
-        EngineConfig { poll_interval: Duration::from_millis(5), batch_size: 2, workers: 4, ..EngineConfig::default() },
-    );
+    let grts = round_robin(&app, 3, 2, 30).await;
+    let engine = Engine::new(app.store.clone(), app.clock.clone(), Arc::new(InstantRail), engine_config(5, 2, 4));
     let cancel = CancellationToken::new();
     let task = tokio::spawn(engine.run(cancel.clone()));
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -498,10 +494,7 @@ async fn a_rail_that_does_not_answer_in_time_gives_the_payout_back() {
 #[tokio::test]
 async fn replicas_with_a_slow_rail_send_each_payout_once() {
     let app = TestApp::start().await;
-    let grt = guarantee_of(&app, 12).await;
-    for i in 0..8 {
-        app.post("/v1/claims", DEMO_KEY, claim_body(&grt, i, "missed_payment")).await.ok();
-    }
+    let grt = missed_payments(&app, 12, 8).await;
     let rail = Arc::new(LedgerRail { delay: Some(Duration::from_millis(100)), ..LedgerRail::default() });
     let config = EngineConfig { poll_interval: Duration::from_millis(5), batch_size: 2, ..EngineConfig::default() };
     let a = Engine::new(app.store.clone(), app.clock.clone(), rail.clone(), config.clone());
@@ -520,10 +513,7 @@ async fn replicas_with_a_slow_rail_send_each_payout_once() {
 #[tokio::test]
 async fn a_payout_the_rail_is_unsure_of_waits_without_holding_back_its_batch() {
     let app = TestApp::start().await;
-    let grt = guarantee_of(&app, 12).await;
-    for i in 0..3 {
-        app.post("/v1/claims", DEMO_KEY, claim_body(&grt, i, "missed_payment")).await.ok();
-    }
+    let grt = missed_payments(&app, 12, 3).await;
     let now = DUE + DAY;
     assert_eq!(review::review_due(&app.store, now, 10).await.unwrap(), 3);
     let approved = app.get(&format!("/v1/claims?guarantee={grt}&status=approved"), DEMO_KEY).await.ok();
@@ -585,8 +575,7 @@ async fn many_claims_for_one_month_at_once_never_exceed_its_cover() {
         .collect();
 
     let cancel = CancellationToken::new();
-    let config =
-        EngineConfig { poll_interval: Duration::from_millis(2), batch_size: 2, workers: 3, ..EngineConfig::default() };
+    let config = engine_config(2, 2, 3);
     let replica = open_store(&app.db_url).await;
     let engines = [
         tokio::spawn(
@@ -598,24 +587,7 @@ async fn many_claims_for_one_month_at_once_never_exceed_its_cover() {
     let filed = join_all(claims.iter().map(|(body, _)| app.post("/v1/claims", DEMO_KEY, body.clone()))).await;
     let filed: Vec<Value> = filed.into_iter().map(|r| r.ok()).collect();
     let lease_breaks: Vec<String> = filed.iter().filter(|c| c["reason"] == "lease_break").map(id).collect();
-    let paths: Vec<String> =
-        lease_breaks.iter().chain(lease_breaks.iter()).map(|c| format!("/v1/claims/{c}/approve")).collect();
-    let approvals = join_all(paths.iter().map(|p| app.post(p, &op, json!({})))).await;
-    for r in &approvals {
-        assert!(
-            r.status == 200
-                || ["claim_not_under_review", "claim_not_approvable"]
-                    .contains(&r.body["error"]["code"].as_str().unwrap_or("")),
-            "unexpected answer: {} {}",
-            r.status,
-            r.text
-        );
-    }
-    cancel.cancel();
-    for e in engines {
-        tokio::time::timeout(Duration::from_secs(30), e).await.expect("engine stops").unwrap();
-    }
-    app.settle().await;
+    approve_twice_then_stop(&app, &op, &lease_breaks, &cancel, engines).await;
 
     // Per month: what was approved, from the claims as stored.
     let mut approved: HashMap<i64, i64> = HashMap::new();

@@ -68,6 +68,28 @@ fn guarantee(id: &str, status: GuaranteeStatus, start: i64, end: i64) -> Guarant
     }
 }
 
+/// `cus_1`, `gpol_1` and the active guarantee `grt_1` on them.
+async fn insert_active_guarantee(tx: &mut store::Tx, s: &Scope) {
+    store::customers::insert(tx, s, &customer("cus_1", 1, false)).await.unwrap();
+    store::policies::insert(tx, s, &policy("gpol_1")).await.unwrap();
+    store::guarantees::insert(tx, s, &guarantee("grt_1", GuaranteeStatus::Active, 0, 1_000)).await.unwrap();
+}
+
+/// A pending payout of 100 on `grt_1` for `claim`.
+fn payout(id: &str, claim: &str) -> Payout {
+    Payout {
+        id: id.into(),
+        amount: 100,
+        currency: "eur".into(),
+        claim: claim.into(),
+        guarantee: "grt_1".into(),
+        status: PayoutStatus::Pending,
+        arrival_date: None,
+        livemode: false,
+        created: 3,
+    }
+}
+
 fn claim(id: &str, invoice: &str) -> Claim {
     Claim {
         id: id.into(),
@@ -184,9 +206,7 @@ async fn a_dropped_transaction_leaves_nothing() {
 async fn work_queues_and_the_coverage_check() {
     let (_db, store, s) = seeded().await;
     let mut tx = store.begin().await.unwrap();
-    store::customers::insert(&mut tx, &s, &customer("cus_1", 1, false)).await.unwrap();
-    store::policies::insert(&mut tx, &s, &policy("gpol_1")).await.unwrap();
-    store::guarantees::insert(&mut tx, &s, &guarantee("grt_1", GuaranteeStatus::Active, 0, 1_000)).await.unwrap();
+    insert_active_guarantee(&mut tx, &s).await;
     store::guarantees::insert(&mut tx, &s, &guarantee("grt_2", GuaranteeStatus::Pending, 50, 1_000)).await.unwrap();
     store::claims::insert(&mut tx, &s, &claim("clm_1", "inv_1")).await.unwrap();
     store::claims::insert(&mut tx, &s, &claim("clm_2", "inv_2")).await.unwrap();
@@ -223,17 +243,7 @@ async fn work_queues_and_the_coverage_check() {
 
     // A payout settles once.
     let mut tx = store.begin().await.unwrap();
-    let payout = Payout {
-        id: "po_1".into(),
-        amount: 100,
-        currency: "eur".into(),
-        claim: "clm_2".into(),
-        guarantee: "grt_1".into(),
-        status: PayoutStatus::Pending,
-        arrival_date: None,
-        livemode: false,
-        created: 3,
-    };
+    let payout = payout("po_1", "clm_2");
     store::payouts::insert(&mut tx, &[(&s, &payout)]).await.unwrap();
     tx.commit().await.unwrap();
     // Leased until 70 at 10: a lease at 69 finds it held, one at 70 takes it over with
@@ -287,22 +297,10 @@ async fn work_queues_and_the_coverage_check() {
 async fn payout_leases_taken_at_once_take_different_payouts() {
     let (_db, store, s) = seeded().await;
     let mut tx = store.begin().await.unwrap();
-    store::customers::insert(&mut tx, &s, &customer("cus_1", 1, false)).await.unwrap();
-    store::policies::insert(&mut tx, &s, &policy("gpol_1")).await.unwrap();
-    store::guarantees::insert(&mut tx, &s, &guarantee("grt_1", GuaranteeStatus::Active, 0, 1_000)).await.unwrap();
+    insert_active_guarantee(&mut tx, &s).await;
     for i in 1..=3 {
         store::claims::insert(&mut tx, &s, &claim(&format!("clm_{i}"), &format!("inv_{i}"))).await.unwrap();
-        let payout = Payout {
-            id: format!("po_{i}"),
-            amount: 100,
-            currency: "eur".into(),
-            claim: format!("clm_{i}"),
-            guarantee: "grt_1".into(),
-            status: PayoutStatus::Pending,
-            arrival_date: None,
-            livemode: false,
-            created: 3,
-        };
+        let payout = payout(&format!("po_{i}"), &format!("clm_{i}"));
         store::payouts::insert(&mut tx, &[(&s, &payout)]).await.unwrap();
     }
     tx.commit().await.unwrap();
@@ -380,17 +378,7 @@ async fn batch_writes_cover_every_row() {
     let mut tx = store.begin().await.unwrap();
     let payouts: Vec<Payout> = claims
         .iter()
-        .map(|c| Payout {
-            id: c.id.replace("clm", "po"),
-            amount: 90,
-            currency: "eur".into(),
-            claim: c.id.clone(),
-            guarantee: c.guarantee.clone(),
-            status: PayoutStatus::Pending,
-            arrival_date: None,
-            livemode: false,
-            created: 3,
-        })
+        .map(|c| Payout { amount: 90, guarantee: c.guarantee.clone(), ..payout(&c.id.replace("clm", "po"), &c.id) })
         .collect();
     let rows: Vec<_> = payouts.iter().map(|p| (&s, p)).collect();
     store::payouts::insert(&mut tx, &rows).await.unwrap();

@@ -1,8 +1,6 @@
 //! What Stripe's SDKs and habits rely on: idempotency keys, form bodies, expand, Basic
 //! auth, rate limits.
 
-use std::time::Duration;
-
 use casapay::api::rate_limit::RateLimitConfig;
 use futures_util::future::join_all;
 use reqwest::Method;
@@ -117,16 +115,7 @@ async fn the_stored_answer_commits_with_the_effects() {
 
 #[tokio::test]
 async fn a_server_error_frees_the_key_for_a_retry() {
-    let app = TestApp::start_with(casapay::ApiConfig {
-        request_timeout: Duration::from_secs(1),
-        rate_limits: RateLimitConfig::OFF,
-        ..casapay::ApiConfig::default()
-    })
-    .await;
-    let (_, g) = app.demo_guarantee().await;
-    let scope = casapay::store::Scope { account_id: "acct_demo".into(), livemode: false };
-    let mut tx = app.store.begin().await.unwrap();
-    casapay::store::guarantees::get_for_update(&mut tx, &scope, &id(&g)).await.unwrap().unwrap();
+    let (app, g, tx) = TestApp::with_demo_guarantee_locked().await;
     let path = format!("/v1/guarantees/{}/cancel", id(&g));
     let r = post_key(&app, &path, DEMO_KEY, "k4", json!({})).await;
     r.err(503, "api_error", None);
@@ -139,9 +128,8 @@ async fn a_server_error_frees_the_key_for_a_retry() {
 #[tokio::test]
 async fn many_requests_at_once_on_one_key_have_one_effect() {
     let app = TestApp::start().await;
-    let (_, g) = app.demo_guarantee().await;
-    app.clock.set(DOCS_NOW + 40 * DAY);
-    let body = TestApp::claim_body(&id(&g), "inv_once", DOCS_NOW + 30 * DAY);
+    let grt = app.claimable_demo_guarantee().await;
+    let body = TestApp::claim_body(&grt, "inv_once", DOCS_NOW + 30 * DAY);
     let results = join_all((0..25).map(|_| post_key(&app, "/v1/claims", DEMO_KEY, "same-key", body.clone()))).await;
     let ok: Vec<&Resp> = results.iter().filter(|r| r.status == 200).collect();
     let busy = results.iter().filter(|r| r.status == 409).count();
@@ -151,7 +139,7 @@ async fn many_requests_at_once_on_one_key_have_one_effect() {
         r.err(409, "invalid_request_error", Some("idempotency_key_in_use"));
     }
     assert_eq!(count(&app, "/v1/claims").await, 1, "exactly one claim");
-    let g = app.get(&format!("/v1/guarantees/{}", id(&g)), DEMO_KEY).await.ok();
+    let g = app.get(&format!("/v1/guarantees/{grt}"), DEMO_KEY).await.ok();
     assert_eq!(g["claims_filed"], 1);
     let late = post_key(&app, "/v1/claims", DEMO_KEY, "same-key", body).await;
     assert!(replayed(&late));

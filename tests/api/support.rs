@@ -17,6 +17,21 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// `casapay serve` with `args` (after `serve`), detached from the terminal: stdin,
+/// stdout and stderr are null, so a test only sees what it asks over HTTP.
+pub fn serve_command(args: &[&str]) -> std::process::Command {
+    use std::process::Stdio;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_casapay"));
+    command.arg("serve").args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    command
+}
+
+/// An engine's settings: look for work every `poll_ms`, `batch_size` objects a step,
+/// `workers` steps at once; payouts as by default.
+pub fn engine_config(poll_ms: u64, batch_size: usize, workers: usize) -> EngineConfig {
+    EngineConfig { poll_interval: Duration::from_millis(poll_ms), batch_size, workers, ..EngineConfig::default() }
+}
+
 /// The tests' receivers listen on loopback over http.
 pub const LOOPBACK_EGRESS: EgressPolicy = EgressPolicy { allow_http: true, allow_private: true };
 
@@ -151,17 +166,7 @@ impl TestApp {
         let mut state = AppState::new(store.clone(), clock.clone(), config);
         state.egress = egress;
         let dispatcher = Dispatcher::new(store.clone(), clock.clone(), dispatcher_config(egress));
-        let engine = Engine::new(
-            store.clone(),
-            clock.clone(),
-            Arc::new(InstantRail),
-            EngineConfig {
-                poll_interval: Duration::from_millis(20),
-                batch_size: 10,
-                workers: 1,
-                ..EngineConfig::default()
-            },
-        );
+        let engine = Engine::new(store.clone(), clock.clone(), Arc::new(InstantRail), engine_config(20, 10, 1));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
@@ -301,6 +306,30 @@ impl TestApp {
         let policy = self.docs_policy(DEMO_KEY).await;
         let g = self.docs_guarantee(DEMO_KEY, policy["id"].as_str().unwrap(), "cus_123456789").await;
         (policy, g)
+    }
+
+    /// The demo guarantee's id, the clock 40 days past `DOCS_NOW`: a claim for rent due
+    /// 30 days after `DOCS_NOW` may be filed on it.
+    pub async fn claimable_demo_guarantee(&self) -> String {
+        let (_, g) = self.demo_guarantee().await;
+        self.clock.set(DOCS_NOW + 40 * 86_400);
+        id(&g)
+    }
+
+    /// A server whose requests time out after a second, and its demo guarantee locked
+    /// by another writer until the transaction returned is dropped.
+    pub async fn with_demo_guarantee_locked() -> (TestApp, Value, casapay::store::Tx) {
+        let app = TestApp::start_with(ApiConfig {
+            request_timeout: Duration::from_secs(1),
+            rate_limits: RateLimitConfig::OFF,
+            ..ApiConfig::default()
+        })
+        .await;
+        let (_, g) = app.demo_guarantee().await;
+        let scope = casapay::store::Scope { account_id: "acct_demo".into(), livemode: false };
+        let mut tx = app.store.begin().await.unwrap();
+        casapay::store::guarantees::get_for_update(&mut tx, &scope, &id(&g)).await.unwrap().unwrap();
+        (app, g, tx)
     }
 
     pub fn claim_body(guarantee: &str, invoice: &str, due_date: i64) -> Value {

@@ -7,13 +7,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use casapay::domain::payout::Payout;
 use casapay::jobs::dispatcher::{Dispatcher, DispatcherConfig};
-use casapay::jobs::engine::{Engine, EngineConfig};
+use casapay::jobs::engine::Engine;
 use casapay::service::rail::{PayoutRail, RailFuture, RailOutcome};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -303,12 +302,7 @@ async fn responses_events_and_webhooks_keep_their_bytes() {
         run.app.store.clone(),
         run.app.clock.clone(),
         Arc::new(RefusingRail),
-        EngineConfig {
-            poll_interval: Duration::from_millis(20),
-            batch_size: 10,
-            workers: 1,
-            ..EngineConfig::default()
-        },
+        crate::support::engine_config(20, 10, 1),
     );
     refusing.run_until_idle().await.expect("engine step");
     run.get(&format!("/v1/claims/{}", id(&refused))).await;
