@@ -80,48 +80,28 @@ impl Kind {
 /// like an id of the kind, or it names no object (404 `resource_missing`).
 macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident, $kind:expr) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        pub struct $name(String);
+        crate::domain::input::text_newtype!($(#[$meta])* $name);
 
         impl $name {
             pub const KIND: Kind = $kind;
 
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-
-            pub fn into_string(self) -> String {
-                self.0
-            }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let id = <String as serde::Deserialize>::deserialize(deserializer)?;
+            pub fn new(id: String) -> Result<Self, crate::domain::input::Rejection> {
                 if Self::KIND.matches(&id) {
-                    Ok($name(id))
-                } else {
-                    Err(crate::domain::input::Rejection::new(
-                        "resource_missing",
-                        format!("No such {}: '{}'", Self::KIND.object(), crate::error::clip(&id)),
-                    )
-                    .into_error())
+                    return Ok($name(id));
                 }
+                Err(crate::domain::input::Rejection::new(
+                    "resource_missing",
+                    format!("No such {}: '{}'", Self::KIND.object(), crate::error::clip(&id)),
+                ))
             }
         }
 
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                utoipa::openapi::ObjectBuilder::new()
-                    .schema_type(utoipa::openapi::schema::Type::String)
-                    .pattern(Some(format!("^{}[A-Za-z0-9_]{{1,64}}$", Self::KIND.prefix())))
-                    .description(Some(format!("The id of a {}.", Self::KIND.object())))
-                    .into()
+                let pattern = format!("^{}[A-Za-z0-9_]{{1,64}}$", Self::KIND.prefix());
+                crate::domain::input::text_schema(None, Some(pattern), &format!("The id of a {}.", Self::KIND.object()))
             }
         }
-
-        impl utoipa::ToSchema for $name {}
     };
 }
 

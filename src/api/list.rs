@@ -28,13 +28,9 @@ crate::domain::input::bounded_int!(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatedRange {
-    #[schema(inline)]
     pub gt: Option<UnixTime>,
-    #[schema(inline)]
     pub gte: Option<UnixTime>,
-    #[schema(inline)]
     pub lt: Option<UnixTime>,
-    #[schema(inline)]
     pub lte: Option<UnixTime>,
 }
 

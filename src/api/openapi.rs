@@ -23,7 +23,8 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
     ),
     modifiers(&Security),
     security(("bearer" = []), ("basic" = [])),
-    components(schemas(ErrorBody, ErrorFields, DeletedWebhookEndpoint)),
+    // UnixTime: `created[...]` refers to it (query parameters do not collect schemas).
+    components(schemas(ErrorBody, ErrorFields, DeletedWebhookEndpoint, crate::domain::UnixTime)),
     tags(
         (name = "Customers"), (name = "Guarantee policies"), (name = "Guarantees"), (name = "Claims"),
         (name = "Claim review"), (name = "Payouts"), (name = "Events"), (name = "Webhook endpoints"), (name = "Health")

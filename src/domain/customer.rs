@@ -56,17 +56,14 @@ impl Email {
 
 impl<'de> serde::Deserialize<'de> for Email {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Email::new(<String as serde::Deserialize>::deserialize(deserializer)?).map_err(|r| r.into_error())
+        super::input::checked(deserializer, Email::new)
     }
 }
 
 impl utoipa::PartialSchema for Email {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .max_length(Some(Self::MAX_CHARS))
-            .pattern(Some("^[^@\\s\\u0000]+@[^@\\s\\u0000]+$"))
-            .into()
+        let pattern = "^[^@\\s\\u0000]+@[^@\\s\\u0000]+$".to_owned();
+        super::input::text_schema(Some(Self::MAX_CHARS), Some(pattern), "An email address.")
     }
 }
 

@@ -104,6 +104,78 @@ impl fmt::Display for Rejection {
     }
 }
 
+/// Deserialises a `T` and checks it into a field type, for the field types'
+/// `Deserialize`: a refusal becomes the deserialiser's error.
+pub fn checked<'de, D, T, U>(deserializer: D, check: impl FnOnce(T) -> Result<U, Rejection>) -> Result<U, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    check(T::deserialize(deserializer)?).map_err(Rejection::into_error)
+}
+
+/// The schema of an integer field type.
+pub fn integer_schema(
+    min: i64,
+    max: i64,
+    description: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::{KnownFormat, ObjectBuilder, SchemaFormat, schema::Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(min))
+        .maximum(Some(max))
+        .description(Some(description))
+        .into()
+}
+
+/// The schema of a text field type: at least one character, at most `max`, matching
+/// `pattern` if it has one.
+pub fn text_schema(
+    max: Option<usize>,
+    pattern: Option<String>,
+    description: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::{ObjectBuilder, schema::Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(max)
+        .pattern(pattern)
+        .description(Some(description))
+        .into()
+}
+
+/// The parts every text-like field type shares: the newtype, its accessors, and a
+/// `Deserialize` through its `new`.
+macro_rules! text_newtype {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                $crate::domain::input::checked(deserializer, $name::new)
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+pub(crate) use text_newtype;
+
 /// Defines an integer newtype within `MIN..=MAX` that refuses other values as it
 /// deserialises (`parameter_out_of_range`), with its schema from the same bounds.
 macro_rules! bounded_int {
@@ -131,20 +203,13 @@ macro_rules! bounded_int {
 
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let value = <i64 as serde::Deserialize>::deserialize(deserializer)?;
-                $name::new(value).map_err(|r| r.into_error())
+                $crate::domain::input::checked(deserializer, $name::new)
             }
         }
 
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                utoipa::openapi::ObjectBuilder::new()
-                    .schema_type(utoipa::openapi::schema::Type::Integer)
-                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64)))
-                    .minimum(Some(Self::MIN))
-                    .maximum(Some(Self::MAX))
-                    .description(Some($what))
-                    .into()
+                $crate::domain::input::integer_schema(Self::MIN, Self::MAX, $what)
             }
         }
 
@@ -158,9 +223,7 @@ pub(crate) use bounded_int;
 /// bounds.
 macro_rules! bounded_text {
     ($(#[$meta:meta])* $name:ident, $max:expr, $what:literal) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        pub struct $name(String);
+        $crate::domain::input::text_newtype!($(#[$meta])* $name);
 
         impl $name {
             pub const MAX_CHARS: usize = $max;
@@ -174,35 +237,13 @@ macro_rules! bounded_text {
                 }
                 Ok($name(value))
             }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-
-            pub fn into_string(self) -> String {
-                self.0
-            }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let value = <String as serde::Deserialize>::deserialize(deserializer)?;
-                $name::new(value).map_err(|r| r.into_error())
-            }
         }
 
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                utoipa::openapi::ObjectBuilder::new()
-                    .schema_type(utoipa::openapi::schema::Type::String)
-                    .min_length(Some(1))
-                    .max_length(Some(Self::MAX_CHARS))
-                    .description(Some($what))
-                    .into()
+                $crate::domain::input::text_schema(Some(Self::MAX_CHARS), None, $what)
             }
         }
-
-        impl utoipa::ToSchema for $name {}
     };
 }
 pub(crate) use bounded_text;

@@ -66,31 +66,22 @@ impl fmt::Display for Currency {
 
 impl<'de> serde::Deserialize<'de> for Amount {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = <i64 as serde::Deserialize>::deserialize(deserializer)?;
-        Amount::new(value).map_err(|e| {
-            match e {
+        super::input::checked(deserializer, |value: i64| {
+            Amount::new(value).map_err(|e| match e {
                 AmountError::TooSmall => {
                     Rejection::new("amount_too_small", format!("Invalid {{param}}: must be at least {}.", Amount::MIN))
                 }
                 AmountError::TooLarge => {
                     Rejection::new("amount_too_large", format!("Invalid {{param}}: must be at most {}.", Amount::MAX))
                 }
-            }
-            .into_error()
+            })
         })
     }
 }
 
 impl utoipa::PartialSchema for Amount {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::{KnownFormat, ObjectBuilder, SchemaFormat, schema::Type};
-        ObjectBuilder::new()
-            .schema_type(Type::Integer)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-            .minimum(Some(Amount::MIN))
-            .maximum(Some(Amount::MAX))
-            .description(Some("An amount in the currency's minor unit."))
-            .into()
+        super::input::integer_schema(Amount::MIN, Amount::MAX, "An amount in the currency's minor unit.")
     }
 }
 

@@ -71,28 +71,14 @@ fn no_route_is_registered_outside_the_document() {
     assert!(offenders.is_empty(), "routes outside routes!(): {offenders:?}");
 }
 
-/// The codes of a refusal for the request's parameters (as opposed to a rule about
+/// Whether an error code refuses the request's parameters (as opposed to a rule about
 /// other objects or the time): the document called such a request valid, so the
 /// parser and the document disagree.
-const PARAMETER_ERRORS: &[&str] = &[
-    "parameter_missing",
-    "parameter_unknown",
-    "parameter_duplicate",
-    "parameter_invalid",
-    "parameter_invalid_integer",
-    "parameter_invalid_string",
-    "parameter_invalid_boolean",
-    "parameter_invalid_object",
-    "parameter_invalid_array",
-    "parameter_invalid_value",
-    "parameter_invalid_expand",
-    "parameter_out_of_range",
-    "invalid_string_length",
-    "amount_too_small",
-    "invalid_currency",
-    "email_invalid",
-    "metadata_invalid",
-];
+fn is_parameter_error(code: &str) -> bool {
+    code.starts_with("parameter_")
+        || ["invalid_string_length", "amount_too_small", "invalid_currency", "email_invalid", "metadata_invalid"]
+            .contains(&code)
+}
 
 /// A request body built from the document: the schema's own example, or else its
 /// required properties, each from its example, default, first enum value or bounds.
@@ -268,7 +254,7 @@ async fn every_operation_accepts_the_documents_own_example() {
         let r = app.raw(m, &url, Some(key), Some("application/x-www-form-urlencoded"), form.clone().into_bytes()).await;
         let code = r.body["error"]["code"].as_str();
         assert!(
-            r.status.is_success() || (r.status == 400 && code.is_some_and(|c| !PARAMETER_ERRORS.contains(&c))),
+            r.status.is_success() || (r.status == 400 && code.is_some_and(|c| !is_parameter_error(c))),
             "{method} {path} with the form {form}: {} {}",
             r.status,
             r.text
