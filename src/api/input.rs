@@ -243,7 +243,7 @@ fn indexed(map: &Map<String, Value>) -> Option<Vec<&Value>> {
 }
 
 /// A decimal integer as forms send it: optional sign, digits only.
-fn parse_decimal_i64(s: &str) -> Option<i64> {
+pub(crate) fn parse_decimal_i64(s: &str) -> Option<i64> {
     let digits = s.strip_prefix('-').unwrap_or(s);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -56,13 +56,10 @@ impl<'de> Deserialize<'de> for CreatedParam {
                 self.visit_i64(i64::try_from(u).unwrap_or(i64::MAX))
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<CreatedParam, E> {
-                let shown = if s.is_empty() { "(empty)".to_owned() } else { crate::error::clip(s) };
-                match s.strip_prefix('-').unwrap_or(s) {
-                    digits if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => match s.parse() {
-                        Ok(i) => self.visit_i64(i),
-                        Err(_) => Err(invalid_integer(&shown)),
-                    },
-                    _ => Err(invalid_integer(&shown)),
+                match super::input::parse_decimal_i64(s) {
+                    Some(i) => self.visit_i64(i),
+                    None if s.is_empty() => Err(invalid_integer("(empty)")),
+                    None => Err(invalid_integer(&crate::error::clip(s))),
                 }
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<CreatedParam, A::Error> {

@@ -218,16 +218,6 @@ impl KeyCache {
         }
     }
 
-    /// `authenticate`, from the cache when the key was looked up less than `ttl` ago.
-    pub async fn authenticate(&self, store: &Store, key: &str, now: i64) -> ApiResult<Option<Principal>> {
-        let hash = hash_key(key);
-        match self.known(&hash, now) {
-            KnownKey::Valid(principal) => Ok(Some(principal)),
-            KnownKey::Invalid => Ok(None),
-            KnownKey::SeenValid | KnownKey::Unseen => self.look_up(store, &hash, now).await,
-        }
-    }
-
     /// What is known of the key with this hash, without a lookup.
     pub fn known(&self, hash: &str, now: i64) -> KnownKey {
         if let Some(found) = self.cached(hash, now, Instant::now()) {
