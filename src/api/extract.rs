@@ -187,12 +187,22 @@ pub(crate) fn content_type(headers: &HeaderMap) -> Option<String> {
 
 /// Reads a request's body, up to `limit` bytes (413 beyond).
 pub(crate) async fn read_body(req: Request, limit: usize) -> ApiResult<axum::body::Bytes> {
+    let (parts, body) = req.into_parts();
+    read_body_of(&parts.headers, body, limit).await
+}
+
+/// `read_body` for a request already taken apart: `headers` are its headers.
+pub(crate) async fn read_body_of(
+    headers: &axum::http::HeaderMap,
+    body: AxumBody,
+    limit: usize,
+) -> ApiResult<axum::body::Bytes> {
     let declared_len =
-        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared_len.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::body_too_large(limit));
     }
-    axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
         // `to_bytes` fails on the limit, on the request's deadline, or on a broken
         // connection; either way the body cannot be used, and a client that sent too
         // much or too slowly should hear so.

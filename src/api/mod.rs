@@ -195,9 +195,14 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
 /// request timeout, which bounds both runs and the body read.
 pub async fn retry_on_connection_loss(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
-    let bytes = match extract::read_body(Request::from_parts(parts.clone(), body), state.config.max_body_bytes).await {
-        Ok(bytes) => bytes,
-        Err(e) => return e.into_response(),
+    // A request without a body (most reads) has nothing to buffer.
+    let bytes = if axum::body::HttpBody::is_end_stream(&body) {
+        axum::body::Bytes::new()
+    } else {
+        match extract::read_body_of(&parts.headers, body, state.config.max_body_bytes).await {
+            Ok(bytes) => bytes,
+            Err(e) => return e.into_response(),
+        }
     };
     let first = next.clone().run(Request::from_parts(parts.clone(), axum::body::Body::from(bytes.clone()))).await;
     if first.extensions().get::<ConnectionLostMark>().is_none() {
