@@ -54,6 +54,7 @@ pub fn routes() -> Router<AppState> {
         vec![utoipa::openapi::HttpMethod::Get],
         utoipa::openapi::path::OperationBuilder::new()
             .summary(Some("This document (OpenAPI 3.1)"))
+            .operation_id(Some("GetOpenApiDocument"))
             .tag("Health")
             .security(utoipa::openapi::security::SecurityRequirement::default())
             .response(
