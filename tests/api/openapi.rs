@@ -262,3 +262,23 @@ async fn every_operation_accepts_the_documents_own_example() {
     }
     assert!(accepted >= 35, "{accepted} operations took their example");
 }
+
+/// The check every response of the suite goes through (`contract::check`) can fail: a
+/// body its schema does not allow, a field the schema lacks, a status the operation
+/// does not list, an error answer off any route that is not the error body.
+#[test]
+fn responses_that_disagree_with_the_document_fail_the_test() {
+    use crate::contract::check;
+    let fails = |method: &str, path: &str, status: u16, body: &str| {
+        let (method, path, body) = (method.to_owned(), path.to_owned(), body.to_owned());
+        std::panic::catch_unwind(move || check(&method, &path, status, &body)).is_err()
+    };
+    let error = r#"{"error": {"type": "invalid_request_error", "message": "No such claim: 'clm_x'", "code": "resource_missing", "param": "id"}}"#;
+    assert!(!fails("GET", "/v1/claims/clm_x", 404, error));
+    assert!(!fails("GET", "/v1/nowhere", 404, error));
+    assert!(fails("GET", "/v1/claims/clm_x", 200, r#"{"id": 1}"#), "a wrong type");
+    assert!(fails("GET", "/v1/claims/clm_x", 404, r#"{"error": {"type": "invalid_request_error", "message": "m", "extra": 1}}"#), "an undocumented field");
+    assert!(fails("GET", "/v1/claims/clm_x", 418, error), "an undocumented status");
+    assert!(fails("GET", "/v1/nowhere", 404, r#"{"message": "not found"}"#), "not the error body");
+    assert!(fails("GET", "/v1/claims", 200, "not json"), "not JSON");
+}
