@@ -184,7 +184,6 @@ pub fn finish(doc: &mut serde_json::Value) {
     add_links(doc);
     merge_field_docs(doc);
     collapse_nullable(doc);
-    flatten_one_of(doc);
     expandable_fields(doc);
     let components = doc["components"]["schemas"].clone();
     let Some(paths) = doc["paths"].as_object_mut() else { return };
@@ -247,6 +246,8 @@ pub fn finish(doc: &mut serde_json::Value) {
             op["requestBody"]["required"] = Value::Bool(required);
         }
     }
+    // After the bodies are inlined, which nests their optional choices.
+    flatten_one_of(doc);
     drop_unused_components(doc);
 }
 
