@@ -282,3 +282,51 @@ fn responses_that_disagree_with_the_document_fail_the_test() {
     assert!(fails("GET", "/v1/nowhere", 404, r#"{"message": "not found"}"#), "not the error body");
     assert!(fails("GET", "/v1/claims", 200, "not json"), "not JSON");
 }
+
+/// Names by the rules of docs/clients.md: operationIds unique and PascalCase (and the
+/// quickstart's as the rule makes them); schema names PascalCase words, none a Rust
+/// type's; every error answer the one `Error`; expandable fields the id or the object;
+/// links by operationId; a semantic `info.version` and the API version beside it.
+#[tokio::test]
+async fn names_are_the_apis_and_follow_the_rules() {
+    let app = TestApp::start().await;
+    let doc = app.send(Method::GET, "/v1/openapi.json", None, None).await.ok();
+    let pascal = |s: &str| !s.is_empty() && s.starts_with(|c: char| c.is_ascii_uppercase()) && s.chars().all(|c| c.is_ascii_alphanumeric());
+    let mut ids = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(pascal(id), "{method} {path}: operationId {id}");
+            assert!(ids.insert(id.to_owned()), "{method} {path}: operationId {id} twice");
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let schema = &response["content"]["application/json"]["schema"];
+                // `/readyz` answers 503 with its own status body, for load balancers.
+                if (status.starts_with('4') || status.starts_with('5')) && path != "/readyz" {
+                    assert_eq!(schema["$ref"], "#/components/schemas/Error", "{id} {status}");
+                }
+            }
+        }
+    }
+    for id in ["CreateGuaranteePolicy", "CreateGuarantee", "CreateClaim", "ListClaims", "RetrieveClaim", "UpdateCustomer"] {
+        assert!(ids.contains(id), "{id} in {ids:?}");
+    }
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let rust = ["BTreeMap", "HashMap", "Vec", "Option", "String", "Value", "Object"];
+    for name in schemas.keys() {
+        assert!(pascal(name) && !rust.contains(&name.as_str()) && !name.ends_with("View"), "schema name {name}");
+    }
+    for name in ["Guarantee", "GuaranteePolicy", "ClaimList", "Metadata", "Error"] {
+        assert!(schemas.contains_key(name), "{name} in {:?}", schemas.keys());
+    }
+    let guarantee = &schemas["Claim"]["properties"]["guarantee"]["anyOf"];
+    assert_eq!(guarantee[0]["type"], "string");
+    assert_eq!(guarantee[1]["$ref"], "#/components/schemas/Guarantee");
+    let links = &doc["paths"]["/v1/guarantees"]["post"]["responses"]["200"]["links"];
+    assert_eq!(links["RetrieveGuarantee"]["operationId"], "RetrieveGuarantee");
+    assert!(links.as_object().unwrap().values().all(|l| l.get("operationRef").is_none()));
+    let version = doc["info"]["version"].as_str().unwrap();
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(version.split('.').filter(|p| p.parse::<u64>().is_ok()).count(), 3, "{version}");
+    assert_eq!(doc["info"]["x-api-version"], casapay::domain::event::API_VERSION);
+    assert_eq!(doc["servers"][0]["url"], casapay::api::openapi::LOCAL_SERVER);
+}
