@@ -345,7 +345,8 @@ fn name_operations(doc: &mut serde_json::Value) {
     for (path, item) in paths.iter_mut() {
         let Some(operations) = item.as_object_mut() else { continue };
         for (method, op) in operations.iter_mut() {
-            let explicit = op["operationId"].as_str().is_some_and(|id| id.starts_with(|c: char| c.is_ascii_uppercase()));
+            let explicit =
+                op["operationId"].as_str().is_some_and(|id| id.starts_with(|c: char| c.is_ascii_uppercase()));
             if !explicit {
                 op["operationId"] = serde_json::Value::String(operation_id(method, path));
             }
@@ -416,7 +417,8 @@ fn share_error_body(doc: &mut serde_json::Value) {
                 let is_error_body = schema["$ref"] == "#/components/schemas/Error"
                     || schema["properties"]["error"]["$ref"] == "#/components/schemas/ErrorDetails";
                 if (status.starts_with('4') || status.starts_with('5')) && is_error_body {
-                    response["content"] = json!({"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}});
+                    response["content"] =
+                        json!({"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}});
                 }
             }
         }
@@ -593,7 +595,8 @@ fn flatten_one_of(schema: &mut serde_json::Value) {
             map.values_mut().for_each(flatten_one_of);
             let Some(Value::Array(choices)) = map.get("oneOf") else { return };
             let nested = |c: &Value| {
-                c.as_object().is_some_and(|o| o.contains_key("oneOf") && o.keys().all(|k| k == "oneOf" || k == "description"))
+                c.as_object()
+                    .is_some_and(|o| o.contains_key("oneOf") && o.keys().all(|k| k == "oneOf" || k == "description"))
             };
             if !choices.iter().any(nested) {
                 return;
@@ -634,11 +637,19 @@ fn expandable_fields(doc: &mut serde_json::Value) {
                 _ => false,
             };
             let target = format!("#/components/schemas/{}", pascal(e.target.object()));
-            let mut choices = vec![json!({"type": "string", "description": format!("The {}'s id.", e.target.object())}), json!({"$ref": target})];
+            let mut choices = vec![
+                json!({"type": "string", "description": format!("The {}'s id.", e.target.object())}),
+                json!({"$ref": target}),
+            ];
             if nullable {
                 choices.push(json!({"type": "null"}));
             }
-            let description = format!("The {}'s id, or the {} itself when expanded (`expand[]={}`).", e.target.object(), e.target.object(), e.field);
+            let description = format!(
+                "The {}'s id, or the {} itself when expanded (`expand[]={}`).",
+                e.target.object(),
+                e.target.object(),
+                e.field
+            );
             *field = json!({"description": description, "anyOf": choices});
         }
     }

@@ -109,7 +109,9 @@ pub fn check(method: &str, path: &str, status: u16, text: &str) {
                 None => return,
             }
         }
-        None if status >= 400 => (format!("{} {path} (no operation)", method.to_uppercase()), json!({"$ref": "#/components/schemas/Error"})),
+        None if status >= 400 => {
+            (format!("{} {path} (no operation)", method.to_uppercase()), json!({"$ref": "#/components/schemas/Error"}))
+        }
         None => return,
     };
     if text.is_empty() && method == "head" {
@@ -130,5 +132,9 @@ pub fn check(method: &str, path: &str, status: u16, text: &str) {
 }
 
 fn clip(text: &str) -> String {
-    if text.chars().count() <= 2000 { text.to_owned() } else { format!("{}...", text.chars().take(2000).collect::<String>()) }
+    if text.chars().count() <= 2000 {
+        text.to_owned()
+    } else {
+        format!("{}...", text.chars().take(2000).collect::<String>())
+    }
 }

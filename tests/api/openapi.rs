@@ -277,7 +277,15 @@ fn responses_that_disagree_with_the_document_fail_the_test() {
     assert!(!fails("GET", "/v1/claims/clm_x", 404, error));
     assert!(!fails("GET", "/v1/nowhere", 404, error));
     assert!(fails("GET", "/v1/claims/clm_x", 200, r#"{"id": 1}"#), "a wrong type");
-    assert!(fails("GET", "/v1/claims/clm_x", 404, r#"{"error": {"type": "invalid_request_error", "message": "m", "extra": 1}}"#), "an undocumented field");
+    assert!(
+        fails(
+            "GET",
+            "/v1/claims/clm_x",
+            404,
+            r#"{"error": {"type": "invalid_request_error", "message": "m", "extra": 1}}"#
+        ),
+        "an undocumented field"
+    );
     assert!(fails("GET", "/v1/claims/clm_x", 418, error), "an undocumented status");
     assert!(fails("GET", "/v1/nowhere", 404, r#"{"message": "not found"}"#), "not the error body");
     assert!(fails("GET", "/v1/claims", 200, "not json"), "not JSON");
@@ -291,7 +299,9 @@ fn responses_that_disagree_with_the_document_fail_the_test() {
 async fn names_are_the_apis_and_follow_the_rules() {
     let app = TestApp::start().await;
     let doc = app.send(Method::GET, "/v1/openapi.json", None, None).await.ok();
-    let pascal = |s: &str| !s.is_empty() && s.starts_with(|c: char| c.is_ascii_uppercase()) && s.chars().all(|c| c.is_ascii_alphanumeric());
+    let pascal = |s: &str| {
+        !s.is_empty() && s.starts_with(|c: char| c.is_ascii_uppercase()) && s.chars().all(|c| c.is_ascii_alphanumeric())
+    };
     let mut ids = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
@@ -307,7 +317,9 @@ async fn names_are_the_apis_and_follow_the_rules() {
             }
         }
     }
-    for id in ["CreateGuaranteePolicy", "CreateGuarantee", "CreateClaim", "ListClaims", "RetrieveClaim", "UpdateCustomer"] {
+    for id in
+        ["CreateGuaranteePolicy", "CreateGuarantee", "CreateClaim", "ListClaims", "RetrieveClaim", "UpdateCustomer"]
+    {
         assert!(ids.contains(id), "{id} in {ids:?}");
     }
     let schemas = doc["components"]["schemas"].as_object().unwrap();
