@@ -7,7 +7,7 @@
 //! `Error` body.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
@@ -15,9 +15,14 @@ struct Contract {
     /// The document's paths, split into segments (`{id}` a parameter).
     templates: Vec<(Vec<String>, String)>,
     doc: Value,
-    /// The document's schemas, each object closed to fields it does not name.
-    strict_schemas: Value,
-    validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
+    /// A validator for each response schema of the document (by its JSON text),
+    /// compiled once, up front: no test waits on another's compiling mid-request.
+    validators: HashMap<String, jsonschema::Validator>,
+}
+
+/// The schema of an error answer off any documented operation.
+fn error_schema() -> Value {
+    json!({"$ref": "#/components/schemas/Error"})
 }
 
 fn contract() -> &'static Contract {
@@ -32,7 +37,31 @@ fn contract() -> &'static Contract {
             .collect();
         let mut strict_schemas = doc["components"]["schemas"].clone();
         close_objects(&mut strict_schemas);
-        Contract { templates, doc, strict_schemas, validators: Mutex::new(HashMap::new()) }
+        let mut schemas: HashMap<String, Value> = HashMap::from([(error_schema().to_string(), error_schema())]);
+        for item in doc["paths"].as_object().into_iter().flat_map(|p| p.values()) {
+            for op in item.as_object().into_iter().flat_map(|o| o.values()) {
+                for response in op["responses"].as_object().into_iter().flat_map(|r| r.values()) {
+                    if let Some(schema) = response.pointer("/content/application~1json/schema") {
+                        schemas.insert(schema.to_string(), schema.clone());
+                    }
+                }
+            }
+        }
+        let validators = schemas
+            .into_iter()
+            .map(|(key, mut schema)| {
+                close_objects(&mut schema);
+                // The response's schema, with the document's schemas where its `$ref`s
+                // (`#/components/schemas/...`) point.
+                let root = json!({
+                    "$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "components": {"schemas": strict_schemas},
+                    "allOf": [schema],
+                });
+                (key, jsonschema::draft202012::new(&root).expect("the document's schemas compile"))
+            })
+            .collect();
+        Contract { templates, doc, validators }
     })
 }
 
@@ -65,26 +94,6 @@ impl Contract {
             .max_by_key(|(t, _)| t.iter().filter(|s| !s.starts_with('{')).count())
             .map(|(_, p)| p.as_str())
     }
-
-    fn validator(&self, schema: &Value) -> Arc<jsonschema::Validator> {
-        let key = schema.to_string();
-        let mut cache = self.validators.lock().unwrap();
-        cache
-            .entry(key)
-            .or_insert_with(|| {
-                let mut schema = schema.clone();
-                close_objects(&mut schema);
-                // The response's schema, with the document's schemas where its `$ref`s
-                // (`#/components/schemas/...`) point.
-                let root = json!({
-                    "$schema": "https://json-schema.org/draft/2020-12/schema",
-                    "components": {"schemas": self.strict_schemas},
-                    "allOf": [schema],
-                });
-                Arc::new(jsonschema::draft202012::new(&root).expect("the document's schemas compile"))
-            })
-            .clone()
-    }
 }
 
 /// Fails the test when the answer to `method path` disagrees with the document.
@@ -109,9 +118,7 @@ pub fn check(method: &str, path: &str, status: u16, text: &str) {
                 None => return,
             }
         }
-        None if status >= 400 => {
-            (format!("{} {path} (no operation)", method.to_uppercase()), json!({"$ref": "#/components/schemas/Error"}))
-        }
+        None if status >= 400 => (format!("{} {path} (no operation)", method.to_uppercase()), error_schema()),
         None => return,
     };
     if text.is_empty() && method == "head" {
@@ -120,7 +127,7 @@ pub fn check(method: &str, path: &str, status: u16, text: &str) {
     let Ok(body) = serde_json::from_str::<Value>(text) else {
         panic!("{name} answered {status} with a body that is not JSON: {}", clip(text));
     };
-    let validator = contract.validator(&schema);
+    let validator = &contract.validators[&schema.to_string()];
     let errors: Vec<String> =
         validator.iter_errors(&body).take(5).map(|e| format!("at {}: {e}", e.instance_path())).collect();
     assert!(

@@ -330,6 +330,21 @@ async fn names_are_the_apis_and_follow_the_rules() {
     for name in ["Guarantee", "GuaranteePolicy", "ClaimList", "Metadata", "Error"] {
         assert!(schemas.contains_key(name), "{name} in {:?}", schemas.keys());
     }
+    // Each resource's schema is its object name in PascalCase, and each expandable
+    // field of the registry the id or the object.
+    for resource in casapay::resource::RESOURCES {
+        let name: String = resource.object().split('_').map(|w| w[..1].to_uppercase() + &w[1..]).collect();
+        assert!(schemas.contains_key(&name), "the schema of {} is {name}", resource.object());
+        for e in resource.expandable {
+            let choices = &schemas[&name]["properties"][e.field]["anyOf"];
+            assert_eq!(choices[0]["type"], "string", "{name}.{}", e.field);
+            assert!(
+                choices[1]["$ref"].as_str().is_some_and(|r| r.starts_with("#/components/schemas/")),
+                "{name}.{}",
+                e.field
+            );
+        }
+    }
     let guarantee = &schemas["Claim"]["properties"]["guarantee"]["anyOf"];
     assert_eq!(guarantee[0]["type"], "string");
     assert_eq!(guarantee[1]["$ref"], "#/components/schemas/Guarantee");
