@@ -12,7 +12,7 @@ use crate::store::UniqueConstraint;
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// Stripe's error `type` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorType {
     InvalidRequestError,

@@ -37,6 +37,21 @@ use extract::RequestId;
 /// `/v1/openapi.json`. Routes and document come from the same `routes!` lists, so
 /// neither can have what the other lacks.
 pub fn routes() -> Router<AppState> {
+    let (router, document) = routes_and_document();
+    let json: Arc<str> = document.to_string().into();
+    router
+        .route("/v1/openapi.json", axum::routing::get(move || serve_document(json.clone())))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// The OpenAPI document served at `/v1/openapi.json` (the tests check responses
+/// against it).
+pub fn document() -> serde_json::Value {
+    routes_and_document().1
+}
+
+fn routes_and_document() -> (Router<AppState>, serde_json::Value) {
     use utoipa::OpenApi;
     let (router, doc) = utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
@@ -54,6 +69,7 @@ pub fn routes() -> Router<AppState> {
         vec![utoipa::openapi::HttpMethod::Get],
         utoipa::openapi::path::OperationBuilder::new()
             .summary(Some("This document (OpenAPI 3.1)"))
+            .operation_id(Some("GetOpenApiDocument"))
             .tag("Health")
             .security(utoipa::openapi::security::SecurityRequirement::default())
             .response(
@@ -67,11 +83,7 @@ pub fn routes() -> Router<AppState> {
     );
     let mut value = serde_json::to_value(&doc).expect("the document serialises");
     openapi::finish(&mut value);
-    let json: Arc<str> = value.to_string().into();
-    router
-        .route("/v1/openapi.json", axum::routing::get(move || serve_document(json.clone())))
-        .fallback(route_not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+    (router, value)
 }
 
 async fn serve_document(json: Arc<str>) -> Response {

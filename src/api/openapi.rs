@@ -18,7 +18,6 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
         title = "CasaPay Guarantees API",
         description = "Rent guarantees: policies, guarantees, claims, payouts and webhooks, in Stripe's conventions. \
             Request bodies may be JSON or form-encoded with bracket notation (`metadata[k]=v`, `expand[]=policy`).",
-        version = "2025-01-01",
         license(name = "Apache-2.0")
     ),
     modifiers(&Security),
@@ -26,8 +25,15 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
     // UnixTime: `created[...]` refers to it (query parameters do not collect schemas).
     components(schemas(ErrorBody, ErrorFields, DeletedWebhookEndpoint, crate::domain::UnixTime)),
     tags(
-        (name = "Customers"), (name = "Guarantee policies"), (name = "Guarantees"), (name = "Claims"),
-        (name = "Claim review"), (name = "Payouts"), (name = "Events"), (name = "Webhook endpoints"), (name = "Health")
+        (name = "Customers", description = "Tenants, with the score that decides their eligibility."),
+        (name = "Guarantee policies", description = "The terms guarantees are issued on."),
+        (name = "Guarantees", description = "A tenant's rent guaranteed on a policy's terms."),
+        (name = "Claims", description = "Unpaid rent claimed on a guarantee, and its payout."),
+        (name = "Claim review", description = "Decisions on the claims automation leaves to a person."),
+        (name = "Payouts", description = "Money sent for approved claims."),
+        (name = "Events", description = "What happened, as sent to webhook endpoints."),
+        (name = "Webhook endpoints", description = "Where events are delivered, and each delivery attempt."),
+        (name = "Health", description = "Liveness, readiness and this document.")
     )
 )]
 pub struct ApiDoc;
@@ -42,22 +48,32 @@ impl Modify for Security {
     }
 }
 
-/// Stripe's error body.
+/// Stripe's error body: every error answer of the API.
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"error": {"type": "invalid_request_error", "code": "parameter_missing",
+#[schema(as = Error, example = json!({"error": {"type": "invalid_request_error", "code": "parameter_missing",
     "message": "Missing required param: policy.", "param": "policy"}}))]
 pub struct ErrorBody {
     pub error: ErrorFields,
 }
 
+/// What went wrong.
 #[derive(Serialize, ToSchema)]
+#[schema(as = ErrorDetails)]
 pub struct ErrorFields {
-    /// `invalid_request_error`, `authentication_error`, `permission_error`, `idempotency_error`,
-    /// `rate_limit_error` or `api_error`.
+    /// The kind of error.
     #[serde(rename = "type")]
-    pub kind: String,
+    #[schema(inline)]
+    pub kind: crate::error::ErrorType,
+    /// A short string saying which error, for the errors that have one (`parameter_missing`,
+    /// `resource_missing`...); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub code: Option<String>,
+    /// For people; may change.
     pub message: String,
+    /// The parameter the error is about, if any; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub param: Option<String>,
 }
 
@@ -148,16 +164,27 @@ pub struct ExpandOnly {
 #[serde(deny_unknown_fields)]
 pub struct NoParams {}
 
+/// Where a local `casapay serve` listens by default (`--listen`).
+pub const LOCAL_SERVER: &str = "http://localhost:8080";
+
 /// Makes the generated document say exactly what the server accepts, in ways the
-/// derive macros cannot express: each operation's `expand` lists the paths that
-/// operation can expand; bodies without required fields may be left out; and the
-/// form variant of each body and the query parameters have no `null` (a form has no
-/// null: `""` is how a form clears a field), with nested objects in bracket notation.
+/// derive macros cannot express, and in the names integrators' tools want:
+/// operations and schemas named by the rules below (`operation_id`, `name_schemas`);
+/// every error answer one `Error`; expandable fields either an id or the object;
+/// each operation's `expand` lists the paths that operation can expand; bodies
+/// without required fields may be left out; the form variant of each body and the
+/// query parameters have no `null` (a form has no null: `""` is how a form clears a
+/// field), with nested objects in bracket notation; no component left unused.
 pub fn finish(doc: &mut serde_json::Value) {
     use serde_json::{Value, json};
+    describe(doc);
+    name_operations(doc);
+    name_schemas(doc);
+    share_error_body(doc);
     add_links(doc);
     merge_field_docs(doc);
     collapse_nullable(doc);
+    expandable_fields(doc);
     let components = doc["components"]["schemas"].clone();
     let Some(paths) = doc["paths"].as_object_mut() else { return };
     for (path, item) in paths.iter_mut() {
@@ -219,11 +246,188 @@ pub fn finish(doc: &mut serde_json::Value) {
             op["requestBody"]["required"] = Value::Bool(required);
         }
     }
+    // After the bodies are inlined, which nests their optional choices.
+    flatten_one_of(doc);
+    drop_unused_components(doc);
+}
+
+/// `info`: the crate's semantic version (what generated packages take as theirs), the
+/// date-style API version (`CasaPay-Version`) in `x-api-version` and the description,
+/// the license's SPDX identifier, and the local server.
+fn describe(doc: &mut serde_json::Value) {
+    use crate::domain::event::API_VERSION;
+    use serde_json::{Value, json};
+    let info = &mut doc["info"];
+    info["version"] = json!(env!("CARGO_PKG_VERSION"));
+    info["x-api-version"] = json!(API_VERSION);
+    let description = info["description"].as_str().unwrap_or_default().to_owned();
+    info["description"] = Value::String(format!(
+        "{description} API version `{API_VERSION}` (the `CasaPay-Version` header of every answer)."
+    ));
+    info["license"]["identifier"] = json!("Apache-2.0");
+    doc["servers"] = json!([{"url": LOCAL_SERVER, "description": "A local `casapay serve` (default `--listen`)"}]);
+}
+
+/// The operationId of `method` on `path`, by one rule that needs nothing but the route
+/// and the resource registry:
+/// - on a resource's list route: `List{Objects}` (GET), `Create{Object}` (POST);
+/// - on `{route}/{id}`: `Retrieve{Object}` (GET), `Update{Object}` (POST), `Delete{Object}`;
+/// - on `{route}/{id}/{action}` (POST): the action's first word, the object, then the
+///   action's other words (`CancelGuarantee`, `RotateWebhookEndpointSecret`);
+/// - under `/v1/test_helpers/`: the same, after `TestHelpers`;
+/// - anything else: the method and the path's segments, as Stripe does (`GetHealthz`,
+///   `{x}` as `ByX`).
+///
+/// The object is the registry's `object` name in PascalCase (`guarantee_policy`:
+/// `GuaranteePolicy`), plural for lists. An operationId set in `#[utoipa::path]`
+/// (`operation_id = "..."`, PascalCase) is kept.
+pub fn operation_id(method: &str, path: &str) -> String {
+    let (prefix, route) = match path.strip_prefix("/v1/test_helpers/") {
+        Some(rest) => ("TestHelpers", format!("/v1/{rest}")),
+        None => ("", path.to_owned()),
+    };
+    let derived = crate::resource::for_route(&route).and_then(|r| {
+        let object = pascal(r.object());
+        let rest = &route[r.route.len()..];
+        let mut tail = rest.split('/').skip(1);
+        Some(match (method, tail.next(), tail.next(), tail.next()) {
+            ("get", None, ..) => format!("List{}", plural(&object)),
+            ("post", None, ..) => format!("Create{object}"),
+            ("get", Some("{id}"), None, _) => format!("Retrieve{object}"),
+            ("post", Some("{id}"), None, _) => format!("Update{object}"),
+            ("delete", Some("{id}"), None, _) => format!("Delete{object}"),
+            ("post", Some("{id}"), Some(action), None) if !action.contains('{') => {
+                let (verb, rest) = action.split_once('_').unwrap_or((action, ""));
+                format!("{}{object}{}", pascal(verb), pascal(rest))
+            }
+            _ => return None,
+        })
+    });
+    match derived {
+        Some(id) => format!("{prefix}{id}"),
+        None => {
+            let segments = path.trim_start_matches("/v1").split('/').filter(|s| !s.is_empty()).map(|s| {
+                match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(param) => format!("By{}", pascal(param)),
+                    None => pascal(s),
+                }
+            });
+            std::iter::once(pascal(method)).chain(segments).collect()
+        }
+    }
+}
+
+/// `guarantee_policy` (or `openapi.json`) as `GuaranteePolicy` (`OpenapiJson`).
+fn pascal(s: &str) -> String {
+    s.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The English plural of a PascalCase name's last word (`GuaranteePolicy`: `GuaranteePolicies`).
+fn plural(name: &str) -> String {
+    if let Some(stem) = name.strip_suffix('y').filter(|s| !s.ends_with(['a', 'e', 'o', 'u'])) {
+        format!("{stem}ies")
+    } else if ["s", "x", "ch", "sh"].iter().any(|e| name.ends_with(e)) {
+        format!("{name}es")
+    } else {
+        format!("{name}s")
+    }
+}
+
+/// Sets each operation's operationId by `operation_id` (keeping one set by hand).
+fn name_operations(doc: &mut serde_json::Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else { return };
+    for (path, item) in paths.iter_mut() {
+        let Some(operations) = item.as_object_mut() else { continue };
+        for (method, op) in operations.iter_mut() {
+            let explicit =
+                op["operationId"].as_str().is_some_and(|id| id.starts_with(|c: char| c.is_ascii_uppercase()));
+            if !explicit {
+                op["operationId"] = serde_json::Value::String(operation_id(method, path));
+            }
+        }
+    }
+}
+
+/// Schemas are named in the API's words, not Rust's: a resource's object is its
+/// `object` name in PascalCase (the view's `#[schema(as = ...)]`), a page of them
+/// `{Object}List` (utoipa's `List_{Object}`, whose items then refer to the object);
+/// the type aliases utoipa names by their Rust type are named by what they are.
+fn name_schemas(doc: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    /// utoipa names a field of an alias type by the aliased Rust type.
+    const ALIASES: [(&str, &str, &str); 2] = [
+        ("i64", "Timestamp", "Unix seconds."),
+        ("BTreeMap", "Metadata", "Key-value pairs of the platform's own, strings to strings."),
+    ];
+    let Some(schemas) = doc["components"]["schemas"].as_object_mut() else { return };
+    let mut renames: Vec<(String, String)> = Vec::new();
+    for (old, new, description) in ALIASES {
+        if let Some(mut schema) = schemas.remove(old) {
+            schema["description"] = json!(description);
+            schemas.insert(new.to_owned(), schema);
+            renames.push((old.to_owned(), new.to_owned()));
+        }
+    }
+    let lists: Vec<String> = schemas.keys().filter(|k| k.starts_with("List_")).cloned().collect();
+    for old in lists {
+        let object = old["List_".len()..].to_owned();
+        let Some(mut schema) = schemas.remove(&old) else { continue };
+        if schemas.contains_key(&object) {
+            schema["properties"]["data"]["items"] = json!({"$ref": format!("#/components/schemas/{object}")});
+        }
+        schema["description"] = json!(format!("A page of {object} objects, newest first."));
+        schemas.insert(format!("{object}List"), schema);
+        renames.push((old, format!("{object}List")));
+    }
+    fn rename_refs(value: &mut Value, renames: &[(String, String)]) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get_mut("$ref")
+                    && let Some(name) = r.strip_prefix("#/components/schemas/")
+                    && let Some((_, new)) = renames.iter().find(|(old, _)| old == name)
+                {
+                    *r = format!("#/components/schemas/{new}");
+                }
+                map.values_mut().for_each(|v| rename_refs(v, renames));
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| rename_refs(v, renames)),
+            _ => {}
+        }
+    }
+    rename_refs(doc, &renames);
+}
+
+/// Every error answer (4xx, 5xx) with the error body refers to the one `Error`
+/// schema (utoipa inlines it in the first response that names it).
+fn share_error_body(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    let Some(paths) = doc["paths"].as_object_mut() else { return };
+    for item in paths.values_mut() {
+        let Some(operations) = item.as_object_mut() else { continue };
+        for op in operations.values_mut() {
+            let Some(responses) = op["responses"].as_object_mut() else { continue };
+            for (status, response) in responses.iter_mut() {
+                let schema = &response["content"]["application/json"]["schema"];
+                let is_error_body = schema["$ref"] == "#/components/schemas/Error"
+                    || schema["properties"]["error"]["$ref"] == "#/components/schemas/ErrorDetails";
+                if (status.starts_with('4') || status.starts_with('5')) && is_error_body {
+                    response["content"] =
+                        json!({"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}});
+                }
+            }
+        }
+    }
 }
 
 /// Links from each create operation to the operations on the object it created
-/// (`POST /v1/guarantees` -> `GET /v1/guarantees/{id}`, `.../cancel`...), so that
-/// clients and stateful testers can follow them.
+/// (`CreateGuarantee` -> `RetrieveGuarantee`, `CancelGuarantee`...), by operationId
+/// and named by it, so that clients and stateful testers can follow them.
 fn add_links(doc: &mut serde_json::Value) {
     use serde_json::{Map, Value, json};
     let Some(paths) = doc["paths"].as_object() else { return };
@@ -234,14 +438,10 @@ fn add_links(doc: &mut serde_json::Value) {
         }
         let prefix = format!("{collection}/{{id}}");
         let mut found = Map::new();
-        for (path, ops) in paths.iter().filter(|(p, _)| p.starts_with(&prefix)) {
-            for method in ["get", "post", "delete"].into_iter().filter(|m| ops.get(*m).is_some()) {
-                let pointer = path.replace('~', "~0").replace('/', "~1");
-                let name = format!("{method}{}", path[collection.len()..].replace(['/', '{', '}'], "_"));
-                found.insert(
-                    name,
-                    json!({"operationRef": format!("#/paths/{pointer}/{method}"), "parameters": {"id": "$response.body#/id"}}),
-                );
+        for (_, ops) in paths.iter().filter(|(p, _)| p.starts_with(&prefix)) {
+            for op in ["get", "post", "delete"].into_iter().filter_map(|m| ops.get(m)) {
+                let Some(id) = op["operationId"].as_str() else { continue };
+                found.insert(id.to_owned(), json!({"operationId": id, "parameters": {"id": "$response.body#/id"}}));
             }
         }
         if !found.is_empty() {
@@ -382,5 +582,148 @@ fn strip_nulls(schema: &mut serde_json::Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(strip_nulls),
         _ => {}
+    }
+}
+
+/// `oneOf: [{oneOf: [A, B]}, C]` (an optional field of a type that is a choice, as
+/// utoipa writes it) becomes `oneOf: [A, B, C]` with the inner description: the same
+/// choices, which generators read as one union.
+fn flatten_one_of(schema: &mut serde_json::Value) {
+    use serde_json::Value;
+    match schema {
+        Value::Object(map) => {
+            map.values_mut().for_each(flatten_one_of);
+            let Some(Value::Array(choices)) = map.get("oneOf") else { return };
+            let nested = |c: &Value| {
+                c.as_object()
+                    .is_some_and(|o| o.contains_key("oneOf") && o.keys().all(|k| k == "oneOf" || k == "description"))
+            };
+            if !choices.iter().any(nested) {
+                return;
+            }
+            let mut flat = Vec::new();
+            let mut description = None;
+            for choice in choices.clone() {
+                if nested(&choice) {
+                    description = description.or_else(|| choice.get("description").cloned());
+                    flat.extend(choice["oneOf"].as_array().cloned().unwrap_or_default());
+                } else {
+                    flat.push(choice);
+                }
+            }
+            map.insert("oneOf".into(), Value::Array(flat));
+            if let Some(d) = description {
+                map.entry("description").or_insert(d);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(flatten_one_of),
+        _ => {}
+    }
+}
+
+/// Each expandable field of the registry (`Claim.guarantee`...) is the id, or, when
+/// expanded, the object: `anyOf: [string, Object]` (and `null` where it may be null),
+/// so that a response with `expand[]` is valid too. A resource's schema is its
+/// `object` name in PascalCase.
+fn expandable_fields(doc: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let schemas = &mut doc["components"]["schemas"];
+    for resource in crate::resource::RESOURCES {
+        let name = pascal(resource.object());
+        for e in resource.expandable {
+            let Some(field) = schemas.pointer_mut(&format!("/{name}/properties/{}", e.field)) else { continue };
+            let nullable = match &field["type"] {
+                Value::Array(types) => types.iter().any(|t| t == "null"),
+                _ => false,
+            };
+            let target = format!("#/components/schemas/{}", pascal(e.target.object()));
+            let mut choices = vec![
+                json!({"type": "string", "description": format!("The {}'s id.", e.target.object())}),
+                json!({"$ref": target}),
+            ];
+            if nullable {
+                choices.push(json!({"type": "null"}));
+            }
+            let description = format!(
+                "The {}'s id, or the {} itself when expanded (`expand[]={}`).",
+                e.target.object(),
+                e.target.object(),
+                e.field
+            );
+            *field = json!({"description": description, "anyOf": choices});
+        }
+    }
+}
+
+/// Removes the schemas nothing refers to (the request bodies, which `finish` inlines,
+/// and the types only they named), transitively.
+fn drop_unused_components(doc: &mut serde_json::Value) {
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+    fn refs(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref")
+                    && let Some(name) = r.strip_prefix("#/components/schemas/")
+                {
+                    out.push(name.to_owned());
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut pending = Vec::new();
+    for (key, value) in doc.as_object().into_iter().flatten() {
+        if key != "components" {
+            refs(value, &mut pending);
+        }
+    }
+    let schemas = doc["components"]["schemas"].clone();
+    let mut used = BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if used.insert(name.clone()) {
+            refs(&schemas[&name], &mut pending);
+        }
+    }
+    if let Some(map) = doc["components"]["schemas"].as_object_mut() {
+        map.retain(|name, _| used.contains(name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_ids_follow_the_rule() {
+        let cases = [
+            ("get", "/v1/guarantees", "ListGuarantees"),
+            ("post", "/v1/guarantees", "CreateGuarantee"),
+            ("get", "/v1/guarantees/{id}", "RetrieveGuarantee"),
+            ("post", "/v1/guarantees/{id}", "UpdateGuarantee"),
+            ("post", "/v1/guarantees/{id}/cancel", "CancelGuarantee"),
+            ("get", "/v1/guarantee_policies", "ListGuaranteePolicies"),
+            ("delete", "/v1/webhook_endpoints/{id}", "DeleteWebhookEndpoint"),
+            ("post", "/v1/webhook_endpoints/{id}/rotate_secret", "RotateWebhookEndpointSecret"),
+            ("get", "/v1/webhook_endpoints/{id}/attempts", "ListWebhookAttempts"),
+            ("post", "/v1/claims/{id}/approve", "ApproveClaim"),
+            ("post", "/v1/test_helpers/claims/{id}/deny", "TestHelpersDenyClaim"),
+            ("post", "/v1/events/{id}/resend", "ResendEvent"),
+            ("get", "/healthz", "GetHealthz"),
+            ("get", "/v1/things/{thing}/parts", "GetThingsByThingParts"),
+        ];
+        for (method, path, id) in cases {
+            assert_eq!(operation_id(method, path), id, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn plurals() {
+        assert_eq!(plural("GuaranteePolicy"), "GuaranteePolicies");
+        assert_eq!(plural("Key"), "Keys");
+        assert_eq!(plural("Match"), "Matches");
+        assert_eq!(plural("Claim"), "Claims");
     }
 }

@@ -8,7 +8,7 @@ use crate::domain::policy::Policy;
 /// The terms are fixed once the policy is created; only `name`, `active` and
 /// `metadata` change afterwards.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(as = Policy)]
+#[schema(as = GuaranteePolicy)]
 pub struct PolicyView {
     pub id: String,
     #[schema(value_type = String)]

@@ -1,5 +1,6 @@
 //! HTTP tests of the whole server: one binary, a real server per test.
 
+mod contract;
 mod support;
 
 mod cli;

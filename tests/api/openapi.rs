@@ -19,7 +19,7 @@ async fn the_document_is_served_without_auth_and_is_openapi_3_1() {
     let create = &doc["paths"]["/v1/guarantees"]["post"]["requestBody"]["content"];
     assert!(create["application/json"].is_object() && create["application/x-www-form-urlencoded"].is_object());
     // The docs' example is in it.
-    assert_eq!(doc["components"]["schemas"]["GuaranteeCreate"]["example"]["tenant"], "cus_123456789");
+    assert_eq!(create["application/json"]["schema"]["example"]["tenant"], "cus_123456789");
     // Every reference names a schema the document has.
     let text = doc.to_string();
     let missing: BTreeSet<&str> = text
@@ -261,4 +261,99 @@ async fn every_operation_accepts_the_documents_own_example() {
         );
     }
     assert!(accepted >= 35, "{accepted} operations took their example");
+}
+
+/// The check every response of the suite goes through (`contract::check`) can fail: a
+/// body its schema does not allow, a field the schema lacks, a status the operation
+/// does not list, an error answer off any route that is not the error body.
+#[test]
+fn responses_that_disagree_with_the_document_fail_the_test() {
+    use crate::contract::check;
+    let fails = |method: &str, path: &str, status: u16, body: &str| {
+        let (method, path, body) = (method.to_owned(), path.to_owned(), body.to_owned());
+        std::panic::catch_unwind(move || check(&method, &path, status, &body)).is_err()
+    };
+    let error = r#"{"error": {"type": "invalid_request_error", "message": "No such claim: 'clm_x'", "code": "resource_missing", "param": "id"}}"#;
+    assert!(!fails("GET", "/v1/claims/clm_x", 404, error));
+    assert!(!fails("GET", "/v1/nowhere", 404, error));
+    assert!(fails("GET", "/v1/claims/clm_x", 200, r#"{"id": 1}"#), "a wrong type");
+    assert!(
+        fails(
+            "GET",
+            "/v1/claims/clm_x",
+            404,
+            r#"{"error": {"type": "invalid_request_error", "message": "m", "extra": 1}}"#
+        ),
+        "an undocumented field"
+    );
+    assert!(fails("GET", "/v1/claims/clm_x", 418, error), "an undocumented status");
+    assert!(fails("GET", "/v1/nowhere", 404, r#"{"message": "not found"}"#), "not the error body");
+    assert!(fails("GET", "/v1/claims", 200, "not json"), "not JSON");
+}
+
+/// Names by the rules of docs/clients.md: operationIds unique and PascalCase (and the
+/// quickstart's as the rule makes them); schema names PascalCase words, none a Rust
+/// type's; every error answer the one `Error`; expandable fields the id or the object;
+/// links by operationId; a semantic `info.version` and the API version beside it.
+#[tokio::test]
+async fn names_are_the_apis_and_follow_the_rules() {
+    let app = TestApp::start().await;
+    let doc = app.send(Method::GET, "/v1/openapi.json", None, None).await.ok();
+    let pascal = |s: &str| {
+        !s.is_empty() && s.starts_with(|c: char| c.is_ascii_uppercase()) && s.chars().all(|c| c.is_ascii_alphanumeric())
+    };
+    let mut ids = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(pascal(id), "{method} {path}: operationId {id}");
+            assert!(ids.insert(id.to_owned()), "{method} {path}: operationId {id} twice");
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let schema = &response["content"]["application/json"]["schema"];
+                // `/readyz` answers 503 with its own status body, for load balancers.
+                if (status.starts_with('4') || status.starts_with('5')) && path != "/readyz" {
+                    assert_eq!(schema["$ref"], "#/components/schemas/Error", "{id} {status}");
+                }
+            }
+        }
+    }
+    for id in
+        ["CreateGuaranteePolicy", "CreateGuarantee", "CreateClaim", "ListClaims", "RetrieveClaim", "UpdateCustomer"]
+    {
+        assert!(ids.contains(id), "{id} in {ids:?}");
+    }
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let rust = ["BTreeMap", "HashMap", "Vec", "Option", "String", "Value", "Object"];
+    for name in schemas.keys() {
+        assert!(pascal(name) && !rust.contains(&name.as_str()) && !name.ends_with("View"), "schema name {name}");
+    }
+    for name in ["Guarantee", "GuaranteePolicy", "ClaimList", "Metadata", "Error"] {
+        assert!(schemas.contains_key(name), "{name} in {:?}", schemas.keys());
+    }
+    // Each resource's schema is its object name in PascalCase, and each expandable
+    // field of the registry the id or the object.
+    for resource in casapay::resource::RESOURCES {
+        let name: String = resource.object().split('_').map(|w| w[..1].to_uppercase() + &w[1..]).collect();
+        assert!(schemas.contains_key(&name), "the schema of {} is {name}", resource.object());
+        for e in resource.expandable {
+            let choices = &schemas[&name]["properties"][e.field]["anyOf"];
+            assert_eq!(choices[0]["type"], "string", "{name}.{}", e.field);
+            assert!(
+                choices[1]["$ref"].as_str().is_some_and(|r| r.starts_with("#/components/schemas/")),
+                "{name}.{}",
+                e.field
+            );
+        }
+    }
+    let guarantee = &schemas["Claim"]["properties"]["guarantee"]["anyOf"];
+    assert_eq!(guarantee[0]["type"], "string");
+    assert_eq!(guarantee[1]["$ref"], "#/components/schemas/Guarantee");
+    let links = &doc["paths"]["/v1/guarantees"]["post"]["responses"]["200"]["links"];
+    assert_eq!(links["RetrieveGuarantee"]["operationId"], "RetrieveGuarantee");
+    assert!(links.as_object().unwrap().values().all(|l| l.get("operationRef").is_none()));
+    let version = doc["info"]["version"].as_str().unwrap();
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(version.split('.').filter(|p| p.parse::<u64>().is_ok()).count(), 3, "{version}");
+    assert_eq!(doc["info"]["x-api-version"], casapay::domain::event::API_VERSION);
+    assert_eq!(doc["servers"][0]["url"], casapay::api::openapi::LOCAL_SERVER);
 }

@@ -21,7 +21,7 @@ async fn post_key(app: &TestApp, path: &str, key: &str, idem: &str, body: Value)
         .send()
         .await
         .unwrap();
-    Resp::from_response(r).await
+    Resp::from_response(&Method::POST, r).await
 }
 
 async fn post_form(app: &TestApp, path: &str, idem: Option<&str>, form: &str) -> Resp {
@@ -29,7 +29,7 @@ async fn post_form(app: &TestApp, path: &str, idem: Option<&str>, form: &str) ->
     if let Some(k) = idem {
         r = r.header("idempotency-key", k);
     }
-    Resp::from_response(r.send().await.unwrap()).await
+    Resp::from_response(&Method::POST, r.send().await.unwrap()).await
 }
 
 async fn count(app: &TestApp, path: &str) -> usize {

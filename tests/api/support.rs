@@ -222,14 +222,14 @@ impl TestApp {
 
     /// Sends a JSON body (or none) with a Bearer key; returns status, body and headers.
     pub async fn send(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> Resp {
-        let mut req = self.client.request(method, self.url(path));
+        let mut req = self.client.request(method.clone(), self.url(path));
         if let Some(key) = key {
             req = req.bearer_auth(key);
         }
         if let Some(body) = body {
             req = req.json(&body);
         }
-        Resp::from(req.send().await.expect("request")).await
+        Resp::from(&method, req.send().await.expect("request")).await
     }
 
     pub async fn post(&self, path: &str, key: &str, body: Value) -> Resp {
@@ -249,14 +249,14 @@ impl TestApp {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Resp {
-        let mut req = self.client.request(method, self.url(path)).body(body);
+        let mut req = self.client.request(method.clone(), self.url(path)).body(body);
         if let Some(key) = key {
             req = req.bearer_auth(key);
         }
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
-        Resp::from(req.send().await.expect("request")).await
+        Resp::from(&method, req.send().await.expect("request")).await
     }
 
     // Fixtures -----------------------------------------------------------------
@@ -364,14 +364,19 @@ pub struct Resp {
 }
 
 impl Resp {
-    pub async fn from_response(r: reqwest::Response) -> Resp {
-        Self::from(r).await
+    /// The answer to a request of `method` sent by hand, checked as `send`'s are.
+    pub async fn from_response(method: &Method, r: reqwest::Response) -> Resp {
+        Self::from(method, r).await
     }
 
-    async fn from(r: reqwest::Response) -> Resp {
+    /// Reads the answer whole, and checks it against the OpenAPI document
+    /// (`contract::check`).
+    async fn from(method: &Method, r: reqwest::Response) -> Resp {
         let status = r.status();
         let headers = r.headers().clone();
+        let path = r.url().path().to_owned();
         let text = r.text().await.unwrap_or_default();
+        crate::contract::check(method.as_str(), &path, status.as_u16(), &text);
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Resp { status, headers, body, text }
     }
