@@ -5,6 +5,7 @@ pub mod claims;
 pub mod customers;
 pub mod events;
 pub mod extract;
+pub mod files;
 pub mod guarantees;
 pub mod health;
 pub mod idempotency;
@@ -47,6 +48,7 @@ pub fn routes() -> Router<AppState> {
         .merge(events::router())
         .merge(payouts::router())
         .merge(webhook_endpoints::router())
+        .merge(files::router())
         .split_for_parts();
     let mut doc = doc;
     doc.paths.add_path_operation(
@@ -193,9 +195,14 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
 /// I/O outside its transaction, so the second run is the only one that counts. The
 /// store is told first, so the second run gets a fresh connection. Inside the
 /// request timeout, which bounds both runs and the body read.
+/// Uploads are left alone: their bodies may be large, so they are read once, by the
+/// handler, which retries its own write (`api::files`).
 pub async fn retry_on_connection_loss(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if files::is_upload(req.method(), req.uri().path()) {
+        return next.run(req).await;
+    }
     let (parts, body) = req.into_parts();
-    let bytes = match extract::read_body(Request::from_parts(parts.clone(), body), state.config.max_body_bytes).await {
+    let bytes = match extract::read_body(Request::from_parts(parts.clone(), body), body_limit(&state, &parts)).await {
         Ok(bytes) => bytes,
         Err(e) => return e.into_response(),
     };
@@ -210,6 +217,16 @@ pub async fn retry_on_connection_loss(State(state): State<AppState>, req: Reques
         state.store.note_connection_lost();
     }
     second
+}
+
+/// The largest body a request may send: the file limit (and its framing) for an
+/// upload, `max_body_bytes` for every other route.
+pub(crate) fn body_limit(state: &AppState, parts: &axum::http::request::Parts) -> usize {
+    if files::is_upload(&parts.method, parts.uri.path()) {
+        files::upload_body_limit(&state.config)
+    } else {
+        state.config.max_body_bytes
+    }
 }
 
 /// The answer to a panic in a handler or a layer below `CatchPanicLayer`: a 500 with

@@ -7,6 +7,7 @@ mod concurrency;
 mod conventions;
 mod engine;
 mod errors;
+mod files;
 mod hardening;
 mod isolation;
 mod lists;
