@@ -94,16 +94,16 @@ async fn download(app: &TestApp, key: &str, file_id: &str) -> reqwest::Response 
 async fn uploads_are_stored_read_listed_and_downloaded_safely() {
     let app = TestApp::start().await;
     let bytes = pdf(1000);
-    let f = upload(&app, DEMO_KEY, "lease.pdf", &bytes).await.ok();
+    let r = upload(&app, DEMO_KEY, "lease.pdf", &bytes).await;
+    // The fields, in this order.
+    let fields = ["id", "object", "filename", "purpose", "size", "type", "sha256", "url", "livemode", "created"];
+    let at: Vec<usize> = fields.iter().map(|f| r.text.find(&format!("\"{f}\":")).expect(f)).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{}", r.text);
+    let f = r.ok();
+    assert_eq!(f.as_object().unwrap().len(), fields.len());
     let file_id = id(&f);
     assert!(file_id.starts_with("file_"), "{f}");
     let sha = hex::encode(Sha256::digest(&bytes));
-    let keys: Vec<&str> = f.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(
-        keys,
-        ["id", "object", "filename", "purpose", "size", "type", "sha256", "url", "livemode", "created"],
-        "{f}"
-    );
     assert_eq!(f["object"], "file");
     assert_eq!(f["filename"], "lease.pdf");
     assert_eq!(f["purpose"], "claim_evidence");
@@ -271,6 +271,8 @@ async fn bad_bodies_are_clear_400s_and_store_nothing() {
     r.err(400, "invalid_request_error", None);
     let r = app.raw(Method::POST, "/v1/files", Some(DEMO_KEY), Some(&form_type("other-boundary")), body).await;
     r.err(400, "invalid_request_error", None);
+    // A control character other than a tab in a part's header: malformed.
+    upload(&app, DEMO_KEY, "bad\u{1}name.pdf", &doc).await.err(400, "invalid_request_error", None);
     assert_eq!(file_count(&app, DEMO_KEY).await, 0);
     assert_eq!(app.get("/v1/events?type=file.created", DEMO_KEY).await.ok()["data"].as_array().unwrap().len(), 0);
 
@@ -278,11 +280,13 @@ async fn bad_bodies_are_clear_400s_and_store_nothing() {
     // the download's headers.
     for (sent, kept) in [
         ("../../etc/lease.pdf", "lease.pdf"),
-        ("C:\\\\Users\\\\me\\\\scan 1.pdf", "scan 1.pdf"),
-        ("bad\u{1}\u{7f}name\u{202e}fdp.pdf", "badnamefdp.pdf"),
-        ("Übergabe \\\"protokoll\\\".pdf", "Übergabe \"protokoll\".pdf"),
+        ("C:\\Users\\me\\scan 1.pdf", "scan 1.pdf"),
+        ("bad\tname\u{202e}fdp.pdf", "badnamefdp.pdf"),
+        ("Übergabe–Protokoll.pdf", "Übergabe–Protokoll.pdf"),
     ] {
-        let f = upload(&app, DEMO_KEY, sent, &doc).await.ok();
+        let r = upload(&app, DEMO_KEY, sent, &doc).await;
+        assert_eq!(r.status, 200, "{sent:?}: {}", r.text);
+        let f = r.body;
         assert_eq!(f["filename"], kept, "{sent}");
         let r = download(&app, DEMO_KEY, &id(&f)).await;
         let disposition = r.headers()["content-disposition"].to_str().unwrap().to_owned();
@@ -433,11 +437,18 @@ async fn claims_take_evidence_files_added_never_removed() {
     let foreign = id(&upload(&app, &other.test_key, "theirs.pdf", &pdf(1)).await.ok());
 
     // On create: ids of this account and mode only; a 404 names the id's place.
-    for (bad, code) in [(&foreign, 404), (&live, 404), (&"file_nothing".to_owned(), 404), (&"cus_123456789".to_owned(), 404)] {
+    // (An id of the wrong shape is refused as it is parsed, naming the list, as for
+    // any list parameter.)
+    for (bad, param) in [
+        (foreign.as_str(), "evidence[files][1]"),
+        (live.as_str(), "evidence[files][1]"),
+        ("file_nothing", "evidence[files][1]"),
+        ("cus_123456789", "evidence[files]"),
+    ] {
         let mut body = TestApp::claim_body(&g, "inv_bad", due);
         body["evidence"]["files"] = json!([files[0], bad]);
         let r = app.post("/v1/claims", key, body).await;
-        assert_eq!(r.err(code, "invalid_request_error", Some("resource_missing"))["param"], "evidence[files][1]");
+        assert_eq!(r.err(404, "invalid_request_error", Some("resource_missing"))["param"], param, "{bad}");
     }
     let mut body = TestApp::claim_body(&g, "inv_many", due);
     body["evidence"]["files"] = json!(files);
@@ -472,7 +483,7 @@ async fn claims_take_evidence_files_added_never_removed() {
     let r = app.post(&path, key, json!({"evidence": {"invoice_id": "inv_other"}})).await;
     assert_eq!(r.err(400, "invalid_request_error", Some("parameter_unknown"))["param"], "evidence[invoice_id]");
     let r = app.post(&path, key, json!({"evidence": {"files": ["not-a-file"]}})).await;
-    assert_eq!(r.err(404, "invalid_request_error", Some("resource_missing"))["param"], "evidence[files][0]");
+    assert_eq!(r.err(404, "invalid_request_error", Some("resource_missing"))["param"], "evidence[files]");
     assert_eq!(app.get(&path, key).await.ok()["evidence"]["files"].as_array().unwrap().len(), 3);
 
     // Decided: no more evidence, though metadata still changes.
