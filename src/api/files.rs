@@ -66,8 +66,10 @@ pub(crate) fn is_upload(method: &Method, path: &str) -> bool {
     method == Method::POST && path == "/v1/files"
 }
 
-/// `POST /v1/files`, as the document shows it: the handler reads the parts itself.
-#[derive(Debug, ToSchema)]
+/// An upload: the file and what it is for. (The document's view of the parts; the
+/// handler reads them itself, as they stream in, in `read_upload`.)
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct FileUpload {
     /// The file: a PDF, JPEG or PNG, judged from its content (not its name or declared
