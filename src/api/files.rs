@@ -222,7 +222,11 @@ impl HttpBody for UploadBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
-                this.fail(if caused_by::<BodyDeadlinePassed>(&e) { BodyFailure::Deadline } else { BodyFailure::Broken });
+                this.fail(if caused_by::<BodyDeadlinePassed>(&e) {
+                    BodyFailure::Deadline
+                } else {
+                    BodyFailure::Broken
+                });
                 Poll::Ready(Some(Err(e)))
             }
             other => other,
@@ -256,9 +260,9 @@ async fn multipart_of(req: Request, limit: usize) -> ApiResult<(Multipart, Arc<M
     let failure = Arc::new(Mutex::new(None));
     let watched = failure.clone();
     let req = req.map(|inner| AxumBody::new(UploadBody { inner, limit, seen: 0, failure: watched }));
-    let multipart = Multipart::from_request(req, &()).await.map_err(|_| {
-        ApiError::bad_request("The multipart/form-data Content-Type has no boundary (boundary=...).")
-    })?;
+    let multipart = Multipart::from_request(req, &())
+        .await
+        .map_err(|_| ApiError::bad_request("The multipart/form-data Content-Type has no boundary (boundary=...)."))?;
     Ok((multipart, failure))
 }
 

@@ -71,7 +71,12 @@ pub fn evidence_param(index: usize) -> String {
 /// (from `evidence[files]`). An id that names no file of the caller's account and
 /// mode is a 404 naming its place in the request, as for any id; a file for another
 /// purpose is a 400.
-pub async fn add_evidence(conn: &mut Conn, call: &Call, current: &[String], requested: &[String]) -> ApiResult<Vec<String>> {
+pub async fn add_evidence(
+    conn: &mut Conn,
+    call: &Call,
+    current: &[String],
+    requested: &[String],
+) -> ApiResult<Vec<String>> {
     let new = new_evidence_files(current, requested).map_err(evidence_error)?;
     let mut found = Vec::with_capacity(new.len());
     for (index, id) in new {
@@ -88,7 +93,9 @@ fn evidence_error(e: EvidenceFilesError) -> ApiError {
         EvidenceFilesError::WrongPurpose { index, purpose } => ApiError::invalid(
             "file_purpose_invalid",
             evidence_param(index),
-            format!("This file's purpose is {purpose}; a claim's evidence takes files uploaded with purpose claim_evidence."),
+            format!(
+                "This file's purpose is {purpose}; a claim's evidence takes files uploaded with purpose claim_evidence."
+            ),
         ),
         EvidenceFilesError::TooMany { total } => ApiError::invalid(
             "too_many_files",

@@ -46,9 +46,9 @@ pub fn multipart(boundary: &str, parts: &[Part]) -> Vec<u8> {
     for part in parts {
         b.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
         match part {
-            Part::Text(name, value) => {
-                b.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}").as_bytes())
-            }
+            Part::Text(name, value) => b.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}").as_bytes(),
+            ),
             Part::File(name, filename, ct, bytes) => {
                 let filename = filename.map(|f| format!("; filename=\"{f}\"")).unwrap_or_default();
                 b.extend_from_slice(
@@ -211,9 +211,13 @@ async fn bad_bodies_are_clear_400s_and_store_nothing() {
     let purpose = Part::Text("purpose", "claim_evidence");
 
     // Truncated: the body stops inside the file part (Content-Length matches what is sent).
-    let whole = multipart(BOUNDARY, &[Part::Text("purpose", "claim_evidence"), Part::File("file", Some("a.pdf"), "application/pdf", &doc)]);
+    let whole = multipart(
+        BOUNDARY,
+        &[Part::Text("purpose", "claim_evidence"), Part::File("file", Some("a.pdf"), "application/pdf", &doc)],
+    );
     for cut in [whole.len() - 10, whole.len() - 60, 60] {
-        let r = app.raw(Method::POST, "/v1/files", Some(DEMO_KEY), Some(&form_type(BOUNDARY)), whole[..cut].to_vec()).await;
+        let r =
+            app.raw(Method::POST, "/v1/files", Some(DEMO_KEY), Some(&form_type(BOUNDARY)), whole[..cut].to_vec()).await;
         r.err(400, "invalid_request_error", None);
     }
     let cases: Vec<(Vec<Part>, &str, Option<&str>)> = vec![
@@ -345,7 +349,10 @@ async fn the_file_limit_is_for_uploads_only() {
     let r = upload(&app, DEMO_KEY, "big.pdf", &over).await;
     assert_eq!(r.err(413, "invalid_request_error", Some("file_too_large"))["param"], "file");
     // A body over the upload's limit: 413 by Content-Length, and when sent chunked.
-    let huge = multipart(BOUNDARY, &[Part::Text("purpose", "claim_evidence"), Part::File("file", Some("h.pdf"), "application/pdf", &pdf(max * 2))]);
+    let huge = multipart(
+        BOUNDARY,
+        &[Part::Text("purpose", "claim_evidence"), Part::File("file", Some("h.pdf"), "application/pdf", &pdf(max * 2))],
+    );
     let r = app.raw(Method::POST, "/v1/files", Some(DEMO_KEY), Some(&form_type(BOUNDARY)), huge.clone()).await;
     r.err(413, "invalid_request_error", Some("request_too_large"));
     assert_eq!(send_chunked(&app, "/v1/files", &form_type(BOUNDARY), &huge, 16 * 1024).await, 413);
@@ -362,14 +369,19 @@ async fn the_file_limit_is_for_uploads_only() {
         .unwrap();
     assert_eq!(r.status(), 413);
     // A chunked upload within the limit is fine.
-    let ok = multipart(BOUNDARY, &[Part::Text("purpose", "claim_evidence"), Part::File("file", Some("c.pdf"), "application/pdf", &pdf(50_000))]);
+    let ok = multipart(
+        BOUNDARY,
+        &[Part::Text("purpose", "claim_evidence"), Part::File("file", Some("c.pdf"), "application/pdf", &pdf(50_000))],
+    );
     assert_eq!(send_chunked(&app, "/v1/files", &form_type(BOUNDARY), &ok, 7_000).await, 200);
     assert_eq!(file_count(&app, DEMO_KEY).await, 2);
 
     // Every other route keeps the 1 MiB limit, by Content-Length and chunked.
     let name = "n".repeat(1_100_000);
     let form = format!("name={name}").into_bytes();
-    let r = app.raw(Method::POST, "/v1/customers", Some(DEMO_KEY), Some("application/x-www-form-urlencoded"), form.clone()).await;
+    let r = app
+        .raw(Method::POST, "/v1/customers", Some(DEMO_KEY), Some("application/x-www-form-urlencoded"), form.clone())
+        .await;
     r.err(413, "invalid_request_error", Some("request_too_large"));
     assert_eq!(send_chunked(&app, "/v1/customers", "application/x-www-form-urlencoded", &form, 64 * 1024).await, 413);
 }
@@ -391,7 +403,10 @@ async fn uploads_are_idempotent() {
     let send = |key: &'static str, boundary: &'static str, bytes: Vec<u8>| {
         let body = multipart(
             boundary,
-            &[Part::File("file", Some("lease.pdf"), "application/pdf", &bytes), Part::Text("purpose", "claim_evidence")],
+            &[
+                Part::File("file", Some("lease.pdf"), "application/pdf", &bytes),
+                Part::Text("purpose", "claim_evidence"),
+            ],
         );
         app.client
             .post(app.url("/v1/files"))
@@ -462,7 +477,9 @@ async fn claims_take_evidence_files_added_never_removed() {
          &evidence[due_date]={due}&evidence[files][0]={}&evidence[files][1]={}",
         files[0], files[1]
     );
-    let r = app.raw(Method::POST, "/v1/claims", Some(key), Some("application/x-www-form-urlencoded"), form.into_bytes()).await;
+    let r = app
+        .raw(Method::POST, "/v1/claims", Some(key), Some("application/x-www-form-urlencoded"), form.into_bytes())
+        .await;
     let claim = r.ok();
     assert_eq!(claim["evidence"]["files"], json!([files[0], files[1]]));
     let path = format!("/v1/claims/{}", id(&claim));
@@ -501,7 +518,8 @@ async fn files_are_scoped_to_their_account_and_mode() {
     let test_file = upload(&app, &a.test_key, "a.pdf", &pdf(3)).await.ok();
     let live_file = upload(&app, &a.live_key, "a-live.pdf", &pdf(4)).await.ok();
     assert_eq!(live_file["livemode"], true);
-    for (key, f) in [(&a.live_key, &test_file), (&a.test_key, &live_file), (&b.test_key, &test_file), (&b.live_key, &live_file)]
+    for (key, f) in
+        [(&a.live_key, &test_file), (&a.test_key, &live_file), (&b.test_key, &test_file), (&b.live_key, &live_file)]
     {
         for path in [format!("/v1/files/{}", id(f)), format!("/v1/files/{}/contents", id(f))] {
             app.get(&path, key).await.err(404, "invalid_request_error", Some("resource_missing"));

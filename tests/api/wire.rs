@@ -299,9 +299,13 @@ async fn responses_events_and_webhooks_keep_their_bytes() {
     };
     // Files: an upload (multipart), read back and listed; the first claim names it.
     let doc = crate::files::pdf(64);
-    let parts = [Part::File("file", Some("lease.pdf"), "application/pdf", &doc), Part::Text("purpose", "claim_evidence")];
+    let parts =
+        [Part::File("file", Some("lease.pdf"), "application/pdf", &doc), Part::Text("purpose", "claim_evidence")];
     let upload = crate::files::multipart("wire-boundary", &parts);
-    let r = run.app.raw(Method::POST, "/v1/files", Some(DEMO_KEY), Some("multipart/form-data; boundary=wire-boundary"), upload).await;
+    let r = run
+        .app
+        .raw(Method::POST, "/v1/files", Some(DEMO_KEY), Some("multipart/form-data; boundary=wire-boundary"), upload)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     run.t.entry("POST /v1/files", &r.text);
     let file = r.body;
