@@ -15,9 +15,13 @@ CREATE TABLE files (
 );
 CREATE INDEX files_list_idx ON files (account_id, livemode, created DESC, seq DESC);
 
+-- The bytes, in parts of at most 256 KiB (`store::files::PART_BYTES`) so that no
+-- statement carries, and no connection buffers, a whole 10 MiB file.
 CREATE TABLE file_contents (
-    file_id  TEXT PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
-    contents BLOB NOT NULL
+    file_id  TEXT NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+    part     INTEGER NOT NULL,
+    contents BLOB NOT NULL,
+    PRIMARY KEY (file_id, part)
 );
 
 -- The ids of a claim's evidence files, a JSON array in the order they were added.

@@ -179,13 +179,23 @@ enum BodyFailure {
     Broken,
 }
 
-/// An upload's body, cut off past `limit` bytes, noting why it failed.
+/// An upload's body, cut off past `limit` bytes, noting why it failed. It hands out
+/// one frame per poll: multer reads its stream until it would wait, so from a fast
+/// client it would otherwise buffer the whole body before the handler sees a byte.
 struct UploadBody {
     inner: AxumBody,
     limit: usize,
     seen: usize,
     failure: Arc<Mutex<Option<BodyFailure>>>,
+    /// A frame went out on the last poll: this one yields first.
+    yield_next: bool,
+    /// The rest of a frame larger than `FRAME_BYTES` (a body read whole already, by
+    /// the idempotency layer), handed out in slices of that size.
+    pending: Option<Bytes>,
 }
+
+/// The most bytes `UploadBody` hands out at once.
+const FRAME_BYTES: usize = 64 * 1024;
 
 #[derive(Debug)]
 struct UploadTooLarge;
@@ -212,6 +222,19 @@ impl HttpBody for UploadBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = self.get_mut();
+        if this.yield_next {
+            this.yield_next = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        if let Some(rest) = this.pending.as_mut() {
+            let piece = rest.split_to(rest.len().min(FRAME_BYTES));
+            if rest.is_empty() {
+                this.pending = None;
+            }
+            this.yield_next = true;
+            return Poll::Ready(Some(Ok(Frame::data(piece))));
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.seen = this.seen.saturating_add(frame.data_ref().map_or(0, Bytes::len));
@@ -219,7 +242,16 @@ impl HttpBody for UploadBody {
                     this.fail(BodyFailure::TooLarge);
                     return Poll::Ready(Some(Err(axum::Error::new(UploadTooLarge))));
                 }
-                Poll::Ready(Some(Ok(frame)))
+                this.yield_next = true;
+                match frame.into_data() {
+                    Ok(mut data) => {
+                        if data.len() > FRAME_BYTES {
+                            this.pending = Some(data.split_off(FRAME_BYTES));
+                        }
+                        Poll::Ready(Some(Ok(Frame::data(data))))
+                    }
+                    Err(frame) => Poll::Ready(Some(Ok(frame))),
+                }
             }
             Poll::Ready(Some(Err(e))) => {
                 this.fail(if caused_by::<BodyDeadlinePassed>(&e) {
@@ -234,11 +266,12 @@ impl HttpBody for UploadBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.pending.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        // What is left of `pending` is not in the inner body's hint.
+        SizeHint::default()
     }
 }
 
@@ -259,7 +292,9 @@ async fn multipart_of(req: Request, limit: usize) -> ApiResult<(Multipart, Arc<M
     }
     let failure = Arc::new(Mutex::new(None));
     let watched = failure.clone();
-    let req = req.map(|inner| AxumBody::new(UploadBody { inner, limit, seen: 0, failure: watched }));
+    let req = req.map(|inner| {
+        AxumBody::new(UploadBody { inner, limit, seen: 0, failure: watched, yield_next: false, pending: None })
+    });
     let multipart = Multipart::from_request(req, &())
         .await
         .map_err(|_| ApiError::bad_request("The multipart/form-data Content-Type has no boundary (boundary=...)."))?;
@@ -388,7 +423,17 @@ fn unsupported_type() -> ApiError {
 /// request. `None` when the body is not well-formed multipart (it is then compared
 /// as bytes).
 pub(crate) async fn upload_fingerprint(headers: &HeaderMap, body: Bytes) -> Option<String> {
-    let mut req = Request::new(AxumBody::from(body));
+    // In slices, so that multer does not copy the whole body into its buffer at once.
+    let failure = Arc::new(Mutex::new(None));
+    let sliced = UploadBody {
+        inner: AxumBody::from(body),
+        limit: usize::MAX,
+        seen: 0,
+        failure,
+        yield_next: false,
+        pending: None,
+    };
+    let mut req = Request::new(AxumBody::new(sliced));
     *req.headers_mut() = headers.clone();
     let mut multipart = Multipart::from_request(req, &()).await.ok()?;
     let mut canonical = String::new();

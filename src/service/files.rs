@@ -50,7 +50,7 @@ pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<File> {
 pub async fn contents(store: &Store, call: &Call, id: &str) -> ApiResult<(File, Vec<u8>)> {
     let mut conn = store.acquire().await?;
     let file = found(&resource::FILE, id, store::files::get(&mut conn, &call.scope, id).await?)?;
-    let bytes = store::files::CONTENTS.get(&mut conn, &call.scope, id).await?;
+    let bytes = store::files::CONTENTS.get(&mut conn, &call.scope, &file).await?;
     // A file row is written with its bytes: one without them is a broken store.
     let bytes = bytes.ok_or_else(|| ApiError::internal(format!("file {id} has no contents")))?;
     Ok((file, bytes))

@@ -73,12 +73,12 @@ pub trait FileContents {
         bytes: &[u8],
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
-    /// The bytes of file `id`, if it is the caller's.
+    /// The bytes of `file` (read in the caller's scope), if it is the caller's.
     fn get(
         &self,
         conn: &mut Conn,
         scope: &Scope,
-        id: &str,
+        file: &File,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, sqlx::Error>> + Send;
 }
 
@@ -89,26 +89,40 @@ pub struct InDatabase;
 /// The storage the server uses.
 pub const CONTENTS: InDatabase = InDatabase;
 
+/// The most bytes one row of `file_contents` holds.
+pub const PART_BYTES: usize = 256 * 1024;
+
 impl FileContents for InDatabase {
     async fn put(&self, conn: &mut Conn, _scope: &Scope, id: &str, bytes: &[u8]) -> Result<(), sqlx::Error> {
         // The file's row (inserted first, in the same transaction) carries the scope.
-        sqlx::query("INSERT INTO file_contents (file_id, contents) VALUES ($1, $2)")
-            .bind(id)
-            .bind(bytes)
-            .execute(&mut *conn)
-            .await?;
+        // In parts: the driver copies each statement's values (PostgreSQL into its
+        // connection's buffer, which keeps its size), so a part is what it costs.
+        for (part, chunk) in bytes.chunks(PART_BYTES).enumerate() {
+            sqlx::query("INSERT INTO file_contents (file_id, part, contents) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(part as i64)
+                .bind(chunk)
+                .execute(&mut *conn)
+                .await?;
+        }
         Ok(())
     }
 
-    async fn get(&self, conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
-        sqlx::query_scalar(
+    async fn get(&self, conn: &mut Conn, scope: &Scope, file: &File) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query_scalar::<_, Vec<u8>>(
             "SELECT c.contents FROM file_contents c JOIN files f ON f.id = c.file_id \
-             WHERE f.id = $1 AND f.account_id = $2 AND f.livemode = $3",
+             WHERE f.id = $1 AND f.account_id = $2 AND f.livemode = $3 ORDER BY c.part",
         )
-        .bind(id)
+        .bind(&file.id)
         .bind(&scope.account_id)
         .bind(scope.livemode)
-        .fetch_optional(&mut *conn)
-        .await
+        .fetch(&mut *conn);
+        let mut bytes: Option<Vec<u8>> = None;
+        while let Some(part) = rows.try_next().await? {
+            let capacity = usize::try_from(file.size).unwrap_or(0);
+            bytes.get_or_insert_with(|| Vec::with_capacity(capacity)).extend_from_slice(&part);
+        }
+        Ok(bytes)
     }
 }
