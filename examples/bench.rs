@@ -446,6 +446,7 @@ async fn sql_op(store: &Store, d: &Data, op: &str, n: u64) -> bool {
                     invoice_id: format!("sql_{}", d.invoice.fetch_add(1, Ordering::Relaxed)),
                     due_date: d.now - 86_400,
                     description: None,
+                    files: vec![],
                 },
                 metadata: None,
             };

@@ -24,8 +24,11 @@ const KEY_CACHE_CAPACITY: usize = 10_000;
 /// Limits and settings of the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
-    /// Bodies larger than this are answered 413.
+    /// Bodies larger than this are answered 413 (but uploads, below).
     pub max_body_bytes: usize,
+    /// Uploaded files (`POST /v1/files`) larger than this are answered 413; the
+    /// upload's body may be this and a little more (`api::files::upload_body_limit`).
+    pub max_file_bytes: usize,
     /// Requests running longer than this are answered 503 (and their transaction
     /// rolled back). Reading the body counts: a body still arriving then is cut off.
     pub request_timeout: Duration,
@@ -54,6 +57,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             max_body_bytes: 1_048_576,
+            max_file_bytes: crate::domain::file::DEFAULT_MAX_FILE_BYTES,
             request_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),

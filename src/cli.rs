@@ -119,6 +119,9 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "CASAPAY_MAX_BODY_BYTES", default_value_t = 1_048_576)]
     max_body_bytes: usize,
+    /// Largest file `POST /v1/files` accepts, in bytes (10 MiB).
+    #[arg(long, env = "CASAPAY_MAX_FILE_BYTES", default_value_t = crate::domain::file::DEFAULT_MAX_FILE_BYTES)]
+    max_file_bytes: usize,
     /// Requests running longer than this many seconds, body included, are answered 503.
     #[arg(long, env = "CASAPAY_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     request_timeout_secs: u64,
@@ -461,6 +464,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         clock.clone(),
         ApiConfig {
             max_body_bytes: args.max_body_bytes,
+            max_file_bytes: args.max_file_bytes,
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
             header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
             idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),

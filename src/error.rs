@@ -150,6 +150,31 @@ impl ApiError {
         )
     }
 
+    /// 413: an uploaded file larger than `CASAPAY_MAX_FILE_BYTES`.
+    pub fn file_too_large(limit: usize) -> Self {
+        Self::client(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorType::InvalidRequestError,
+            Some("file_too_large"),
+            format!("The file is larger than the limit of {limit} bytes."),
+            Some("file"),
+        )
+    }
+
+    /// 415: an upload sent as anything but `multipart/form-data`.
+    pub fn multipart_required(content_type: &str) -> Self {
+        Self::client(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorType::InvalidRequestError,
+            Some("unsupported_media_type"),
+            format!(
+                "Unsupported Content-Type `{}`: upload files as multipart/form-data (curl -F file=@lease.pdf -F purpose=claim_evidence).",
+                clip(content_type)
+            ),
+            None,
+        )
+    }
+
     /// 409: another request with this idempotency key is still running.
     pub fn idempotency_in_use(key: &str) -> Self {
         Self::client(

@@ -80,9 +80,11 @@ pub static WEBHOOK_ATTEMPT: Resource = Resource {
     expandable: &[],
 };
 
+pub static FILE: Resource = Resource { kind: Kind::File, table: "files", route: "/v1/files", expandable: &[] };
+
 /// Every resource.
-pub static RESOURCES: [&Resource; 8] =
-    [&CUSTOMER, &POLICY, &GUARANTEE, &CLAIM, &PAYOUT, &EVENT, &WEBHOOK_ENDPOINT, &WEBHOOK_ATTEMPT];
+pub static RESOURCES: [&Resource; 9] =
+    [&CUSTOMER, &POLICY, &GUARANTEE, &CLAIM, &PAYOUT, &EVENT, &WEBHOOK_ENDPOINT, &WEBHOOK_ATTEMPT, &FILE];
 
 /// The resource of an `object` name (`"guarantee"`).
 pub fn by_object(object: &str) -> Option<&'static Resource> {

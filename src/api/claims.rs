@@ -21,7 +21,7 @@ use crate::domain::claim::{
 use crate::domain::metadata::{self, MetadataUpdate};
 use crate::domain::money::{Amount, Currency};
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{ClaimId, GuaranteeId, Kind};
+use crate::ids::{ClaimId, FileId, GuaranteeId, Kind};
 use crate::service::expand::Expanded;
 use crate::service::review::{self, Verdict};
 use crate::service::{Call, claims, expand};
@@ -49,6 +49,18 @@ pub struct EvidenceParam {
     pub due_date: UnixTime,
     #[schema(inline)]
     pub description: Option<EvidenceDescription>,
+    /// Evidence files (`POST /v1/files`, purpose `claim_evidence`), at most 20.
+    #[schema(max_items = 20)]
+    pub files: Option<Vec<FileId>>,
+}
+
+/// Evidence added to a claim under review: files only, added to those it has.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceUpdate {
+    /// Evidence files to add (ids already on the claim are kept once); the claim holds at most 20.
+    #[schema(max_items = 20)]
+    pub files: Option<Vec<FileId>>,
 }
 
 /// `POST /v1/claims`.
@@ -74,6 +86,8 @@ pub struct ClaimCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimUpdate {
+    /// While the claim is `under_review`: evidence files to add.
+    pub evidence: Option<EvidenceUpdate>,
     #[serde(default, deserialize_with = "metadata::given")]
     pub metadata: Option<MetadataUpdate>,
     pub expand: Option<Vec<ExpandPath>>,
@@ -119,6 +133,7 @@ async fn create(
         invoice_id: input.evidence.invoice_id.into_string(),
         due_date: input.evidence.due_date.get(),
         description: input.evidence.description.map(EvidenceDescription::into_string),
+        files: file_ids(input.evidence.files),
     };
     let input = claims::NewClaim {
         guarantee: input.guarantee.into_string(),
@@ -145,7 +160,7 @@ async fn retrieve(
     Ok(Json(expand::apply_read(&state.store, &call.scope, c, &paths).await?))
 }
 
-/// Update a claim's `metadata`.
+/// Update a claim's `metadata`; while it is under review, add evidence files.
 #[utoipa::path(post, path = "/v1/claims/{id}", tag = "Claims", params(IdPath), request_body(content((ClaimUpdate = "application/json"), (ClaimUpdate = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "The updated claim", body = ClaimView), Errors))]
 async fn update(
@@ -155,8 +170,15 @@ async fn update(
     Input(input): Input<ClaimUpdate>,
 ) -> ApiResult<Response> {
     let paths = object_paths(Kind::Claim, &id, input.expand)?;
-    let metadata = input.metadata;
-    write_expanded(&state, &call, &paths, async |tx| claims::update_metadata(tx, &call, &id, metadata).await).await
+    let patch = claims::ClaimPatch {
+        metadata: input.metadata,
+        evidence_files: input.evidence.and_then(|e| e.files).map(|f| file_ids(Some(f))),
+    };
+    write_expanded(&state, &call, &paths, async |tx| claims::update(tx, &call, &id, patch).await).await
+}
+
+fn file_ids(ids: Option<Vec<FileId>>) -> Vec<String> {
+    ids.unwrap_or_default().into_iter().map(FileId::into_string).collect()
 }
 
 list_query! {

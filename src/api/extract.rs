@@ -217,7 +217,7 @@ pub(crate) async fn read_body_of(
 }
 
 /// Whether `T` is anywhere in the chain of causes of `e`.
-fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(e);
     while let Some(c) = cause {
         if c.is::<T>() {
@@ -240,7 +240,7 @@ pub(crate) fn body_deadline(req: Request, timeout: Duration) -> Request {
 
 /// The error of a body read past the request's deadline.
 #[derive(Debug)]
-struct BodyDeadlinePassed;
+pub(crate) struct BodyDeadlinePassed;
 
 impl std::fmt::Display for BodyDeadlinePassed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -51,9 +51,13 @@ async fn run(state: &AppState, req: Request, next: Next) -> ApiResult<Response> 
         // Operators act across accounts; their review routes are safe to repeat anyway.
         Principal::Operator { .. } => return Ok(next.run(Request::from_parts(parts, body)).await),
     };
-    let bytes = read_body(Request::from_parts(parts.clone(), body), state.config.max_body_bytes).await?;
-    let fingerprint =
-        fingerprint(parts.method.as_str(), parts.uri.path(), content_type(&parts.headers).as_deref(), &bytes);
+    let bytes = read_body(Request::from_parts(parts.clone(), body), super::body_limit(state, &parts)).await?;
+    let media = content_type(&parts.headers);
+    let upload = match media.as_deref() {
+        Some("multipart/form-data") => super::files::upload_fingerprint(&parts.headers, bytes.clone()).await,
+        _ => None,
+    };
+    let fingerprint = fingerprint(parts.method.as_str(), parts.uri.path(), media.as_deref(), upload.as_deref(), &bytes);
     let now = state.clock.now();
     let claim = match idempotency::begin(&state.store, &scope, &key, &fingerprint, now).await? {
         Begin::Replay { status, body } => return Ok(replay(status, body)),
@@ -90,16 +94,18 @@ fn replay(status: u16, body: String) -> Response {
 }
 
 /// Method, path and parameters, hashed. Parameters are compared parsed (so key order
-/// and JSON-versus-form do not matter); a body that does not parse is compared as bytes.
-fn fingerprint(method: &str, path: &str, media: Option<&str>, body: &[u8]) -> String {
+/// and JSON-versus-form do not matter; an upload's parts by `upload`, its parts in
+/// canonical form); a body that does not parse is compared as bytes.
+fn fingerprint(method: &str, path: &str, media: Option<&str>, upload: Option<&str>, body: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(method.as_bytes());
     h.update(b" ");
     h.update(path.as_bytes());
     h.update(b"\n");
-    match parse_body(media, body) {
-        Ok(params) => h.update(params.canonical().as_bytes()),
-        Err(_) => h.update(body),
+    match (upload, parse_body(media, body)) {
+        (Some(parts), _) => h.update(parts.as_bytes()),
+        (None, Ok(params)) => h.update(params.canonical().as_bytes()),
+        (None, Err(_)) => h.update(body),
     }
     hex::encode(h.finalize())
 }

@@ -5,6 +5,7 @@ pub mod claims;
 pub mod customers;
 pub mod events;
 pub mod extract;
+pub mod files;
 pub mod guarantees;
 pub mod health;
 pub mod idempotency;
@@ -62,6 +63,7 @@ fn routes_and_document() -> (Router<AppState>, serde_json::Value) {
         .merge(events::router())
         .merge(payouts::router())
         .merge(webhook_endpoints::router())
+        .merge(files::router())
         .split_for_parts();
     let mut doc = doc;
     doc.paths.add_path_operation(
@@ -205,13 +207,18 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
 /// I/O outside its transaction, so the second run is the only one that counts. The
 /// store is told first, so the second run gets a fresh connection. Inside the
 /// request timeout, which bounds both runs and the body read.
+/// Uploads are left alone: their bodies may be large, so they are read once, by the
+/// handler, which retries its own write (`api::files`).
 pub async fn retry_on_connection_loss(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if files::is_upload(req.method(), req.uri().path()) {
+        return next.run(req).await;
+    }
     let (parts, body) = req.into_parts();
     // A request without a body (most reads) has nothing to buffer.
     let bytes = if axum::body::HttpBody::is_end_stream(&body) {
         axum::body::Bytes::new()
     } else {
-        match extract::read_body_of(&parts.headers, body, state.config.max_body_bytes).await {
+        match extract::read_body_of(&parts.headers, body, body_limit(&state, &parts)).await {
             Ok(bytes) => bytes,
             Err(e) => return e.into_response(),
         }
@@ -227,6 +234,16 @@ pub async fn retry_on_connection_loss(State(state): State<AppState>, req: Reques
         state.store.note_connection_lost();
     }
     second
+}
+
+/// The largest body a request may send: the file limit (and its framing) for an
+/// upload, `max_body_bytes` for every other route.
+pub(crate) fn body_limit(state: &AppState, parts: &axum::http::request::Parts) -> usize {
+    if files::is_upload(&parts.method, parts.uri.path()) {
+        files::upload_body_limit(&state.config)
+    } else {
+        state.config.max_body_bytes
+    }
 }
 
 /// The answer to a panic in a handler or a layer below `CatchPanicLayer`: a 500 with

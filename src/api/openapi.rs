@@ -33,6 +33,7 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
         (name = "Payouts", description = "Money sent for approved claims."),
         (name = "Events", description = "What happened, as sent to webhook endpoints."),
         (name = "Webhook endpoints", description = "Where events are delivered, and each delivery attempt."),
+        (name = "Files", description = "Evidence documents (PDF, JPEG, PNG) uploaded for claims."),
         (name = "Health", description = "Liveness, readiness and this document.")
     )
 )]

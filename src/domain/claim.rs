@@ -125,6 +125,8 @@ pub struct Evidence {
     pub invoice_id: String,
     pub due_date: Timestamp,
     pub description: Option<String>,
+    /// Ids of evidence files (`file_`), in the order they were added; only ever added to.
+    pub files: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -271,7 +273,7 @@ mod tests {
             currency: "eur".into(),
             status,
             reason: ClaimReason::MissedPayment,
-            evidence: Evidence { invoice_id: "inv_1".into(), due_date: NOW - 86_400, description: None },
+            evidence: Evidence { invoice_id: "inv_1".into(), due_date: NOW - 86_400, description: None, files: vec![] },
             payout: None,
             denial_reason: None,
             reviewed_at: None,

@@ -30,6 +30,7 @@ wire_enum! {
         PayoutPaid = "payout.paid",
         PayoutFailed = "payout.failed",
         WebhookEndpointDisabled = "webhook_endpoint.disabled",
+        FileCreated = "file.created",
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod claim;
 pub mod customer;
 pub mod event;
+pub mod file;
 pub mod guarantee;
 pub mod input;
 pub mod metadata;

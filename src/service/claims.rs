@@ -1,6 +1,6 @@
 //! Claims: filing (with the guarantee's rules), reading, metadata updates, lists.
 
-use super::{Call, apply_metadata, check_cursors, record_event, record_update};
+use super::{Call, apply_metadata, check_cursors, files, record_event, record_update};
 use crate::domain::claim::{Claim, ClaimError, ClaimReason, ClaimReview, ClaimStatus, Evidence, StatusTransitions};
 use crate::domain::event::EventType;
 use crate::domain::guarantee::{NotClaimable, check_claimable};
@@ -86,6 +86,8 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
     if let Some(existing) = store::claims::find_live_for_invoice(tx, &guarantee.id, &input.evidence.invoice_id).await? {
         return Err(duplicate(&input.evidence.invoice_id, &existing));
     }
+    let mut evidence = input.evidence;
+    evidence.files = files::add_evidence(tx, call, &[], &evidence.files).await?;
     let claim = Claim {
         id: Kind::Claim.new_id(),
         guarantee: guarantee.id.clone(),
@@ -95,7 +97,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
         // Stored as submitted and taken into review in the same step.
         status: ClaimStatus::UnderReview,
         reason: input.reason,
-        evidence: input.evidence,
+        evidence,
         payout: None,
         denial_reason: None,
         reviewed_at: None,
@@ -124,10 +126,28 @@ pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Claim> 
     store::claims::get(&mut conn, &call.scope, id).await?.ok_or_else(|| not_found(id))
 }
 
-pub async fn update_metadata(tx: &mut Tx, call: &Call, id: &str, metadata: Option<MetadataUpdate>) -> ApiResult<Claim> {
+/// What `POST /v1/claims/:id` may change.
+#[derive(Debug, Default)]
+pub struct ClaimPatch {
+    pub metadata: Option<MetadataUpdate>,
+    /// Evidence files to add (`evidence[files]`): only while the claim is under review.
+    pub evidence_files: Option<Vec<String>>,
+}
+
+pub async fn update(tx: &mut Tx, call: &Call, id: &str, patch: ClaimPatch) -> ApiResult<Claim> {
     let before = store::claims::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
     let mut after = before.clone();
-    after.metadata = apply_metadata(&before.metadata, metadata.as_ref())?;
+    after.metadata = apply_metadata(&before.metadata, patch.metadata.as_ref())?;
+    if let Some(requested) = &patch.evidence_files {
+        if before.status != ClaimStatus::UnderReview {
+            return Err(ApiError::invalid(
+                "claim_not_under_review",
+                "evidence[files]",
+                format!("Evidence can be added only while the claim is under review; this one is {}.", before.status),
+            ));
+        }
+        after.evidence.files = files::add_evidence(tx, call, &before.evidence.files, requested).await?;
+    }
     store::claims::update(tx, &call.scope, &after).await?;
     record_update(tx, call, EventType::ClaimUpdated, &before, &after).await?;
     Ok(after)

@@ -7,6 +7,7 @@ pub mod customers;
 pub mod delivery;
 pub mod events;
 pub mod expand;
+pub mod files;
 pub mod guarantees;
 pub mod idempotency;
 pub mod policies;

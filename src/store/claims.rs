@@ -14,7 +14,7 @@ use crate::resource;
 
 const COLUMNS: &str = "id, livemode, created, guarantee_id, amount, amount_approved, currency, status, reason, \
     invoice_id, due_date, description, payout_id, denial_reason, reviewed_at, submitted_at, under_review_at, \
-    approved_at, denied_at, paid_at, awaiting_operator, metadata, review_note";
+    approved_at, denied_at, paid_at, awaiting_operator, metadata, review_note, evidence_files";
 
 fn decode<T>(value: String, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, sqlx::Error> {
     parse(&value).ok_or_else(|| sqlx::Error::Decode(format!("unknown {what} {value:?}").into()))
@@ -32,6 +32,7 @@ fn from_row(r: &AnyRow) -> Result<Claim, sqlx::Error> {
             invoice_id: r.try_get("invoice_id")?,
             due_date: r.try_get("due_date")?,
             description: r.try_get("description")?,
+            files: get_json(r, "evidence_files")?,
         },
         payout = "payout_id",
         denial_reason: denial.map(|d| decode(d, DenialReason::parse, "denial reason")).transpose()?,
@@ -56,9 +57,9 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     insert_query(
         "INSERT INTO claims (id, account_id, livemode, created, guarantee_id, amount, amount_approved, currency, \
          status, reason, invoice_id, due_date, description, payout_id, denial_reason, reviewed_at, submitted_at, \
-         under_review_at, approved_at, denied_at, paid_at, metadata, review_note) \
+         under_review_at, approved_at, denied_at, paid_at, metadata, review_note, evidence_files) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
-         $23)",
+         $23, $24)",
         &c.id,
         scope,
         c.created,
@@ -82,6 +83,7 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     .bind(t.paid_at)
     .bind(to_json(&c.metadata))
     .bind(c.review.note.clone())
+    .bind(to_json(&c.evidence.files))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -101,7 +103,7 @@ pub async fn update(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     let query = sqlx::query(
         "UPDATE claims SET status = $1, amount_approved = $2, payout_id = $3, denial_reason = $4, reviewed_at = $5, \
          under_review_at = $6, approved_at = $7, denied_at = $8, paid_at = $9, awaiting_operator = $10, \
-         metadata = $11, review_note = $12 WHERE id = $13 AND account_id = $14 AND livemode = $15",
+         metadata = $11, review_note = $12, evidence_files = $13 WHERE id = $14 AND account_id = $15 AND livemode = $16",
     )
     .bind(c.status.as_str())
     .bind(c.amount_approved)
@@ -114,7 +116,8 @@ pub async fn update(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     .bind(t.paid_at)
     .bind(c.awaiting_operator)
     .bind(to_json(&c.metadata))
-    .bind(c.review.note.clone());
+    .bind(c.review.note.clone())
+    .bind(to_json(&c.evidence.files));
     execute_scoped(conn, query, &c.id, scope).await
 }
 

@@ -10,6 +10,7 @@ pub(crate) mod batch;
 pub mod claims;
 pub mod customers;
 pub mod events;
+pub mod files;
 pub mod guarantees;
 pub(crate) mod holder;
 pub mod idempotency;

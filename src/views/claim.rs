@@ -34,6 +34,8 @@ pub struct EvidenceView {
     pub invoice_id: String,
     pub due_date: Timestamp,
     pub description: Option<String>,
+    /// The ids of the claim's evidence files, in the order they were added.
+    pub files: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -80,7 +82,12 @@ impl From<&Claim> for ClaimView {
 
 impl From<&Evidence> for EvidenceView {
     fn from(e: &Evidence) -> Self {
-        EvidenceView { invoice_id: e.invoice_id.clone(), due_date: e.due_date, description: e.description.clone() }
+        EvidenceView {
+            invoice_id: e.invoice_id.clone(),
+            due_date: e.due_date,
+            description: e.description.clone(),
+            files: e.files.clone(),
+        }
     }
 }
 

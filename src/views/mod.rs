@@ -13,6 +13,7 @@
 mod claim;
 mod customer;
 mod event;
+mod file;
 mod guarantee;
 mod payout;
 mod policy;
@@ -21,6 +22,7 @@ mod webhook;
 pub use claim::{ClaimReviewView, ClaimView, EvidenceView, StatusTransitionsView};
 pub use customer::CustomerView;
 pub use event::{EventDataView, EventRequestView, EventView};
+pub use file::FileView;
 pub use guarantee::GuaranteeView;
 pub use payout::PayoutView;
 pub use policy::PolicyView;
@@ -51,6 +53,7 @@ render! {
     crate::domain::claim::Claim => ClaimView,
     crate::domain::customer::Customer => CustomerView,
     crate::domain::event::Event => EventView,
+    crate::domain::file::File => FileView,
     crate::domain::guarantee::Guarantee => GuaranteeView,
     crate::domain::payout::Payout => PayoutView,
     crate::domain::policy::Policy => PolicyView,

@@ -8,6 +8,7 @@ mod concurrency;
 mod conventions;
 mod engine;
 mod errors;
+mod files;
 mod hardening;
 mod isolation;
 mod lists;

@@ -186,6 +186,7 @@ async fn every_operation_accepts_the_documents_own_example() {
         .ok();
     let event = app.get("/v1/events?limit=1", DEMO_KEY).await.ok()["data"][0]["id"].as_str().unwrap().to_owned();
     let spare = app.docs_guarantee(DEMO_KEY, &id(&policy), "cus_123456789").await;
+    let file = crate::files::upload(&app, DEMO_KEY, "lease.pdf", &crate::files::pdf(10)).await.ok();
     let ids = |prefix: &str| -> Option<String> {
         Some(match prefix {
             "cus_" => "cus_123456789".to_owned(),
@@ -195,6 +196,7 @@ async fn every_operation_accepts_the_documents_own_example() {
             "po_" => payout.clone(),
             "evt_" => event.clone(),
             "we_" => id(&endpoint),
+            "file_" => id(&file),
             _ => return None,
         })
     };
@@ -230,6 +232,7 @@ async fn every_operation_accepts_the_documents_own_example() {
             p if p.starts_with("/v1/payouts/") => payout.clone(),
             p if p.starts_with("/v1/events/") => event.clone(),
             p if p.starts_with("/v1/webhook_endpoints/") => id(&endpoint),
+            p if p.starts_with("/v1/files/") => id(&file),
             _ => String::new(),
         };
         let url = path.replace("{id}", &target);
@@ -239,6 +242,16 @@ async fn every_operation_accepts_the_documents_own_example() {
             DEMO_KEY
         };
         let op = &doc["paths"][path][method];
+        if let Some(upload) = op.pointer("/requestBody/content/multipart~1form-data/schema") {
+            // Uploads are multipart only: a file part (binary) and a purpose.
+            assert_eq!(upload["properties"]["file"]["format"], "binary", "{path}");
+            assert!(op["requestBody"]["content"].get("application/json").is_none(), "{path}");
+            let purpose = upload["properties"]["purpose"]["enum"][0].as_str().unwrap();
+            assert_eq!(purpose, "claim_evidence");
+            crate::files::upload(&app, key, "lease.pdf", &crate::files::pdf(20)).await.ok();
+            accepted += 1;
+            continue;
+        }
         let json_schema = &op["requestBody"]["content"]["application/json"]["schema"];
         let body = (!json_schema.is_null()).then(|| example_of(json_schema, &ids));
         let m: Method = method.to_uppercase().parse().unwrap();

@@ -90,7 +90,9 @@ async fn quickstart_runs_as_documented() {
     assert_eq!(claim["reason"], "missed_payment");
     assert_eq!(
         claim["evidence"],
-        json!({"invoice_id": "inv_abc123", "due_date": 1708732800, "description": "February 2025 rent — unpaid"})
+        // The docs' evidence, and its evidence files (SPEC section 7): none here.
+        json!({"invoice_id": "inv_abc123", "due_date": 1708732800, "description": "February 2025 rent — unpaid",
+               "files": []})
     );
     assert_eq!(claim["created"], 1708819200);
     for field in ["payout", "denial_reason", "reviewed_at", "amount_approved"] {

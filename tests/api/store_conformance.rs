@@ -99,7 +99,7 @@ fn claim(id: &str, invoice: &str) -> Claim {
         currency: "eur".into(),
         status: ClaimStatus::UnderReview,
         reason: ClaimReason::MissedPayment,
-        evidence: Evidence { invoice_id: invoice.into(), due_date: 5, description: None },
+        evidence: Evidence { invoice_id: invoice.into(), due_date: 5, description: None, files: vec![] },
         payout: None,
         denial_reason: None,
         reviewed_at: None,

@@ -17,6 +17,7 @@ use casapay::service::rail::{PayoutRail, RailFuture, RailOutcome};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::files::Part;
 use crate::support::{DEMO_KEY, DOCS_NOW, LOOPBACK_EGRESS, TestApp, dispatcher_config, id};
 
 const DAY: i64 = 86_400;
@@ -73,7 +74,7 @@ struct Transcript {
 }
 
 /// Prefixes of generated ids: 24 base62 characters follow.
-const ID_PREFIXES: &[&str] = &["acct_", "cus_", "gpol_", "grt_", "clm_", "po_", "evt_", "we_", "wha_", "req_"];
+const ID_PREFIXES: &[&str] = &["acct_", "cus_", "gpol_", "grt_", "clm_", "po_", "evt_", "we_", "wha_", "req_", "file_"];
 
 impl Transcript {
     fn entry(&mut self, label: &str, body: &str) {
@@ -296,7 +297,23 @@ async fn responses_events_and_webhooks_keep_their_bytes() {
         json!({"guarantee": id(g), "amount": amount, "currency": "eur", "reason": reason,
                "evidence": {"invoice_id": invoice, "due_date": DOCS_NOW + DAY / 2, "description": "Rent unpaid"}})
     };
-    let refused = run.post("/v1/claims", claim(&side, "inv_refused", 10_000, "lease_break")).await;
+    // Files: an upload (multipart), read back and listed; the first claim names it.
+    let doc = crate::files::pdf(64);
+    let parts =
+        [Part::File("file", Some("lease.pdf"), "application/pdf", &doc), Part::Text("purpose", "claim_evidence")];
+    let upload = crate::files::multipart("wire-boundary", &parts);
+    let r = run
+        .app
+        .raw(Method::POST, "/v1/files", Some(DEMO_KEY), Some("multipart/form-data; boundary=wire-boundary"), upload)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    run.t.entry("POST /v1/files", &r.text);
+    let file = r.body;
+    run.get(&format!("/v1/files/{}", id(&file))).await;
+    run.get("/v1/files?purpose=claim_evidence").await;
+    let mut body = claim(&side, "inv_refused", 10_000, "lease_break");
+    body["evidence"]["files"] = json!([id(&file)]);
+    let refused = run.post("/v1/claims", body).await;
     run.post(&format!("/v1/test_helpers/claims/{}/approve", id(&refused)), json!({"amount": 9_000})).await;
     let refusing = Engine::new(
         run.app.store.clone(),
