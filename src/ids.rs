@@ -18,6 +18,8 @@ pub enum Kind {
     WebhookDelivery,
     Request,
     ApiKey,
+    Operator,
+    ClaimAction,
 }
 
 impl Kind {
@@ -35,6 +37,8 @@ impl Kind {
             Kind::WebhookDelivery => "whd_",
             Kind::Request => "req_",
             Kind::ApiKey => "key_",
+            Kind::Operator => "op_",
+            Kind::ClaimAction => "act_",
         }
     }
 
@@ -53,6 +57,8 @@ impl Kind {
             Kind::WebhookDelivery => "webhook_delivery",
             Kind::Request => "request",
             Kind::ApiKey => "api_key",
+            Kind::Operator => "operator",
+            Kind::ClaimAction => "claim_action",
         }
     }
 
@@ -113,6 +119,7 @@ id_type!(PayoutId, Kind::Payout);
 id_type!(EventId, Kind::Event);
 id_type!(WebhookEndpointId, Kind::WebhookEndpoint);
 id_type!(WebhookAttemptId, Kind::WebhookAttempt);
+id_type!(AccountId, Kind::Account);
 
 /// A random secret of `len` base62 characters, for API keys.
 pub fn random_secret(len: usize) -> String {

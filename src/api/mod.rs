@@ -15,6 +15,7 @@ pub mod params;
 pub mod payouts;
 pub mod policies;
 pub mod rate_limit;
+pub mod review;
 pub mod webhook_endpoints;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub fn routes() -> Router<AppState> {
         .merge(policies::router())
         .merge(guarantees::router())
         .merge(claims::router())
+        .merge(review::router())
         .merge(events::router())
         .merge(payouts::router())
         .merge(webhook_endpoints::router())
