@@ -69,3 +69,16 @@ pub async fn disable(store: &Store, id: &str, now: i64) -> ApiResult<Operator> {
     tx.commit().await?;
     Ok(Operator { disabled_at: operator.disabled_at.or(Some(now)), ..operator })
 }
+
+/// Another key for an enabled operator (shown once): a person may hold several keys,
+/// and they all count as that one person (four eyes).
+pub async fn add_key(store: &Store, operator_id: &str, now: i64) -> ApiResult<String> {
+    let mut tx = store.begin().await?;
+    match store::operators::get(&mut tx, operator_id).await? {
+        Some(o) if o.disabled_at.is_none() => {}
+        _ => return Err(ApiError::no_such(Kind::Operator.object(), operator_id, Some("id"))),
+    }
+    let key = super::accounts::new_operator_key(&mut tx, operator_id, now).await?;
+    tx.commit().await?;
+    Ok(key)
+}

@@ -16,6 +16,7 @@ mod openapi;
 mod quickstart;
 mod receiver;
 mod resources;
+mod review;
 mod store_conformance;
 mod stripe_compat;
 mod webhooks;
