@@ -124,6 +124,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     crate::api::routes()
+        .merge(crate::console::router())
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::api::retry_on_connection_loss))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
