@@ -4,6 +4,7 @@ mod support;
 
 mod cli;
 mod concurrency;
+mod console;
 mod conventions;
 mod engine;
 mod errors;
