@@ -359,15 +359,15 @@ async fn queue_rows(
     claims: Vec<(Scope, crate::domain::claim::Claim)>,
 ) -> Result<Vec<QueueRow>, ApiError> {
     let mut conn = state.store.acquire().await?;
-    let mut rows = Vec::with_capacity(claims.len());
-    for (scope, claim) in claims {
-        let g = store::guarantees::get(&mut conn, &scope, &claim.guarantee).await?;
-        let tenant = match g {
-            Some(g) => store::customers::get(&mut conn, &scope, &g.tenant).await?.and_then(|c| c.name.or(Some(c.id))),
-            None => None,
-        };
-        rows.push(QueueRow { scope, claim, tenant });
-    }
+    let ids: Vec<&str> = claims.iter().map(|(_, c)| c.id.as_str()).collect();
+    let mut names = store::claims::tenant_names(&mut conn, &ids).await?;
+    let rows = claims
+        .into_iter()
+        .map(|(scope, claim)| {
+            let tenant = names.remove(&claim.id);
+            QueueRow { scope, claim, tenant }
+        })
+        .collect();
     Ok(rows)
 }
 

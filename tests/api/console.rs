@@ -166,13 +166,7 @@ async fn forms_need_the_session_and_its_token_and_platform_text_is_escaped() {
     let deny = format!("/review/claims/{claim}/deny");
     let form = [("csrf", console.csrf.as_str()), ("denial_reason", "tenant_paid")];
     // No cookie (what a cross-site form post sends with SameSite=Strict).
-    let r = client()
-        .post(app.url(&deny))
-        .header("sec-fetch-site", "cross-site")
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let r = client().post(app.url(&deny)).header("sec-fetch-site", "cross-site").form(&form).send().await.unwrap();
     assert_eq!(r.status(), 403);
     // The cookie without the token, or with another; or from another origin.
     assert_eq!(console.post(&deny, &[("denial_reason", "tenant_paid")], &[]).await.status(), 403);
@@ -241,5 +235,8 @@ async fn four_eyes_in_the_console_says_a_second_operator_is_needed() {
     let r = b.post(&approve, &[("csrf", &b.csrf), ("amount", "700000")], &[]).await;
     assert_eq!(r.headers()["location"], format!("/review/claims/{claim}?done=approved").as_str());
     let c = app.get(&format!("/v1/claims/{claim}"), DEMO_KEY).await.ok();
-    assert_eq!((c["amount_approved"].as_i64(), c["review"]["decided_by"].as_str()), (Some(700_000), Some(bob.id.as_str())));
+    assert_eq!(
+        (c["amount_approved"].as_i64(), c["review"]["decided_by"].as_str()),
+        (Some(700_000), Some(bob.id.as_str()))
+    );
 }
