@@ -292,6 +292,17 @@ impl KeyCache {
             }
             seen.insert(hash.to_owned());
         }
+        // Operator keys are looked up on every request: claims staff send few, and so
+        // disabling an operator (`casapay operators disable`, from any process) stops
+        // its keys at once on every server rather than within the ttl.
+        let found = match found {
+            Some(f) if matches!(f.principal, Principal::Operator { .. }) => {
+                lock(&self.entries).remove(hash);
+                lock(&self.unknown).remove(hash);
+                return;
+            }
+            other => other,
+        };
         if self.ttl.is_zero() {
             return;
         }
@@ -353,7 +364,21 @@ mod tests {
     use super::*;
 
     fn found(key_id: &str, expires_at: Option<i64>) -> FoundKey {
-        FoundKey { principal: Principal::Operator { key_id: key_id.into(), operator_id: "op_1".into() }, expires_at }
+        let scope = Scope { account_id: "acct_1".into(), livemode: false };
+        FoundKey { principal: Principal::Platform { scope, key_id: key_id.into() }, expires_at }
+    }
+
+    #[test]
+    fn operator_keys_are_never_cached_so_disabling_stops_them_at_once() {
+        let cache = KeyCache::new(Duration::from_secs(3600), 10);
+        let hash = hash_key("opk_1");
+        let op = FoundKey {
+            principal: Principal::Operator { key_id: "key_1".into(), operator_id: "op_1".into() },
+            expires_at: None,
+        };
+        cache.remember(&hash, Some(&op), Instant::now());
+        assert!(cache.cached(&hash, 0, Instant::now()).is_none());
+        assert!(matches!(cache.known(&hash, 0), KnownKey::SeenValid), "looked up again, never throttled");
     }
 
     #[test]

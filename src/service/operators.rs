@@ -57,8 +57,8 @@ pub async fn get(store: &Store, id: &str) -> ApiResult<Option<Operator>> {
 }
 
 /// Disables an operator: its keys are revoked and its console sessions end, in one
-/// transaction. A server that authenticated one of its keys in the last
-/// `CASAPAY_KEY_CACHE_MS` may take it once more until its cache entry is stale.
+/// transaction. Servers look operator keys and sessions up on every request (the key
+/// cache keeps no operator key), so they stop at once everywhere.
 pub async fn disable(store: &Store, id: &str, now: i64) -> ApiResult<Operator> {
     let mut tx = store.begin().await?;
     let found = store::operators::get(&mut tx, id).await?;
