@@ -222,8 +222,8 @@ enum AccountsCommand {
 
 #[derive(Debug, Subcommand)]
 enum OperatorsCommand {
-    /// Create an operator and its key; prints {"id", "name", "email", "key"} as JSON (the
-    /// key is shown once).
+    /// Create an operator and its key; prints {"id", "name", "key"} as JSON (the key is
+    /// shown once).
     Create {
         #[arg(long)]
         name: String,

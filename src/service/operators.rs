@@ -7,12 +7,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::store::{self, Store};
 
-/// A new operator and its first key, shown once (`casapay operators create`).
+/// A new operator and its first key, shown once (`casapay operators create` prints
+/// `{"id", "name", "key"}`, as SPEC section 4 says; `operators list` shows the email).
 #[derive(Debug, Serialize)]
 pub struct CreatedOperator {
     pub id: String,
     pub name: String,
-    pub email: Option<String>,
     pub key: String,
 }
 
@@ -43,7 +43,7 @@ pub async fn create(store: &Store, name: &str, email: Option<&str>, now: i64) ->
     store::operators::insert(&mut tx, &operator).await?;
     let key = super::accounts::new_operator_key(&mut tx, &operator.id, now).await?;
     tx.commit().await?;
-    Ok(CreatedOperator { id: operator.id, name: operator.name, email: operator.email, key })
+    Ok(CreatedOperator { id: operator.id, name: operator.name, key })
 }
 
 pub async fn list(store: &Store) -> ApiResult<Vec<Operator>> {

@@ -444,12 +444,15 @@ async fn cli_creates_lists_and_disables_named_operators() {
     assert!(alice["id"].as_str().unwrap().starts_with("op_"));
     assert_eq!(alice["name"], "Alice Martin");
     assert!(alice["key"].as_str().unwrap().starts_with("opk_"));
+    let fields: Vec<&str> = alice.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(fields.len(), 3, "{alice}");
     let out = casapay(&db, &["operator-keys", "create"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = casapay(&db, &["operators", "list"]);
     let all: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     let names: Vec<&str> = all.as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Alice Martin", "operator"]);
+    assert_eq!(all[0]["email"], "alice@provider.example");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("opk_"), "keys are shown once, at creation");
     let out = casapay(&db, &["operators", "disable", "--id", alice["id"].as_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
