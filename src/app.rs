@@ -48,7 +48,31 @@ pub struct ApiConfig {
     /// Failed authentications a second allowed per client address (bursts of
     /// [`AUTH_FAILURE_BURST`]); beyond it, 429 without a key lookup. 0 turns it off.
     pub auth_failures_per_second: u32,
+    /// Approvals of this amount (minor units) or more need two different operators
+    /// (`CASAPAY_REVIEW_SECOND_APPROVAL_AMOUNT`); 0 turns four eyes off.
+    pub second_approval_amount: i64,
+    /// The review console's settings.
+    pub console: ConsoleConfig,
 }
+
+/// The review console's sessions.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// How long a sign-in lasts (`CASAPAY_CONSOLE_SESSION_SECS`).
+    pub session_seconds: i64,
+    /// Mark the session cookie `Secure` on every answer, not only behind a proxy
+    /// that says `X-Forwarded-Proto: https` (`CASAPAY_CONSOLE_SECURE_COOKIE`).
+    pub secure_cookie: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig { session_seconds: 8 * 3600, secure_cookie: false }
+    }
+}
+
+/// SPEC section 4: approvals of 500,000 minor units or more need two operators.
+pub const DEFAULT_SECOND_APPROVAL_AMOUNT: i64 = 500_000;
 
 /// Failed authentications an address may make at once before its allowance applies.
 pub const AUTH_FAILURE_BURST: u32 = 20;
@@ -65,6 +89,8 @@ impl Default for ApiConfig {
             rate_limits: RateLimitConfig::default(),
             key_cache_ttl: Duration::from_secs(1),
             auth_failures_per_second: 5,
+            second_approval_amount: DEFAULT_SECOND_APPROVAL_AMOUNT,
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -102,6 +128,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     crate::api::routes()
+        .merge(crate::console::router())
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::api::retry_on_connection_loss))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))

@@ -16,8 +16,8 @@ use crate::app::{ApiConfig, AppState};
 use crate::clock::{Clock, SystemClock};
 use crate::jobs::dispatcher::{Dispatcher, DispatcherConfig};
 use crate::jobs::engine::{Engine, EngineConfig};
-use crate::service::accounts;
 use crate::service::rail::InstantRail;
+use crate::service::{accounts, operators};
 use crate::store::setup::{self, PgTarget};
 use crate::store::{ServeLock, Store, StoreOptions, sqlite_file};
 use crate::webhooks::ssrf::EgressPolicy;
@@ -65,7 +65,12 @@ enum Command {
         #[command(subcommand)]
         command: AccountsCommand,
     },
-    /// Manage operator (claims staff) keys.
+    /// Manage operators: the claims staff, each a named person with keys.
+    Operators {
+        #[command(subcommand)]
+        command: OperatorsCommand,
+    },
+    /// Create keys for the operator named `operator` (prefer `operators create`).
     OperatorKeys {
         #[command(subcommand)]
         command: OperatorKeysCommand,
@@ -190,6 +195,20 @@ struct ServeArgs {
     /// of --webhook-concurrency).
     #[arg(long, env = "CASAPAY_WEBHOOK_PER_ACCOUNT")]
     webhook_per_account: Option<usize>,
+    /// Approvals of this amount (minor units) or more need two different operators
+    /// (four eyes); 0 turns it off.
+    #[arg(long, env = "CASAPAY_REVIEW_SECOND_APPROVAL_AMOUNT", default_value_t = crate::app::DEFAULT_SECOND_APPROVAL_AMOUNT,
+          value_parser = clap::value_parser!(i64).range(0..))]
+    review_second_approval_amount: i64,
+    /// How long a sign-in to the review console (/review) lasts, in seconds.
+    #[arg(long, env = "CASAPAY_CONSOLE_SESSION_SECS", default_value_t = 8 * 3600,
+          value_parser = clap::value_parser!(i64).range(1..=30 * 86_400))]
+    console_session_secs: i64,
+    /// Mark the console's session cookie Secure on every answer (it is anyway behind
+    /// a proxy that sends `X-Forwarded-Proto: https`). Default: false.
+    #[arg(long, env = "CASAPAY_CONSOLE_SECURE_COOKIE", num_args = 0..=1, default_missing_value = "true",
+          default_value = "false", action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    console_secure_cookie: bool,
     /// Most database connections held at once (default: 16 on PostgreSQL, 8 on SQLite).
     #[arg(long, env = "CASAPAY_DB_MAX_CONNECTIONS")]
     db_max_connections: Option<u32>,
@@ -201,6 +220,25 @@ enum AccountsCommand {
     Create {
         #[arg(long)]
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorsCommand {
+    /// Create an operator and its key; prints {"id", "name", "key"} as JSON (the key is
+    /// shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// List the operators as JSON.
+    List,
+    /// Disable an operator: its keys stop working and its console sessions end.
+    Disable {
+        #[arg(long)]
+        id: String,
     },
 }
 
@@ -424,6 +462,28 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Err("no such key, or it was revoked already".into())
             }
         }
+        Command::Operators { command } => {
+            let store = open_store(&cli, 2).await?;
+            store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+            let out = match command {
+                OperatorsCommand::Create { name, email } => {
+                    let created = operators::create(&store, name, email.as_deref(), clock.now())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    serde_json::to_string_pretty(&created)
+                }
+                OperatorsCommand::List => {
+                    let all = operators::list(&store).await.map_err(|e| e.to_string())?;
+                    serde_json::to_string_pretty(&all)
+                }
+                OperatorsCommand::Disable { id } => {
+                    let disabled = operators::disable(&store, id, clock.now()).await.map_err(|e| e.to_string())?;
+                    serde_json::to_string_pretty(&disabled)
+                }
+            };
+            println!("{}", out.map_err(|e| e.to_string())?);
+            Ok(())
+        }
         Command::OperatorKeys { command: OperatorKeysCommand::Create } => {
             let store = open_store(&cli, 2).await?;
             store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
@@ -475,6 +535,11 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
             },
             key_cache_ttl: Duration::from_millis(args.key_cache_ms),
             auth_failures_per_second: args.auth_failure_limit,
+            second_approval_amount: args.review_second_approval_amount,
+            console: crate::app::ConsoleConfig {
+                session_seconds: args.console_session_secs,
+                secure_cookie: args.console_secure_cookie,
+            },
         },
     );
     // `--demo` is for development: webhooks to http:// and loopback are allowed unless set.

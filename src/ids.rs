@@ -19,6 +19,8 @@ pub enum Kind {
     Request,
     ApiKey,
     File,
+    Operator,
+    ClaimAction,
 }
 
 impl Kind {
@@ -37,6 +39,8 @@ impl Kind {
             Kind::Request => "req_",
             Kind::ApiKey => "key_",
             Kind::File => "file_",
+            Kind::Operator => "op_",
+            Kind::ClaimAction => "act_",
         }
     }
 
@@ -56,6 +60,8 @@ impl Kind {
             Kind::Request => "request",
             Kind::ApiKey => "api_key",
             Kind::File => "file",
+            Kind::Operator => "operator",
+            Kind::ClaimAction => "claim_action",
         }
     }
 
@@ -117,6 +123,7 @@ id_type!(EventId, Kind::Event);
 id_type!(WebhookEndpointId, Kind::WebhookEndpoint);
 id_type!(WebhookAttemptId, Kind::WebhookAttempt);
 id_type!(FileId, Kind::File);
+id_type!(AccountId, Kind::Account);
 
 /// A random secret of `len` base62 characters, for API keys.
 pub fn random_secret(len: usize) -> String {

@@ -8,6 +8,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod console;
 pub mod domain;
 pub mod error;
 pub mod ids;

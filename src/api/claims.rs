@@ -16,14 +16,14 @@ use super::{check_id, expand_paths, object_paths, write_expanded, write_view};
 use crate::app::AppState;
 use crate::domain::UnixTime;
 use crate::domain::claim::{
-    Claim, ClaimReason, ClaimStatus, Evidence, EvidenceDescription, InvoiceId, OperatorDenialReason, ReviewNote,
+    Actor, Claim, ClaimReason, ClaimStatus, Evidence, EvidenceDescription, InvoiceId, OperatorDenialReason, ReviewNote,
 };
 use crate::domain::metadata::{self, MetadataUpdate};
 use crate::domain::money::{Amount, Currency};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{ClaimId, FileId, GuaranteeId, Kind};
 use crate::service::expand::Expanded;
-use crate::service::review::{self, Verdict};
+use crate::service::review::{self, Reviewer, Verdict};
 use crate::service::{Call, claims, expand};
 use crate::store::Scope;
 use crate::store::claims::ClaimFilters;
@@ -54,15 +54,6 @@ pub struct EvidenceParam {
     pub files: Option<Vec<FileId>>,
 }
 
-/// Evidence added to a claim under review: files only, added to those it has.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EvidenceUpdate {
-    /// Evidence files to add (ids already on the claim are kept once); the claim holds at most 20.
-    #[schema(max_items = 20)]
-    pub files: Option<Vec<FileId>>,
-}
-
 /// `POST /v1/claims`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -86,11 +77,24 @@ pub struct ClaimCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimUpdate {
-    /// While the claim is `under_review`: evidence files to add.
-    pub evidence: Option<EvidenceUpdate>,
     #[serde(default, deserialize_with = "metadata::given")]
     pub metadata: Option<MetadataUpdate>,
+    /// More evidence while the claim is under review; answers an operator's request.
+    pub evidence: Option<EvidenceUpdateParam>,
     pub expand: Option<Vec<ExpandPath>>,
+}
+
+/// Evidence added to a claim under review: a new description, and files added to those
+/// it has (never removed).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceUpdateParam {
+    /// Replaces the description.
+    #[schema(inline)]
+    pub description: Option<EvidenceDescription>,
+    /// Evidence files to add (ids already on the claim are kept once); the claim holds at most 20.
+    #[schema(max_items = 20)]
+    pub files: Option<Vec<FileId>>,
 }
 
 /// An approval.
@@ -160,7 +164,8 @@ async fn retrieve(
     Ok(Json(expand::apply_read(&state.store, &call.scope, c, &paths).await?))
 }
 
-/// Update a claim's `metadata`; while it is under review, add evidence files.
+/// Update a claim's `metadata`, or add evidence (a description, files) while it is under review (which answers an
+/// operator's request for evidence).
 #[utoipa::path(post, path = "/v1/claims/{id}", tag = "Claims", params(IdPath), request_body(content((ClaimUpdate = "application/json"), (ClaimUpdate = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "The updated claim", body = ClaimView), Errors))]
 async fn update(
@@ -170,11 +175,12 @@ async fn update(
     Input(input): Input<ClaimUpdate>,
 ) -> ApiResult<Response> {
     let paths = object_paths(Kind::Claim, &id, input.expand)?;
-    let patch = claims::ClaimPatch {
-        metadata: input.metadata,
-        evidence_files: input.evidence.and_then(|e| e.files).map(|f| file_ids(Some(f))),
-    };
-    write_expanded(&state, &call, &paths, async |tx| claims::update(tx, &call, &id, patch).await).await
+    let metadata = input.metadata;
+    let evidence = input.evidence.map(|e| claims::EvidenceUpdate {
+        description: e.description.map(EvidenceDescription::into_string),
+        files: e.files.map(|f| file_ids(Some(f))),
+    });
+    write_expanded(&state, &call, &paths, async |tx| claims::update(tx, &call, &id, metadata, evidence).await).await
 }
 
 fn file_ids(ids: Option<Vec<FileId>>) -> Vec<String> {
@@ -210,7 +216,7 @@ fn approve_verdict(p: ApproveParams) -> Verdict {
 
 /// `note` (required with `other`) with the reason; a note of blanks explains nothing,
 /// so it counts as none.
-fn deny_verdict(reason: Option<OperatorDenialReason>, note: Option<ReviewNote>) -> ApiResult<Verdict> {
+pub(crate) fn deny_verdict(reason: Option<OperatorDenialReason>, note: Option<ReviewNote>) -> ApiResult<Verdict> {
     let note = note.map(ReviewNote::into_string).filter(|n| !n.trim().is_empty());
     if reason.is_some_and(OperatorDenialReason::requires_note) && note.is_none() {
         return Err(ApiError::invalid(
@@ -230,15 +236,24 @@ async fn operator_review(state: &AppState, op: Operator, id: &str, verdict: Verd
         Verdict::Approve { amount } => ("approve", *amount, None),
         Verdict::Deny { reason, .. } => ("deny", None, reason.map(|r| r.as_str())),
     };
-    tracing::info!(operator_key = %op.key_id, claim = %id, decision, ?amount, ?reason, "operator review");
-    let call = Call {
+    tracing::info!(operator = %op.operator_id, operator_key = %op.key_id, claim = %id, decision, ?amount, ?reason, "operator review");
+    let call = operator_call(&op);
+    let reviewer = Reviewer {
+        actor: Actor::Operator(op.operator_id.clone()),
+        second_approval_amount: state.config.second_approval_amount,
+    };
+    write_view(state, &call, async |tx| review::review_by_hand(tx, None, &call, id, verdict, &reviewer).await).await
+}
+
+/// An operator's request: the claim's scope is found by the service.
+pub(crate) fn operator_call(op: &Operator) -> Call {
+    Call {
         scope: Scope { account_id: String::new(), livemode: false },
         now: op.now,
         request_id: op.request_id.clone(),
         idempotency_key: None,
         idempotency: None,
-    };
-    write_view(state, &call, async |tx| review::review_by_hand(tx, None, &call, id, verdict).await).await
+    }
 }
 
 /// Approve a claim under review (operator keys only).
@@ -270,7 +285,9 @@ async fn operator_deny(
 async fn helper_review(state: &AppState, call: Call, id: &str, verdict: Verdict) -> ApiResult<Response> {
     check_id(Kind::Claim, id)?;
     let scope = call.scope.clone();
-    write_view(state, &call, async |tx| review::review_by_hand(tx, Some(&scope), &call, id, verdict).await).await
+    let reviewer = Reviewer { actor: Actor::TestHelper, second_approval_amount: 0 };
+    write_view(state, &call, async |tx| review::review_by_hand(tx, Some(&scope), &call, id, verdict, &reviewer).await)
+        .await
 }
 
 /// Test mode: approve a claim under review, to try webhook handling.

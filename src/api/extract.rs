@@ -30,6 +30,8 @@ pub struct Platform(pub Call);
 /// An operator caller: a valid operator key.
 pub struct Operator {
     pub key_id: String,
+    /// The operator (`op_`) the key speaks for: every action is attributed to them.
+    pub operator_id: String,
     pub now: i64,
     pub request_id: Option<String>,
 }
@@ -115,7 +117,7 @@ pub(crate) async fn authenticate(
     };
     let (key_id, livemode) = match &principal {
         Principal::Platform { scope, key_id } => (key_id, scope.livemode),
-        Principal::Operator { key_id } => (key_id, true),
+        Principal::Operator { key_id, .. } => (key_id, true),
     };
     state
         .rate_limits
@@ -165,8 +167,9 @@ impl FromRequestParts<AppState> for Operator {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         match authenticate(&parts.headers, &mut parts.extensions, state).await? {
-            Principal::Operator { key_id } => Ok(Operator {
+            Principal::Operator { key_id, operator_id } => Ok(Operator {
                 key_id,
+                operator_id,
                 now: state.clock.now(),
                 request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
             }),

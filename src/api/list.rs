@@ -165,7 +165,13 @@ pub fn render<T: Render>(page: Page<T>, url: impl Into<Cow<'static, str>>) -> Js
 }
 
 fn body<T>(data: Vec<T>, has_more: bool, url: impl Into<Cow<'static, str>>) -> Json<ListBody<T>> {
-    Json(ListBody { object: "list", data, has_more, url: url.into() })
+    Json(ListBody::new(data, has_more, url))
+}
+
+impl<T> ListBody<T> {
+    pub fn new(data: Vec<T>, has_more: bool, url: impl Into<Cow<'static, str>>) -> Self {
+        ListBody { object: "list", data, has_more, url: url.into() }
+    }
 }
 
 /// A list whose items are expanded by `paths` (from `expand[]=data.x`).

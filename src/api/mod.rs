@@ -16,6 +16,7 @@ pub mod params;
 pub mod payouts;
 pub mod policies;
 pub mod rate_limit;
+pub mod review;
 pub mod webhook_endpoints;
 
 use std::sync::Arc;
@@ -60,6 +61,7 @@ fn routes_and_document() -> (Router<AppState>, serde_json::Value) {
         .merge(policies::router())
         .merge(guarantees::router())
         .merge(claims::router())
+        .merge(review::router())
         .merge(events::router())
         .merge(payouts::router())
         .merge(webhook_endpoints::router())

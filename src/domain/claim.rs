@@ -120,6 +120,9 @@ super::input::bounded_text!(
     "Why: required with `other`, optional otherwise. Shown as the claim's `review.note`."
 );
 
+super::input::bounded_text!(EvidenceRequestMessage, 1_000, "What the operator asks the platform for.");
+super::input::bounded_text!(InternalNote, 1_000, "An internal note on the claim, which only operators read.");
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evidence {
     pub invoice_id: String,
@@ -138,11 +141,88 @@ pub struct StatusTransitions {
     pub paid_at: Option<Timestamp>,
 }
 
-/// How the claim was decided.
-// SPEC section 4's `review`: for now only the note; the rule checks, who decided, the
-// deadline, the approvals and the evidence request join it here.
+wire_enum! {
+    /// What a claim under review waits for while a person must act (the queue's `awaiting`).
+    Awaiting {
+        Operator = "operator",
+        SecondApproval = "second_approval",
+        Evidence = "evidence",
+    }
+}
+
+wire_enum! {
+    /// The steps of a claim's review, as its audit trail records them.
+    ActionType {
+        Submitted = "submitted",
+        Checked = "checked",
+        ApprovalRecorded = "approval_recorded",
+        Approved = "approved",
+        Denied = "denied",
+        EvidenceRequested = "evidence_requested",
+        EvidenceAdded = "evidence_added",
+        NoteAdded = "note_added",
+        Paid = "paid",
+    }
+}
+
+/// Who took a step: `automation`, `platform`, `test_helper` or an operator's `op_` id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    Automation,
+    Platform,
+    TestHelper,
+    Operator(String),
+}
+
+impl Actor {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Actor::Automation => "automation",
+            Actor::Platform => "platform",
+            Actor::TestHelper => "test_helper",
+            Actor::Operator(id) => id,
+        }
+    }
+}
+
+/// An operator's approval recorded while a second one is needed (four eyes).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Approval {
+    pub operator: String,
+    pub amount: i64,
+    pub created: Timestamp,
+}
+
+/// One step of a claim's review (`claim_action`, `act_`): the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimAction {
+    pub id: String,
+    pub claim: String,
+    pub kind: ActionType,
+    pub actor: String,
+    pub message: Option<String>,
+    pub amount: Option<i64>,
+    pub livemode: bool,
+    pub created: Timestamp,
+}
+
+impl ClaimAction {
+    pub const OBJECT: &'static str = "claim_action";
+}
+
+/// How the claim is reviewed and was decided (SPEC section 4's `review`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClaimReview {
+    /// The rules of the automated review with their figures, in order.
+    pub checks: Vec<super::review::Check>,
+    /// `automation`, an `op_` id or `test_helper`; `None` while undecided.
+    pub decided_by: Option<String>,
+    /// The review deadline: `submitted_at` plus 5 business days.
+    pub due_by: Option<Timestamp>,
+    /// Approvals recorded while a second operator's is needed.
+    pub approvals: Vec<Approval>,
+    /// The open request for evidence, if any.
+    pub evidence_requested: Option<String>,
     /// The deciding operator's note (required with `denial_reason: other`), or null.
     pub note: Option<String>,
 }
@@ -181,6 +261,12 @@ pub enum ClaimError {
     /// An approval is for 1 up to the claimed amount.
     #[error("an approval of {amount} is outside 1..={claimed}, the claimed amount")]
     AmountOutOfRange { amount: i64, claimed: i64 },
+    /// Four eyes: the operator who recorded the first approval cannot give the second.
+    #[error("this operator approved the claim already; a second, different operator must approve it")]
+    SecondApprovalRequired,
+    /// Asking for evidence, or answering, needs a claim waiting for a person.
+    #[error("the claim is not waiting for an operator")]
+    NotAwaitingOperator,
 }
 
 impl Claim {
@@ -197,12 +283,20 @@ impl Claim {
     /// Approves `amount` at `now` and returns the pending payout (`payout_id`) that
     /// will pay it. The amount's upper bound by the guarantee's rules is the review's
     /// (`review::max_payable`); this checks what holds for any claim.
-    pub fn approve(&mut self, now: Timestamp, amount: i64, payout_id: String) -> Result<Payout, ClaimError> {
+    pub fn approve(
+        &mut self,
+        now: Timestamp,
+        amount: i64,
+        payout_id: String,
+        by: &Actor,
+    ) -> Result<Payout, ClaimError> {
         self.check_under_review()?;
         if !(1..=self.amount).contains(&amount) {
             return Err(ClaimError::AmountOutOfRange { amount, claimed: self.amount });
         }
         self.status = ClaimStatus::Approved;
+        self.review.decided_by = Some(by.as_str().to_owned());
+        self.review.evidence_requested = None;
         self.amount_approved = Some(amount);
         self.payout = Some(payout_id.clone());
         self.reviewed_at = Some(now);
@@ -228,9 +322,12 @@ impl Claim {
         now: Timestamp,
         reason: Option<DenialReason>,
         note: Option<String>,
+        by: &Actor,
     ) -> Result<(), ClaimError> {
         self.check_under_review()?;
         self.status = ClaimStatus::Denied;
+        self.review.decided_by = Some(by.as_str().to_owned());
+        self.review.evidence_requested = None;
         self.denial_reason = reason;
         self.review.note = note;
         self.reviewed_at = Some(now);
@@ -244,6 +341,58 @@ impl Claim {
     pub fn hand_to_operator(&mut self) -> Result<(), ClaimError> {
         self.check_under_review()?;
         self.awaiting_operator = true;
+        Ok(())
+    }
+
+    /// What the claim waits for while a person must act, or `None` (with automation,
+    /// or decided): the operators' queue holds exactly the claims with one.
+    pub fn awaiting(&self) -> Option<Awaiting> {
+        if self.status != ClaimStatus::UnderReview || !self.awaiting_operator {
+            return None;
+        }
+        Some(if self.review.evidence_requested.is_some() {
+            Awaiting::Evidence
+        } else if !self.review.approvals.is_empty() {
+            Awaiting::SecondApproval
+        } else {
+            Awaiting::Operator
+        })
+    }
+
+    /// Four eyes: records `operator`'s approval of `amount` as the first of two. A
+    /// second approval by the same operator is refused; the caller approves the claim
+    /// on a second operator's approval instead of recording it.
+    pub fn record_approval(&mut self, now: Timestamp, operator: &str, amount: i64) -> Result<(), ClaimError> {
+        self.check_under_review()?;
+        if self.review.approvals.iter().any(|a| a.operator == operator) {
+            return Err(ClaimError::SecondApprovalRequired);
+        }
+        if !(1..=self.amount).contains(&amount) {
+            return Err(ClaimError::AmountOutOfRange { amount, claimed: self.amount });
+        }
+        self.review.approvals.push(Approval { operator: operator.to_owned(), amount, created: now });
+        // An approval is also an answer to the question of who looks at it.
+        self.awaiting_operator = true;
+        Ok(())
+    }
+
+    /// An operator asks the platform for more evidence: the claim waits for it.
+    pub fn request_evidence(&mut self, message: String) -> Result<(), ClaimError> {
+        self.check_under_review()?;
+        if !self.awaiting_operator {
+            return Err(ClaimError::NotAwaitingOperator);
+        }
+        self.review.evidence_requested = Some(message);
+        Ok(())
+    }
+
+    /// The platform adds evidence (a new description): an open request is answered.
+    pub fn add_evidence(&mut self, description: Option<String>) -> Result<(), ClaimError> {
+        self.check_under_review()?;
+        if let Some(d) = description {
+            self.evidence.description = Some(d);
+        }
+        self.review.evidence_requested = None;
         Ok(())
     }
 
@@ -296,7 +445,7 @@ mod tests {
     #[test]
     fn approving_sets_the_amount_and_returns_the_pending_payout() {
         let mut c = Claim { awaiting_operator: true, ..claim(ClaimStatus::UnderReview) };
-        let payout = c.approve(NOW, 50_000, "po_1".into()).unwrap();
+        let payout = c.approve(NOW, 50_000, "po_1".into(), &Actor::Automation).unwrap();
         assert_eq!(c.status, ClaimStatus::Approved);
         assert_eq!((c.amount_approved, c.payout.as_deref()), (Some(50_000), Some("po_1")));
         assert_eq!((c.reviewed_at, c.status_transitions.approved_at), (Some(NOW), Some(NOW)));
@@ -313,22 +462,35 @@ mod tests {
     fn only_a_claim_under_review_is_approved_for_1_up_to_its_amount() {
         for status in NOT_UNDER_REVIEW {
             let mut c = claim(status);
-            assert_eq!(c.approve(NOW, 1_000, "po_1".into()).unwrap_err(), ClaimError::NotUnderReview(status));
+            assert_eq!(
+                c.approve(NOW, 1_000, "po_1".into(), &Actor::Automation).unwrap_err(),
+                ClaimError::NotUnderReview(status)
+            );
             assert_eq!(c, claim(status), "a refused step changes nothing");
         }
         for amount in [0, -1, 120_001] {
             let mut c = claim(ClaimStatus::UnderReview);
-            let err = c.approve(NOW, amount, "po_1".into()).unwrap_err();
+            let err = c.approve(NOW, amount, "po_1".into(), &Actor::Automation).unwrap_err();
             assert_eq!(err, ClaimError::AmountOutOfRange { amount, claimed: 120_000 });
             assert_eq!(c, claim(ClaimStatus::UnderReview));
         }
-        assert!(claim(ClaimStatus::UnderReview).approve(NOW, 120_000, "po_1".into()).is_ok(), "the whole amount");
+        assert!(
+            claim(ClaimStatus::UnderReview).approve(NOW, 120_000, "po_1".into(), &Actor::Automation).is_ok(),
+            "the whole amount"
+        );
     }
 
     #[test]
     fn denying_records_the_reason_and_note() {
         let mut c = Claim { awaiting_operator: true, ..claim(ClaimStatus::UnderReview) };
-        c.deny(NOW, Some(DenialReason::Other), Some("Lease ended by agreement.".into())).unwrap();
+        c.deny(
+            NOW,
+            Some(DenialReason::Other),
+            Some("Lease ended by agreement.".into()),
+            &Actor::Operator("op_1".into()),
+        )
+        .unwrap();
+        assert_eq!(c.review.decided_by.as_deref(), Some("op_1"));
         assert_eq!((c.status, c.denial_reason), (ClaimStatus::Denied, Some(DenialReason::Other)));
         assert_eq!(c.review.note.as_deref(), Some("Lease ended by agreement."));
         assert_eq!((c.reviewed_at, c.status_transitions.denied_at), (Some(NOW), Some(NOW)));
@@ -336,12 +498,16 @@ mod tests {
         assert_eq!((c.amount_approved, c.payout.as_deref()), (None, None));
 
         let mut helper = claim(ClaimStatus::UnderReview);
-        helper.deny(NOW, None, None).unwrap();
+        helper.deny(NOW, None, None, &Actor::TestHelper).unwrap();
+        assert_eq!(helper.review.decided_by.as_deref(), Some("test_helper"));
         assert_eq!((helper.status, helper.denial_reason), (ClaimStatus::Denied, None), "the reason is optional");
 
         for status in NOT_UNDER_REVIEW {
             let mut c = claim(status);
-            assert_eq!(c.deny(NOW, Some(DenialReason::TenantPaid), None), Err(ClaimError::NotUnderReview(status)));
+            assert_eq!(
+                c.deny(NOW, Some(DenialReason::TenantPaid), None, &Actor::Automation),
+                Err(ClaimError::NotUnderReview(status))
+            );
             assert_eq!(c, claim(status));
         }
     }
@@ -362,7 +528,7 @@ mod tests {
     #[test]
     fn only_an_approved_claim_is_paid() {
         let mut c = claim(ClaimStatus::UnderReview);
-        c.approve(NOW, 1_000, "po_1".into()).unwrap();
+        c.approve(NOW, 1_000, "po_1".into(), &Actor::Automation).unwrap();
         c.mark_paid(NOW + 5).unwrap();
         assert_eq!((c.status, c.status_transitions.paid_at), (ClaimStatus::Paid, Some(NOW + 5)));
         assert_eq!(c.status_transitions.approved_at, Some(NOW), "earlier steps keep their times");
@@ -408,5 +574,44 @@ mod tests {
         assert_eq!(AutomatedDenialReason::parse("insufficient_evidence"), None);
         assert!(OperatorDenialReason::Other.requires_note());
         assert!(!OperatorDenialReason::FraudSuspected.requires_note());
+    }
+
+    #[test]
+    fn four_eyes_records_one_approval_per_operator() {
+        let mut c = Claim { awaiting_operator: true, ..claim(ClaimStatus::UnderReview) };
+        assert_eq!(c.awaiting(), Some(Awaiting::Operator));
+        c.record_approval(NOW, "op_a", 100_000).unwrap();
+        assert_eq!(c.review.approvals, vec![Approval { operator: "op_a".into(), amount: 100_000, created: NOW }]);
+        assert_eq!((c.status, c.awaiting()), (ClaimStatus::UnderReview, Some(Awaiting::SecondApproval)));
+        assert_eq!(c.record_approval(NOW, "op_a", 90_000), Err(ClaimError::SecondApprovalRequired));
+        assert_eq!(c.review.approvals.len(), 1, "a refused approval records nothing");
+        assert_eq!(
+            c.record_approval(NOW, "op_b", 120_001),
+            Err(ClaimError::AmountOutOfRange { amount: 120_001, claimed: 120_000 })
+        );
+        c.approve(NOW, 90_000, "po_1".into(), &Actor::Operator("op_b".into())).unwrap();
+        assert_eq!((c.review.decided_by.as_deref(), c.awaiting()), (Some("op_b"), None));
+    }
+
+    #[test]
+    fn evidence_requests_wait_for_the_platform() {
+        let mut c = claim(ClaimStatus::UnderReview);
+        assert_eq!(c.request_evidence("Photos?".into()), Err(ClaimError::NotAwaitingOperator), "automation has it");
+        assert_eq!(c.awaiting(), None);
+        c.awaiting_operator = true;
+        c.request_evidence("Photos of the damage, please.".into()).unwrap();
+        assert_eq!(c.awaiting(), Some(Awaiting::Evidence));
+        c.add_evidence(Some("Photos attached.".into())).unwrap();
+        assert_eq!(
+            (c.review.evidence_requested.as_deref(), c.evidence.description.as_deref()),
+            (None, Some("Photos attached."))
+        );
+        assert_eq!(c.awaiting(), Some(Awaiting::Operator));
+        for status in NOT_UNDER_REVIEW {
+            let mut c = Claim { awaiting_operator: true, ..claim(status) };
+            assert_eq!(c.request_evidence("x".into()), Err(ClaimError::NotUnderReview(status)));
+            assert_eq!(c.add_evidence(None), Err(ClaimError::NotUnderReview(status)));
+            assert_eq!(c.awaiting(), None);
+        }
     }
 }

@@ -24,6 +24,8 @@ wire_enum! {
         GuaranteeClaimed = "guarantee.claimed",
         ClaimSubmitted = "claim.submitted",
         ClaimUpdated = "claim.updated",
+        ClaimReviewUpdated = "claim.review_updated",
+        ClaimEvidenceRequested = "claim.evidence_requested",
         ClaimApproved = "claim.approved",
         ClaimDenied = "claim.denied",
         ClaimPaid = "claim.paid",

@@ -8,6 +8,7 @@ pub mod guarantee;
 pub mod input;
 pub mod metadata;
 pub mod money;
+pub mod operator;
 pub mod payout;
 pub mod policy;
 pub mod review;

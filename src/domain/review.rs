@@ -1,7 +1,7 @@
 //! Claim review rules: what automation decides, and the most a claim can be paid.
 
 use super::claim::{AutomatedDenialReason, ClaimReason};
-use super::{DAY, Timestamp};
+use super::{DAY, Timestamp, wire_enum};
 
 /// What the review of one claim needs to know.
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +132,144 @@ pub fn decide(i: &ReviewInput) -> Decision {
             ClaimReason::LeaseBreak | ClaimReason::PropertyDamage => Decision::Operator,
         },
     }
+}
+
+wire_enum! {
+    /// How one rule of the automated review came out for a claim.
+    CheckResult {
+        Pass = "pass",
+        Fail = "fail",
+        Skipped = "skipped",
+    }
+}
+
+/// One rule of SPEC section 2 as applied to a claim, with the figures it used.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Check {
+    /// The rule, named by the denial reason it guards against.
+    pub rule: String,
+    pub result: CheckResult,
+    pub message: String,
+}
+
+/// The rules, in the order [`max_payable`] applies them.
+pub const RULES: [AutomatedDenialReason; 5] = [
+    AutomatedDenialReason::WaitingPeriod,
+    AutomatedDenialReason::OutsideCoveragePeriod,
+    AutomatedDenialReason::CoverageExhausted,
+    AutomatedDenialReason::PeriodLimitReached,
+    AutomatedDenialReason::BelowDeductible,
+];
+
+/// `2024-02-24`: a timestamp's UTC date.
+pub fn date(ts: Timestamp) -> String {
+    let (y, m, d) = civil_from_days(ts.div_euclid(DAY));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Every rule of the automated review for this claim, in order, each with the figures
+/// it used: the rules up to the first that fails pass, that one fails, and the ones
+/// after it are skipped (the claim is denied by the first). Agrees with
+/// [`max_payable`] by construction: the same figures, the same order.
+pub fn checks(i: &ReviewInput) -> Vec<Check> {
+    use AutomatedDenialReason as R;
+    let waiting_end = i.start_date.saturating_add(i.waiting_period_days.saturating_mul(DAY));
+    let base = period_base(i.amount, i.coverage_amount, i.period_used);
+    let covered = base.saturating_mul(i.coverage_percentage) / 100;
+    let after_deductible = covered.saturating_sub(i.deductible_amount);
+    let due = date(i.due_date);
+    let mut failed = false;
+    RULES
+        .iter()
+        .map(|&rule| {
+            let (pass, message) = match rule {
+                R::WaitingPeriod => (
+                    i.due_date >= waiting_end,
+                    format!(
+                        "Due date {due}; the waiting period of {} days from the start date {} ends {} (covered from then on).",
+                        i.waiting_period_days,
+                        date(i.start_date),
+                        date(waiting_end)
+                    ),
+                ),
+                R::OutsideCoveragePeriod => (
+                    i.due_date <= i.end_date,
+                    format!("Due date {due}; the guarantee covers rent due up to its end date {}.", date(i.end_date)),
+                ),
+                R::CoverageExhausted => (
+                    i.remaining_coverage > 0,
+                    format!("Remaining coverage {} (paid and approved claims deducted).", i.remaining_coverage),
+                ),
+                R::PeriodLimitReached => {
+                    let month = &due[..7];
+                    (
+                        base > 0,
+                        format!(
+                            "Month {month}: coverage {} per month, {} used by other approved claims; base min({}, {}) = {base}.",
+                            i.coverage_amount,
+                            i.period_used,
+                            i.amount,
+                            i.coverage_amount.saturating_sub(i.period_used).max(0)
+                        ),
+                    )
+                }
+                R::BelowDeductible => (
+                    after_deductible > 0,
+                    format!(
+                        "{base} x {}% = {covered}, less the deductible {} = {after_deductible}; payable {} (capped by the remaining coverage).",
+                        i.coverage_percentage,
+                        i.deductible_amount,
+                        after_deductible.min(i.remaining_coverage).max(0)
+                    ),
+                ),
+            };
+            let result = if failed {
+                CheckResult::Skipped
+            } else if pass {
+                CheckResult::Pass
+            } else {
+                failed = true;
+                CheckResult::Fail
+            };
+            Check { rule: rule.as_str().to_owned(), result, message }
+        })
+        .collect()
+}
+
+/// The checks of a claim the automated review has not looked at yet.
+pub fn unchecked() -> Vec<Check> {
+    RULES
+        .iter()
+        .map(|r| Check {
+            rule: r.as_str().to_owned(),
+            result: CheckResult::Skipped,
+            message: "Not checked yet: the automated review runs within seconds of filing.".to_owned(),
+        })
+        .collect()
+}
+
+/// How many business days a person has to review a claim.
+pub const REVIEW_BUSINESS_DAYS: i64 = 5;
+
+/// The review deadline: `submitted_at` plus 5 business days (Monday to Friday, UTC),
+/// at the same time of day. From a weekday that is a week later; from a Saturday, the
+/// Friday after (6 days); from a Sunday, the Friday after (5 days). The migration
+/// that filled in older claims' deadlines computes the same in SQL.
+pub fn due_by(submitted_at: Timestamp) -> Timestamp {
+    let mut day = submitted_at.div_euclid(DAY);
+    let mut counted = 0;
+    while counted < REVIEW_BUSINESS_DAYS {
+        day += 1;
+        if !is_weekend(day) {
+            counted += 1;
+        }
+    }
+    submitted_at.saturating_add((day - submitted_at.div_euclid(DAY)) * DAY)
+}
+
+/// Saturday or Sunday (UTC), for a day counted from 1970-01-01, a Thursday.
+pub fn is_weekend(day: i64) -> bool {
+    matches!(day.rem_euclid(7), 2 | 3)
 }
 
 #[cfg(test)]
@@ -323,5 +461,62 @@ mod tests {
         assert_eq!(max_payable(&i), Err(AutomatedDenialReason::WaitingPeriod));
         let i = ReviewInput { start_date: i64::MIN, due_date: i64::MIN, waiting_period_days: 0, ..quickstart() };
         assert!(max_payable(&i).is_ok());
+    }
+
+    #[test]
+    fn checks_agree_with_max_payable_and_show_their_figures() {
+        let q = quickstart();
+        let c = checks(&q);
+        assert_eq!(c.iter().map(|c| c.rule.as_str()).collect::<Vec<_>>(), RULES.map(|r| r.as_str()).to_vec());
+        assert!(c.iter().all(|c| c.result == CheckResult::Pass), "{c:?}");
+        assert!(c[0].message.contains("2024-02-24") && c[0].message.contains("30 days"), "{}", c[0].message);
+        assert!(c[1].message.contains("2025-01-24"), "{}", c[1].message);
+        assert!(c[4].message.contains("120000 x 100% = 120000"), "{}", c[4].message);
+        // Each denial: the rule that denies fails, the ones before pass, the ones after are skipped.
+        let cases = [
+            ReviewInput { due_date: 1_708_732_799, ..q },
+            ReviewInput { due_date: 1_737_676_801, ..q },
+            ReviewInput { remaining_coverage: 0, ..q },
+            ReviewInput { period_used: 120_000, ..q },
+            ReviewInput { amount: 5_000, deductible_amount: 5_000, ..q },
+        ];
+        for (i, input) in cases.iter().enumerate() {
+            let c = checks(input);
+            let denied = max_payable(input).unwrap_err();
+            assert_eq!(c[i].rule, denied.as_str());
+            assert_eq!(c[i].result, CheckResult::Fail, "{c:?}");
+            assert!(c[..i].iter().all(|c| c.result == CheckResult::Pass), "{c:?}");
+            assert!(c[i + 1..].iter().all(|c| c.result == CheckResult::Skipped), "{c:?}");
+        }
+        assert!(unchecked().iter().all(|c| c.result == CheckResult::Skipped) && unchecked().len() == RULES.len());
+    }
+
+    #[test]
+    fn due_by_is_five_business_days_later() {
+        // 2024-01-25 is a Thursday: 5 business days later is Thursday 2024-02-01.
+        let thu = 1_706_140_800 + 3_600;
+        assert_eq!(date(due_by(thu)), "2024-02-01");
+        assert_eq!(due_by(thu) - thu, 7 * DAY, "the same time of day");
+        // Friday -> next Friday; Saturday and Sunday -> the Friday after.
+        let (fri, sat, sun, mon) = (thu + DAY, thu + 2 * DAY, thu + 3 * DAY, thu + 4 * DAY);
+        assert_eq!(due_by(fri), fri + 7 * DAY);
+        assert_eq!(due_by(sat), sat + 6 * DAY);
+        assert_eq!(due_by(sun), sun + 5 * DAY);
+        assert_eq!(date(due_by(sat)), "2024-02-02");
+        assert_eq!(date(due_by(sun)), "2024-02-02");
+        assert_eq!(due_by(mon), mon + 7 * DAY);
+        assert!(is_weekend(2) && is_weekend(3) && !is_weekend(0) && !is_weekend(4));
+        // The migration's SQL formula agrees on every day for years.
+        for day in 0..3_000 {
+            let t = day * DAY + 12_345;
+            let sql = t + DAY
+                * match (t / DAY) % 7 {
+                    2 => 6,
+                    3 => 5,
+                    _ => 7,
+                };
+            assert_eq!(due_by(t), sql, "{}", date(t));
+            assert!(!is_weekend(due_by(t).div_euclid(DAY)), "never due on a weekend");
+        }
     }
 }

@@ -10,6 +10,7 @@ use subtle::ConstantTimeEq;
 
 use crate::domain::customer::Customer;
 use crate::domain::metadata::Metadata;
+use crate::domain::operator::{LEGACY_OPERATOR_NAME, Operator};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{Kind, random_secret};
 use crate::store::accounts::{KeyKind, KeyRecord};
@@ -33,8 +34,9 @@ pub const MAX_KEY_GRACE_HOURS: i64 = 720;
 pub enum Principal {
     /// A platform's secret key: one account, one mode.
     Platform { scope: Scope, key_id: String },
-    /// The provider's claims staff: across accounts, review routes only.
-    Operator { key_id: String },
+    /// The provider's claims staff: across accounts, review routes only; the key
+    /// speaks for one operator (`op_`), a person, whatever key of theirs it is.
+    Operator { key_id: String, operator_id: String },
 }
 
 /// A new account and its keys, shown once.
@@ -66,6 +68,8 @@ fn key_record(key: &str, account_id: Option<&str>, kind: KeyKind, livemode: bool
         created: now,
         expires_at: None,
         revoked_at: None,
+        operator_id: None,
+        operator_disabled_at: None,
     }
 }
 
@@ -81,10 +85,37 @@ pub async fn create_account(store: &Store, name: &str, now: i64) -> ApiResult<Cr
     Ok(CreatedAccount { id, test_key, live_key })
 }
 
+/// A new key for the operator named `operator` (made the first time): the keys of
+/// `casapay operator-keys create` all speak for that one person.
 pub async fn create_operator_key(store: &Store, now: i64) -> ApiResult<String> {
+    let mut tx = store.begin().await?;
+    let operator = match store::operators::find_enabled_by_name(&mut tx, LEGACY_OPERATOR_NAME).await? {
+        Some(o) => o,
+        None => {
+            let o = Operator {
+                id: Kind::Operator.new_id(),
+                name: LEGACY_OPERATOR_NAME.to_owned(),
+                email: None,
+                created: now,
+                disabled_at: None,
+            };
+            store::operators::insert(&mut tx, &o).await?;
+            o
+        }
+    };
+    let key = new_operator_key(&mut tx, &operator.id, now).await?;
+    tx.commit().await?;
+    Ok(key)
+}
+
+/// Adds a key for `operator_id`; returns it (shown once).
+pub(crate) async fn new_operator_key(conn: &mut store::Conn, operator_id: &str, now: i64) -> ApiResult<String> {
     let key = format!("{OPERATOR_KEY_PREFIX}{}", random_secret(32));
-    let mut conn = store.acquire().await?;
-    store::accounts::insert_key(&mut conn, &key_record(&key, None, KeyKind::Operator, false, now)).await?;
+    let record = KeyRecord {
+        operator_id: Some(operator_id.to_owned()),
+        ..key_record(&key, None, KeyKind::Operator, false, now)
+    };
+    store::accounts::insert_key(conn, &record).await?;
     Ok(key)
 }
 
@@ -160,12 +191,16 @@ async fn lookup(store: &Store, hash: &str, now: i64) -> ApiResult<Option<FoundKe
     if record.revoked_at.is_some() || record.expires_at.is_some_and(|at| at <= now) {
         return Ok(None);
     }
-    let principal = match (record.kind, record.account_id) {
-        (KeyKind::Secret, Some(account_id)) => {
+    // A disabled operator's keys stop with it (they are revoked too, but say it twice).
+    if record.operator_disabled_at.is_some() {
+        return Ok(None);
+    }
+    let principal = match (record.kind, record.account_id, record.operator_id) {
+        (KeyKind::Secret, Some(account_id), _) => {
             Principal::Platform { scope: Scope { account_id, livemode: record.livemode }, key_id: record.id }
         }
-        (KeyKind::Operator, _) => Principal::Operator { key_id: record.id },
-        (KeyKind::Secret, None) => return Ok(None),
+        (KeyKind::Operator, _, Some(operator_id)) => Principal::Operator { key_id: record.id, operator_id },
+        (KeyKind::Secret, None, _) | (KeyKind::Operator, _, None) => return Ok(None),
     };
     Ok(Some(FoundKey { principal, expires_at: record.expires_at }))
 }
@@ -257,6 +292,17 @@ impl KeyCache {
             }
             seen.insert(hash.to_owned());
         }
+        // Operator keys are looked up on every request: claims staff send few, and so
+        // disabling an operator (`casapay operators disable`, from any process) stops
+        // its keys at once on every server rather than within the ttl.
+        let found = match found {
+            Some(f) if matches!(f.principal, Principal::Operator { .. }) => {
+                lock(&self.entries).remove(hash);
+                lock(&self.unknown).remove(hash);
+                return;
+            }
+            other => other,
+        };
         if self.ttl.is_zero() {
             return;
         }
@@ -318,7 +364,21 @@ mod tests {
     use super::*;
 
     fn found(key_id: &str, expires_at: Option<i64>) -> FoundKey {
-        FoundKey { principal: Principal::Operator { key_id: key_id.into() }, expires_at }
+        let scope = Scope { account_id: "acct_1".into(), livemode: false };
+        FoundKey { principal: Principal::Platform { scope, key_id: key_id.into() }, expires_at }
+    }
+
+    #[test]
+    fn operator_keys_are_never_cached_so_disabling_stops_them_at_once() {
+        let cache = KeyCache::new(Duration::from_secs(3600), 10);
+        let hash = hash_key("opk_1");
+        let op = FoundKey {
+            principal: Principal::Operator { key_id: "key_1".into(), operator_id: "op_1".into() },
+            expires_at: None,
+        };
+        cache.remember(&hash, Some(&op), Instant::now());
+        assert!(cache.cached(&hash, 0, Instant::now()).is_none());
+        assert!(matches!(cache.known(&hash, 0), KnownKey::SeenValid), "looked up again, never throttled");
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! Claims: filing (with the guarantee's rules), reading, metadata updates, lists.
 
 use super::{Call, apply_metadata, check_cursors, files, record_event, record_update};
-use crate::domain::claim::{Claim, ClaimError, ClaimReason, ClaimReview, ClaimStatus, Evidence, StatusTransitions};
+use crate::domain::claim::{
+    ActionType, Actor, Claim, ClaimError, ClaimReason, ClaimReview, ClaimStatus, Evidence, StatusTransitions,
+};
 use crate::domain::event::EventType;
 use crate::domain::guarantee::{NotClaimable, check_claimable};
 use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::domain::money::{Amount, Currency};
+use crate::domain::review;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::resource;
@@ -31,7 +34,17 @@ pub(crate) fn claim_error(e: ClaimError) -> ApiError {
     match e {
         ClaimError::NotUnderReview(status) => ApiError::state(
             "claim_not_under_review",
-            format!("Only a claim under review can be approved or denied; this one is {status}."),
+            format!("Only a claim under review can be changed by its review; this one is {status}: it is decided."),
+        ),
+        ClaimError::SecondApprovalRequired => ApiError::invalid(
+            "second_approval_required",
+            "amount",
+            "You recorded the first approval of this claim: a second, different operator must approve it.",
+        ),
+        ClaimError::NotAwaitingOperator => ApiError::state(
+            "claim_not_awaiting_operator",
+            "This claim is still with the automated review, which decides it within seconds; ask for evidence \
+             once it waits for an operator.",
         ),
         // The services check amounts and pick claims by status first: reaching these
         // is a bug, not a request to refuse.
@@ -106,7 +119,11 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
             under_review_at: Some(call.now),
             ..StatusTransitions::default()
         },
-        review: ClaimReview::default(),
+        review: ClaimReview {
+            checks: review::unchecked(),
+            due_by: Some(review::due_by(call.now)),
+            ..ClaimReview::default()
+        },
         awaiting_operator: false,
         metadata: apply_metadata(&Metadata::new(), input.metadata.as_ref())?,
         livemode: call.scope.livemode,
@@ -117,40 +134,72 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
     store::claims::insert(tx, &call.scope, &claim).await?;
     guarantee.claims_filed += 1;
     store::guarantees::update(tx, &call.scope, &guarantee).await?;
+    let submitted = super::review::new_action(
+        call,
+        &claim,
+        ActionType::Submitted,
+        &Actor::Platform,
+        Some(format!("{} claim filed for invoice {}.", claim.reason, claim.evidence.invoice_id)),
+        Some(claim.amount),
+    );
+    store::claim_actions::insert(tx, &[(&call.scope, &submitted)]).await?;
     record_event(tx, call, EventType::ClaimSubmitted, &claim).await?;
     Ok(claim)
+}
+
+/// What a platform's update adds to a claim's evidence (`evidence[...]`): a new
+/// description for now; the evidence files join it here.
+#[derive(Debug, Default)]
+pub struct EvidenceUpdate {
+    pub description: Option<String>,
+    /// Evidence files to add (`evidence[files]`), never removing any.
+    pub files: Option<Vec<String>>,
+}
+
+/// Updates a claim's metadata and, while it is under review, adds to its evidence:
+/// new evidence answers an operator's open request (`review.evidence_requested` is
+/// cleared). One `claim.updated` event, with what changed.
+pub async fn update(
+    tx: &mut Tx,
+    call: &Call,
+    id: &str,
+    metadata: Option<MetadataUpdate>,
+    evidence: Option<EvidenceUpdate>,
+) -> ApiResult<Claim> {
+    let before = store::claims::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
+    let mut after = before.clone();
+    after.metadata = apply_metadata(&before.metadata, metadata.as_ref())?;
+    if let Some(evidence) = evidence {
+        let answered = before.review.evidence_requested.is_some();
+        let param = if evidence.description.is_none() && evidence.files.is_some() { "evidence[files]" } else { "evidence" };
+        after.add_evidence(evidence.description.clone()).map_err(|e| match e {
+            ClaimError::NotUnderReview(status) => ApiError::invalid(
+                "claim_not_under_review",
+                param,
+                format!("Evidence can be added only while the claim is under review; this one is {status}."),
+            ),
+            other => claim_error(other),
+        })?;
+        if let Some(requested) = &evidence.files {
+            after.evidence.files = files::add_evidence(tx, call, &before.evidence.files, requested).await?;
+        }
+        let message = match (&evidence.description, answered) {
+            (Some(d), _) => Some(d.clone()),
+            (None, true) => Some("The platform answered the request for evidence.".to_owned()),
+            (None, false) => None,
+        };
+        let action =
+            super::review::new_action(call, &after, ActionType::EvidenceAdded, &Actor::Platform, message, None);
+        store::claim_actions::insert(tx, &[(&call.scope, &action)]).await?;
+    }
+    store::claims::update(tx, &call.scope, &after).await?;
+    record_update(tx, call, EventType::ClaimUpdated, &before, &after).await?;
+    Ok(after)
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Claim> {
     let mut conn = store.acquire().await?;
     store::claims::get(&mut conn, &call.scope, id).await?.ok_or_else(|| not_found(id))
-}
-
-/// What `POST /v1/claims/:id` may change.
-#[derive(Debug, Default)]
-pub struct ClaimPatch {
-    pub metadata: Option<MetadataUpdate>,
-    /// Evidence files to add (`evidence[files]`): only while the claim is under review.
-    pub evidence_files: Option<Vec<String>>,
-}
-
-pub async fn update(tx: &mut Tx, call: &Call, id: &str, patch: ClaimPatch) -> ApiResult<Claim> {
-    let before = store::claims::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
-    let mut after = before.clone();
-    after.metadata = apply_metadata(&before.metadata, patch.metadata.as_ref())?;
-    if let Some(requested) = &patch.evidence_files {
-        if before.status != ClaimStatus::UnderReview {
-            return Err(ApiError::invalid(
-                "claim_not_under_review",
-                "evidence[files]",
-                format!("Evidence can be added only while the claim is under review; this one is {}.", before.status),
-            ));
-        }
-        after.evidence.files = files::add_evidence(tx, call, &before.evidence.files, requested).await?;
-    }
-    store::claims::update(tx, &call.scope, &after).await?;
-    record_update(tx, call, EventType::ClaimUpdated, &before, &after).await?;
-    Ok(after)
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, filters: ClaimFilters) -> ApiResult<Page<Claim>> {

@@ -164,7 +164,9 @@ async fn fetch(conn: &mut Conn, scope: &Scope, kind: Kind, id: &str) -> ApiResul
         | Kind::WebhookDelivery
         | Kind::Account
         | Kind::Request
-        | Kind::ApiKey => Ok(None),
+        | Kind::ApiKey
+        | Kind::Operator
+        | Kind::ClaimAction => Ok(None),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod expand;
 pub mod files;
 pub mod guarantees;
 pub mod idempotency;
+pub mod operators;
 pub mod policies;
 pub mod rail;
 pub mod review;

@@ -15,12 +15,13 @@ use super::guarantees::guarantee_error;
 use super::rail::{PayoutRail, RailOutcome};
 use super::{Call, Outbox, found};
 use crate::clock::Clock;
-use crate::domain::claim::{Claim, DenialReason, OperatorDenialReason};
+use crate::domain::claim::{ActionType, Actor, Claim, ClaimAction, DenialReason, OperatorDenialReason};
+use crate::domain::customer::Customer;
 use crate::domain::event::EventType;
 use crate::domain::guarantee::Guarantee;
 use crate::domain::payout::{Payout, PayoutStatus};
 use crate::domain::policy::Policy;
-use crate::domain::review::{Decision, Period, ReviewInput, decide, max_payable};
+use crate::domain::review::{self as rules, Decision, Period, ReviewInput, decide, max_payable};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::store::payouts::{LeasedPayout, Settlement};
@@ -81,6 +82,8 @@ struct StepWrites {
     settled_payouts: Vec<(String, i64, PayoutStatus, Option<i64>)>,
     guarantees: BTreeMap<String, Guarantee>,
     claims: BTreeMap<String, Claim>,
+    /// The claims' audit trail, in the order the steps were taken.
+    actions: Vec<(Scope, ClaimAction)>,
     outbox: Outbox,
 }
 
@@ -91,6 +94,18 @@ impl StepWrites {
 
     fn claim(&mut self, c: &Claim) {
         self.claims.insert(c.id.clone(), c.clone());
+    }
+
+    fn action(
+        &mut self,
+        call: &Call,
+        c: &Claim,
+        kind: ActionType,
+        by: &Actor,
+        message: Option<String>,
+        amount: Option<i64>,
+    ) {
+        self.actions.push((call.scope.clone(), new_action(call, c, kind, by, message, amount)));
     }
 
     async fn write(self, tx: &mut Tx) -> ApiResult<()> {
@@ -110,6 +125,8 @@ impl StepWrites {
         written(store::guarantees::update_locked(tx, &guarantees).await?, guarantees.len(), "guarantees")?;
         let claims: Vec<&Claim> = self.claims.values().collect();
         written(store::claims::update_locked(tx, &claims).await?, claims.len(), "claims")?;
+        let actions: Vec<(&Scope, &ClaimAction)> = self.actions.iter().map(|(s, a)| (s, a)).collect();
+        store::claim_actions::insert(tx, &actions).await?;
         self.outbox.write(tx).await
     }
 }
@@ -122,14 +139,43 @@ fn written(rows: u64, expected: usize, what: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// A step of a claim's review for its audit trail, taken at `call.now`.
+pub(crate) fn new_action(
+    call: &Call,
+    c: &Claim,
+    kind: ActionType,
+    by: &Actor,
+    message: Option<String>,
+    amount: Option<i64>,
+) -> ClaimAction {
+    ClaimAction {
+        id: Kind::ClaimAction.new_id(),
+        claim: c.id.clone(),
+        kind,
+        actor: by.as_str().to_owned(),
+        message,
+        amount,
+        livemode: c.livemode,
+        created: call.now,
+    }
+}
+
 /// Approves `amount`, reserves it on the guarantee and creates the pending payout.
-fn approve(w: &mut StepWrites, call: &Call, claim: Claim, g: &mut Guarantee, amount: i64) -> ApiResult<Claim> {
+fn approve(
+    w: &mut StepWrites,
+    call: &Call,
+    claim: Claim,
+    g: &mut Guarantee,
+    amount: i64,
+    by: &Actor,
+) -> ApiResult<Claim> {
     let mut after = claim.clone();
-    let payout = after.approve(call.now, amount, Kind::Payout.new_id()).map_err(claim_error)?;
+    let payout = after.approve(call.now, amount, Kind::Payout.new_id(), by).map_err(claim_error)?;
     g.reserve(amount).map_err(guarantee_error)?;
     w.guarantee(g);
     w.new_payouts.push((call.scope.clone(), payout));
     w.claim(&after);
+    w.action(call, &after, ActionType::Approved, by, None, Some(amount));
     w.outbox.record_update(call, EventType::ClaimApproved, &claim, &after)?;
     Ok(after)
 }
@@ -140,12 +186,33 @@ fn deny(
     claim: Claim,
     reason: Option<DenialReason>,
     note: Option<String>,
+    by: &Actor,
 ) -> ApiResult<Claim> {
     let mut after = claim.clone();
-    after.deny(call.now, reason, note).map_err(claim_error)?;
+    let message = match (&reason, &note) {
+        (Some(r), Some(n)) => Some(format!("{r}: {n}")),
+        (Some(r), None) => Some(r.to_string()),
+        (None, n) => n.clone(),
+    };
+    after.deny(call.now, reason, note, by).map_err(claim_error)?;
     w.claim(&after);
+    w.action(call, &after, ActionType::Denied, by, message, None);
     w.outbox.record_update(call, EventType::ClaimDenied, &claim, &after)?;
     Ok(after)
+}
+
+/// What the `checked` action says of the rules' outcome.
+fn checked_message(checks: &[rules::Check], decision: &Decision) -> String {
+    match decision {
+        Decision::Approve { amount } => format!("All {} rules pass; approved for {amount}.", checks.len()),
+        Decision::Deny(reason) => {
+            let why = checks.iter().find(|c| c.rule == reason.as_str()).map(|c| c.message.as_str()).unwrap_or("");
+            format!("Denied: {reason}. {why}")
+        }
+        Decision::Operator => {
+            format!("All {} rules pass; the reason needs a person: waiting for an operator.", checks.len())
+        }
+    }
 }
 
 /// Reviews up to `limit` of the oldest claims waiting for automation, all in one
@@ -181,14 +248,28 @@ pub async fn review_due(store: &Store, now: i64, limit: usize) -> ApiResult<usiz
         };
         let period = period_key(&claim);
         let period_used = used.get(&period).copied().unwrap_or(0);
-        match decide(&review_input(&claim, g, p, period_used)) {
+        let input = review_input(&claim, g, p, period_used);
+        let decision = decide(&input);
+        // The checks are part of the claim before its decision, so the decision's
+        // event carries them.
+        let mut claim = claim;
+        claim.review.checks = rules::checks(&input);
+        writes.action(
+            &call,
+            &claim,
+            ActionType::Checked,
+            &Actor::Automation,
+            Some(checked_message(&claim.review.checks, &decision)),
+            None,
+        );
+        match decision {
             Decision::Approve { amount } => {
                 // The next claim of the batch for this month sees this one's claim.
                 *used.entry(period).or_default() += claim.amount;
-                approve(&mut writes, &call, claim, g, amount)?;
+                approve(&mut writes, &call, claim, g, amount, &Actor::Automation)?;
             }
             Decision::Deny(reason) => {
-                deny(&mut writes, &call, claim, Some(reason.into()), None)?;
+                deny(&mut writes, &call, claim, Some(reason.into()), None, &Actor::Automation)?;
             }
             Decision::Operator => {
                 let mut waiting = claim;
@@ -211,37 +292,53 @@ pub enum Verdict {
     Deny { reason: Option<OperatorDenialReason>, note: Option<String> },
 }
 
+/// Who reviews by hand, and the four-eyes threshold that applies to them.
+#[derive(Debug, Clone)]
+pub struct Reviewer {
+    pub actor: Actor,
+    /// Approvals of this amount or more need two different operators; 0: never. Only
+    /// operators are held to it (a test helper forces an outcome).
+    pub second_approval_amount: i64,
+}
+
 /// Approves or denies a claim under review, for an operator (`scope` is `None`: any
 /// account) or a platform's test helper (its own scope only).
+///
+/// Four eyes: an operator's approval at or above `second_approval_amount` on a claim
+/// without one is recorded (`review.approvals`, `claim.review_updated`) and the claim
+/// stays under review; once one is recorded, another operator's approval approves the
+/// claim for the lower of the two amounts, and the same operator's is refused
+/// (`second_approval_required`). The claim's row lock orders approvals at once.
 pub async fn review_by_hand(
     tx: &mut Tx,
     scope: Option<&Scope>,
     request: &Call,
     claim_id: &str,
     verdict: Verdict,
+    reviewer: &Reviewer,
 ) -> ApiResult<Claim> {
-    let found = match scope {
-        Some(s) => store::claims::get_for_update(tx, s, claim_id).await?.map(|c| (s.clone(), c)),
-        None => store::claims::get_any_for_update(tx, claim_id).await?,
-    };
-    let (scope, claim) = found.ok_or_else(|| ApiError::no_such(Kind::Claim.object(), claim_id, Some("id")))?;
+    let (scope, claim) = claim_for_update(tx, scope, claim_id).await?;
     // Before the amount is judged: a decided claim answers that it is decided.
     claim.check_under_review().map_err(claim_error)?;
     let call = Call { scope, ..request.clone() };
+    let by = &reviewer.actor;
     let mut writes = StepWrites::default();
     let reviewed = match verdict {
-        Verdict::Deny { reason, note } => deny(&mut writes, &call, claim, reason.map(Into::into), note)?,
+        Verdict::Deny { reason, note } => deny(&mut writes, &call, claim, reason.map(Into::into), note, by)?,
         Verdict::Approve { amount } => {
             let (mut g, p) = claim_terms(tx, &call.scope, &claim).await?;
             // Read after the guarantee's lock, as the engine does.
             let period_used = period_usage(tx, &[&claim]).await?.get(&period_key(&claim)).copied().unwrap_or(0);
-            let max = max_payable(&review_input(&claim, &g, &p, period_used)).map_err(|reason| {
+            let input = review_input(&claim, &g, &p, period_used);
+            let mut claim = claim;
+            claim.review.checks = rules::checks(&input);
+            let max = max_payable(&input).map_err(|reason| {
                 ApiError::state(
                     "claim_not_approvable",
                     format!("This claim cannot be approved: the rules deny it ({reason})."),
                 )
             })?;
-            let amount = match amount {
+            let mut amount = match amount {
                 Some(a) if a > max => {
                     return Err(ApiError::invalid(
                         "amount_too_large",
@@ -252,11 +349,144 @@ pub async fn review_by_hand(
                 Some(a) => a,
                 None => max,
             };
-            approve(&mut writes, &call, claim, &mut g, amount)?
+            let four_eyes = reviewer.second_approval_amount > 0 && matches!(by, Actor::Operator(_));
+            match (four_eyes, claim.review.approvals.first().cloned()) {
+                (true, Some(first)) => {
+                    if first.operator == by.as_str() {
+                        return Err(second_approval_required());
+                    }
+                    amount = amount.min(first.amount);
+                    approve(&mut writes, &call, claim, &mut g, amount, by)?
+                }
+                (true, None) if amount >= reviewer.second_approval_amount => {
+                    let before = claim.clone();
+                    let mut after = claim;
+                    after.record_approval(call.now, by.as_str(), amount).map_err(claim_error)?;
+                    writes.claim(&after);
+                    let message = format!(
+                        "First approval of {amount}; a second operator must approve (four eyes at {}).",
+                        reviewer.second_approval_amount
+                    );
+                    writes.action(&call, &after, ActionType::ApprovalRecorded, by, Some(message), Some(amount));
+                    writes.outbox.record_update(&call, EventType::ClaimReviewUpdated, &before, &after)?;
+                    after
+                }
+                _ => approve(&mut writes, &call, claim, &mut g, amount, by)?,
+            }
         }
     };
     writes.write(tx).await?;
     Ok(reviewed)
+}
+
+fn second_approval_required() -> ApiError {
+    ApiError::invalid(
+        "second_approval_required",
+        "amount",
+        "You recorded the first approval of this claim: a second, different operator must approve it.",
+    )
+}
+
+/// The claim, locked, in `scope` or (for operators, `None`) in any account.
+async fn claim_for_update(tx: &mut Tx, scope: Option<&Scope>, claim_id: &str) -> ApiResult<(Scope, Claim)> {
+    let found = match scope {
+        Some(s) => store::claims::get_for_update(tx, s, claim_id).await?.map(|c| (s.clone(), c)),
+        None => store::claims::get_any_for_update(tx, claim_id).await?,
+    };
+    found.ok_or_else(|| ApiError::no_such(Kind::Claim.object(), claim_id, Some("id")))
+}
+
+/// An operator asks the platform for more evidence: `review.evidence_requested` is
+/// set and `claim.evidence_requested` sent; the claim waits for the platform's answer.
+pub async fn request_evidence(
+    tx: &mut Tx,
+    request: &Call,
+    claim_id: &str,
+    message: String,
+    by: &Actor,
+) -> ApiResult<Claim> {
+    let (scope, before) = claim_for_update(tx, None, claim_id).await?;
+    let call = Call { scope, ..request.clone() };
+    let mut after = before.clone();
+    after.request_evidence(message.clone()).map_err(claim_error)?;
+    store::claims::update(tx, &call.scope, &after).await?;
+    let action = new_action(&call, &after, ActionType::EvidenceRequested, by, Some(message), None);
+    store::claim_actions::insert(tx, &[(&call.scope, &action)]).await?;
+    super::record_update(tx, &call, EventType::ClaimEvidenceRequested, &before, &after).await?;
+    Ok(after)
+}
+
+/// An operator's internal note on a claim: an action of the audit trail, which only
+/// operators read (no event: events go to the platform).
+pub async fn add_note(tx: &mut Tx, request: &Call, claim_id: &str, note: String, by: &Actor) -> ApiResult<ClaimAction> {
+    let (scope, claim) = claim_for_update(tx, None, claim_id).await?;
+    let call = Call { scope, ..request.clone() };
+    let action = new_action(&call, &claim, ActionType::NoteAdded, by, Some(note), None);
+    store::claim_actions::insert(tx, &[(&call.scope, &action)]).await?;
+    Ok(action)
+}
+
+/// One page of the operators' queue.
+pub async fn queue(
+    store: &Store,
+    filters: &store::claims::QueueFilters,
+    limit: i64,
+    starting_after: Option<&str>,
+) -> ApiResult<store::Page<(Scope, Claim)>> {
+    let mut conn = store.acquire().await?;
+    let after = match starting_after {
+        Some(id) => Some(
+            store::claims::queue_position(&mut conn, id)
+                .await?
+                .ok_or_else(|| ApiError::no_such(Kind::Claim.object(), id, Some("starting_after")))?,
+        ),
+        None => None,
+    };
+    Ok(store::claims::review_queue(&mut conn, filters, limit, after).await?)
+}
+
+/// Everything an operator looks at to decide a claim.
+#[derive(Debug, Clone)]
+pub struct ReviewFile {
+    pub scope: Scope,
+    pub claim: Claim,
+    pub guarantee: Guarantee,
+    pub policy: Policy,
+    pub tenant: Option<Customer>,
+    pub payout: Option<Payout>,
+    /// The audit trail, oldest first, notes included.
+    pub actions: Vec<ClaimAction>,
+    /// The most the claim can be paid now, or why it cannot (only while under review).
+    pub max_payable: Option<Result<i64, crate::domain::claim::AutomatedDenialReason>>,
+}
+
+/// A claim of any account with what deciding it needs.
+pub async fn review_file(store: &Store, claim_id: &str) -> ApiResult<ReviewFile> {
+    let mut conn = store.acquire().await?;
+    let (scope, claim) = store::claims::get_any(&mut conn, claim_id)
+        .await?
+        .ok_or_else(|| ApiError::no_such(Kind::Claim.object(), claim_id, Some("id")))?;
+    let guarantee = store::guarantees::get(&mut conn, &scope, &claim.guarantee)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("claim {} has no guarantee", claim.id)))?;
+    let policy = store::policies::get(&mut conn, &scope, &guarantee.policy)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("guarantee {} has no policy", guarantee.id)))?;
+    let tenant = store::customers::get(&mut conn, &scope, &guarantee.tenant).await?;
+    let payout = match &claim.payout {
+        Some(id) => store::payouts::get(&mut conn, &scope, id).await?,
+        None => None,
+    };
+    let actions = store::claim_actions::for_claim(&mut conn, &scope, &claim.id).await?;
+    let max = if claim.check_under_review().is_ok() {
+        let pairs = [(claim.guarantee.as_str(), Period::of(claim.evidence.due_date))];
+        let used = store::claims::period_usage(&mut conn, &pairs).await?;
+        let period_used = used.get(&period_key(&claim)).copied().unwrap_or(0);
+        Some(max_payable(&review_input(&claim, &guarantee, &policy, period_used)))
+    } else {
+        None
+    };
+    Ok(ReviewFile { scope, claim, guarantee, policy, tenant, payout, actions, max_payable: max })
 }
 
 /// How the engine leases and sends payouts.
@@ -429,6 +659,7 @@ fn settle(
             let mut paid = claim.clone();
             paid.mark_paid(now).map_err(claim_error)?;
             w.claim(&paid);
+            w.action(call, &paid, ActionType::Paid, &Actor::Automation, None, Some(payout.amount));
             w.outbox.record(call, EventType::PayoutPaid, &settled)?;
             w.outbox.record_update(call, EventType::ClaimPaid, &claim, &paid)?;
         }

@@ -33,6 +33,10 @@ pub struct KeyRecord {
     pub created: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The operator an operator key speaks for.
+    pub operator_id: Option<String>,
+    /// When that operator was disabled (read with the key, never written with it).
+    pub operator_disabled_at: Option<i64>,
 }
 
 pub async fn insert_account(conn: &mut Conn, id: &str, name: &str, created: i64) -> Result<(), sqlx::Error> {
@@ -51,8 +55,8 @@ pub async fn account_exists(conn: &mut Conn, id: &str) -> Result<bool, sqlx::Err
 
 pub async fn insert_key(conn: &mut Conn, key: &KeyRecord) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO api_keys (id, account_id, kind, livemode, key_hash, last4, created, expires_at, revoked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO api_keys (id, account_id, kind, livemode, key_hash, last4, created, expires_at, revoked_at, \
+         operator_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&key.id)
     .bind(key.account_id.clone())
@@ -63,6 +67,7 @@ pub async fn insert_key(conn: &mut Conn, key: &KeyRecord) -> Result<(), sqlx::Er
     .bind(key.created)
     .bind(key.expires_at)
     .bind(key.revoked_at)
+    .bind(key.operator_id.clone())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -72,8 +77,9 @@ pub async fn insert_key(conn: &mut Conn, key: &KeyRecord) -> Result<(), sqlx::Er
 /// nothing about other keys).
 pub async fn find_key_by_hash(conn: &mut Conn, key_hash: &str) -> Result<Option<KeyRecord>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT id, account_id, kind, livemode, key_hash, last4, created, expires_at, revoked_at \
-         FROM api_keys WHERE key_hash = $1",
+        "SELECT k.id, k.account_id, k.kind, k.livemode, k.key_hash, k.last4, k.created, k.expires_at, k.revoked_at, \
+         k.operator_id, o.disabled_at AS operator_disabled_at \
+         FROM api_keys k LEFT JOIN operators o ON o.id = k.operator_id WHERE k.key_hash = $1",
     )
     .bind(key_hash)
     .fetch_optional(&mut *conn)
@@ -85,7 +91,7 @@ pub async fn find_key_by_hash(conn: &mut Conn, key_hash: &str) -> Result<Option<
                 id, account_id,
                 kind: if kind == "operator" { KeyKind::Operator } else { KeyKind::Secret },
                 livemode: get_bool(r, "livemode")?,
-                key_hash, last4, created, expires_at, revoked_at,
+                key_hash, last4, created, expires_at, revoked_at, operator_id, operator_disabled_at,
             }})
         })
         .transpose()

@@ -7,14 +7,17 @@ use sqlx::any::AnyRow;
 
 use super::batch::{chunks, execute_rows};
 use super::list::{Sql, fetch_by_ids};
-use super::{Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, to_json};
-use crate::domain::claim::{Claim, ClaimReason, ClaimReview, ClaimStatus, DenialReason, Evidence, StatusTransitions};
+use super::{Conn, Page, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, to_json};
+use crate::domain::claim::{
+    Awaiting, Claim, ClaimReason, ClaimReview, ClaimStatus, DenialReason, Evidence, StatusTransitions,
+};
 use crate::domain::review::Period;
 use crate::resource;
 
 const COLUMNS: &str = "id, livemode, created, guarantee_id, amount, amount_approved, currency, status, reason, \
     invoice_id, due_date, description, payout_id, denial_reason, reviewed_at, submitted_at, under_review_at, \
-    approved_at, denied_at, paid_at, awaiting_operator, metadata, review_note, evidence_files";
+    approved_at, denied_at, paid_at, awaiting_operator, metadata, review_note, decided_by, review_checks, \
+    review_due_by, review_approvals, evidence_requested, evidence_files";
 
 fn decode<T>(value: String, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, sqlx::Error> {
     parse(&value).ok_or_else(|| sqlx::Error::Decode(format!("unknown {what} {value:?}").into()))
@@ -44,7 +47,14 @@ fn from_row(r: &AnyRow) -> Result<Claim, sqlx::Error> {
             denied_at: r.try_get("denied_at")?,
             paid_at: r.try_get("paid_at")?,
         },
-        review: ClaimReview { note: r.try_get("review_note")? },
+        review: ClaimReview {
+            checks: get_json(r, "review_checks")?,
+            decided_by: r.try_get("decided_by")?,
+            due_by: r.try_get("review_due_by")?,
+            approvals: get_json(r, "review_approvals")?,
+            evidence_requested: r.try_get("evidence_requested")?,
+            note: r.try_get("review_note")?,
+        },
         awaiting_operator: get_bool(r, "awaiting_operator")?,
         metadata: get_json(r, "metadata")?,
         livemode: get_bool(r, "livemode")?,
@@ -57,9 +67,10 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     insert_query(
         "INSERT INTO claims (id, account_id, livemode, created, guarantee_id, amount, amount_approved, currency, \
          status, reason, invoice_id, due_date, description, payout_id, denial_reason, reviewed_at, submitted_at, \
-         under_review_at, approved_at, denied_at, paid_at, metadata, review_note, evidence_files) \
+         under_review_at, approved_at, denied_at, paid_at, metadata, review_note, decided_by, review_checks, \
+         review_due_by, review_approvals, evidence_requested, review_awaiting, awaiting_operator, evidence_files) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
-         $23, $24)",
+         $23, $24, $25, $26, $27, $28, $29, $30, $31)",
         &c.id,
         scope,
         c.created,
@@ -83,6 +94,13 @@ pub async fn insert(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     .bind(t.paid_at)
     .bind(to_json(&c.metadata))
     .bind(c.review.note.clone())
+    .bind(c.review.decided_by.clone())
+    .bind(to_json(&c.review.checks))
+    .bind(c.review.due_by)
+    .bind(to_json(&c.review.approvals))
+    .bind(c.review.evidence_requested.clone())
+    .bind(c.awaiting().map(|a| a.as_str()))
+    .bind(c.awaiting_operator)
     .bind(to_json(&c.evidence.files))
     .execute(&mut *conn)
     .await?;
@@ -103,7 +121,9 @@ pub async fn update(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     let query = sqlx::query(
         "UPDATE claims SET status = $1, amount_approved = $2, payout_id = $3, denial_reason = $4, reviewed_at = $5, \
          under_review_at = $6, approved_at = $7, denied_at = $8, paid_at = $9, awaiting_operator = $10, \
-         metadata = $11, review_note = $12, evidence_files = $13 WHERE id = $14 AND account_id = $15 AND livemode = $16",
+         metadata = $11, review_note = $12, decided_by = $13, review_checks = $14, review_approvals = $15, \
+         evidence_requested = $16, review_awaiting = $17, description = $18, evidence_files = $19 \
+         WHERE id = $20 AND account_id = $21 AND livemode = $22",
     )
     .bind(c.status.as_str())
     .bind(c.amount_approved)
@@ -117,6 +137,12 @@ pub async fn update(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sql
     .bind(c.awaiting_operator)
     .bind(to_json(&c.metadata))
     .bind(c.review.note.clone())
+    .bind(c.review.decided_by.clone())
+    .bind(to_json(&c.review.checks))
+    .bind(to_json(&c.review.approvals))
+    .bind(c.review.evidence_requested.clone())
+    .bind(c.awaiting().map(|a| a.as_str()))
+    .bind(c.evidence.description.clone())
     .bind(to_json(&c.evidence.files));
     execute_scoped(conn, query, &c.id, scope).await
 }
@@ -133,7 +159,9 @@ pub async fn update_locked(conn: &mut Conn, claims: &[&Claim]) -> Result<u64, sq
                 "UPDATE claims SET status = v.column2, amount_approved = v.column3, payout_id = v.column4, \
                  denial_reason = v.column5, reviewed_at = v.column6, under_review_at = v.column7, \
                  approved_at = v.column8, denied_at = v.column9, paid_at = v.column10, awaiting_operator = v.column11, \
-                 metadata = v.column12, review_note = v.column13 FROM (VALUES {values}) AS v \
+                 metadata = v.column12, review_note = v.column13, decided_by = v.column14, \
+                 review_checks = v.column15, review_approvals = v.column16, evidence_requested = v.column17, \
+                 review_awaiting = v.column18, description = v.column19 FROM (VALUES {values}) AS v \
                  WHERE claims.id = v.column1"
             )
         },
@@ -153,6 +181,12 @@ pub async fn update_locked(conn: &mut Conn, claims: &[&Claim]) -> Result<u64, sq
                 sql.bind(c.awaiting_operator),
                 sql.bind(to_json(&c.metadata)),
                 sql.bind(c.review.note.clone()),
+                sql.bind(c.review.decided_by.clone()),
+                sql.bind(to_json(&c.review.checks)),
+                sql.bind(to_json(&c.review.approvals)),
+                sql.bind(c.review.evidence_requested.clone()),
+                sql.bind(c.awaiting().map(|a| a.as_str())),
+                sql.bind(c.evidence.description.clone()),
             ]
         },
     )
@@ -238,4 +272,103 @@ pub async fn get_any_for_update(tx: &mut Tx, id: &str) -> Result<Option<(Scope, 
     let sql = format!("SELECT account_id, {COLUMNS} FROM claims WHERE id = $1{lock}");
     let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
     row.as_ref().map(|r| Ok((row_scope(r)?, from_row(r)?))).transpose()
+}
+
+/// A claim in any account, with its scope: for operators' reads.
+pub async fn get_any(conn: &mut Conn, id: &str) -> Result<Option<(Scope, Claim)>, sqlx::Error> {
+    let sql = format!("SELECT account_id, {COLUMNS} FROM claims WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(|r| Ok((row_scope(r)?, from_row(r)?))).transpose()
+}
+
+/// The filters of the operators' queue (`GET /v1/review/claims`).
+#[derive(Debug, Default, Clone)]
+pub struct QueueFilters {
+    pub reason: Option<ClaimReason>,
+    pub account: Option<String>,
+    /// `Some(true)`: only claims past `review.due_by` at `now`; `Some(false)`: only those not.
+    pub overdue: Option<bool>,
+    pub awaiting: Option<Awaiting>,
+    pub now: i64,
+}
+
+/// The operators' queue across accounts: claims under review that wait for a person,
+/// oldest `review.due_by` first (then id), `limit` of them after the cursor
+/// `(due_by, id)`; one more is read to tell whether more follow. Walks the partial
+/// index `claims_people_queue_idx` in order, so a page costs about `limit` rows
+/// whatever the size of the queue (filters that drop most rows read further).
+pub async fn review_queue(
+    conn: &mut Conn,
+    filters: &QueueFilters,
+    limit: i64,
+    after: Option<(i64, String)>,
+) -> Result<Page<(Scope, Claim)>, sqlx::Error> {
+    let mut sql = Sql::new(format!("SELECT account_id, {COLUMNS} FROM claims WHERE review_awaiting IS NOT NULL"));
+    sql.and_eq_some("reason", filters.reason.map(|r| r.as_str()));
+    sql.and_eq_some("account_id", filters.account.clone());
+    sql.and_eq_some("review_awaiting", filters.awaiting.map(|a| a.as_str()));
+    match filters.overdue {
+        Some(true) => {
+            let now = sql.bind(filters.now);
+            sql.push(&format!(" AND review_due_by < {now}"));
+        }
+        Some(false) => {
+            let now = sql.bind(filters.now);
+            sql.push(&format!(" AND review_due_by >= {now}"));
+        }
+        None => {}
+    }
+    if let Some((due_by, id)) = after {
+        // A row comparison: both backends seek the index to it (an OR of the two
+        // conditions would scan the index from the start and filter).
+        let (d, i) = (sql.bind(due_by), sql.bind(id));
+        sql.push(&format!(" AND (review_due_by, id) > ({d}, {i})"));
+    }
+    let n = sql.bind(limit + 1);
+    sql.push(&format!(" ORDER BY review_due_by, id LIMIT {n}"));
+    let rows = sqlx::query_with(&sql.text, sql.args).fetch_all(&mut *conn).await?;
+    let mut data = rows.iter().map(|r| Ok((row_scope(r)?, from_row(r)?))).collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let has_more = data.len() as i64 > limit;
+    data.truncate(limit as usize);
+    Ok(Page { data, has_more })
+}
+
+/// The queue position `(review.due_by, id)` of a claim in the queue, for a cursor.
+pub async fn queue_position(conn: &mut Conn, id: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
+    let row = sqlx::query("SELECT review_due_by, id FROM claims WHERE id = $1 AND review_awaiting IS NOT NULL")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| Ok((r.try_get::<Option<i64>, _>("review_due_by")?.unwrap_or(0), r.try_get("id")?))).transpose()
+}
+
+/// How many claims wait for a person, by what they wait for (for gauges and the console).
+pub async fn queue_counts(conn: &mut Conn, now: i64) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT review_awaiting, COUNT(*) AS n, \
+         CAST(COALESCE(SUM(CASE WHEN review_due_by < $1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS overdue \
+         FROM claims WHERE review_awaiting IS NOT NULL GROUP BY review_awaiting ORDER BY review_awaiting",
+    )
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get("review_awaiting")?, r.try_get("n")?, r.try_get("overdue")?))).collect()
+}
+
+/// The tenant's name (or customer id, when it has none) of each of these claims, by
+/// claim id, in one statement: for the operators' queue.
+pub async fn tenant_names(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<String, String>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut sql = Sql::new("");
+    let marks: Vec<String> = ids.iter().map(|id| sql.bind(id.to_string())).collect();
+    sql.push(&format!(
+        "SELECT c.id AS claim_id, COALESCE(cu.name, cu.id) AS tenant FROM claims c \
+         JOIN guarantees g ON g.id = c.guarantee_id JOIN customers cu ON cu.id = g.tenant_id \
+         WHERE c.id IN ({})",
+        marks.join(", ")
+    ));
+    let rows = sqlx::query_with(&sql.text, sql.args).fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| Ok((r.try_get("claim_id")?, r.try_get("tenant")?))).collect()
 }

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub(crate) mod batch;
+pub mod claim_actions;
 pub mod claims;
 pub mod customers;
 pub mod events;
@@ -15,6 +16,7 @@ pub mod guarantees;
 pub(crate) mod holder;
 pub mod idempotency;
 pub mod list;
+pub mod operators;
 pub mod payouts;
 pub mod policies;
 pub mod setup;

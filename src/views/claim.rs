@@ -2,8 +2,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::Timestamp;
-use crate::domain::claim::{Claim, ClaimReason, ClaimReview, ClaimStatus, DenialReason, Evidence, StatusTransitions};
+use crate::domain::claim::{
+    ActionType, Approval, Claim, ClaimAction, ClaimReason, ClaimReview, ClaimStatus, DenialReason, Evidence,
+    StatusTransitions,
+};
 use crate::domain::metadata::Metadata;
+use crate::domain::review::{Check, CheckResult};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = Claim)]
@@ -48,12 +52,74 @@ pub struct StatusTransitionsView {
     pub paid_at: Option<Timestamp>,
 }
 
-/// How the claim was decided.
+/// How the claim is reviewed and was decided.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = ClaimReview)]
 pub struct ClaimReviewView {
+    /// One entry per rule of the automated review, in order, with the figures it used.
+    pub checks: Vec<CheckView>,
+    /// `automation`, an operator's `op_` id, `test_helper`, or null while undecided.
+    pub decided_by: Option<String>,
+    /// The review deadline: `status_transitions.submitted_at` plus 5 business days
+    /// (Monday to Friday, UTC).
+    pub due_by: Option<Timestamp>,
+    /// Approvals recorded while a second operator's approval is needed (four eyes).
+    pub approvals: Vec<ApprovalView>,
+    /// The open request for more evidence, or null.
+    pub evidence_requested: Option<String>,
     /// The deciding operator's note (required with `denial_reason: other`), or null.
     pub note: Option<String>,
+}
+
+/// One rule of the automated review as applied to the claim.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ClaimCheck)]
+pub struct CheckView {
+    /// The rule, named by the denial reason it guards against.
+    pub rule: String,
+    pub result: CheckResult,
+    /// What the rule compared, with its figures.
+    pub message: String,
+}
+
+/// An operator's approval, recorded while a second one is needed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ClaimApproval)]
+pub struct ApprovalView {
+    /// The approving operator's `op_` id.
+    pub operator: String,
+    pub amount: i64,
+    pub created: Timestamp,
+}
+
+/// One step of a claim's review: its audit trail, for operators.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ClaimAction)]
+pub struct ClaimActionView {
+    pub id: String,
+    #[schema(value_type = String)]
+    pub object: &'static str,
+    #[serde(rename = "type")]
+    pub kind: ActionType,
+    /// `automation`, `platform`, `test_helper` or an operator's `op_` id.
+    pub actor: String,
+    pub message: Option<String>,
+    pub amount: Option<i64>,
+    pub created: Timestamp,
+}
+
+impl From<&ClaimAction> for ClaimActionView {
+    fn from(a: &ClaimAction) -> Self {
+        ClaimActionView {
+            id: a.id.clone(),
+            object: ClaimAction::OBJECT,
+            kind: a.kind,
+            actor: a.actor.clone(),
+            message: a.message.clone(),
+            amount: a.amount,
+            created: a.created,
+        }
+    }
 }
 
 impl From<&Claim> for ClaimView {
@@ -105,6 +171,25 @@ impl From<&StatusTransitions> for StatusTransitionsView {
 
 impl From<&ClaimReview> for ClaimReviewView {
     fn from(r: &ClaimReview) -> Self {
-        ClaimReviewView { note: r.note.clone() }
+        ClaimReviewView {
+            checks: r.checks.iter().map(CheckView::from).collect(),
+            decided_by: r.decided_by.clone(),
+            due_by: r.due_by,
+            approvals: r.approvals.iter().map(ApprovalView::from).collect(),
+            evidence_requested: r.evidence_requested.clone(),
+            note: r.note.clone(),
+        }
+    }
+}
+
+impl From<&Check> for CheckView {
+    fn from(c: &Check) -> Self {
+        CheckView { rule: c.rule.clone(), result: c.result, message: c.message.clone() }
+    }
+}
+
+impl From<&Approval> for ApprovalView {
+    fn from(a: &Approval) -> Self {
+        ApprovalView { operator: a.operator.clone(), amount: a.amount, created: a.created }
     }
 }

@@ -19,7 +19,9 @@ mod payout;
 mod policy;
 mod webhook;
 
-pub use claim::{ClaimReviewView, ClaimView, EvidenceView, StatusTransitionsView};
+pub use claim::{
+    ApprovalView, CheckView, ClaimActionView, ClaimReviewView, ClaimView, EvidenceView, StatusTransitionsView,
+};
 pub use customer::CustomerView;
 pub use event::{EventDataView, EventRequestView, EventView};
 pub use file::FileView;
@@ -51,6 +53,7 @@ macro_rules! render {
 
 render! {
     crate::domain::claim::Claim => ClaimView,
+    crate::domain::claim::ClaimAction => ClaimActionView,
     crate::domain::customer::Customer => CustomerView,
     crate::domain::event::Event => EventView,
     crate::domain::file::File => FileView,

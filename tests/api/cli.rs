@@ -434,3 +434,32 @@ async fn roll_secret_key_bounds_the_grace_period() {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn cli_creates_lists_and_disables_named_operators() {
+    let db = TestDb::create().await;
+    let out = casapay(&db, &["operators", "create", "--name", "Alice Martin", "--email", "alice@provider.example"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let alice: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert!(alice["id"].as_str().unwrap().starts_with("op_"));
+    assert_eq!(alice["name"], "Alice Martin");
+    assert!(alice["key"].as_str().unwrap().starts_with("opk_"));
+    let fields: Vec<&str> = alice.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(fields.len(), 3, "{alice}");
+    let out = casapay(&db, &["operator-keys", "create"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = casapay(&db, &["operators", "list"]);
+    let all: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let names: Vec<&str> = all.as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Alice Martin", "operator"]);
+    assert_eq!(all[0]["email"], "alice@provider.example");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("opk_"), "keys are shown once, at creation");
+    let out = casapay(&db, &["operators", "disable", "--id", alice["id"].as_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let disabled: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert!(disabled["disabled_at"].is_i64());
+    let out = casapay(&db, &["operators", "disable", "--id", "op_nobody"]);
+    assert!(!out.status.success());
+    let out = casapay(&db, &["operators", "create", "--name", " "]);
+    assert!(!out.status.success(), "a name is required");
+}

@@ -333,7 +333,13 @@ async fn operators_deny_for_their_own_reasons_with_a_note() {
     let op = app.operator_key().await;
     let grt = due_demo_guarantee(&app).await;
     let damage = claim(&app, &grt, "damage", 80_000, "property_damage", DUE).await;
-    assert_eq!(damage["review"], json!({"note": null}), "every claim has its review, empty until decided");
+    let review = &damage["review"];
+    assert_eq!(
+        (&review["note"], &review["decided_by"], &review["evidence_requested"], &review["approvals"]),
+        (&json!(null), &json!(null), &json!(null), &json!([])),
+        "every claim has its review, empty until decided"
+    );
+    assert_eq!(review["checks"].as_array().unwrap().len(), 5, "{review}");
     let other = claim(&app, &grt, "other", 80_000, "lease_break", DUE).await;
     app.settle().await;
     let path = format!("/v1/claims/{}/deny", id(&damage));
@@ -366,7 +372,8 @@ async fn operators_deny_for_their_own_reasons_with_a_note() {
         (denied["status"].as_str(), denied["denial_reason"].as_str()),
         (Some("denied"), Some("insufficient_evidence"))
     );
-    assert_eq!(denied["review"], json!({"note": null}));
+    assert_eq!(denied["review"]["note"], json!(null));
+    assert!(denied["review"]["decided_by"].as_str().unwrap().starts_with("op_"), "attributed: {}", denied["review"]);
 
     // `other` with its note (1,000 characters at most, by characters not bytes); the
     // note is stored, shown and sent in the event.
@@ -383,7 +390,7 @@ async fn operators_deny_for_their_own_reasons_with_a_note() {
     assert_eq!(get(&app, format!("/v1/claims/{}", id(&other))).await, denied);
     let events = get(&app, "/v1/events?type=claim.denied&limit=1".into()).await;
     assert_eq!(events["data"][0]["data"]["object"]["review"]["note"], note.as_str());
-    assert_eq!(events["data"][0]["data"]["previous_attributes"]["review"], json!({"note": null}));
+    assert_eq!(events["data"][0]["data"]["previous_attributes"]["review"]["note"], json!(null));
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod concurrency;
+mod console;
 mod conventions;
 mod engine;
 mod errors;
@@ -18,6 +19,7 @@ mod openapi;
 mod quickstart;
 mod receiver;
 mod resources;
+mod review;
 mod store_conformance;
 mod stripe_compat;
 mod webhooks;

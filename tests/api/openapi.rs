@@ -165,10 +165,11 @@ async fn every_operation_accepts_the_documents_own_example() {
     let doc = app.send(Method::GET, "/v1/openapi.json", None, None).await.ok();
     let (policy, guarantee) = app.demo_guarantee().await;
     app.clock.advance(200 * 86_400);
-    // Four claims that wait for a person, one per review route, each for a month of its
-    // own (March to June 2024), and one paid for February (a payout).
+    // Five claims that wait for a person, one per review route (the fifth is asked for
+    // evidence and updated), each for a month of its own (March to July 2024), and one
+    // paid for February (a payout).
     let mut waiting = Vec::new();
-    for i in 0..4 {
+    for i in 0..5 {
         let due = 1_708_732_800 + (i + 1) * 31 * 86_400;
         let mut body = TestApp::claim_body(&id(&guarantee), &format!("inv_wait_{i}"), due);
         body["reason"] = json!("property_damage");
@@ -224,11 +225,12 @@ async fn every_operation_accepts_the_documents_own_example() {
             "/v1/claims/{id}/deny" => waiting[1].clone(),
             "/v1/test_helpers/claims/{id}/approve" => waiting[2].clone(),
             "/v1/test_helpers/claims/{id}/deny" => waiting[3].clone(),
+            "/v1/claims/{id}" | "/v1/claims/{id}/request_evidence" => waiting[4].clone(),
             "/v1/guarantees/{id}/cancel" => id(&spare),
             p if p.starts_with("/v1/customers/") => "cus_123456789".to_owned(),
             p if p.starts_with("/v1/guarantee_policies/") => id(&policy),
             p if p.starts_with("/v1/guarantees/") => id(&guarantee),
-            p if p.starts_with("/v1/claims/") => id(&paid),
+            p if p.starts_with("/v1/claims/") || p.starts_with("/v1/review/claims/") => id(&paid),
             p if p.starts_with("/v1/payouts/") => payout.clone(),
             p if p.starts_with("/v1/events/") => event.clone(),
             p if p.starts_with("/v1/webhook_endpoints/") => id(&endpoint),
@@ -236,11 +238,10 @@ async fn every_operation_accepts_the_documents_own_example() {
             _ => String::new(),
         };
         let url = path.replace("{id}", &target);
-        let key = if url.starts_with("/v1/claims/") && (url.ends_with("/approve") || url.ends_with("/deny")) {
-            operator.as_str()
-        } else {
-            DEMO_KEY
-        };
+        let operator_route = url.starts_with("/v1/review/")
+            || (url.starts_with("/v1/claims/")
+                && ["/approve", "/deny", "/request_evidence", "/notes"].iter().any(|s| url.ends_with(s)));
+        let key = if operator_route { operator.as_str() } else { DEMO_KEY };
         let op = &doc["paths"][path][method];
         if let Some(upload) = op.pointer("/requestBody/content/multipart~1form-data/schema") {
             // Uploads are multipart only: a file part (binary) and a purpose.

@@ -136,6 +136,8 @@ async fn keys_are_found_by_hash_only() {
         created: 1,
         expires_at: None,
         revoked_at: None,
+        operator_id: None,
+        operator_disabled_at: None,
     };
     store::accounts::insert_key(&mut conn, &key).await.unwrap();
     let found = store::accounts::find_key_by_hash(&mut conn, &"ab".repeat(32)).await.unwrap().unwrap();

@@ -74,7 +74,8 @@ struct Transcript {
 }
 
 /// Prefixes of generated ids: 24 base62 characters follow.
-const ID_PREFIXES: &[&str] = &["acct_", "cus_", "gpol_", "grt_", "clm_", "po_", "evt_", "we_", "wha_", "req_", "file_"];
+const ID_PREFIXES: &[&str] =
+    &["acct_", "cus_", "gpol_", "grt_", "clm_", "po_", "evt_", "we_", "wha_", "req_", "file_", "op_", "act_"];
 
 impl Transcript {
     fn entry(&mut self, label: &str, body: &str) {
