@@ -16,6 +16,7 @@ use crate::service::accounts::KeyCache;
 use crate::store::Store;
 use crate::webhooks::ssrf::EgressPolicy;
 
+pub mod metrics;
 mod server;
 
 /// Most keys the key cache holds at once.
@@ -45,6 +46,9 @@ pub struct ApiConfig {
     /// Failed authentications a second allowed per client address (bursts of
     /// [`AUTH_FAILURE_BURST`]); beyond it, 429 without a key lookup. 0 turns it off.
     pub auth_failures_per_second: u32,
+    /// Whether `GET /metrics` is served with the API (when the store's metrics are on);
+    /// false when it has a listener of its own (`CASAPAY_METRICS_LISTEN`).
+    pub metrics_route: bool,
 }
 
 /// Failed authentications an address may make at once before its allowance applies.
@@ -61,6 +65,7 @@ impl Default for ApiConfig {
             rate_limits: RateLimitConfig::default(),
             key_cache_ttl: Duration::from_secs(1),
             auth_failures_per_second: 5,
+            metrics_route: true,
         }
     }
 }
@@ -97,14 +102,22 @@ impl AppState {
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
-    crate::api::routes()
+    let metrics = state.store.metrics().clone();
+    let mut routes = crate::api::routes();
+    // Not an API operation (nor in the OpenAPI document): for Prometheus.
+    if state.config.metrics_route && metrics.is_on() {
+        routes = routes.route("/metrics", axum::routing::get(self::metrics::scrape_handler));
+    }
+    routes
+        // After every route: the route template for the request's log line and metrics.
+        .route_layer(tower::util::MapRequestLayer::new(crate::api::observe::note_route))
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::api::retry_on_connection_loss))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         // Outside the timeout, so that a request cut off by it still frees its key.
         .layer(axum::middleware::from_fn_with_state(state, crate::api::idempotency::layer))
         .layer(CatchPanicLayer::custom(crate::api::panic_response))
-        .layer(axum::middleware::from_fn(crate::api::request_context))
+        .layer(axum::middleware::from_fn_with_state(metrics, crate::api::request_context))
         // Outermost, so that every reader of the body (the idempotency layer reads it
         // outside the timeout above) stops at the same deadline.
         .layer(tower::util::MapRequestLayer::new(move |req| crate::api::extract::body_deadline(req, timeout)))
@@ -151,7 +164,7 @@ mod tests {
             .route("/panic", get(boom))
             .route("/bare", get(|| async { StatusCode::BAD_GATEWAY }))
             .layer(CatchPanicLayer::custom(panic_response))
-            .layer(axum::middleware::from_fn(request_context));
+            .layer(axum::middleware::from_fn_with_state(crate::metrics::Metrics::off(), request_context));
         for (path, cause) in [("/panic", "cause=panicked: boom"), ("/bare", "cause=a lower layer answered 502")] {
             let (resp, log) = crate::error::capture_logs(|| {
                 let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();

@@ -2,6 +2,7 @@
 
 pub mod claim;
 pub mod customer;
+pub mod deadline;
 pub mod event;
 pub mod guarantee;
 pub mod input;

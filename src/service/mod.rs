@@ -9,6 +9,7 @@ pub mod events;
 pub mod expand;
 pub mod guarantees;
 pub mod idempotency;
+pub mod metrics;
 pub mod policies;
 pub mod rail;
 pub mod review;

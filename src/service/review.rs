@@ -13,6 +13,7 @@ use futures_util::stream::{self, StreamExt};
 use super::claims::claim_error;
 use super::guarantees::guarantee_error;
 use super::rail::{PayoutRail, RailOutcome};
+use crate::metrics::ReviewOutcome;
 use super::{Call, Outbox, found};
 use crate::clock::Clock;
 use crate::domain::claim::{Claim, DenialReason, OperatorDenialReason};
@@ -186,14 +187,17 @@ pub async fn review_due(store: &Store, now: i64, limit: usize) -> ApiResult<usiz
                 // The next claim of the batch for this month sees this one's claim.
                 *used.entry(period).or_default() += claim.amount;
                 approve(&mut writes, &call, claim, g, amount)?;
+                tx.count_on_commit(|m| m.claims_reviewed(ReviewOutcome::Approved));
             }
             Decision::Deny(reason) => {
                 deny(&mut writes, &call, claim, Some(reason.into()), None)?;
+                tx.count_on_commit(|m| m.claims_reviewed(ReviewOutcome::Denied));
             }
             Decision::Operator => {
                 let mut waiting = claim;
                 waiting.hand_to_operator().map_err(claim_error)?;
                 writes.claim(&waiting);
+                tx.count_on_commit(|m| m.claims_reviewed(ReviewOutcome::Referred));
             }
         }
     }
@@ -230,7 +234,10 @@ pub async fn review_by_hand(
     let call = Call { scope, ..request.clone() };
     let mut writes = StepWrites::default();
     let reviewed = match verdict {
-        Verdict::Deny { reason, note } => deny(&mut writes, &call, claim, reason.map(Into::into), note)?,
+        Verdict::Deny { reason, note } => {
+            tx.count_on_commit(|m| m.claims_reviewed(ReviewOutcome::Denied));
+            deny(&mut writes, &call, claim, reason.map(Into::into), note)?
+        }
         Verdict::Approve { amount } => {
             let (mut g, p) = claim_terms(tx, &call.scope, &claim).await?;
             // Read after the guarantee's lock, as the engine does.
@@ -252,6 +259,7 @@ pub async fn review_by_hand(
                 Some(a) => a,
                 None => max,
             };
+            tx.count_on_commit(|m| m.claims_reviewed(ReviewOutcome::Approved));
             approve(&mut writes, &call, claim, &mut g, amount)?
         }
     };

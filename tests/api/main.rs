@@ -10,6 +10,7 @@ mod errors;
 mod hardening;
 mod isolation;
 mod lists;
+mod metrics;
 mod money;
 mod network;
 mod openapi;
