@@ -22,7 +22,8 @@ use ::metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata,
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 /// The `route` of requests the router matched to no route (a 404 from the fallback)
-/// or never saw (an idempotent replay, answered before routing).
+/// or never saw (what the `Idempotency-Key` layer answers before routing: a replay,
+/// a mismatch, a key in use).
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 pub const HTTP_REQUESTS: &str = "casapay_http_requests_total";
