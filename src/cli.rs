@@ -554,7 +554,8 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     if let Some(address) = args.metrics_listen {
         let listener =
             tokio::net::TcpListener::bind(address).await.map_err(|e| format!("cannot listen on {address}: {e}"))?;
-        let served = crate::app::metrics::serve(listener, store.clone(), state.config.clone(), cancel.clone().cancelled_owned());
+        let served =
+            crate::app::metrics::serve(listener, store.clone(), state.config.clone(), cancel.clone().cancelled_owned());
         workers.push(tokio::spawn(async move {
             if let Err(e) = served.await {
                 tracing::error!(error = %e, "the metrics listener failed");

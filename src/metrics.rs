@@ -39,7 +39,8 @@ pub const BUILD_INFO: &str = "casapay_build_info";
 
 /// Upper bounds of the request duration buckets, in seconds: from a cached read
 /// (about a millisecond) to the request timeout (30 s by default).
-const DURATION_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const DURATION_BUCKETS: [f64; 14] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// What a review decided, for `casapay_claims_reviewed_total{outcome}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +152,13 @@ fn key(name: &'static str, labels: &[(&'static str, SharedString)]) -> Key {
     Key::from_parts(name, labels.iter().map(|(k, v)| Label::new(*k, v.clone())).collect::<Vec<_>>())
 }
 
+impl Default for Metrics {
+    /// On: [`Metrics::new`].
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
 impl Metrics {
     /// A fresh set of metrics, every fixed series registered (at zero).
     pub fn new() -> Self {
@@ -183,9 +191,10 @@ impl Metrics {
             handle,
             recorder,
         };
-        for g in [&registry.backlog_review, &registry.backlog_payouts, &registry.review_overdue, &registry.webhook_pending]
-            .into_iter()
-            .chain(&registry.review_queue)
+        for g in
+            [&registry.backlog_review, &registry.backlog_payouts, &registry.review_overdue, &registry.webhook_pending]
+                .into_iter()
+                .chain(&registry.review_queue)
         {
             g.set(0.0);
         }
@@ -354,7 +363,8 @@ mod tests {
         let ok = "casapay_http_requests_total{method=\"GET\",route=\"/v1/customers/{id}\",status=\"200\"} 2";
         assert!(line(&text, ok).is_some(), "{text}");
         assert!(text.contains("casapay_http_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"} 1"));
-        let bucket = "casapay_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/customers/{id}\",le=\"0.005\"} 3";
+        let bucket =
+            "casapay_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/customers/{id}\",le=\"0.005\"} 3";
         assert!(line(&text, bucket).is_some(), "{text}");
     }
 

@@ -177,8 +177,11 @@ pub async fn request_context(State(metrics): State<Metrics>, mut req: Request, n
         route = tracing::field::Empty,
         account_id = tracing::field::Empty
     );
-    let facts = observe::RequestFacts::new(span.clone());
-    req.extensions_mut().insert(facts.clone());
+    // Nobody to tell the route and account to (metrics off, `info` not logged): none.
+    let facts = (metrics.is_on() || !span.is_disabled()).then(|| observe::RequestFacts::new(span.clone()));
+    if let Some(facts) = &facts {
+        req.extensions_mut().insert(facts.clone());
+    }
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status();
@@ -195,7 +198,7 @@ pub async fn request_context(State(metrics): State<Metrics>, mut req: Request, n
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let elapsed = started.elapsed();
     let status = resp.status();
-    let route = facts.route();
+    let route = facts.as_ref().map_or(crate::metrics::UNMATCHED_ROUTE, |f| f.route());
     metrics.http_request(method.as_str(), route, status.as_u16(), elapsed.as_secs_f64());
     if route == crate::metrics::UNMATCHED_ROUTE {
         span.record("route", tracing::field::display(route));

@@ -35,10 +35,10 @@ impl RequestFacts {
 /// A route layer (it runs once the router has matched): notes the route template.
 /// A plain function, so that it costs no allocation per request.
 pub fn note_route(req: Request) -> Request {
-    if let (Some(path), Some(facts)) = (req.extensions().get::<MatchedPath>(), req.extensions().get::<RequestFacts>()) {
-        if facts.0.route.set(path.clone()).is_ok() {
-            facts.0.span.record("route", tracing::field::display(path.as_str()));
-        }
+    if let (Some(path), Some(facts)) = (req.extensions().get::<MatchedPath>(), req.extensions().get::<RequestFacts>())
+        && facts.0.route.set(path.clone()).is_ok()
+    {
+        facts.0.span.record("route", tracing::field::display(path.as_str()));
     }
     req
 }

@@ -13,7 +13,6 @@ use futures_util::stream::{self, StreamExt};
 use super::claims::claim_error;
 use super::guarantees::guarantee_error;
 use super::rail::{PayoutRail, RailOutcome};
-use crate::metrics::ReviewOutcome;
 use super::{Call, Outbox, found};
 use crate::clock::Clock;
 use crate::domain::claim::{Claim, DenialReason, OperatorDenialReason};
@@ -24,6 +23,7 @@ use crate::domain::policy::Policy;
 use crate::domain::review::{Decision, Period, ReviewInput, decide, max_payable};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
+use crate::metrics::ReviewOutcome;
 use crate::store::payouts::{LeasedPayout, Settlement};
 use crate::store::{self, Scope, Store, Tx};
 

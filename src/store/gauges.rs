@@ -55,5 +55,7 @@ pub async fn waiting_for_people(conn: &mut Conn) -> Result<Vec<Waiting>, sqlx::E
     .bind(true)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter().map(|r| Ok(Waiting { awaiting: r.try_get("awaiting")?, submitted_at: r.try_get("submitted_at")? })).collect()
+    rows.iter()
+        .map(|r| Ok(Waiting { awaiting: r.try_get("awaiting")?, submitted_at: r.try_get("submitted_at")? }))
+        .collect()
 }

@@ -74,8 +74,7 @@ impl Scrape {
         let mut all = BTreeSet::new();
         for (name, family) in &self.0.families {
             for s in family.iter_samples() {
-                let labels: Vec<String> =
-                    s.get_labelset().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let labels: Vec<String> = s.get_labelset().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect();
                 all.insert(format!("{name}{{{}}}", labels.join(",")));
             }
         }
@@ -420,10 +419,8 @@ async fn each_request_is_logged_once_with_its_route_template_account_status_and_
 #[tokio::test]
 async fn serve_logs_requests_as_json_and_serves_metrics_on_the_address_given() {
     let metrics_port = free_port();
-    let env = [
-        ("CASAPAY_LOG_FORMAT", "json".to_owned()),
-        ("CASAPAY_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}")),
-    ];
+    let env =
+        [("CASAPAY_LOG_FORMAT", "json".to_owned()), ("CASAPAY_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))];
     let run = logged_run(&env, async |client, api| {
         assert_eq!(client.get(format!("{api}/metrics")).send().await.unwrap().status(), 404);
         let s = scrape_at(client, &format!("http://127.0.0.1:{metrics_port}/metrics")).await;
