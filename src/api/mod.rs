@@ -198,7 +198,7 @@ pub async fn request_context(State(metrics): State<Metrics>, mut req: Request, n
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let elapsed = started.elapsed();
     let status = resp.status();
-    let route = facts.as_ref().map_or(crate::metrics::UNMATCHED_ROUTE, |f| f.route());
+    let route = facts.as_ref().map_or(crate::metrics::UNMATCHED_ROUTE, |f| f.route_template());
     metrics.http_request(method.as_str(), route, status.as_u16(), elapsed.as_secs_f64());
     if route == crate::metrics::UNMATCHED_ROUTE {
         span.record("route", tracing::field::display(route));

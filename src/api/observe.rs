@@ -27,7 +27,7 @@ impl RequestFacts {
     }
 
     /// The route template, or [`UNMATCHED_ROUTE`] when no route took the request.
-    pub(crate) fn route(&self) -> &str {
+    pub(crate) fn route_template(&self) -> &str {
         self.0.route.get().map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
     }
 }

@@ -113,6 +113,8 @@ async fn requests_are_counted_by_method_route_template_and_status() {
     app.get(&path, "sk_test_not_a_key_at_all").await.err(401, "authentication_error", None);
     let r = app.send(Method::GET, "/v1/nowhere/cus_123", Some(DEMO_KEY), None).await;
     assert_eq!(r.status, 404);
+    let r = app.send(Method::DELETE, &path, Some(DEMO_KEY), None).await;
+    assert_eq!(r.status, 405, "{}", r.text);
     let after = scrape(&app).await;
 
     let moved = |labels: &[(&str, &str)]| after.value(REQUESTS, labels) - before.value(REQUESTS, labels);
@@ -122,6 +124,8 @@ async fn requests_are_counted_by_method_route_template_and_status() {
     assert_eq!(moved(&[retrieve[0], retrieve[1], ("status", "401")]), 1.0);
     assert_eq!(moved(&[("method", "POST"), ("route", "/v1/customers"), ("status", "200")]), 1.0);
     assert_eq!(moved(&[("method", "GET"), ("route", "unmatched"), ("status", "404")]), 1.0);
+    // A method the route does not take: the route is known all the same.
+    assert_eq!(moved(&[("method", "DELETE"), ("route", "/v1/customers/{id}"), ("status", "405")]), 1.0);
     // The first scrape was counted too, once answered.
     assert_eq!(moved(&[("route", "/metrics"), ("status", "200")]), 1.0);
     let timed = after.observations(DURATION, &retrieve) - before.observations(DURATION, &retrieve);
