@@ -16,6 +16,7 @@ use crate::service::accounts::KeyCache;
 use crate::store::Store;
 use crate::webhooks::ssrf::EgressPolicy;
 
+pub mod metrics;
 mod server;
 
 /// Most keys the key cache holds at once.
@@ -53,6 +54,9 @@ pub struct ApiConfig {
     pub second_approval_amount: i64,
     /// The review console's settings.
     pub console: ConsoleConfig,
+    /// Whether `GET /metrics` is served with the API (when the store's metrics are on);
+    /// false when it has a listener of its own (`CASAPAY_METRICS_LISTEN`).
+    pub metrics_route: bool,
 }
 
 /// The review console's sessions.
@@ -91,6 +95,7 @@ impl Default for ApiConfig {
             auth_failures_per_second: 5,
             second_approval_amount: DEFAULT_SECOND_APPROVAL_AMOUNT,
             console: ConsoleConfig::default(),
+            metrics_route: true,
         }
     }
 }
@@ -127,15 +132,22 @@ impl AppState {
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
-    crate::api::routes()
-        .merge(crate::console::router())
+    let metrics = state.store.metrics().clone();
+    let mut routes = crate::api::routes().merge(crate::console::router());
+    // Not an API operation (nor in the OpenAPI document): for Prometheus.
+    if state.config.metrics_route && metrics.is_on() {
+        routes = routes.route("/metrics", axum::routing::get(self::metrics::scrape_handler));
+    }
+    routes
+        // After every route: the route template for the request's log line and metrics.
+        .route_layer(tower::util::MapRequestLayer::new(crate::api::observe::note_route))
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::api::retry_on_connection_loss))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         // Outside the timeout, so that a request cut off by it still frees its key.
         .layer(axum::middleware::from_fn_with_state(state, crate::api::idempotency::layer))
         .layer(CatchPanicLayer::custom(crate::api::panic_response))
-        .layer(axum::middleware::from_fn(crate::api::request_context))
+        .layer(axum::middleware::from_fn_with_state(metrics, crate::api::request_context))
         // Outermost, so that every reader of the body (the idempotency layer reads it
         // outside the timeout above) stops at the same deadline.
         .layer(tower::util::MapRequestLayer::new(move |req| crate::api::extract::body_deadline(req, timeout)))
@@ -182,7 +194,7 @@ mod tests {
             .route("/panic", get(boom))
             .route("/bare", get(|| async { StatusCode::BAD_GATEWAY }))
             .layer(CatchPanicLayer::custom(panic_response))
-            .layer(axum::middleware::from_fn(request_context));
+            .layer(axum::middleware::from_fn_with_state(crate::metrics::Metrics::off(), request_context));
         for (path, cause) in [("/panic", "cause=panicked: boom"), ("/bare", "cause=a lower layer answered 502")] {
             let (resp, log) = crate::error::capture_logs(|| {
                 let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod ids;
 pub mod jobs;
+pub mod metrics;
 pub mod resource;
 pub mod service;
 pub mod store;

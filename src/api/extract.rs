@@ -115,6 +115,10 @@ pub(crate) async fn authenticate(
         }
         return Err(ApiError::authentication(format!("Invalid API Key provided: {}", mask_key(&key))));
     };
+    if let Principal::Platform { scope, .. } = &principal {
+        // In the log line of the request, rate-limited or not.
+        super::observe::note_account(extensions, &scope.account_id);
+    }
     let (key_id, livemode) = match &principal {
         Principal::Platform { scope, key_id } => (key_id, scope.livemode),
         Principal::Operator { key_id, .. } => (key_id, true),

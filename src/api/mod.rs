@@ -11,6 +11,7 @@ pub mod health;
 pub mod idempotency;
 pub mod input;
 pub mod list;
+pub mod observe;
 pub mod openapi;
 pub mod params;
 pub mod payouts;
@@ -33,6 +34,7 @@ use crate::app::AppState;
 use crate::domain::event::API_VERSION;
 use crate::error::{ApiError, ApiResult, ConnectionLostMark};
 use crate::ids::Kind;
+use crate::metrics::Metrics;
 use extract::RequestId;
 
 /// Every route of the API with its OpenAPI document, which is served at
@@ -177,12 +179,25 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 /// Gives each request its `req_` id (in the response header, in the extensions for
 /// events, and in the log span), stamps the API version, and turns any bare error
 /// status from a lower layer (the timeout) into the error body. Panics get theirs from
-/// `panic_response`.
-pub async fn request_context(mut req: Request, next: Next) -> Response {
+/// `panic_response`. Logs the request once it is answered, in one line (request id,
+/// method, route template, account, status, latency; never the raw path, which a
+/// client could have put anything in) and counts it in `metrics`.
+pub async fn request_context(State(metrics): State<Metrics>, mut req: Request, next: Next) -> Response {
     let request_id = Kind::Request.new_id();
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    let span =
-        tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.uri().path());
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %method,
+        route = tracing::field::Empty,
+        account_id = tracing::field::Empty
+    );
+    // Nobody to tell the route and account to (metrics off, `info` not logged): none.
+    let facts = (metrics.is_on() || !span.is_disabled()).then(|| observe::RequestFacts::new(span.clone()));
+    if let Some(facts) = &facts {
+        req.extensions_mut().insert(facts.clone());
+    }
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status();
@@ -197,8 +212,15 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     headers.insert("casapay-version", HeaderValue::from_static(API_VERSION));
     // Answers carry keys, secrets and tenants' personal data: no cache may keep them.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let elapsed = started.elapsed();
+    let status = resp.status();
+    let route = facts.as_ref().map_or(crate::metrics::UNMATCHED_ROUTE, |f| f.route_template());
+    metrics.http_request(method.as_str(), route, status.as_u16(), elapsed.as_secs_f64());
+    if route == crate::metrics::UNMATCHED_ROUTE {
+        span.record("route", tracing::field::display(route));
+    }
     span.in_scope(|| {
-        tracing::info!(status = status.as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request finished")
+        tracing::info!(status = status.as_u16(), elapsed_us = elapsed.as_micros() as u64, "request finished")
     });
     resp
 }

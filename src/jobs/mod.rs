@@ -1,11 +1,13 @@
 //! Background work, one pattern: a [`Worker`] takes one step of its work at a time (the
 //! steps themselves are in `service/`), and [`run`] is the loop that steps it until it
 //! is cancelled. The workers: the claims engine ([`engine`]: reviews, payouts, guarantee
-//! dates, housekeeping) and the webhook dispatcher ([`dispatcher`]). Tests and draining
-//! step them directly with their `run_once`.
+//! dates, housekeeping), the webhook dispatcher ([`dispatcher`]) and the metrics
+//! sampler ([`metrics`]). Tests and draining step them directly with their
+//! `run_once`.
 
 pub mod dispatcher;
 pub mod engine;
+pub mod metrics;
 
 use std::time::Duration;
 

@@ -25,6 +25,7 @@ use crate::domain::webhook::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
+use crate::metrics::AttemptOutcome;
 use crate::store::webhooks::{LeaseCaps, LeasedDelivery};
 use crate::store::{self, Backend, Scope, Store};
 use crate::webhooks::sender::{Outcome, Sender};
@@ -191,6 +192,7 @@ impl Deliveries {
         };
         let body = serde_json::to_vec(&crate::views::EventView::from(&event)).map_err(|e| ApiError::internal(e))?;
         let outcome = self.sender.send(&endpoint, &event.id, self.clock.now(), body).await;
+        self.store.metrics().webhook_attempt(AttemptOutcome::of(outcome.status_code));
         self.record(&d, endpoint.signing.failing_since, outcome).await
     }
 

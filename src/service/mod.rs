@@ -11,6 +11,7 @@ pub mod files;
 pub mod guarantees;
 pub mod idempotency;
 pub mod operators;
+pub mod metrics;
 pub mod policies;
 pub mod rail;
 pub mod review;

@@ -24,6 +24,7 @@ use crate::domain::policy::Policy;
 use crate::domain::review::{self as rules, Decision, Period, ReviewInput, decide, max_payable};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
+use crate::metrics::ReviewOutcome;
 use crate::store::payouts::{LeasedPayout, Settlement};
 use crate::store::{self, Scope, Store, Tx};
 
@@ -267,14 +268,17 @@ pub async fn review_due(store: &Store, now: i64, limit: usize) -> ApiResult<usiz
                 // The next claim of the batch for this month sees this one's claim.
                 *used.entry(period).or_default() += claim.amount;
                 approve(&mut writes, &call, claim, g, amount, &Actor::Automation)?;
+                tx.count_on_commit(|m| m.claims_reviewed(ReviewOutcome::Approved));
             }
             Decision::Deny(reason) => {
                 deny(&mut writes, &call, claim, Some(reason.into()), None, &Actor::Automation)?;
+                tx.count_on_commit(|m| m.claims_reviewed(ReviewOutcome::Denied));
             }
             Decision::Operator => {
                 let mut waiting = claim;
                 waiting.hand_to_operator().map_err(claim_error)?;
                 writes.claim(&waiting);
+                tx.count_on_commit(|m| m.claims_reviewed(ReviewOutcome::Referred));
             }
         }
     }
@@ -324,7 +328,10 @@ pub async fn review_by_hand(
     let by = &reviewer.actor;
     let mut writes = StepWrites::default();
     let reviewed = match verdict {
-        Verdict::Deny { reason, note } => deny(&mut writes, &call, claim, reason.map(Into::into), note, by)?,
+        Verdict::Deny { reason, note } => {
+            tx.count_on_commit(|m| m.claims_reviewed(ReviewOutcome::Denied));
+            deny(&mut writes, &call, claim, reason.map(Into::into), note, by)?
+        }
         Verdict::Approve { amount } => {
             let (mut g, p) = claim_terms(tx, &call.scope, &claim).await?;
             // Read after the guarantee's lock, as the engine does.
@@ -356,6 +363,7 @@ pub async fn review_by_hand(
                         return Err(second_approval_required());
                     }
                     amount = amount.min(first.amount);
+                    tx.count_on_commit(|m| m.claims_reviewed(ReviewOutcome::Approved));
                     approve(&mut writes, &call, claim, &mut g, amount, by)?
                 }
                 (true, None) if amount >= reviewer.second_approval_amount => {
@@ -371,7 +379,10 @@ pub async fn review_by_hand(
                     writes.outbox.record_update(&call, EventType::ClaimReviewUpdated, &before, &after)?;
                     after
                 }
-                _ => approve(&mut writes, &call, claim, &mut g, amount, by)?,
+                _ => {
+                    tx.count_on_commit(|m| m.claims_reviewed(ReviewOutcome::Approved));
+                    approve(&mut writes, &call, claim, &mut g, amount, by)?
+                }
             }
         }
     };

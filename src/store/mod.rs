@@ -12,6 +12,7 @@ pub mod claims;
 pub mod customers;
 pub mod events;
 pub mod files;
+pub mod gauges;
 pub mod guarantees;
 pub(crate) mod holder;
 pub mod idempotency;
@@ -29,6 +30,8 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Row};
 use tokio::sync::{Notify, OwnedMutexGuard};
+
+use crate::metrics::Metrics;
 
 pub use list::{CreatedFilter, Page, PageRequest};
 
@@ -67,6 +70,9 @@ pub struct Tx {
     /// reads them once (see `webhooks::enabled_endpoints_in`). No transaction both
     /// changes endpoints and records events, so this cannot go stale within one.
     endpoints: Vec<(Scope, webhooks::EnabledEndpoints)>,
+    /// The store's metrics, and the counts to add once this transaction commits.
+    metrics: Metrics,
+    on_commit: Vec<::metrics::Counter>,
     /// SQLite: this process's turn to write, held until the transaction ends. Declared
     /// after `inner`, so it is released after the transaction is rolled back on drop.
     _writer: Option<OwnedMutexGuard<()>>,
@@ -112,10 +118,22 @@ impl Tx {
         self.wrote_outbox = true;
     }
 
+    /// Adds one to the counter `pick` chooses once this transaction commits, so that a
+    /// rolled-back decision is not counted.
+    pub fn count_on_commit(&mut self, pick: impl FnOnce(&Metrics) -> ::metrics::Counter) {
+        if self.metrics.is_on() {
+            let counter = pick(&self.metrics);
+            self.on_commit.push(counter);
+        }
+    }
+
     pub async fn commit(self) -> Result<(), CommitError> {
         self.inner.commit().await.map_err(CommitError)?;
         if self.wrote_outbox {
             self.outbox.notify_one();
+        }
+        for counter in &self.on_commit {
+            counter.increment(1);
         }
         Ok(())
     }
@@ -162,6 +180,8 @@ pub struct Store {
     lost: Arc<LostConnections>,
     /// This process's identity as the holder of idempotency keys.
     holder: holder::SharedHolder,
+    /// The process's metrics, shared by everything that uses this store.
+    metrics: Metrics,
 }
 
 /// The last time a pooled connection was found broken. A database restart or failover
@@ -267,7 +287,24 @@ impl Store {
             acquire_timeout: opts.acquire_timeout,
             lost,
             holder: Arc::new(holder::Holder::new(backend, &opts.url)),
+            metrics: Metrics::new(),
         })
+    }
+
+    /// This store with `metrics` in place of its own (`Metrics::off()` turns them off).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Store {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The pool's connections: (in use, idle). Counted by the pool, no query.
+    pub fn pool_connections(&self) -> (usize, usize) {
+        let idle = self.pool.num_idle();
+        (self.pool.size() as usize - idle.min(self.pool.size() as usize), idle)
     }
 
     /// This process's identity as a holder of idempotency keys (see [`holder`]).
@@ -329,6 +366,8 @@ impl Store {
             outbox: self.outbox.clone(),
             wrote_outbox: false,
             endpoints: Vec::new(),
+            metrics: self.metrics.clone(),
+            on_commit: Vec::new(),
             _writer: writer,
         })
     }

@@ -13,6 +13,7 @@ mod files;
 mod hardening;
 mod isolation;
 mod lists;
+mod metrics;
 mod money;
 mod network;
 mod openapi;
