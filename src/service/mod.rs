@@ -11,6 +11,7 @@ pub mod guarantees;
 pub mod idempotency;
 pub mod policies;
 pub mod rail;
+pub mod reset;
 pub mod review;
 pub mod webhooks;
 

@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod list;
 pub mod payouts;
 pub mod policies;
+pub mod reset;
 pub mod setup;
 pub mod webhooks;
 

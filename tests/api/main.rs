@@ -8,6 +8,7 @@ mod conventions;
 mod engine;
 mod errors;
 mod hardening;
+mod integrator_tools;
 mod isolation;
 mod lists;
 mod money;

@@ -368,7 +368,7 @@ impl Resp {
         Self::from(r).await
     }
 
-    async fn from(r: reqwest::Response) -> Resp {
+    pub async fn from(r: reqwest::Response) -> Resp {
         let status = r.status();
         let headers = r.headers().clone();
         let text = r.text().await.unwrap_or_default();
