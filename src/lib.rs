@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod resource;
 pub mod service;
 pub mod store;
+pub mod tools;
 pub mod views;
 pub mod webhooks;
 

@@ -248,3 +248,139 @@ async fn every_scoped_table_is_either_reset_or_kept() {
         );
     }
 }
+
+/// A `casapay serve --demo` subprocess on `db` at `port`, once it answers.
+async fn serve_on(db: &crate::support::TestDb, port: u16, data: &std::path::Path) -> std::process::Child {
+    let child = crate::support::serve_command(&["--demo", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(data)
+        .env("DATABASE_URL", &db.url)
+        .env("CASAPAY_RATE_LIMIT_TEST", "0")
+        .spawn()
+        .expect("spawn serve");
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child
+}
+
+/// The lines a subprocess prints, as they come.
+fn lines_of(stream: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The next line that satisfies `wanted`, within ten seconds. Polled, not blocked on,
+/// so the test's runtime keeps serving the receiver meanwhile.
+async fn next_line(lines: &std::sync::mpsc::Receiver<String>, wanted: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match lines.try_recv() {
+            Ok(line) if wanted(&line) => return line,
+            Ok(_) => {}
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                assert!(std::time::Instant::now() < deadline, "no such line within 10 s");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("listen stopped printing: {e}"),
+        }
+    }
+}
+
+async fn create_customer(base: &str, name: &str) -> Value {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/customers"))
+        .bearer_auth(DEMO_KEY)
+        .form(&[("name", name)])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn listen_forwards_signed_events_survives_a_restart_and_stops_on_ctrl_c() {
+    use std::process::Stdio;
+    let db = crate::support::TestDb::create().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let data = std::env::temp_dir().join(format!("casapay_listen_{}", casapay::ids::random_secret(8)));
+    let mut server = serve_on(&db, port, &data).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let before = create_customer(&base, "Before").await;
+    let receiver = Receiver::start().await;
+    let mut listen = std::process::Command::new(env!("CARGO_BIN_EXE_casapay"))
+        .args(["listen", "--forward-to", &receiver.url, "--api", &base, "--api-key", DEMO_KEY, "--poll-ms", "50"])
+        .args(["--events", "customer.created,customer.updated"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn listen");
+    let lines = lines_of(listen.stdout.take().unwrap());
+    let ready = next_line(&lines, |l| l.starts_with("Ready!")).await;
+    let secret = ready.split_whitespace().find(|w| w.starts_with("whsec_")).expect("the secret").to_owned();
+    receiver.trust(&[&secret]);
+
+    let first = create_customer(&base, "First").await;
+    // One line per event: its time, type and id, and what the receiver answered.
+    let line = next_line(&lines, |l| l.contains("customer.created")).await;
+    assert!(line.contains("  evt_") && line.ends_with("-> 200"), "{line}");
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].body["data"]["object"]["id"], id(&first).as_str(), "only events after it started");
+    assert_eq!(got[0].standard_verified_by, [secret.clone()]);
+    assert_eq!(got[0].stripe_verified_by, [secret.clone()]);
+
+    // The server goes away and comes back: listen carries on from where it was.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let mut server = serve_on(&db, port, &data).await;
+    let second = create_customer(&base, "Second").await;
+    // Filtered out: a type not asked for.
+    reqwest::Client::new()
+        .post(format!("{base}/v1/guarantee_policies"))
+        .bearer_auth(DEMO_KEY)
+        .form(&[("name", "p"), ("coverage_percentage", "100"), ("max_coverage_months", "12")])
+        .send()
+        .await
+        .unwrap();
+    let third = create_customer(&base, "Third").await;
+    next_line(&lines, |l| l.contains("customer.created")).await;
+    next_line(&lines, |l| l.contains("customer.created")).await;
+    let ids: Vec<String> = receiver
+        .wait_for(3)
+        .await
+        .iter()
+        .map(|r| r.body["data"]["object"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, [id(&first), id(&second), id(&third)], "each once, in order; {} never", id(&before));
+
+    // Ctrl-C: a clean exit, and nothing left on the server.
+    let pid = listen.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let status = listen.wait().unwrap();
+    assert!(status.success(), "listen exits cleanly on SIGINT: {status:?}");
+    let endpoints: Value = reqwest::Client::new()
+        .get(format!("{base}/v1/webhook_endpoints"))
+        .bearer_auth(DEMO_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(endpoints["data"], json!([]), "listen creates no endpoint");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+}
