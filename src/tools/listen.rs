@@ -154,7 +154,7 @@ pub async fn listen(client: ApiClient, options: ListenOptions, stop: impl Future
             }
             seen.insert(event.head.id.clone(), event.head.created);
             newest = newest.max(event.head.created);
-            if options.events.as_ref().is_some_and(|only| !only.iter().any(|t| *t == event.head.kind)) {
+            if options.events.as_ref().is_some_and(|only| !only.contains(&event.head.kind)) {
                 continue;
             }
             let outcome = forward(&forwarder, &options.forward_to, &secret, &event).await;
