@@ -338,8 +338,8 @@ async fn listen_forwards_signed_events_survives_a_restart_and_stops_on_ctrl_c() 
     assert!(line.contains("  evt_") && line.ends_with("-> 200"), "{line}");
     let got = receiver.wait_for(1).await;
     assert_eq!(got[0].body["data"]["object"]["id"], id(&first).as_str(), "only events after it started");
-    assert_eq!(got[0].standard_verified_by, [secret.clone()]);
-    assert_eq!(got[0].stripe_verified_by, [secret.clone()]);
+    assert_eq!(got[0].standard_verified_by, vec![secret.clone()]);
+    assert_eq!(got[0].stripe_verified_by, vec![secret.clone()]);
 
     // The server goes away and comes back: listen carries on from where it was.
     server.kill().unwrap();
