@@ -77,6 +77,8 @@ async fn main() {
                 enabled_events: vec!["customer.created".into()],
                 description: None,
                 metadata: None,
+                signature_scheme: casapay::domain::webhook::SignatureScheme::HmacSha256,
+                rate_limit: None,
             },
         )
         .await

@@ -82,6 +82,27 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Forward the events of an account to a local URL, signed (like `stripe listen`).
+    Listen(ListenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ListenArgs {
+    /// Where to POST each event, e.g. http://localhost:4242/webhooks.
+    #[arg(long)]
+    forward_to: String,
+    /// Only these event types, comma-separated (default: every event).
+    #[arg(long, value_delimiter = ',')]
+    events: Option<Vec<String>>,
+    /// The API to listen to.
+    #[arg(long, env = "CASAPAY_API", default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// The platform's secret key (its account and mode are listened to).
+    #[arg(long, env = "CASAPAY_API_KEY", hide_env_values = true)]
+    api_key: String,
+    /// How often to read new events, in milliseconds.
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    poll_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -493,6 +514,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             };
             println!("{}", out.map_err(|e| e.to_string())?);
             Ok(())
+        }
+        Command::Listen(args) => {
+            let client = crate::tools::client::ApiClient::new(&args.api, &args.api_key)?;
+            let options = crate::tools::listen::ListenOptions {
+                forward_to: args.forward_to.clone(),
+                events: args.events.clone(),
+                poll: Duration::from_millis(args.poll_ms),
+            };
+            crate::tools::listen::listen(client, options, shutdown_signal()).await
         }
         Command::OperatorKeys { command: OperatorKeysCommand::Create } => {
             let store = open_store(&cli, 2).await?;

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod resource;
 pub mod service;
 pub mod store;
+pub mod tools;
 pub mod views;
 pub mod webhooks;
 

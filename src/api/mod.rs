@@ -18,6 +18,7 @@ pub mod payouts;
 pub mod policies;
 pub mod rate_limit;
 pub mod review;
+pub mod reset;
 pub mod webhook_endpoints;
 
 use std::sync::Arc;
@@ -68,6 +69,7 @@ fn routes_and_document() -> (Router<AppState>, serde_json::Value) {
         .merge(payouts::router())
         .merge(webhook_endpoints::router())
         .merge(files::router())
+        .merge(reset::router())
         .split_for_parts();
     let mut doc = doc;
     doc.paths.add_path_operation(

@@ -34,6 +34,7 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
         (name = "Events", description = "What happened, as sent to webhook endpoints."),
         (name = "Webhook endpoints", description = "Where events are delivered, and each delivery attempt."),
         (name = "Files", description = "Evidence documents (PDF, JPEG, PNG) uploaded for claims."),
+        (name = "Test helpers", description = "Test mode only: a clean slate for a test suite."),
         (name = "Health", description = "Liveness, readiness and this document.")
     )
 )]

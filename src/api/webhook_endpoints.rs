@@ -16,8 +16,11 @@ use super::openapi::{DeletedWebhookEndpoint, Errors, ExpandQuery, IdPath, List, 
 use super::{check_id, expand_paths, object_paths, write, write_view};
 use crate::app::AppState;
 use crate::domain::Patch;
+use crate::domain::UnixTime;
 use crate::domain::metadata::{self, MetadataUpdate};
-use crate::domain::webhook::{EnabledEvents, EndpointDescription, EndpointUrl, WebhookAttempt, WebhookEndpoint};
+use crate::domain::webhook::{
+    EnabledEvents, EndpointDescription, EndpointUrl, RateLimit, SignatureScheme, WebhookAttempt, WebhookEndpoint,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{Kind, WebhookAttemptId, WebhookEndpointId};
 use crate::service::webhooks;
@@ -29,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create, list))
         .routes(routes!(retrieve, update, delete))
         .routes(routes!(rotate_secret))
+        .routes(routes!(recover))
         .routes(routes!(attempts))
 }
 
@@ -46,6 +50,10 @@ pub struct WebhookEndpointCreate {
     pub description: Option<EndpointDescription>,
     #[serde(default, deserialize_with = "metadata::given")]
     pub metadata: Option<MetadataUpdate>,
+    /// `hmac_sha256` (the default: a shared secret) or `ed25519` (a public key to verify with).
+    pub signature_scheme: Option<SignatureScheme>,
+    #[schema(inline)]
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// `POST /v1/webhook_endpoints/:id`.
@@ -63,6 +71,19 @@ pub struct WebhookEndpointUpdate {
     pub disabled: Option<bool>,
     #[serde(default, deserialize_with = "metadata::given")]
     pub metadata: Option<MetadataUpdate>,
+    /// `""` removes the limit.
+    #[serde(default)]
+    #[schema(inline)]
+    pub rate_limit: Patch<RateLimit>,
+}
+
+/// `POST /v1/webhook_endpoints/:id/recover`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"since": 1_708_819_200}))]
+pub struct WebhookEndpointRecover {
+    /// Deliveries created at or after this time (unix seconds) that failed for good are queued again.
+    pub since: UnixTime,
 }
 
 /// A URL the server may send to (see `webhooks::ssrf`).
@@ -90,6 +111,8 @@ async fn create(
         enabled_events: input.enabled_events.into_vec(),
         description: input.description.map(EndpointDescription::into_string),
         metadata: input.metadata,
+        signature_scheme: input.signature_scheme.unwrap_or(SignatureScheme::HmacSha256),
+        rate_limit: input.rate_limit.map(RateLimit::get),
     };
     write(&state, &call, async |tx| {
         webhooks::create(tx, &call, input).await.map(|e| WebhookEndpointView::with_secret(&e))
@@ -130,6 +153,11 @@ async fn update(
         },
         disabled: input.disabled,
         metadata: input.metadata,
+        rate_limit: match input.rate_limit {
+            Patch::Absent => None,
+            Patch::Clear => Some(None),
+            Patch::Set(r) => Some(Some(r.get())),
+        },
     };
     write_view(&state, &call, async |tx| webhooks::update(tx, &call, &id, input).await).await
 }
@@ -155,6 +183,43 @@ async fn rotate_secret(
     check_id(Kind::WebhookEndpoint, &id)?;
     write(&state, &call, async |tx| {
         webhooks::rotate_secret(tx, &call, &id).await.map(|e| WebhookEndpointView::with_secret(&e))
+    })
+    .await
+}
+
+/// What a recovery queued again.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct WebhookEndpointRecovery {
+    /// `webhook_endpoint_recovery`.
+    #[schema(value_type = String)]
+    pub object: &'static str,
+    pub webhook_endpoint: String,
+    pub since: i64,
+    /// How many deliveries were queued again.
+    pub deliveries: i64,
+}
+
+/// Queue again every delivery to the endpoint that failed for good since `since`: each starts its retry schedule
+/// from the first attempt.
+#[utoipa::path(post, path = "/v1/webhook_endpoints/{id}/recover", tag = "Webhook endpoints", params(IdPath),
+    request_body(content((WebhookEndpointRecover = "application/json"), (WebhookEndpointRecover = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "How many deliveries were queued again", body = WebhookEndpointRecovery), Errors))]
+async fn recover(
+    State(state): State<AppState>,
+    Platform(call): Platform,
+    PathId(id): PathId,
+    Input(input): Input<WebhookEndpointRecover>,
+) -> ApiResult<Response> {
+    check_id(Kind::WebhookEndpoint, &id)?;
+    let since = input.since.get();
+    write(&state, &call, async |tx| {
+        let deliveries = webhooks::recover(tx, &call, &id, since).await?;
+        Ok(WebhookEndpointRecovery {
+            object: "webhook_endpoint_recovery",
+            webhook_endpoint: id.clone(),
+            since,
+            deliveries: deliveries as i64,
+        })
     })
     .await
 }

@@ -15,6 +15,15 @@ wire_enum! {
 }
 
 wire_enum! {
+    /// How deliveries to an endpoint are signed: HMAC-SHA256 with a shared secret (both
+    /// headers), or Ed25519 with a key whose public half the receiver holds (`v1a`).
+    SignatureScheme {
+        HmacSha256 = "hmac_sha256",
+        Ed25519 = "ed25519",
+    }
+}
+
+wire_enum! {
     /// Where a delivery stands: waiting for its next attempt, delivered, or given up on.
     DeliveryStatus {
         Pending = "pending",
@@ -47,6 +56,9 @@ pub struct WebhookEndpoint {
     pub livemode: bool,
     pub created: Timestamp,
     pub signing: Signing,
+    /// At most this many deliveries a second to this endpoint, across every dispatcher;
+    /// None: no limit.
+    pub rate_limit: Option<i64>,
 }
 
 impl WebhookEndpoint {
@@ -79,6 +91,14 @@ pub struct Signing {
     pub failing_since: Option<Timestamp>,
 }
 
+super::input::bounded_int!(
+    /// An endpoint's `rate_limit`: deliveries per second.
+    RateLimit,
+    1,
+    10_000,
+    "At most this many deliveries a second to the endpoint, across every server; null or \"\" for no limit."
+);
+
 /// A rotated-out secret and the end of its grace period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreviousSecret {
@@ -86,7 +106,16 @@ pub struct PreviousSecret {
     pub expires_at: Timestamp,
 }
 
+/// How an Ed25519 signing key begins, as Standard Webhooks writes it; HMAC secrets
+/// begin `whsec_`.
+pub const SIGNING_KEY_PREFIX: &str = "whsk_";
+
 impl Signing {
+    /// The scheme the endpoint signs with, told by its current secret.
+    pub fn scheme(&self) -> SignatureScheme {
+        if self.secret.starts_with(SIGNING_KEY_PREFIX) { SignatureScheme::Ed25519 } else { SignatureScheme::HmacSha256 }
+    }
+
     /// The secrets that sign at `now`: the current one first, then those superseded
     /// less than `PREVIOUS_SECRET_TTL` ago, newest first.
     pub fn active_secrets(&self, now: Timestamp) -> Vec<&str> {
@@ -328,6 +357,7 @@ mod tests {
             livemode: false,
             created: 0,
             signing: Signing { secret: "s1".into(), failing_since: Some(50), ..Signing::default() },
+            rate_limit: None,
         }
     }
 

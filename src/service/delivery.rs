@@ -190,6 +190,16 @@ impl Deliveries {
                 return Ok(());
             }
         };
+        if endpoint.rate_limit.is_some() {
+            let now = self.clock.now();
+            let mut conn = self.store.acquire().await?;
+            if !store::webhooks::take_rate_slot(&mut conn, &endpoint.id, now).await? {
+                // This second's deliveries to the endpoint are used up: the next second,
+                // without counting an attempt.
+                store::webhooks::defer_delivery(&mut conn, &d, now + 1).await?;
+                return Ok(());
+            }
+        }
         let body = serde_json::to_vec(&crate::views::EventView::from(&event)).map_err(|e| ApiError::internal(e))?;
         let outcome = self.sender.send(&endpoint, &event.id, self.clock.now(), body).await;
         self.store.metrics().webhook_attempt(AttemptOutcome::of(outcome.status_code));

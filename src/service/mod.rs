@@ -14,6 +14,7 @@ pub mod operators;
 pub mod metrics;
 pub mod policies;
 pub mod rail;
+pub mod reset;
 pub mod review;
 pub mod webhooks;
 

@@ -4,12 +4,12 @@
 use super::{Call, apply_metadata, check_cursors};
 use crate::domain::event::Event;
 use crate::domain::metadata::{Metadata, MetadataUpdate};
-use crate::domain::webhook::{EndpointStatus, Signing, WebhookAttempt, WebhookEndpoint, subscribes};
+use crate::domain::webhook::{EndpointStatus, SignatureScheme, Signing, WebhookAttempt, WebhookEndpoint, subscribes};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::resource;
 use crate::store::{self, Page, PageRequest, Store, Tx};
-use crate::webhooks::signing::new_secret;
+use crate::webhooks::signing::{new_secret, new_signing_key};
 
 /// A new endpoint; `url` and `enabled_events` are checked at the edge.
 #[derive(Debug)]
@@ -18,6 +18,8 @@ pub struct NewEndpoint {
     pub enabled_events: Vec<String>,
     pub description: Option<String>,
     pub metadata: Option<MetadataUpdate>,
+    pub signature_scheme: SignatureScheme,
+    pub rate_limit: Option<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -27,14 +29,24 @@ pub struct EndpointPatch {
     pub description: Option<Option<String>>,
     pub disabled: Option<bool>,
     pub metadata: Option<MetadataUpdate>,
+    /// `Some(None)` removes the limit.
+    pub rate_limit: Option<Option<i64>>,
 }
 
 fn not_found(id: &str) -> ApiError {
     ApiError::no_such(Kind::WebhookEndpoint.object(), id, Some("id"))
 }
 
+/// A new secret of `scheme`: an HMAC secret or an Ed25519 signing key.
+fn new_key(scheme: SignatureScheme) -> String {
+    match scheme {
+        SignatureScheme::HmacSha256 => new_secret(),
+        SignatureScheme::Ed25519 => new_signing_key(),
+    }
+}
+
 pub async fn create(tx: &mut Tx, call: &Call, input: NewEndpoint) -> ApiResult<WebhookEndpoint> {
-    let secret = new_secret();
+    let secret = new_key(input.signature_scheme);
     let endpoint = WebhookEndpoint {
         id: Kind::WebhookEndpoint.new_id(),
         url: input.url,
@@ -45,6 +57,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewEndpoint) -> ApiResult<W
         livemode: call.scope.livemode,
         created: call.now,
         signing: Signing { secret, ..Signing::default() },
+        rate_limit: input.rate_limit,
     };
     store::webhooks::insert_endpoint(tx, &call.scope, &endpoint).await?;
     Ok(endpoint)
@@ -69,6 +82,9 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: EndpointPatch) ->
     if let Some(disabled) = input.disabled {
         e.set_disabled(disabled);
     }
+    if let Some(rate_limit) = input.rate_limit {
+        e.rate_limit = rate_limit;
+    }
     e.metadata = apply_metadata(&e.metadata, input.metadata.as_ref())?;
     store::webhooks::update_endpoint(tx, &call.scope, &e).await?;
     Ok(e)
@@ -78,7 +94,8 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: EndpointPatch) ->
 /// rotated out within the last 24 hours.
 pub async fn rotate_secret(tx: &mut Tx, call: &Call, id: &str) -> ApiResult<WebhookEndpoint> {
     let mut e = store::webhooks::get_endpoint_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
-    e.rotate_secret(new_secret(), call.now);
+    // The same scheme again: an Ed25519 endpoint gets a new key pair.
+    e.rotate_secret(new_key(e.signing.scheme()), call.now);
     store::webhooks::update_endpoint(tx, &call.scope, &e).await?;
     Ok(e)
 }
@@ -106,6 +123,29 @@ pub async fn attempts(
     }
     check_cursors(&mut conn, call, &resource::WEBHOOK_ATTEMPT, page).await?;
     Ok(store::webhooks::list_attempts(&mut conn, &call.scope, endpoint_id, page).await?)
+}
+
+/// Queues again every delivery to an enabled endpoint that failed for good since
+/// `since` (its first attempt again, at once); returns how many.
+pub async fn recover(tx: &mut Tx, call: &Call, id: &str, since: i64) -> ApiResult<usize> {
+    let e = store::webhooks::get_endpoint_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
+    if e.status != EndpointStatus::Enabled {
+        return Err(ApiError::invalid(
+            "webhook_endpoint_disabled",
+            "id",
+            "The webhook endpoint is disabled: enable it before recovering its deliveries.",
+        ));
+    }
+    if since > call.now {
+        return Err(ApiError::invalid("parameter_invalid_integer", "since", "since must not be in the future."));
+    }
+    // A delivery that failed for good still counts in its event's `pending_webhooks`
+    // (only a success takes it off), so nothing to adjust there.
+    let events = store::webhooks::recover_failed(tx, &call.scope, id, since, call.now).await?;
+    if !events.is_empty() {
+        tx.note_outbox_write();
+    }
+    Ok(events.len())
 }
 
 /// Queues a fresh delivery of an event: to one endpoint, or to every enabled

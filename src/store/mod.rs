@@ -20,6 +20,7 @@ pub mod list;
 pub mod operators;
 pub mod payouts;
 pub mod policies;
+pub mod reset;
 pub mod setup;
 pub mod webhooks;
 

@@ -12,7 +12,7 @@ use crate::domain::webhook::{DeliveryStatus, EndpointStatus, Signing, WebhookAtt
 use crate::resource;
 
 const ENDPOINT_COLUMNS: &str = "id, livemode, created, url, description, enabled_events, status, secret, \
-    previous_secrets, failing_since, metadata";
+    previous_secrets, failing_since, metadata, rate_limit";
 
 fn endpoint_from_row(r: &AnyRow) -> Result<WebhookEndpoint, sqlx::Error> {
     let status: String = r.try_get("status")?;
@@ -29,14 +29,15 @@ fn endpoint_from_row(r: &AnyRow) -> Result<WebhookEndpoint, sqlx::Error> {
             previous_secrets: get_json(r, "previous_secrets")?,
             failing_since: r.try_get("failing_since")?,
         },
+        rate_limit,
     }})
 }
 
 pub async fn insert_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
     let query = insert_query(
         "INSERT INTO webhook_endpoints (id, account_id, livemode, created, url, description, enabled_events, status, \
-         secret, previous_secrets, failing_since, metadata) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         secret, previous_secrets, failing_since, metadata, rate_limit) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         &e.id,
         scope,
         e.created,
@@ -57,6 +58,7 @@ fn bind_endpoint_fields<'q>(query: Query<'q>, e: &'q WebhookEndpoint) -> Query<'
         .bind(to_json(&e.signing.previous_secrets))
         .bind(e.signing.failing_since)
         .bind(to_json(&e.metadata))
+        .bind(e.rate_limit)
 }
 
 pub async fn get_endpoint(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<WebhookEndpoint>, sqlx::Error> {
@@ -84,8 +86,8 @@ async fn select_endpoint(
 pub async fn update_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
     let query = sqlx::query(
         "UPDATE webhook_endpoints SET url = $1, description = $2, enabled_events = $3, status = $4, secret = $5, \
-         previous_secrets = $6, failing_since = $7, metadata = $8 \
-         WHERE id = $9 AND account_id = $10 AND livemode = $11",
+         previous_secrets = $6, failing_since = $7, metadata = $8, rate_limit = $9 \
+         WHERE id = $10 AND account_id = $11 AND livemode = $12",
     );
     execute_scoped(conn, bind_endpoint_fields(query, e), &e.id, scope).await
 }
@@ -345,6 +347,64 @@ pub async fn release_lease(conn: &mut Conn, d: &LeasedDelivery) -> Result<(), sq
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// Takes one of the deliveries an endpoint may receive in the second `now`: true when
+/// it may be sent now (no `rate_limit`, or the second's count is under it). One
+/// conditional update of the endpoint's row, so dispatchers on every replica share
+/// the count.
+pub async fn take_rate_slot(conn: &mut Conn, endpoint_id: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE webhook_endpoints SET \
+         rate_window_count = CASE WHEN rate_window = $1 THEN rate_window_count + 1 ELSE 1 END, rate_window = $1 \
+         WHERE id = $2 AND (rate_limit IS NULL OR rate_window <> $1 OR rate_window_count < rate_limit)",
+    )
+    .bind(now)
+    .bind(endpoint_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Puts a leased delivery back to wait until `next_attempt_at`, without counting an
+/// attempt (its endpoint's rate limit was reached). False if the lease was lost.
+pub async fn defer_delivery(conn: &mut Conn, d: &LeasedDelivery, next_attempt_at: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE webhook_deliveries SET next_attempt_at = $1, leased_until = NULL \
+         WHERE id = $2 AND lease_token = $3 AND status = 'pending'",
+    )
+    .bind(next_attempt_at)
+    .bind(&d.id)
+    .bind(d.token)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Queues again, from its first attempt, every delivery to an endpoint that failed for
+/// good and was created at or after `since`; returns the events they carry, one entry
+/// per delivery.
+pub async fn recover_failed(
+    tx: &mut Tx,
+    scope: &Scope,
+    endpoint_id: &str,
+    since: i64,
+    now: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query(
+        "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, leased_until = NULL, \
+         lease_token = lease_token + 1 \
+         WHERE endpoint_id = $2 AND account_id = $3 AND livemode = $4 AND status = 'failed' AND created >= $5 \
+         RETURNING event_id",
+    )
+    .bind(now)
+    .bind(endpoint_id)
+    .bind(&scope.account_id)
+    .bind(scope.livemode)
+    .bind(since)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(|r| r.try_get("event_id")).collect()
 }
 
 /// Marks every pending delivery of a disabled endpoint failed. Returns how many.

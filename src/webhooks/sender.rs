@@ -45,15 +45,17 @@ impl Sender {
             Ok(url) => {
                 let secrets = endpoint.signing.active_secrets(timestamp);
                 let signatures = signature_headers(&secrets, event_id, timestamp, &body);
-                let request = self
+                let mut request = self
                     .client
                     .post(url)
                     .header("content-type", "application/json")
                     .header("webhook-id", event_id)
                     .header("webhook-timestamp", timestamp.to_string())
-                    .header("webhook-signature", signatures.webhook_signature)
-                    .header("casapay-signature", signatures.casapay_signature)
-                    .body(body);
+                    .header("webhook-signature", signatures.webhook_signature);
+                if let Some(stripe_scheme) = signatures.casapay_signature {
+                    request = request.header("casapay-signature", stripe_scheme);
+                }
+                let request = request.body(body);
                 send(request).await
             }
         }

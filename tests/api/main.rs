@@ -11,6 +11,7 @@ mod engine;
 mod errors;
 mod files;
 mod hardening;
+mod integrator_tools;
 mod isolation;
 mod lists;
 mod metrics;

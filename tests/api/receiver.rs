@@ -40,6 +40,8 @@ pub struct Received {
     pub id: String,
     pub timestamp: i64,
     pub body: Value,
+    /// The body's bytes, as signed.
+    pub raw_body: Vec<u8>,
     pub headers: HeaderMap,
     /// Which of the receiver's secrets verified each header.
     pub standard_verified_by: Vec<String>,
@@ -167,6 +169,7 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        raw_body: body.to_vec(),
         standard_verified_by: secrets.iter().filter(|s| verify_standard(s, &headers, &body)).cloned().collect(),
         stripe_verified_by: secrets.iter().filter(|s| verify_stripe(s, &headers, &body)).cloned().collect(),
         headers,
