@@ -17,8 +17,8 @@ pub mod params;
 pub mod payouts;
 pub mod policies;
 pub mod rate_limit;
-pub mod review;
 pub mod reset;
+pub mod review;
 pub mod webhook_endpoints;
 
 use std::sync::Arc;

@@ -187,6 +187,7 @@ pub fn finish(doc: &mut serde_json::Value) {
     merge_field_docs(doc);
     collapse_nullable(doc);
     expandable_fields(doc);
+    review_claim_extends_claim(doc);
     let components = doc["components"]["schemas"].clone();
     let Some(paths) = doc["paths"].as_object_mut() else { return };
     for (path, item) in paths.iter_mut() {
@@ -655,6 +656,33 @@ fn expandable_fields(doc: &mut serde_json::Value) {
             *field = json!({"description": description, "anyOf": choices});
         }
     }
+}
+
+/// `ReviewClaim` (`api::review`) is a claim with its audit trail: the serialiser
+/// flattens the claim into it, which the derive cannot describe, so its schema is the
+/// final `Claim` schema (expandable fields included) with `actions` added.
+fn review_claim_extends_claim(doc: &mut serde_json::Value) {
+    let schemas = &mut doc["components"]["schemas"];
+    let (Some(claim), Some(review)) = (schemas.get("Claim").cloned(), schemas.get("ReviewClaim").cloned()) else {
+        return;
+    };
+    let mut merged = claim;
+    // The derive writes the flattened claim and the struct's own fields as `allOf` parts.
+    let parts = review["allOf"].as_array().cloned().unwrap_or_else(|| vec![review.clone()]);
+    for extra in parts.iter().filter_map(|p| p["properties"].as_object()) {
+        if let Some(props) = merged["properties"].as_object_mut() {
+            for (name, schema) in extra {
+                props.insert(name.clone(), schema.clone());
+            }
+        }
+    }
+    if let Some(required) = merged["required"].as_array_mut() {
+        required.push("actions".into());
+    }
+    if let Some(d) = review.get("description") {
+        merged["description"] = d.clone();
+    }
+    schemas["ReviewClaim"] = merged;
 }
 
 /// Removes the schemas nothing refers to (the request bodies, which `finish` inlines,

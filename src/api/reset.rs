@@ -35,7 +35,8 @@ pub struct ResetResult {
     pub deleted: Map<String, Value>,
 }
 
-/// Delete every test-mode object of the account (customers, policies, guarantees, claims, payouts, events and
+/// Delete every test-mode object of the account (customers, policies, guarantees, claims and their review trail,
+/// payouts, evidence files, events and
 /// their deliveries, idempotency keys), in one transaction; API keys and webhook endpoints stay, live data is
 /// never touched, and no events are sent. Test keys only: to a live key this route does not exist.
 #[utoipa::path(post, path = "/v1/test_helpers/reset", tag = "Test helpers",

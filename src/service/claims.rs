@@ -171,7 +171,8 @@ pub async fn update(
     after.metadata = apply_metadata(&before.metadata, metadata.as_ref())?;
     if let Some(evidence) = evidence {
         let answered = before.review.evidence_requested.is_some();
-        let param = if evidence.description.is_none() && evidence.files.is_some() { "evidence[files]" } else { "evidence" };
+        let param =
+            if evidence.description.is_none() && evidence.files.is_some() { "evidence[files]" } else { "evidence" };
         after.add_evidence(evidence.description.clone()).map_err(|e| match e {
             ClaimError::NotUnderReview(status) => ApiError::invalid(
                 "claim_not_under_review",

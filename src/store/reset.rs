@@ -12,10 +12,13 @@ pub const RESET_TABLES: &[&str] = &[
     "webhook_deliveries",
     "events",
     "payouts",
+    "claim_actions",
     "claims",
     "guarantees",
     "customers",
     "guarantee_policies",
+    // Their contents go with them (`file_contents` cascades).
+    "files",
     "idempotency_keys",
 ];
 
