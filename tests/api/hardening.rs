@@ -59,7 +59,14 @@ async fn nul_characters_are_a_400_naming_the_param_on_every_input() {
 /// while a key that worked before from that same address keeps working.
 #[tokio::test]
 async fn failed_authentication_is_limited_per_address_without_locking_out_a_valid_key() {
-    let app = TestApp::start().await;
+    // One failure a second after the burst of 20 (the default is 5): the limiter's clock
+    // is the wall clock, and a slow, loaded machine should not refill it mid-flood.
+    let app = TestApp::start_with(casapay::ApiConfig {
+        rate_limits: casapay::api::rate_limit::RateLimitConfig::OFF,
+        auth_failures_per_second: 1,
+        ..casapay::ApiConfig::default()
+    })
+    .await;
     // The valid key is seen once before the flood.
     app.get("/v1/customers", DEMO_KEY).await.ok();
     let mut statuses = Vec::new();
