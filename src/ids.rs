@@ -18,6 +18,7 @@ pub enum Kind {
     WebhookDelivery,
     Request,
     ApiKey,
+    TestClock,
 }
 
 impl Kind {
@@ -35,6 +36,7 @@ impl Kind {
             Kind::WebhookDelivery => "whd_",
             Kind::Request => "req_",
             Kind::ApiKey => "key_",
+            Kind::TestClock => "clock_",
         }
     }
 
@@ -53,6 +55,7 @@ impl Kind {
             Kind::WebhookDelivery => "webhook_delivery",
             Kind::Request => "request",
             Kind::ApiKey => "api_key",
+            Kind::TestClock => "test_helpers.test_clock",
         }
     }
 
@@ -113,6 +116,7 @@ id_type!(PayoutId, Kind::Payout);
 id_type!(EventId, Kind::Event);
 id_type!(WebhookEndpointId, Kind::WebhookEndpoint);
 id_type!(WebhookAttemptId, Kind::WebhookAttempt);
+id_type!(TestClockId, Kind::TestClock);
 
 /// A random secret of `len` base62 characters, for API keys.
 pub fn random_secret(len: usize) -> String {

@@ -41,8 +41,12 @@ impl Resource {
 
 // Statics rather than constants: the entries refer to each other (a claim expands to
 // its payout, a payout to its claim), which only statics may do.
-pub static CUSTOMER: Resource =
-    Resource { kind: Kind::Customer, table: "customers", route: "/v1/customers", expandable: &[] };
+pub static CUSTOMER: Resource = Resource {
+    kind: Kind::Customer,
+    table: "customers",
+    route: "/v1/customers",
+    expandable: &[Expandable { field: "test_clock", target: &TEST_CLOCK }],
+};
 pub static POLICY: Resource =
     Resource { kind: Kind::Policy, table: "guarantee_policies", route: "/v1/guarantee_policies", expandable: &[] };
 pub static GUARANTEE: Resource = Resource {
@@ -80,9 +84,16 @@ pub static WEBHOOK_ATTEMPT: Resource = Resource {
     expandable: &[],
 };
 
+pub static TEST_CLOCK: Resource = Resource {
+    kind: Kind::TestClock,
+    table: "test_clocks",
+    route: "/v1/test_helpers/test_clocks",
+    expandable: &[],
+};
+
 /// Every resource.
-pub static RESOURCES: [&Resource; 8] =
-    [&CUSTOMER, &POLICY, &GUARANTEE, &CLAIM, &PAYOUT, &EVENT, &WEBHOOK_ENDPOINT, &WEBHOOK_ATTEMPT];
+pub static RESOURCES: [&Resource; 9] =
+    [&CUSTOMER, &POLICY, &GUARANTEE, &CLAIM, &PAYOUT, &EVENT, &WEBHOOK_ENDPOINT, &WEBHOOK_ATTEMPT, &TEST_CLOCK];
 
 /// The resource of an `object` name (`"guarantee"`).
 pub fn by_object(object: &str) -> Option<&'static Resource> {
@@ -92,13 +103,13 @@ pub fn by_object(object: &str) -> Option<&'static Resource> {
 /// The resource a route is about: the one with the longest list route that is the
 /// route itself or a parent of it (`/v1/guarantees/{id}/cancel` is about guarantees).
 /// A test helper (`/v1/test_helpers/claims/{id}/approve`) is about what it helps with.
+/// A resource of its own under `/v1/test_helpers/` (test clocks) is itself.
 pub fn for_route(path: &str) -> Option<&'static Resource> {
-    let path = match path.strip_prefix("/v1/test_helpers/") {
-        Some(rest) => format!("/v1/{rest}"),
-        None => path.to_owned(),
+    let under = |path: &str, route: &str| {
+        path.strip_prefix(route).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     };
-    let under = |route: &str| path.strip_prefix(route).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-    RESOURCES.iter().copied().filter(|r| under(r.route)).max_by_key(|r| r.route.len())
+    let longest = |path: &str| RESOURCES.iter().copied().filter(|r| under(path, r.route)).max_by_key(|r| r.route.len());
+    longest(path).or_else(|| longest(&format!("/v1/{}", path.strip_prefix("/v1/test_helpers/")?)))
 }
 
 #[cfg(test)]
@@ -128,6 +139,7 @@ mod tests {
         assert_eq!(object("/v1/guarantees/{id}/cancel"), Some("guarantee"));
         assert_eq!(object("/v1/guarantee_policies/{id}"), Some("guarantee_policy"));
         assert_eq!(object("/v1/test_helpers/claims/{id}/approve"), Some("claim"));
+        assert_eq!(object("/v1/test_helpers/test_clocks/{id}/advance"), Some("test_helpers.test_clock"));
         assert_eq!(object("/v1/webhook_endpoints/{id}/attempts"), Some("webhook_attempt"));
         assert_eq!(object("/v1/webhook_endpoints/{id}/rotate_secret"), Some("webhook_endpoint"));
         assert_eq!(object("/v1/guaranteesx"), None);

@@ -15,6 +15,7 @@ pub mod params;
 pub mod payouts;
 pub mod policies;
 pub mod rate_limit;
+pub mod test_clocks;
 pub mod webhook_endpoints;
 
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub fn routes() -> Router<AppState> {
         .merge(events::router())
         .merge(payouts::router())
         .merge(webhook_endpoints::router())
+        .merge(test_clocks::router())
         .split_for_parts();
     let mut doc = doc;
     doc.paths.add_path_operation(

@@ -27,7 +27,7 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
     components(schemas(ErrorBody, ErrorFields, DeletedWebhookEndpoint, crate::domain::UnixTime)),
     tags(
         (name = "Customers"), (name = "Guarantee policies"), (name = "Guarantees"), (name = "Claims"),
-        (name = "Claim review"), (name = "Payouts"), (name = "Events"), (name = "Webhook endpoints"), (name = "Health")
+        (name = "Claim review"), (name = "Payouts"), (name = "Events"), (name = "Webhook endpoints"), (name = "Test clocks"), (name = "Health")
     )
 )]
 pub struct ApiDoc;

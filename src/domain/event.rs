@@ -30,6 +30,10 @@ wire_enum! {
         PayoutPaid = "payout.paid",
         PayoutFailed = "payout.failed",
         WebhookEndpointDisabled = "webhook_endpoint.disabled",
+        TestClockCreated = "test_helpers.test_clock.created",
+        TestClockAdvancing = "test_helpers.test_clock.advancing",
+        TestClockReady = "test_helpers.test_clock.ready",
+        TestClockDeleted = "test_helpers.test_clock.deleted",
     }
 }
 

@@ -10,6 +10,7 @@ pub mod money;
 pub mod payout;
 pub mod policy;
 pub mod review;
+pub mod test_clock;
 pub mod webhook;
 
 /// Unix seconds.

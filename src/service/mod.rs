@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod policies;
 pub mod rail;
 pub mod review;
+pub mod test_clocks;
 pub mod webhooks;
 
 use serde::Serialize;

@@ -17,6 +17,7 @@ pub mod list;
 pub mod payouts;
 pub mod policies;
 pub mod setup;
+pub mod test_clocks;
 pub mod webhooks;
 
 use std::str::FromStr;

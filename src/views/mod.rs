@@ -16,6 +16,7 @@ mod event;
 mod guarantee;
 mod payout;
 mod policy;
+mod test_clock;
 mod webhook;
 
 pub use claim::{ClaimReviewView, ClaimView, EvidenceView, StatusTransitionsView};
@@ -24,6 +25,7 @@ pub use event::{EventDataView, EventRequestView, EventView};
 pub use guarantee::GuaranteeView;
 pub use payout::PayoutView;
 pub use policy::PolicyView;
+pub use test_clock::{DeletedTestClockView, TestClockView};
 pub use webhook::{WebhookAttemptView, WebhookEndpointView};
 
 /// A domain object and its wire shape: what the generic renderers (expansion, lists,
@@ -54,6 +56,7 @@ render! {
     crate::domain::guarantee::Guarantee => GuaranteeView,
     crate::domain::payout::Payout => PayoutView,
     crate::domain::policy::Policy => PolicyView,
+    crate::domain::test_clock::TestClock => TestClockView,
     crate::domain::webhook::WebhookEndpoint => WebhookEndpointView,
     crate::domain::webhook::WebhookAttempt => WebhookAttemptView,
 }
