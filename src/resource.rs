@@ -41,12 +41,8 @@ impl Resource {
 
 // Statics rather than constants: the entries refer to each other (a claim expands to
 // its payout, a payout to its claim), which only statics may do.
-pub static CUSTOMER: Resource = Resource {
-    kind: Kind::Customer,
-    table: "customers",
-    route: "/v1/customers",
-    expandable: &[Expandable { field: "test_clock", target: &TEST_CLOCK }],
-};
+pub static CUSTOMER: Resource =
+    Resource { kind: Kind::Customer, table: "customers", route: "/v1/customers", expandable: &[] };
 pub static POLICY: Resource =
     Resource { kind: Kind::Policy, table: "guarantee_policies", route: "/v1/guarantee_policies", expandable: &[] };
 pub static GUARANTEE: Resource = Resource {
@@ -84,12 +80,8 @@ pub static WEBHOOK_ATTEMPT: Resource = Resource {
     expandable: &[],
 };
 
-pub static TEST_CLOCK: Resource = Resource {
-    kind: Kind::TestClock,
-    table: "test_clocks",
-    route: "/v1/test_helpers/test_clocks",
-    expandable: &[],
-};
+pub static TEST_CLOCK: Resource =
+    Resource { kind: Kind::TestClock, table: "test_clocks", route: "/v1/test_helpers/test_clocks", expandable: &[] };
 
 /// Every resource.
 pub static RESOURCES: [&Resource; 9] =
@@ -105,9 +97,8 @@ pub fn by_object(object: &str) -> Option<&'static Resource> {
 /// A test helper (`/v1/test_helpers/claims/{id}/approve`) is about what it helps with.
 /// A resource of its own under `/v1/test_helpers/` (test clocks) is itself.
 pub fn for_route(path: &str) -> Option<&'static Resource> {
-    let under = |path: &str, route: &str| {
-        path.strip_prefix(route).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    };
+    let under =
+        |path: &str, route: &str| path.strip_prefix(route).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
     let longest = |path: &str| RESOURCES.iter().copied().filter(|r| under(path, r.route)).max_by_key(|r| r.route.len());
     longest(path).or_else(|| longest(&format!("/v1/{}", path.strip_prefix("/v1/test_helpers/")?)))
 }

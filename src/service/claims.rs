@@ -1,7 +1,6 @@
 //! Claims: filing (with the guarantee's rules), reading, metadata updates, lists.
 
 use super::{Call, apply_metadata, check_cursors, record_event, record_update, test_clocks};
-use crate::store::test_clocks::Holder;
 use crate::domain::claim::{Claim, ClaimError, ClaimReason, ClaimReview, ClaimStatus, Evidence, StatusTransitions};
 use crate::domain::event::EventType;
 use crate::domain::guarantee::{NotClaimable, check_claimable};
@@ -11,6 +10,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::resource;
 use crate::store::claims::ClaimFilters;
+use crate::store::test_clocks::Holder;
 use crate::store::{self, Page, PageRequest, Store, Tx};
 
 #[derive(Debug)]

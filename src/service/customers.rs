@@ -1,7 +1,6 @@
 //! Customers: create, read, update, list.
 
 use super::{Call, apply_metadata, check_cursors, found, record_event, record_update, test_clocks};
-use crate::store::test_clocks::Holder;
 use crate::domain::Patch;
 use crate::domain::customer::Customer;
 use crate::domain::event::EventType;
@@ -9,6 +8,7 @@ use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::resource;
+use crate::store::test_clocks::Holder;
 use crate::store::{self, Page, PageRequest, Store, Tx};
 
 #[derive(Debug, Default)]

@@ -156,7 +156,6 @@ async fn fetch(conn: &mut Conn, scope: &Scope, kind: Kind, id: &str) -> ApiResul
         Kind::Guarantee => json(store::guarantees::get(conn, scope, id).await?),
         Kind::Claim => json(store::claims::get(conn, scope, id).await?),
         Kind::Payout => json(store::payouts::get(conn, scope, id).await?),
-        Kind::TestClock => json(store::test_clocks::get(conn, scope, id).await?),
         // Nothing expands to these.
         Kind::Event
         | Kind::WebhookEndpoint
@@ -164,7 +163,8 @@ async fn fetch(conn: &mut Conn, scope: &Scope, kind: Kind, id: &str) -> ApiResul
         | Kind::WebhookDelivery
         | Kind::Account
         | Kind::Request
-        | Kind::ApiKey => Ok(None),
+        | Kind::ApiKey
+        | Kind::TestClock => Ok(None),
     }
 }
 

@@ -1,7 +1,6 @@
 //! Guarantees: create (with the policy's rules), read, update, cancel, list.
 
 use super::{Call, apply_metadata, check_cursors, record_event, record_update, test_clocks};
-use crate::store::test_clocks::Holder;
 use crate::domain::event::EventType;
 use crate::domain::guarantee::{self, Guarantee, GuaranteeError, GuaranteeStep};
 use crate::domain::metadata::{Metadata, MetadataUpdate};
@@ -10,6 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::resource;
 use crate::store::guarantees::GuaranteeFilters;
+use crate::store::test_clocks::Holder;
 use crate::store::{self, Page, PageRequest, Store, Tx};
 
 #[derive(Debug)]

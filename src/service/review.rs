@@ -537,7 +537,8 @@ pub async fn advance_guarantees(
     let last = |list: &[Guarantee], date: fn(&Guarantee) -> i64| {
         if list.len() >= limit { list.last().map(date) } else { None }
     };
-    let cut = [last(&pending, |g| g.start_date), last(&active, |g| g.end_date)].into_iter().flatten().min().unwrap_or(until);
+    let cut =
+        [last(&pending, |g| g.start_date), last(&active, |g| g.end_date)].into_iter().flatten().min().unwrap_or(until);
     // (date, 0 activate / 1 expire, guarantee id)
     let mut steps: Vec<(i64, u8, String)> = Vec::new();
     let mut current: BTreeMap<String, Guarantee> = BTreeMap::new();

@@ -256,6 +256,9 @@ pub async fn get_any_for_update(tx: &mut Tx, id: &str) -> Result<Option<(Scope, 
 
 /// The scope of a claim of any account: for operators, whose keys span accounts.
 pub async fn scope_of(conn: &mut Conn, id: &str) -> Result<Option<Scope>, sqlx::Error> {
-    let row = sqlx::query("SELECT account_id, livemode FROM claims WHERE id = $1").bind(id).fetch_optional(&mut *conn).await?;
+    let row = sqlx::query("SELECT account_id, livemode FROM claims WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
     row.as_ref().map(row_scope).transpose()
 }

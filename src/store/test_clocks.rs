@@ -90,12 +90,9 @@ pub async fn clock_of(tx: &mut Tx, scope: &Scope, holder: Holder, id: &str) -> R
         Backend::Postgres => " FOR SHARE OF tc",
         Backend::Sqlite => "",
     };
-    let sql = format!(
-        "SELECT {} FROM {path} WHERE o.id = $1 AND o.account_id = $2 AND o.livemode = $3{lock}",
-        tc_columns()
-    );
-    let row =
-        sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut **tx).await?;
+    let sql =
+        format!("SELECT {} FROM {path} WHERE o.id = $1 AND o.account_id = $2 AND o.livemode = $3{lock}", tc_columns());
+    let row = sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut **tx).await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -182,10 +179,11 @@ pub async fn delete_with_objects(conn: &mut Conn, scope: &Scope, id: &str) -> Re
 
 /// Clocks past their `deletes_after`, up to `limit`, with their scopes.
 pub async fn past_lifetime(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<(Scope, String)>, sqlx::Error> {
-    let rows = sqlx::query("SELECT account_id, livemode, id FROM test_clocks WHERE deletes_after <= $1 ORDER BY seq LIMIT $2")
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows =
+        sqlx::query("SELECT account_id, livemode, id FROM test_clocks WHERE deletes_after <= $1 ORDER BY seq LIMIT $2")
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?;
     rows.iter().map(|r| Ok((row_scope(r)?, r.try_get("id")?))).collect()
 }

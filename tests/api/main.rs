@@ -18,5 +18,6 @@ mod receiver;
 mod resources;
 mod store_conformance;
 mod stripe_compat;
+mod test_clocks;
 mod webhooks;
 mod wire;
