@@ -166,6 +166,9 @@ pub async fn advance_step(
     config: &PayoutConfig,
 ) -> ApiResult<usize> {
     let now = clock.now();
+    if !store::test_clocks::any_advancing(&mut *store.acquire().await?).await? {
+        return Ok(0);
+    }
     let mut tx = store.begin().await?;
     let leased = store::test_clocks::lease_advancing(&mut tx, now, now + config.lease_seconds).await?;
     tx.commit().await?;

@@ -108,6 +108,14 @@ pub async fn times_of_guarantees(conn: &mut Conn, ids: &[&str]) -> Result<HashMa
     Ok(found.into_iter().filter_map(|(id, t)| t.map(|t| (id, t))).collect())
 }
 
+/// Whether any clock is advancing: a read, so that the engine's steps take no write
+/// transaction (SQLite's one writer) when there is nothing to advance.
+pub async fn any_advancing(conn: &mut Conn) -> Result<bool, sqlx::Error> {
+    let row =
+        sqlx::query("SELECT 1 FROM test_clocks WHERE status = 'advancing' LIMIT 1").fetch_optional(&mut *conn).await?;
+    Ok(row.is_some())
+}
+
 /// A clock to advance, leased to the caller until `leased_until`: the oldest advancing
 /// clock no live lease holds. Its lease token is raised, so a step whose lease ran out
 /// can no longer finish the advance. SKIP LOCKED on PostgreSQL: replicas take different
