@@ -42,6 +42,7 @@ pub struct TestClockCreate {
 /// `POST /v1/test_helpers/test_clocks/:id/advance`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"frozen_time": 1711411200}))]
 pub struct TestClockAdvance {
     /// The new time: later than the clock's, at most five years ahead.
     #[schema(inline)]

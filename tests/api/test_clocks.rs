@@ -5,9 +5,13 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use casapay::clock::Clock;
+use std::sync::Arc;
 
-use crate::support::{DEMO_KEY, TestApp, id};
+use casapay::clock::Clock;
+use casapay::jobs::engine::Engine;
+use casapay::service::rail::InstantRail;
+
+use crate::support::{DEMO_KEY, TestApp, engine_config, id, open_store};
 
 const DAY: i64 = 86_400;
 /// The docs' claim time: 2024-02-25 00:00 UTC.
@@ -548,4 +552,75 @@ async fn a_whole_claim_lifecycle_ten_years_ahead() {
     assert_eq!(app.clock.now(), wall);
     let events = get(&app, DEMO_KEY, "/v1/events?limit=100").await;
     assert!(events["data"].as_array().unwrap().iter().all(|e| e["created"] == wall), "events at wall time");
+}
+
+/// Several replicas step the engine at once: one at a time holds the clock (its lease),
+/// so every change is made once, in date order, and the clock is ready once.
+#[tokio::test]
+async fn replicas_advance_a_clock_once_in_order() {
+    let app = TestApp::start().await;
+    let t0 = app.clock.now();
+    let clock = id(&new_clock(&app, DEMO_KEY, t0).await);
+    let tenant = id(&customer_on(&app, DEMO_KEY, &clock).await);
+    let p = policy(&app, DEMO_KEY, 0).await;
+    for i in 0..24 {
+        guarantee(&app, DEMO_KEY, &p, &tenant, t0 + (i + 1) * DAY, t0 + (i + 1) * DAY + 5 * DAY).await;
+    }
+    app.post(&format!("/v1/test_helpers/test_clocks/{clock}/advance"), DEMO_KEY, json!({"frozen_time": t0 + 60 * DAY}))
+        .await
+        .ok();
+    let engines: Vec<Engine> = [app.store.clone(), open_store(&app.db_url).await, open_store(&app.db_url).await]
+        .into_iter()
+        .map(|store| Engine::new(store, app.clock.clone(), Arc::new(InstantRail), engine_config(5, 3, 1)))
+        .collect();
+    let reports = futures_util::future::join_all(engines.iter().map(|e| e.run_until_idle())).await;
+    for r in reports {
+        r.expect("no replica's step failed");
+    }
+    app.settle().await;
+    let c = get(&app, DEMO_KEY, &format!("/v1/test_helpers/test_clocks/{clock}")).await;
+    assert_eq!((c["status"].as_str(), c["frozen_time"].as_i64()), (Some("ready"), Some(t0 + 60 * DAY)));
+    let events = get(&app, DEMO_KEY, "/v1/events?limit=100").await;
+    let kinds = types(&events);
+    let count = |k: &str| kinds.iter().filter(|t| t.as_str() == k).count();
+    assert_eq!(count("guarantee.activated"), 24);
+    assert_eq!(count("guarantee.expired"), 24);
+    assert_eq!(count("test_helpers.test_clock.ready"), 1);
+    let dates: Vec<i64> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .filter_map(|e| match e["type"].as_str().unwrap() {
+            "guarantee.activated" => e["data"]["object"]["start_date"].as_i64(),
+            "guarantee.expired" => e["data"]["object"]["end_date"].as_i64(),
+            _ => None,
+        })
+        .collect();
+    assert!(dates.windows(2).all(|w| w[0] <= w[1]), "in date order: {dates:?}");
+}
+
+/// A clock past its `deletes_after` (30 days of real time) goes with its objects, as a
+/// delete would, at the engine's housekeeping.
+#[tokio::test]
+async fn clocks_are_deleted_30_days_after_creation() {
+    let app = TestApp::start().await;
+    let clock = id(&new_clock(&app, DEMO_KEY, DOCS_CLAIM_TIME).await);
+    let tenant = id(&customer_on(&app, DEMO_KEY, &clock).await);
+    app.clock.advance(30 * DAY - 1);
+    app.settle().await;
+    get(&app, DEMO_KEY, &format!("/v1/test_helpers/test_clocks/{clock}")).await;
+    // Housekeeping runs once a minute of the wall clock.
+    app.clock.advance(61);
+    app.settle().await;
+    app.get(&format!("/v1/test_helpers/test_clocks/{clock}"), DEMO_KEY).await.err(
+        404,
+        "invalid_request_error",
+        Some("resource_missing"),
+    );
+    app.get(&format!("/v1/customers/{tenant}"), DEMO_KEY).await.err(
+        404,
+        "invalid_request_error",
+        Some("resource_missing"),
+    );
 }
