@@ -265,6 +265,7 @@ async fn seed(store: &Store, now: i64) -> Data {
             email: None,
             score: Some(90),
             metadata: Metadata::new(),
+            test_clock: None,
             livemode: false,
             created: now,
         };

@@ -21,6 +21,7 @@ pub enum Kind {
     File,
     Operator,
     ClaimAction,
+    TestClock,
 }
 
 impl Kind {
@@ -41,6 +42,7 @@ impl Kind {
             Kind::File => "file_",
             Kind::Operator => "op_",
             Kind::ClaimAction => "act_",
+            Kind::TestClock => "clock_",
         }
     }
 
@@ -62,6 +64,7 @@ impl Kind {
             Kind::File => "file",
             Kind::Operator => "operator",
             Kind::ClaimAction => "claim_action",
+            Kind::TestClock => "test_helpers.test_clock",
         }
     }
 
@@ -124,6 +127,7 @@ id_type!(WebhookEndpointId, Kind::WebhookEndpoint);
 id_type!(WebhookAttemptId, Kind::WebhookAttempt);
 id_type!(FileId, Kind::File);
 id_type!(AccountId, Kind::Account);
+id_type!(TestClockId, Kind::TestClock);
 
 /// A random secret of `len` base62 characters, for API keys.
 pub fn random_secret(len: usize) -> String {

@@ -82,9 +82,12 @@ pub static WEBHOOK_ATTEMPT: Resource = Resource {
 
 pub static FILE: Resource = Resource { kind: Kind::File, table: "files", route: "/v1/files", expandable: &[] };
 
+pub static TEST_CLOCK: Resource =
+    Resource { kind: Kind::TestClock, table: "test_clocks", route: "/v1/test_helpers/test_clocks", expandable: &[] };
+
 /// Every resource.
-pub static RESOURCES: [&Resource; 9] =
-    [&CUSTOMER, &POLICY, &GUARANTEE, &CLAIM, &PAYOUT, &EVENT, &WEBHOOK_ENDPOINT, &WEBHOOK_ATTEMPT, &FILE];
+pub static RESOURCES: [&Resource; 10] =
+    [&CUSTOMER, &POLICY, &GUARANTEE, &CLAIM, &PAYOUT, &EVENT, &WEBHOOK_ENDPOINT, &WEBHOOK_ATTEMPT, &FILE, &TEST_CLOCK];
 
 /// The resource of an `object` name (`"guarantee"`).
 pub fn by_object(object: &str) -> Option<&'static Resource> {
@@ -94,13 +97,12 @@ pub fn by_object(object: &str) -> Option<&'static Resource> {
 /// The resource a route is about: the one with the longest list route that is the
 /// route itself or a parent of it (`/v1/guarantees/{id}/cancel` is about guarantees).
 /// A test helper (`/v1/test_helpers/claims/{id}/approve`) is about what it helps with.
+/// A resource of its own under `/v1/test_helpers/` (test clocks) is itself.
 pub fn for_route(path: &str) -> Option<&'static Resource> {
-    let path = match path.strip_prefix("/v1/test_helpers/") {
-        Some(rest) => format!("/v1/{rest}"),
-        None => path.to_owned(),
-    };
-    let under = |route: &str| path.strip_prefix(route).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-    RESOURCES.iter().copied().filter(|r| under(r.route)).max_by_key(|r| r.route.len())
+    let under =
+        |path: &str, route: &str| path.strip_prefix(route).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    let longest = |path: &str| RESOURCES.iter().copied().filter(|r| under(path, r.route)).max_by_key(|r| r.route.len());
+    longest(path).or_else(|| longest(&format!("/v1/{}", path.strip_prefix("/v1/test_helpers/")?)))
 }
 
 #[cfg(test)]
@@ -130,6 +132,7 @@ mod tests {
         assert_eq!(object("/v1/guarantees/{id}/cancel"), Some("guarantee"));
         assert_eq!(object("/v1/guarantee_policies/{id}"), Some("guarantee_policy"));
         assert_eq!(object("/v1/test_helpers/claims/{id}/approve"), Some("claim"));
+        assert_eq!(object("/v1/test_helpers/test_clocks/{id}/advance"), Some("test_helpers.test_clock"));
         assert_eq!(object("/v1/webhook_endpoints/{id}/attempts"), Some("webhook_attempt"));
         assert_eq!(object("/v1/webhook_endpoints/{id}/rotate_secret"), Some("webhook_endpoint"));
         assert_eq!(object("/v1/guaranteesx"), None);

@@ -19,7 +19,7 @@ use crate::domain::Patch;
 use crate::domain::customer::{Customer, CustomerName, Email, Score};
 use crate::domain::metadata::{self, MetadataUpdate};
 use crate::error::ApiResult;
-use crate::ids::{CustomerId, Kind};
+use crate::ids::{CustomerId, Kind, TestClockId};
 use crate::service::customers;
 use crate::views::{CustomerView, Render};
 
@@ -41,6 +41,10 @@ pub struct CustomerCreate {
     pub score: Patch<Score>,
     #[serde(default, deserialize_with = "metadata::given")]
     pub metadata: Option<MetadataUpdate>,
+    /// The test clock the customer and its guarantees, claims and payouts live on (test
+    /// mode only): they read its time instead of the wall clock's.
+    #[schema(inline)]
+    pub test_clock: Option<TestClockId>,
     pub expand: Option<Vec<ExpandPath>>,
 }
 
@@ -80,6 +84,7 @@ async fn create(
             _ => None,
         },
         metadata: input.metadata,
+        test_clock: input.test_clock.map(TestClockId::into_string),
     };
     write_view(&state, &call, async |tx| customers::create(tx, &call, input).await).await
 }

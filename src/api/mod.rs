@@ -19,6 +19,7 @@ pub mod policies;
 pub mod rate_limit;
 pub mod reset;
 pub mod review;
+pub mod test_clocks;
 pub mod webhook_endpoints;
 
 use std::sync::Arc;
@@ -70,6 +71,7 @@ fn routes_and_document() -> (Router<AppState>, serde_json::Value) {
         .merge(webhook_endpoints::router())
         .merge(files::router())
         .merge(reset::router())
+        .merge(test_clocks::router())
         .split_for_parts();
     let mut doc = doc;
     doc.paths.add_path_operation(

@@ -35,6 +35,7 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
         (name = "Webhook endpoints", description = "Where events are delivered, and each delivery attempt."),
         (name = "Files", description = "Evidence documents (PDF, JPEG, PNG) uploaded for claims."),
         (name = "Test helpers", description = "Test mode only: a clean slate for a test suite."),
+        (name = "Test clocks", description = "Test mode only: simulated time for a customer and everything under it."),
         (name = "Health", description = "Liveness, readiness and this document.")
     )
 )]

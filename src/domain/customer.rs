@@ -77,6 +77,8 @@ pub struct Customer {
     /// The tenant's guarantee score, 0..=100, or none yet.
     pub score: Option<i64>,
     pub metadata: Metadata,
+    /// The test clock the customer and its objects live on, if any.
+    pub test_clock: Option<String>,
     pub livemode: bool,
     pub created: Timestamp,
 }

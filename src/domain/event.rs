@@ -33,6 +33,10 @@ wire_enum! {
         PayoutFailed = "payout.failed",
         WebhookEndpointDisabled = "webhook_endpoint.disabled",
         FileCreated = "file.created",
+        TestClockCreated = "test_helpers.test_clock.created",
+        TestClockAdvancing = "test_helpers.test_clock.advancing",
+        TestClockReady = "test_helpers.test_clock.ready",
+        TestClockDeleted = "test_helpers.test_clock.deleted",
     }
 }
 

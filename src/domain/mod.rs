@@ -12,6 +12,7 @@ pub mod operator;
 pub mod payout;
 pub mod policy;
 pub mod review;
+pub mod test_clock;
 pub mod webhook;
 
 /// Unix seconds.

@@ -50,6 +50,8 @@ pub struct StepReport {
     pub guarantees_changed: usize,
     pub claims_reviewed: usize,
     pub payouts_sent: usize,
+    /// Pieces of test clock advances taken (a batch of changes, or the end of one).
+    pub clock_steps: usize,
 }
 
 impl StepReport {
@@ -95,14 +97,24 @@ impl Engine {
         {
             let events = crate::service::events::purge_expired(&self.store, now).await?;
             let keys = crate::service::idempotency::purge_expired(&self.store, now).await?;
-            if events + keys > 0 {
-                tracing::info!(events, idempotency_keys = keys, "expired records removed");
+            let clocks = crate::service::test_clocks::purge_expired(&self.store, now, batch as i64).await?;
+            if events + keys + clocks as u64 > 0 {
+                tracing::info!(events, idempotency_keys = keys, test_clocks = clocks, "expired records removed");
             }
         }
         report.guarantees_changed = review::transition_guarantees(&self.store, self.clock.now(), batch as i64).await?;
-        report.claims_reviewed = review::review_due(&self.store, self.clock.now(), batch).await?;
+        report.claims_reviewed = review::review_due(&self.store, None, self.clock.now(), batch).await?;
         report.payouts_sent =
-            review::pay_due(&self.store, self.rail.as_ref(), self.clock.as_ref(), batch, &self.config.payouts).await?;
+            review::pay_due(&self.store, None, self.rail.as_ref(), self.clock.as_ref(), batch, &self.config.payouts)
+                .await?;
+        report.clock_steps = crate::service::test_clocks::advance_step(
+            &self.store,
+            self.rail.as_ref(),
+            self.clock.as_ref(),
+            batch,
+            &self.config.payouts,
+        )
+        .await?;
         Ok(report)
     }
 
@@ -118,6 +130,7 @@ impl Engine {
             total.guarantees_changed += step.guarantees_changed;
             total.claims_reviewed += step.claims_reviewed;
             total.payouts_sent += step.payouts_sent;
+            total.clock_steps += step.clock_steps;
         }
         Ok(total)
     }
@@ -166,7 +179,10 @@ impl Worker for Engine {
         // A full batch of any kind means more is waiting: the loop goes again at once
         // and brings another worker in.
         let batch = self.config.batch_size.max(1);
-        let full = [report.guarantees_changed, report.claims_reviewed, report.payouts_sent].iter().any(|n| *n >= batch);
+        // A clock advance in progress is always more work: the step that ends it is a
+        // step of its own.
+        let full = [report.guarantees_changed, report.claims_reviewed, report.payouts_sent].iter().any(|n| *n >= batch)
+            || report.clock_steps > 0;
         Ok(if full { Progress::Full } else { Progress::CaughtUp })
     }
 }

@@ -351,6 +351,8 @@ pub async fn seed_demo(store: &Store, now: i64) -> ApiResult<()> {
         email: Some("tenant@example.com".into()),
         score: Some(DEMO_CUSTOMER_SCORE),
         metadata: Metadata::new(),
+        // On the wall clock: the quickstarts run at today's date.
+        test_clock: None,
         livemode: false,
         created: now,
     };

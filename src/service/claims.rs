@@ -1,6 +1,6 @@
 //! Claims: filing (with the guarantee's rules), reading, metadata updates, lists.
 
-use super::{Call, apply_metadata, check_cursors, files, record_event, record_update};
+use super::{Call, apply_metadata, check_cursors, files, record_event, record_update, test_clocks};
 use crate::domain::claim::{
     ActionType, Actor, Claim, ClaimError, ClaimReason, ClaimReview, ClaimStatus, Evidence, StatusTransitions,
 };
@@ -13,6 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::resource;
 use crate::store::claims::ClaimFilters;
+use crate::store::test_clocks::Holder;
 use crate::store::{self, Page, PageRequest, Store, Tx};
 
 #[derive(Debug)]
@@ -66,6 +67,8 @@ fn duplicate(invoice_id: &str, existing: &str) -> ApiError {
 /// Files a claim. The guarantee row is locked for the rest of the transaction, so
 /// concurrent claims on one guarantee are checked one after the other.
 pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Claim> {
+    // The guarantee's time (its tenant's test clock's, if any), asked before its lock.
+    let now = test_clocks::time_for(tx, call, Holder::Guarantee, &input.guarantee).await?;
     let mut guarantee = store::guarantees::get_for_update(tx, &call.scope, &input.guarantee)
         .await?
         .ok_or_else(|| ApiError::no_such(Kind::Guarantee.object(), &input.guarantee, Some("guarantee")))?;
@@ -76,7 +79,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
             format!("The claim's currency ({}) must match the guarantee's ({}).", input.currency, guarantee.currency),
         ));
     }
-    if let Err(why) = check_claimable(guarantee.status, guarantee.start_date, guarantee.end_date, call.now) {
+    if let Err(why) = check_claimable(guarantee.status, guarantee.start_date, guarantee.end_date, now) {
         let message = match why {
             NotClaimable::NotStarted => {
                 "The guarantee has not started yet: claims can be filed from its start_date.".to_owned()
@@ -89,7 +92,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
         };
         return Err(ApiError::invalid("guarantee_not_claimable", "guarantee", message));
     }
-    if input.evidence.due_date > call.now {
+    if input.evidence.due_date > now {
         return Err(ApiError::invalid(
             "due_date_in_future",
             "evidence[due_date]",
@@ -115,8 +118,8 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
         denial_reason: None,
         reviewed_at: None,
         status_transitions: StatusTransitions {
-            submitted_at: Some(call.now),
-            under_review_at: Some(call.now),
+            submitted_at: Some(now),
+            under_review_at: Some(now),
             ..StatusTransitions::default()
         },
         review: ClaimReview {
@@ -127,7 +130,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
         awaiting_operator: false,
         metadata: apply_metadata(&Metadata::new(), input.metadata.as_ref())?,
         livemode: call.scope.livemode,
-        created: call.now,
+        created: now,
     };
     // The row lock makes a duplicate unreachable here, but the unique index is the
     // last word: its violation answers `duplicate_claim` too (`error::constraint_error`).
@@ -166,6 +169,8 @@ pub async fn update(
     metadata: Option<MetadataUpdate>,
     evidence: Option<EvidenceUpdate>,
 ) -> ApiResult<Claim> {
+    // Refuses the write while the tenant's test clock advances.
+    test_clocks::time_for(tx, call, Holder::Claim, id).await?;
     let before = store::claims::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
     let mut after = before.clone();
     after.metadata = apply_metadata(&before.metadata, metadata.as_ref())?;

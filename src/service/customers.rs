@@ -1,6 +1,6 @@
 //! Customers: create, read, update, list.
 
-use super::{Call, apply_metadata, check_cursors, found, record_event, record_update};
+use super::{Call, apply_metadata, check_cursors, found, record_event, record_update, test_clocks};
 use crate::domain::Patch;
 use crate::domain::customer::Customer;
 use crate::domain::event::EventType;
@@ -8,6 +8,7 @@ use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::resource;
+use crate::store::test_clocks::Holder;
 use crate::store::{self, Page, PageRequest, Store, Tx};
 
 #[derive(Debug, Default)]
@@ -16,6 +17,8 @@ pub struct NewCustomer {
     pub email: Option<String>,
     pub score: Option<i64>,
     pub metadata: Option<MetadataUpdate>,
+    /// The test clock the customer is to live on (test mode only).
+    pub test_clock: Option<String>,
 }
 
 #[derive(Debug)]
@@ -27,14 +30,19 @@ pub struct CustomerPatch {
 }
 
 pub async fn create(tx: &mut Tx, call: &Call, input: NewCustomer) -> ApiResult<Customer> {
+    let clock = match &input.test_clock {
+        Some(id) => Some(test_clocks::for_new_customer(tx, call, id).await?),
+        None => None,
+    };
     let customer = Customer {
         id: Kind::Customer.new_id(),
         name: input.name,
         email: input.email,
         score: input.score,
         metadata: apply_metadata(&Metadata::new(), input.metadata.as_ref())?,
+        test_clock: clock.as_ref().map(|c| c.id.clone()),
         livemode: call.scope.livemode,
-        created: call.now,
+        created: test_clocks::object_time(call, clock.as_ref()),
     };
     store::customers::insert(tx, &call.scope, &customer).await?;
     record_event(tx, call, EventType::CustomerCreated, &customer).await?;
@@ -47,6 +55,7 @@ pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Custome
 }
 
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: CustomerPatch) -> ApiResult<Customer> {
+    test_clocks::time_for(tx, call, Holder::Customer, id).await?;
     let before = store::customers::get_for_update(tx, &call.scope, id)
         .await?
         .ok_or_else(|| ApiError::no_such(Kind::Customer.object(), id, Some("id")))?;

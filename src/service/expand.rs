@@ -166,7 +166,8 @@ async fn fetch(conn: &mut Conn, scope: &Scope, kind: Kind, id: &str) -> ApiResul
         | Kind::Request
         | Kind::ApiKey
         | Kind::Operator
-        | Kind::ClaimAction => Ok(None),
+        | Kind::ClaimAction
+        | Kind::TestClock => Ok(None),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Guarantees: create (with the policy's rules), read, update, cancel, list.
 
-use super::{Call, apply_metadata, check_cursors, record_event, record_update};
+use super::{Call, apply_metadata, check_cursors, record_event, record_update, test_clocks};
 use crate::domain::event::EventType;
 use crate::domain::guarantee::{self, Guarantee, GuaranteeError, GuaranteeStep};
 use crate::domain::metadata::{Metadata, MetadataUpdate};
@@ -9,6 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::resource;
 use crate::store::guarantees::GuaranteeFilters;
+use crate::store::test_clocks::Holder;
 use crate::store::{self, Page, PageRequest, Store, Tx};
 
 #[derive(Debug)]
@@ -56,10 +57,12 @@ pub(crate) fn guarantee_error(e: GuaranteeError) -> ApiError {
 }
 
 pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<Guarantee> {
+    // The tenant's time: its test clock's, if it lives on one.
+    let now = test_clocks::time_for(tx, call, Holder::Customer, &input.tenant).await?;
     if input.end_date <= input.start_date {
         return Err(ApiError::invalid("invalid_dates", "end_date", "The end_date must be after the start_date."));
     }
-    if input.end_date <= call.now {
+    if input.end_date <= now {
         return Err(ApiError::invalid("invalid_dates", "end_date", "The end_date must be in the future."));
     }
     let policy = store::policies::get(tx, &call.scope, &input.policy)
@@ -89,7 +92,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<
     let total_coverage = guarantee::total_coverage(coverage_amount, policy.max_coverage_months);
     let g = Guarantee {
         id: Kind::Guarantee.new_id(),
-        status: guarantee::initial_status(input.start_date, call.now),
+        status: guarantee::initial_status(input.start_date, now),
         policy: policy.id,
         tenant: tenant.id,
         coverage_amount,
@@ -103,7 +106,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<
         cancelled_at: None,
         metadata: apply_metadata(&Metadata::new(), input.metadata.as_ref())?,
         livemode: call.scope.livemode,
-        created: call.now,
+        created: now,
     };
     store::guarantees::insert(tx, &call.scope, &g).await?;
     record_event(tx, call, EventType::GuaranteeCreated, &g).await?;
@@ -116,6 +119,7 @@ pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Guarant
 }
 
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: GuaranteePatch) -> ApiResult<Guarantee> {
+    test_clocks::time_for(tx, call, Holder::Guarantee, id).await?;
     let before = store::guarantees::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
     let mut after = before.clone();
     if let Some(end_date) = input.end_date {
@@ -128,9 +132,10 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: GuaranteePatch) -
 }
 
 pub async fn cancel(tx: &mut Tx, call: &Call, id: &str) -> ApiResult<Guarantee> {
+    let now = test_clocks::time_for(tx, call, Holder::Guarantee, id).await?;
     let before = store::guarantees::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
     let mut after = before.clone();
-    after.cancel(call.now).map_err(guarantee_error)?;
+    after.cancel(now).map_err(guarantee_error)?;
     store::guarantees::update(tx, &call.scope, &after).await?;
     record_update(tx, call, EventType::GuaranteeCancelled, &before, &after).await?;
     Ok(after)

@@ -16,6 +16,7 @@ pub mod policies;
 pub mod rail;
 pub mod reset;
 pub mod review;
+pub mod test_clocks;
 pub mod webhooks;
 
 use serde::Serialize;

@@ -161,17 +161,19 @@ pub(crate) fn new_action(
     }
 }
 
-/// Approves `amount`, reserves it on the guarantee and creates the pending payout.
+/// Approves `amount` at object time `at`, reserves it on the guarantee and creates the
+/// pending payout.
 fn approve(
     w: &mut StepWrites,
     call: &Call,
+    at: i64,
     claim: Claim,
     g: &mut Guarantee,
     amount: i64,
     by: &Actor,
 ) -> ApiResult<Claim> {
     let mut after = claim.clone();
-    let payout = after.approve(call.now, amount, Kind::Payout.new_id(), by).map_err(claim_error)?;
+    let payout = after.approve(at, amount, Kind::Payout.new_id(), by).map_err(claim_error)?;
     g.reserve(amount).map_err(guarantee_error)?;
     w.guarantee(g);
     w.new_payouts.push((call.scope.clone(), payout));
@@ -184,6 +186,7 @@ fn approve(
 fn deny(
     w: &mut StepWrites,
     call: &Call,
+    at: i64,
     claim: Claim,
     reason: Option<DenialReason>,
     note: Option<String>,
@@ -195,7 +198,7 @@ fn deny(
         (Some(r), None) => Some(r.to_string()),
         (None, n) => n.clone(),
     };
-    after.deny(call.now, reason, note, by).map_err(claim_error)?;
+    after.deny(at, reason, note, by).map_err(claim_error)?;
     w.claim(&after);
     w.action(call, &after, ActionType::Denied, by, message, None);
     w.outbox.record_update(call, EventType::ClaimDenied, &claim, &after)?;
@@ -218,13 +221,18 @@ fn checked_message(checks: &[rules::Check], decision: &Decision) -> String {
 
 /// Reviews up to `limit` of the oldest claims waiting for automation, all in one
 /// transaction, so that a backlog costs one commit per batch rather than one per claim.
-/// Returns how many were reviewed (approved, denied, or handed to an operator).
-pub async fn review_due(store: &Store, now: i64, limit: usize) -> ApiResult<usize> {
+/// `clock`: `None` for the engine's share (claims on no test clock, reviewed at `now`,
+/// and claims on ready clocks, at the clock's time), or one advancing clock's claims
+/// (at its time, for [`super::test_clocks::advance_step`]). Returns how many were
+/// reviewed (approved, denied, or handed to an operator).
+pub async fn review_due(store: &Store, clock: Option<&str>, now: i64, limit: usize) -> ApiResult<usize> {
     let mut tx = store.begin().await?;
-    let claims = store::claims::next_for_review(&mut tx, limit).await?;
+    let claims = store::claims::next_for_review(&mut tx, clock, limit).await?;
     if claims.is_empty() {
         return Ok(0);
     }
+    let ids: Vec<&str> = claims.iter().map(|(_, c)| c.guarantee.as_str()).collect();
+    let clock_times = store::test_clocks::times_of_guarantees(&mut tx, &ids).await?;
     // One statement locks every guarantee of the batch, in id order (so batches taken
     // by several replicas at once cannot deadlock), and one reads their policies.
     let ids: Vec<&str> = claims.iter().map(|(_, c)| c.guarantee.as_str()).collect();
@@ -247,6 +255,7 @@ pub async fn review_due(store: &Store, now: i64, limit: usize) -> ApiResult<usiz
             Some((s, p)) if *s == call.scope => p,
             _ => return Err(ApiError::internal(format!("guarantee {} has no policy", g.id))),
         };
+        let at = clock_times.get(&g.id).copied().unwrap_or(now);
         let period = period_key(&claim);
         let period_used = used.get(&period).copied().unwrap_or(0);
         let input = review_input(&claim, g, p, period_used);
@@ -267,11 +276,11 @@ pub async fn review_due(store: &Store, now: i64, limit: usize) -> ApiResult<usiz
             Decision::Approve { amount } => {
                 // The next claim of the batch for this month sees this one's claim.
                 *used.entry(period).or_default() += claim.amount;
-                approve(&mut writes, &call, claim, g, amount, &Actor::Automation)?;
+                approve(&mut writes, &call, at, claim, g, amount, &Actor::Automation)?;
                 tx.count_on_commit(|m| m.claims_reviewed(ReviewOutcome::Approved));
             }
             Decision::Deny(reason) => {
-                deny(&mut writes, &call, claim, Some(reason.into()), None, &Actor::Automation)?;
+                deny(&mut writes, &call, at, claim, Some(reason.into()), None, &Actor::Automation)?;
                 tx.count_on_commit(|m| m.claims_reviewed(ReviewOutcome::Denied));
             }
             Decision::Operator => {
@@ -321,16 +330,24 @@ pub async fn review_by_hand(
     verdict: Verdict,
     reviewer: &Reviewer,
 ) -> ApiResult<Claim> {
-    let (scope, claim) = claim_for_update(tx, scope, claim_id).await?;
+    let not_found = || ApiError::no_such(Kind::Claim.object(), claim_id, Some("id"));
+    // The claim's clock first (its time, and no write while it advances), then the
+    // claim: the order every writer locks them in.
+    let scope = match scope {
+        Some(s) => s.clone(),
+        None => store::claims::scope_of(tx, claim_id).await?.ok_or_else(not_found)?,
+    };
+    let call = Call { scope, ..request.clone() };
+    let at = super::test_clocks::time_for(tx, &call, store::test_clocks::Holder::Claim, claim_id).await?;
+    let claim = store::claims::get_for_update(tx, &call.scope, claim_id).await?.ok_or_else(not_found)?;
     // Before the amount is judged: a decided claim answers that it is decided.
     claim.check_under_review().map_err(claim_error)?;
-    let call = Call { scope, ..request.clone() };
     let by = &reviewer.actor;
     let mut writes = StepWrites::default();
     let reviewed = match verdict {
         Verdict::Deny { reason, note } => {
             tx.count_on_commit(|m| m.claims_reviewed(ReviewOutcome::Denied));
-            deny(&mut writes, &call, claim, reason.map(Into::into), note, by)?
+            deny(&mut writes, &call, at, claim, reason.map(Into::into), note, by)?
         }
         Verdict::Approve { amount } => {
             let (mut g, p) = claim_terms(tx, &call.scope, &claim).await?;
@@ -364,12 +381,12 @@ pub async fn review_by_hand(
                     }
                     amount = amount.min(first.amount);
                     tx.count_on_commit(|m| m.claims_reviewed(ReviewOutcome::Approved));
-                    approve(&mut writes, &call, claim, &mut g, amount, by)?
+                    approve(&mut writes, &call, at, claim, &mut g, amount, by)?
                 }
                 (true, None) if amount >= reviewer.second_approval_amount => {
                     let before = claim.clone();
                     let mut after = claim;
-                    after.record_approval(call.now, by.as_str(), amount).map_err(claim_error)?;
+                    after.record_approval(at, by.as_str(), amount).map_err(claim_error)?;
                     writes.claim(&after);
                     let message = format!(
                         "First approval of {amount}; a second operator must approve (four eyes at {}).",
@@ -381,7 +398,7 @@ pub async fn review_by_hand(
                 }
                 _ => {
                     tx.count_on_commit(|m| m.claims_reviewed(ReviewOutcome::Approved));
-                    approve(&mut writes, &call, claim, &mut g, amount, by)?
+                    approve(&mut writes, &call, at, claim, &mut g, amount, by)?
                 }
             }
         }
@@ -529,26 +546,47 @@ impl Default for PayoutConfig {
 /// the rail must treat as the same payout (see [`PayoutRail`]). A payout the rail has
 /// no answer for yet is given back for the next step without holding back the others.
 /// Returns how many were settled.
+///
+/// `test_clock`: `None` for the engine's share (payouts on no test clock, and on ready
+/// clocks), or one advancing clock's payouts. The rail and the records see each
+/// payout's object time: the wall clock's, or its test clock's `frozen_time`.
 pub async fn pay_due(
     store: &Store,
+    test_clock: Option<&str>,
     rail: &dyn PayoutRail,
     clock: &dyn Clock,
     limit: usize,
     config: &PayoutConfig,
 ) -> ApiResult<usize> {
-    let leased = lease_payouts(store, clock.now(), limit, config.lease_seconds).await?;
+    let leased = lease_payouts_on(store, test_clock, clock.now(), limit, config.lease_seconds).await?;
     if leased.is_empty() {
         return Ok(0);
     }
-    let answers = call_rail(rail, &leased, clock.now(), config).await;
+    let times = {
+        let ids: Vec<&str> = leased.iter().map(|l| l.payout.guarantee.as_str()).collect();
+        let mut conn = store.acquire().await?;
+        store::test_clocks::times_of_guarantees(&mut conn, &ids).await?
+    };
+    let answers = call_rail(rail, &leased, &times, clock.now(), config).await;
     settle_payouts(store, clock.now(), leased.into_iter().zip(answers).collect()).await
 }
 
-/// Leases up to `limit` of the oldest pending payouts no live lease holds, until
-/// `now + lease_seconds`, in a transaction of its own.
+/// Leases up to `limit` of the oldest pending payouts of the engine's share no live
+/// lease holds, until `now + lease_seconds`, in a transaction of its own.
 pub async fn lease_payouts(store: &Store, now: i64, limit: usize, lease_seconds: i64) -> ApiResult<Vec<LeasedPayout>> {
+    lease_payouts_on(store, None, now, limit, lease_seconds).await
+}
+
+/// `lease_payouts`, of the engine's share (`None`) or of one test clock.
+pub async fn lease_payouts_on(
+    store: &Store,
+    test_clock: Option<&str>,
+    now: i64,
+    limit: usize,
+    lease_seconds: i64,
+) -> ApiResult<Vec<LeasedPayout>> {
     let mut tx = store.begin().await?;
-    let leased = store::payouts::lease_due(&mut tx, now, now + lease_seconds, limit).await?;
+    let leased = store::payouts::lease_due(&mut tx, test_clock, now, now + lease_seconds, limit).await?;
     tx.commit().await?;
     Ok(leased)
 }
@@ -558,6 +596,7 @@ pub async fn lease_payouts(store: &Store, now: i64, limit: usize, lease_seconds:
 async fn call_rail(
     rail: &dyn PayoutRail,
     leased: &[LeasedPayout],
+    clock_times: &HashMap<String, i64>,
     now: i64,
     config: &PayoutConfig,
 ) -> Vec<Option<RailOutcome>> {
@@ -565,7 +604,13 @@ async fn call_rail(
     // The calls are made (not yet started) before they are streamed: a stream mapping
     // through a closure that returns a borrowing future is one rustc cannot prove
     // `Send` for the engine's spawned loop.
-    let calls: Vec<_> = leased.iter().map(|l| call_once(rail, &l.payout, now, deadline, config.rail_timeout)).collect();
+    let calls: Vec<_> = leased
+        .iter()
+        .map(|l| {
+            let at = clock_times.get(&l.payout.guarantee).copied().unwrap_or(now);
+            call_once(rail, &l.payout, at, deadline, config.rail_timeout)
+        })
+        .collect();
     stream::iter(calls).buffered(config.rail_concurrency.max(1)).collect().await
 }
 
@@ -626,6 +671,7 @@ pub async fn settle_payouts(
     let mut claims = store::claims::lock_many(&mut tx, &ids).await?;
     let ids: Vec<&str> = answered.iter().map(|(l, _)| l.payout.guarantee.as_str()).collect();
     let mut guarantees = store::guarantees::lock_many(&mut tx, &ids).await?;
+    let clock_times = store::test_clocks::times_of_guarantees(&mut tx, &ids).await?;
     let settled = answered.len();
     let mut writes = StepWrites::default();
     for (LeasedPayout { scope, payout, token }, outcome) in answered {
@@ -638,7 +684,8 @@ pub async fn settle_payouts(
             Some((s, g)) if *s == call.scope => g,
             _ => return Err(ApiError::internal(format!("payout {} has no guarantee", payout.id))),
         };
-        settle(&mut writes, &call, payout, token, outcome, claim, g)?;
+        let at = clock_times.get(&payout.guarantee).copied().unwrap_or(now);
+        settle(&mut writes, &call, at, payout, token, outcome, claim, g)?;
     }
     writes.write(&mut tx).await?;
     tx.commit().await?;
@@ -647,16 +694,18 @@ pub async fn settle_payouts(
 
 /// Records the rail's answer for a payout locked under its lease `token`: its claim,
 /// the guarantee's reserved and paid amounts, and the events.
+#[allow(clippy::too_many_arguments)]
 fn settle(
     w: &mut StepWrites,
     call: &Call,
+    at: i64,
     payout: Payout,
     token: i64,
     outcome: RailOutcome,
     claim: Claim,
     g: &mut Guarantee,
 ) -> ApiResult<()> {
-    let now = call.now;
+    let now = at;
     let (status, arrival_date) = match &outcome {
         RailOutcome::Paid { arrival_date } => (PayoutStatus::Paid, Some(*arrival_date)),
         RailOutcome::Failed { .. } => (PayoutStatus::Failed, None),
@@ -712,6 +761,71 @@ pub async fn transition_guarantees(store: &Store, now: i64, limit: i64) -> ApiRe
     writes.write(&mut tx).await?;
     tx.commit().await?;
     Ok(count)
+}
+
+/// Applies a test clock's guarantee activations and expirations that fall due by
+/// `until`, in date order, each at its own date (so a guarantee that starts and ends
+/// within one advance sends `guarantee.activated`, then `guarantee.expired`), up to
+/// `limit` of each kind per transaction. A batch stops at the earliest date past which
+/// either list may have more, so batches follow each other in time. Returns how many
+/// changes it made (0: none left by `until`).
+pub async fn advance_guarantees(
+    store: &Store,
+    scope: &Scope,
+    clock_id: &str,
+    until: i64,
+    now: i64,
+    limit: usize,
+) -> ApiResult<usize> {
+    let limit = limit.max(1);
+    let mut tx = store.begin().await?;
+    let (pending, active) = store::guarantees::clock_due(&mut tx, clock_id, until, limit as i64).await?;
+    // Past `cut`, a list that came back full may hold rows it did not return.
+    let last = |list: &[Guarantee], date: fn(&Guarantee) -> i64| {
+        if list.len() >= limit { list.last().map(date) } else { None }
+    };
+    let cut =
+        [last(&pending, |g| g.start_date), last(&active, |g| g.end_date)].into_iter().flatten().min().unwrap_or(until);
+    // (date, 0 activate / 1 expire, guarantee id)
+    let mut steps: Vec<(i64, u8, String)> = Vec::new();
+    let mut current: BTreeMap<String, Guarantee> = BTreeMap::new();
+    for g in pending {
+        if g.start_date <= cut {
+            steps.push((g.start_date, 0, g.id.clone()));
+            if g.end_date <= cut {
+                steps.push((g.end_date, 1, g.id.clone()));
+            }
+            current.insert(g.id.clone(), g);
+        }
+    }
+    for g in active {
+        if g.end_date <= cut {
+            steps.push((g.end_date, 1, g.id.clone()));
+            current.insert(g.id.clone(), g);
+        }
+    }
+    steps.sort();
+    let call = Call::job(scope.clone(), now);
+    let mut writes = StepWrites::default();
+    let mut changed = 0;
+    for (at, step, id) in steps {
+        let Some(g) = current.get_mut(&id) else { continue };
+        let before = g.clone();
+        let (done, kind) = match step {
+            0 => (g.activate(at).is_ok(), EventType::GuaranteeActivated),
+            _ => (g.expire(at).is_ok(), EventType::GuaranteeExpired),
+        };
+        if done {
+            writes.outbox.record_update(&call, kind, &before, g)?;
+            changed += 1;
+        }
+    }
+    for g in current.values() {
+        writes.guarantee(g);
+    }
+    writes.write(&mut tx).await?;
+    tx.commit().await?;
+    Ok(changed)
 }
 
 /// Reads a payout in the caller's scope.

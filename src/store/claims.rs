@@ -247,14 +247,31 @@ pub struct ClaimFilters {
 }
 
 /// Up to `limit` of the oldest claims waiting for automated review, locked for this
-/// transaction; claims another worker holds are skipped.
-pub async fn next_for_review(tx: &mut Tx, limit: usize) -> Result<Vec<(Scope, Claim)>, sqlx::Error> {
+/// transaction; claims another worker holds are skipped. `clock`: `None` for the
+/// claims engine's share (claims on no test clock, and on clocks that are `ready`; a
+/// clock that is advancing reviews its own), or the claims of that clock.
+pub async fn next_for_review(
+    tx: &mut Tx,
+    clock: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(Scope, Claim)>, sqlx::Error> {
     let skip = tx.skip_locked_clause();
+    let on_clock = match clock {
+        None => {
+            "NOT IN (SELECT g.id FROM guarantees g JOIN test_clocks tc ON tc.id = g.test_clock_id \
+             WHERE tc.status <> 'ready')"
+        }
+        Some(_) => "IN (SELECT id FROM guarantees WHERE test_clock_id = $3)",
+    };
     let sql = format!(
         "SELECT account_id, {COLUMNS} FROM claims WHERE status = 'under_review' AND awaiting_operator = $1 \
-         ORDER BY seq LIMIT $2{skip}"
+         AND guarantee_id {on_clock} ORDER BY seq LIMIT $2{skip}"
     );
-    let rows = sqlx::query(&sql).bind(false).bind(limit as i64).fetch_all(&mut **tx).await?;
+    let mut query = sqlx::query(&sql).bind(false).bind(limit as i64);
+    if let Some(clock) = clock {
+        query = query.bind(clock.to_owned());
+    }
+    let rows = query.fetch_all(&mut **tx).await?;
     rows.iter().map(|r| Ok((row_scope(r)?, from_row(r)?))).collect()
 }
 
@@ -371,4 +388,13 @@ pub async fn tenant_names(conn: &mut Conn, ids: &[&str]) -> Result<HashMap<Strin
     ));
     let rows = sqlx::query_with(&sql.text, sql.args).fetch_all(&mut *conn).await?;
     rows.iter().map(|r| Ok((r.try_get("claim_id")?, r.try_get("tenant")?))).collect()
+}
+
+/// The scope of a claim of any account: for operators, whose keys span accounts.
+pub async fn scope_of(conn: &mut Conn, id: &str) -> Result<Option<Scope>, sqlx::Error> {
+    let row = sqlx::query("SELECT account_id, livemode FROM claims WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(row_scope).transpose()
 }

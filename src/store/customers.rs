@@ -6,12 +6,13 @@ use super::{Conn, Scope, execute_scoped, get_bool, get_json, insert_query, read_
 use crate::domain::customer::Customer;
 use crate::resource;
 
-const COLUMNS: &str = "id, livemode, created, name, email, score, metadata";
+const COLUMNS: &str = "id, livemode, created, name, email, score, metadata, test_clock_id";
 
 fn from_row(r: &AnyRow) -> Result<Customer, sqlx::Error> {
     Ok(read_row! { r, Customer {
         id, name, email, score,
         metadata: get_json(r, "metadata")?,
+        test_clock = "test_clock_id",
         livemode: get_bool(r, "livemode")?,
         created,
     }})
@@ -29,14 +30,15 @@ pub async fn insert_if_absent(conn: &mut Conn, scope: &Scope, c: &Customer) -> R
 /// Inserts, with `on_conflict` appended to the statement; returns whether a row went in.
 async fn insert_with(conn: &mut Conn, scope: &Scope, c: &Customer, on_conflict: &str) -> Result<bool, sqlx::Error> {
     let sql = format!(
-        "INSERT INTO customers (id, account_id, livemode, created, name, email, score, metadata) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8){on_conflict}"
+        "INSERT INTO customers (id, account_id, livemode, created, name, email, score, metadata, test_clock_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9){on_conflict}"
     );
     let done = insert_query(&sql, &c.id, scope, c.created)
         .bind(c.name.clone())
         .bind(c.email.clone())
         .bind(c.score)
         .bind(to_json(&c.metadata))
+        .bind(c.test_clock.clone())
         .execute(&mut *conn)
         .await?;
     Ok(done.rows_affected() == 1)

@@ -31,9 +31,12 @@ fn from_row(r: &AnyRow) -> Result<Guarantee, sqlx::Error> {
 
 pub async fn insert(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(), sqlx::Error> {
     insert_query(
+        // The tenant's clock, copied so that the engine's queries need no join.
         "INSERT INTO guarantees (id, account_id, livemode, created, status, policy_id, tenant_id, coverage_amount, \
-         total_coverage, currency, start_date, end_date, claims_filed, claims_paid, cancelled_at, metadata) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         total_coverage, currency, start_date, end_date, claims_filed, claims_paid, cancelled_at, metadata, \
+         test_clock_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+         (SELECT test_clock_id FROM customers WHERE id = $7 AND account_id = $2 AND livemode = $3))",
         &g.id,
         scope,
         g.created,
@@ -125,9 +128,10 @@ pub struct GuaranteeFilters {
     pub policy: Option<String>,
 }
 
-/// Guarantees whose dates call for a status change at `now`, up to `limit`: pending
-/// ones that have started, then active ones that have ended, earliest date first.
-/// Locked (skipping rows another worker holds), so that replicas share the work.
+/// Guarantees on the wall clock (on no test clock) whose dates call for a status change
+/// at `now`, up to `limit`: pending ones that have started, then active ones that have
+/// ended, earliest date first. Locked (skipping rows another worker holds), so that
+/// replicas share the work.
 pub async fn due_for_transition(tx: &mut Tx, now: i64, limit: i64) -> Result<Vec<(Scope, Guarantee)>, sqlx::Error> {
     let skip = tx.skip_locked_clause();
     let mut due = Vec::new();
@@ -141,7 +145,7 @@ pub async fn due_for_transition(tx: &mut Tx, now: i64, limit: i64) -> Result<Vec
         }
         let sql = format!(
             "SELECT account_id, {COLUMNS} FROM guarantees WHERE status = '{status}' AND {date} <= $1 \
-             ORDER BY {date} LIMIT $2{skip}"
+             AND test_clock_id IS NULL ORDER BY {date} LIMIT $2{skip}"
         );
         let rows = sqlx::query(&sql).bind(now).bind(left).fetch_all(&mut **tx).await?;
         for r in &rows {
@@ -149,4 +153,28 @@ pub async fn due_for_transition(tx: &mut Tx, now: i64, limit: i64) -> Result<Vec
         }
     }
     Ok(due)
+}
+
+/// A test clock's guarantees that change status by `until`, each list in date order and
+/// up to `limit` long: pending ones whose start has come, and active ones whose end
+/// has. Locked, as `due_for_transition` locks them.
+pub async fn clock_due(
+    tx: &mut Tx,
+    clock_id: &str,
+    until: i64,
+    limit: i64,
+) -> Result<(Vec<Guarantee>, Vec<Guarantee>), sqlx::Error> {
+    let lock = tx.lock_clause();
+    let mut lists = Vec::with_capacity(2);
+    for (status, date) in [("pending", "start_date"), ("active", "end_date")] {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM guarantees WHERE test_clock_id = $1 AND status = '{status}' AND {date} <= $2 \
+             ORDER BY {date}, id LIMIT $3{lock}"
+        );
+        let rows = sqlx::query(&sql).bind(clock_id).bind(until).bind(limit).fetch_all(&mut **tx).await?;
+        lists.push(rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?);
+    }
+    let active = lists.pop().unwrap_or_default();
+    let pending = lists.pop().unwrap_or_default();
+    Ok((pending, active))
 }

@@ -22,6 +22,7 @@ pub mod payouts;
 pub mod policies;
 pub mod reset;
 pub mod setup;
+pub mod test_clocks;
 pub mod webhooks;
 
 use std::str::FromStr;

@@ -82,21 +82,37 @@ pub struct LeasedPayout {
 /// payouts. They are chosen once, in a materialised `WITH`: as an `IN (...)` subquery,
 /// PostgreSQL may run the locking `LIMIT` again per row, and each run skips the rows
 /// this statement has just updated, so it leased past the limit.
+///
+/// `clock`: `None` for the claims engine's share (payouts on no test clock, and on
+/// clocks that are `ready`), or the payouts of that clock (while it advances).
 pub async fn lease_due(
     tx: &mut Tx,
+    clock: Option<&str>,
     now: i64,
     leased_until: i64,
     limit: usize,
 ) -> Result<Vec<LeasedPayout>, sqlx::Error> {
     let skip = tx.skip_locked_clause();
+    let on_clock = match clock {
+        None => {
+            "NOT IN (SELECT g.id FROM guarantees g JOIN test_clocks tc ON tc.id = g.test_clock_id \
+             WHERE tc.status <> 'ready')"
+        }
+        Some(_) => "IN (SELECT id FROM guarantees WHERE test_clock_id = $4)",
+    };
     let sql = format!(
         "WITH due AS MATERIALIZED (SELECT id FROM payouts \
-         WHERE status = 'pending' AND (leased_until IS NULL OR leased_until <= $2) ORDER BY seq LIMIT $3{skip}) \
+         WHERE status = 'pending' AND (leased_until IS NULL OR leased_until <= $2) AND guarantee_id {on_clock} \
+         ORDER BY seq LIMIT $3{skip}) \
          UPDATE payouts SET lease_token = lease_token + 1, leased_until = $1 FROM due WHERE payouts.id = due.id \
          RETURNING payouts.seq, payouts.account_id, {}, payouts.lease_token",
         qualified_columns()
     );
-    let rows = sqlx::query(&sql).bind(leased_until).bind(now).bind(limit as i64).fetch_all(&mut **tx).await?;
+    let mut query = sqlx::query(&sql).bind(leased_until).bind(now).bind(limit as i64);
+    if let Some(clock) = clock {
+        query = query.bind(clock.to_owned());
+    }
+    let rows = query.fetch_all(&mut **tx).await?;
     // RETURNING has no order: oldest first, as they were chosen.
     let mut leased = rows
         .iter()

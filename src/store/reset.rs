@@ -17,6 +17,7 @@ pub const RESET_TABLES: &[&str] = &[
     "guarantees",
     "customers",
     "guarantee_policies",
+    "test_clocks",
     // Their contents go with them (`file_contents` cascades).
     "files",
     "idempotency_keys",

@@ -18,6 +18,8 @@ pub struct CustomerView {
     pub metadata: Metadata,
     pub livemode: bool,
     pub created: Timestamp,
+    /// The id of the test clock the customer lives on, or null (the wall clock).
+    pub test_clock: Option<String>,
 }
 
 impl From<&Customer> for CustomerView {
@@ -31,6 +33,7 @@ impl From<&Customer> for CustomerView {
             metadata: c.metadata.clone(),
             livemode: c.livemode,
             created: c.created,
+            test_clock: c.test_clock.clone(),
         }
     }
 }

@@ -17,6 +17,7 @@ mod file;
 mod guarantee;
 mod payout;
 mod policy;
+mod test_clock;
 mod webhook;
 
 pub use claim::{
@@ -28,6 +29,7 @@ pub use file::FileView;
 pub use guarantee::GuaranteeView;
 pub use payout::PayoutView;
 pub use policy::PolicyView;
+pub use test_clock::{DeletedTestClockView, TestClockView};
 pub use webhook::{WebhookAttemptView, WebhookEndpointView};
 
 /// A domain object and its wire shape: what the generic renderers (expansion, lists,
@@ -60,6 +62,7 @@ render! {
     crate::domain::guarantee::Guarantee => GuaranteeView,
     crate::domain::payout::Payout => PayoutView,
     crate::domain::policy::Policy => PolicyView,
+    crate::domain::test_clock::TestClock => TestClockView,
     crate::domain::webhook::WebhookEndpoint => WebhookEndpointView,
     crate::domain::webhook::WebhookAttempt => WebhookAttemptView,
 }

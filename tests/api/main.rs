@@ -24,5 +24,6 @@ mod resources;
 mod review;
 mod store_conformance;
 mod stripe_compat;
+mod test_clocks;
 mod webhooks;
 mod wire;

@@ -221,7 +221,7 @@ async fn reviews_move_their_counter_and_the_backlog_and_queue_gauges_move_with_t
     assert_eq!(s.value(REVIEWED, &[]), 0.0);
 
     // The engine's review alone: one approved (its payout waits), one for a person.
-    let reviewed = casapay::service::review::review_due(&app.store, app.clock.now(), 10).await.unwrap();
+    let reviewed = casapay::service::review::review_due(&app.store, None, app.clock.now(), 10).await.unwrap();
     assert_eq!(reviewed, 2);
     sampler.run_once().await.unwrap();
     let s = scrape(&app).await;

@@ -325,7 +325,7 @@ impl PayoutRail for HangingRail {
 
 /// One step of payouts on `store` at `clock`, with the default lease and timeout.
 async fn pay_step(store: &Store, rail: &dyn PayoutRail, clock: &ManualClock) -> usize {
-    review::pay_due(store, rail, clock, 10, &PayoutConfig::default()).await.expect("payout step")
+    review::pay_due(store, None, rail, clock, 10, &PayoutConfig::default()).await.expect("payout step")
 }
 
 /// One claim on a guarantee of 12 months, approved by one review step at `DUE + DAY`:
@@ -333,7 +333,7 @@ async fn pay_step(store: &Store, rail: &dyn PayoutRail, clock: &ManualClock) -> 
 async fn approved_claim(app: &TestApp) -> (String, String, String) {
     let grt = guarantee_of(app, 12).await;
     let c = app.post("/v1/claims", DEMO_KEY, claim_body(&grt, 1, "missed_payment")).await.ok();
-    assert_eq!(review::review_due(&app.store, DUE + DAY, 1).await.unwrap(), 1);
+    assert_eq!(review::review_due(&app.store, None, DUE + DAY, 1).await.unwrap(), 1);
     let approved = app.get(&format!("/v1/claims/{}", id(&c)), DEMO_KEY).await.ok();
     assert_eq!(approved["status"], "approved");
     let po = approved["payout"].as_str().unwrap().to_owned();
@@ -480,7 +480,7 @@ async fn a_rail_that_does_not_answer_in_time_gives_the_payout_back() {
     let (grt, _, po) = approved_claim(&app).await;
     let clock = ManualClock::new(DUE + DAY);
     let config = PayoutConfig { rail_timeout: Duration::from_millis(100), ..PayoutConfig::default() };
-    let step = review::pay_due(&app.store, &HangingRail, clock.as_ref(), 10, &config);
+    let step = review::pay_due(&app.store, None, &HangingRail, clock.as_ref(), 10, &config);
     let settled = tokio::time::timeout(Duration::from_secs(10), step).await.expect("the step was not cut off");
     assert_eq!(settled.unwrap(), 0);
     let rail = LedgerRail::default();
@@ -515,7 +515,7 @@ async fn a_payout_the_rail_is_unsure_of_waits_without_holding_back_its_batch() {
     let app = TestApp::start().await;
     let grt = missed_payments(&app, 12, 3).await;
     let now = DUE + DAY;
-    assert_eq!(review::review_due(&app.store, now, 10).await.unwrap(), 3);
+    assert_eq!(review::review_due(&app.store, None, now, 10).await.unwrap(), 3);
     let approved = app.get(&format!("/v1/claims?guarantee={grt}&status=approved"), DEMO_KEY).await.ok();
     let payouts: Vec<String> =
         approved["data"].as_array().unwrap().iter().map(|c| c["payout"].as_str().unwrap().to_owned()).collect();

@@ -188,6 +188,8 @@ async fn every_operation_accepts_the_documents_own_example() {
     let event = app.get("/v1/events?limit=1", DEMO_KEY).await.ok()["data"][0]["id"].as_str().unwrap().to_owned();
     let spare = app.docs_guarantee(DEMO_KEY, &id(&policy), "cus_123456789").await;
     let file = crate::files::upload(&app, DEMO_KEY, "lease.pdf", &crate::files::pdf(10)).await.ok();
+    // At the docs' claim time: the advance's example is a month later.
+    let clock = app.post("/v1/test_helpers/test_clocks", DEMO_KEY, json!({"frozen_time": 1_708_819_200})).await.ok();
     let ids = |prefix: &str| -> Option<String> {
         Some(match prefix {
             "cus_" => "cus_123456789".to_owned(),
@@ -198,6 +200,7 @@ async fn every_operation_accepts_the_documents_own_example() {
             "evt_" => event.clone(),
             "we_" => id(&endpoint),
             "file_" => id(&file),
+            "clock_" => id(&clock),
             _ => return None,
         })
     };
@@ -237,6 +240,7 @@ async fn every_operation_accepts_the_documents_own_example() {
             p if p.starts_with("/v1/events/") => event.clone(),
             p if p.starts_with("/v1/webhook_endpoints/") => id(&endpoint),
             p if p.starts_with("/v1/files/") => id(&file),
+            p if p.starts_with("/v1/test_helpers/test_clocks/") => id(&clock),
             _ => String::new(),
         };
         let url = path.replace("{id}", &target);

@@ -26,6 +26,7 @@ fn customer(id: &str, created: i64, livemode: bool) -> Customer {
         email: None,
         score: Some(70),
         metadata: Metadata::from([("k".to_string(), "v".to_string())]),
+        test_clock: None,
         livemode,
         created,
     }
@@ -216,16 +217,16 @@ async fn work_queues_and_the_coverage_check() {
 
     // Review queue: oldest first; a claim waiting for an operator leaves it.
     let mut tx = store.begin().await.unwrap();
-    let queue = store::claims::next_for_review(&mut tx, 10).await.unwrap();
+    let queue = store::claims::next_for_review(&mut tx, None, 10).await.unwrap();
     let ids: Vec<&str> = queue.iter().map(|(_, c)| c.id.as_str()).collect();
     assert_eq!(ids, ["clm_1", "clm_2"]);
-    let (sc, mut first) = store::claims::next_for_review(&mut tx, 1).await.unwrap().remove(0);
+    let (sc, mut first) = store::claims::next_for_review(&mut tx, None, 1).await.unwrap().remove(0);
     assert_eq!((sc.clone(), first.id.as_str()), (s.clone(), "clm_1"));
     first.awaiting_operator = true;
     store::claims::update(&mut tx, &s, &first).await.unwrap();
     tx.commit().await.unwrap();
     let mut tx = store.begin().await.unwrap();
-    let queue = store::claims::next_for_review(&mut tx, 10).await.unwrap();
+    let queue = store::claims::next_for_review(&mut tx, None, 10).await.unwrap();
     assert_eq!(queue.iter().map(|(_, c)| c.id.as_str()).collect::<Vec<_>>(), ["clm_2"]);
     assert_eq!(
         store::claims::find_live_for_invoice(&mut tx, "grt_1", "inv_1").await.unwrap().as_deref(),
@@ -251,27 +252,27 @@ async fn work_queues_and_the_coverage_check() {
     // Leased until 70 at 10: a lease at 69 finds it held, one at 70 takes it over with
     // the next token; only that token settles it, once; given back, it is leased at once.
     let mut tx = store.begin().await.unwrap();
-    let first = store::payouts::lease_due(&mut tx, 10, 70, 10).await.unwrap();
+    let first = store::payouts::lease_due(&mut tx, None, 10, 70, 10).await.unwrap();
     assert_eq!((first.len(), first[0].payout.id.as_str(), &first[0].scope), (1, "po_1", &s));
-    assert!(store::payouts::lease_due(&mut tx, 69, 129, 10).await.unwrap().is_empty());
-    let second = store::payouts::lease_due(&mut tx, 70, 130, 10).await.unwrap();
+    assert!(store::payouts::lease_due(&mut tx, None, 69, 129, 10).await.unwrap().is_empty());
+    let second = store::payouts::lease_due(&mut tx, None, 70, 130, 10).await.unwrap();
     let (stale, token) = (first[0].token, second[0].token);
     assert_eq!(token, stale + 1);
     assert!(store::payouts::lock_leased(&mut tx, &[("po_1", stale)]).await.unwrap().is_empty());
     assert_eq!(store::payouts::release(&mut tx, &[("po_1", stale)]).await.unwrap(), 0);
     assert!(
-        store::payouts::lease_due(&mut tx, 71, 131, 10).await.unwrap().is_empty(),
+        store::payouts::lease_due(&mut tx, None, 71, 131, 10).await.unwrap().is_empty(),
         "a stale token gives nothing back"
     );
     assert_eq!(store::payouts::release(&mut tx, &[("po_1", token)]).await.unwrap(), 1);
-    let third = store::payouts::lease_due(&mut tx, 71, 131, 10).await.unwrap();
+    let third = store::payouts::lease_due(&mut tx, None, 71, 131, 10).await.unwrap();
     let token = third[0].token;
     assert_eq!(store::payouts::lock_leased(&mut tx, &[("po_1", token)]).await.unwrap(), ["po_1"]);
     assert_eq!(store::payouts::settle(&mut tx, &[("po_1", token - 1, PayoutStatus::Paid, Some(3))]).await.unwrap(), 0);
     assert_eq!(store::payouts::settle(&mut tx, &[("po_1", token, PayoutStatus::Paid, Some(4))]).await.unwrap(), 1);
     assert_eq!(store::payouts::settle(&mut tx, &[("po_1", token, PayoutStatus::Paid, Some(5))]).await.unwrap(), 0);
     assert!(store::payouts::lock_leased(&mut tx, &[("po_1", token)]).await.unwrap().is_empty());
-    assert!(store::payouts::lease_due(&mut tx, 1_000, 1_060, 10).await.unwrap().is_empty());
+    assert!(store::payouts::lease_due(&mut tx, None, 1_000, 1_060, 10).await.unwrap().is_empty());
     tx.commit().await.unwrap();
     let mut conn = store.acquire().await.unwrap();
     let paid = store::payouts::get(&mut conn, &s, "po_1").await.unwrap().unwrap();
@@ -309,17 +310,17 @@ async fn payout_leases_taken_at_once_take_different_payouts() {
     let ids = |leased: Vec<store::payouts::LeasedPayout>| leased.into_iter().map(|l| l.payout.id).collect::<Vec<_>>();
 
     let mut first = store.begin().await.unwrap();
-    assert_eq!(ids(store::payouts::lease_due(&mut first, 10, 70, 1).await.unwrap()), ["po_1"]);
+    assert_eq!(ids(store::payouts::lease_due(&mut first, None, 10, 70, 1).await.unwrap()), ["po_1"]);
     if store.backend() == Backend::Postgres {
         let mut second = store.begin().await.unwrap();
-        let lease = store::payouts::lease_due(&mut second, 10, 70, 1);
+        let lease = store::payouts::lease_due(&mut second, None, 10, 70, 1);
         let leased = tokio::time::timeout(Duration::from_secs(5), lease).await.expect("the open lease is skipped");
         assert_eq!(ids(leased.unwrap()), ["po_2"]);
         second.commit().await.unwrap();
     }
     first.commit().await.unwrap();
     let mut tx = store.begin().await.unwrap();
-    let rest = ids(store::payouts::lease_due(&mut tx, 10, 70, 10).await.unwrap());
+    let rest = ids(store::payouts::lease_due(&mut tx, None, 10, 70, 10).await.unwrap());
     let want: &[&str] = if store.backend() == Backend::Postgres { &["po_3"] } else { &["po_2", "po_3"] };
     assert_eq!(rest, want, "leased payouts are left alone");
     tx.commit().await.unwrap();

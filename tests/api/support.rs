@@ -285,6 +285,11 @@ impl TestApp {
 
     /// A guarantee on the quickstart's terms for `tenant`.
     pub async fn docs_guarantee(&self, key: &str, policy: &str, tenant: &str) -> Value {
+        self.docs_guarantee_request(key, policy, tenant).await.ok()
+    }
+
+    /// The request for `docs_guarantee`, answered however it is.
+    pub async fn docs_guarantee_request(&self, key: &str, policy: &str, tenant: &str) -> Resp {
         self.post(
             "/v1/guarantees",
             key,
@@ -298,7 +303,6 @@ impl TestApp {
             }),
         )
         .await
-        .ok()
     }
 
     /// The demo account's policy and a guarantee for the demo customer.
