@@ -124,7 +124,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
         },
         review: ClaimReview {
             checks: review::unchecked(),
-            due_by: Some(review::due_by(call.now)),
+            due_by: Some(review::due_by(now)),
             ..ClaimReview::default()
         },
         awaiting_operator: false,

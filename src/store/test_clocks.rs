@@ -169,12 +169,15 @@ pub async fn finish_advance(conn: &mut Conn, c: &TestClock, token: i64) -> Resul
 }
 
 /// Deletes the clock `id` of `scope` and its customers with everything under them:
-/// payouts, claims, guarantees, customers, then the clock. Events stay (the record of
+/// payouts, claims with their review trail, guarantees, customers, then the clock. Events stay (the record of
 /// what happened; they go with retention).
 pub async fn delete_with_objects(conn: &mut Conn, scope: &Scope, id: &str) -> Result<(), sqlx::Error> {
     let guarantees = "SELECT id FROM guarantees WHERE test_clock_id = $1 AND account_id = $2 AND livemode = $3";
     for sql in [
         format!("DELETE FROM payouts WHERE guarantee_id IN ({guarantees})"),
+        format!(
+            "DELETE FROM claim_actions WHERE claim_id IN (SELECT id FROM claims WHERE guarantee_id IN ({guarantees}))"
+        ),
         format!("DELETE FROM claims WHERE guarantee_id IN ({guarantees})"),
         "DELETE FROM guarantees WHERE test_clock_id = $1 AND account_id = $2 AND livemode = $3".to_owned(),
         "DELETE FROM customers WHERE test_clock_id = $1 AND account_id = $2 AND livemode = $3".to_owned(),

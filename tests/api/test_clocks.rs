@@ -624,3 +624,34 @@ async fn clocks_are_deleted_30_days_after_creation() {
         Some("resource_missing"),
     );
 }
+
+/// A claim that waits for a person is due for review five business days after it was
+/// submitted at the clock's time (ten years ahead of the wall), and an operator's
+/// decision on it happens at the clock's time too.
+#[tokio::test]
+async fn review_due_by_counts_from_the_clocks_time() {
+    let app = TestApp::start().await;
+    let t0 = app.clock.now() + 10 * 365 * DAY;
+    let clock = id(&new_clock(&app, DEMO_KEY, t0).await);
+    let tenant = id(&customer_on(&app, DEMO_KEY, &clock).await);
+    let p = policy(&app, DEMO_KEY, 0).await;
+    let g = guarantee(&app, DEMO_KEY, &p, &tenant, t0, t0 + 365 * DAY).await;
+    let mut body = TestApp::claim_body(&id(&g), "inv_damage", t0);
+    body["reason"] = json!("property_damage");
+    body["amount"] = json!(50_000);
+    let claim = app.post("/v1/claims", DEMO_KEY, body).await.ok();
+    app.settle().await;
+    let claim = get(&app, DEMO_KEY, &format!("/v1/claims/{}", id(&claim))).await;
+    assert_eq!(claim["status"], "under_review", "damage waits for a person: {claim}");
+    assert_eq!(claim["status_transitions"]["submitted_at"], t0);
+    let due_by = claim["review"]["due_by"].as_i64().unwrap();
+    assert_eq!(due_by, casapay::domain::review::due_by(t0));
+    assert!((t0 + 5 * DAY..=t0 + 9 * DAY).contains(&due_by), "five business days after {t0}: {due_by}");
+
+    let operator = app.operator_key().await;
+    let approved = app.post(&format!("/v1/claims/{}/approve", id(&claim)), &operator, json!({})).await.ok();
+    assert_eq!(approved["status_transitions"]["approved_at"], t0, "decided at the clock's time");
+    app.settle().await;
+    let paid = get(&app, DEMO_KEY, &format!("/v1/claims/{}", id(&claim))).await;
+    assert_eq!((paid["status"].as_str(), paid["status_transitions"]["paid_at"].as_i64()), (Some("paid"), Some(t0)));
+}
