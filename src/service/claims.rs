@@ -138,7 +138,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
     guarantee.claims_filed += 1;
     store::guarantees::update(tx, &call.scope, &guarantee).await?;
     let submitted = super::review::new_action(
-        call,
+        now,
         &claim,
         ActionType::Submitted,
         &Actor::Platform,
@@ -170,7 +170,7 @@ pub async fn update(
     evidence: Option<EvidenceUpdate>,
 ) -> ApiResult<Claim> {
     // Refuses the write while the tenant's test clock advances.
-    test_clocks::time_for(tx, call, Holder::Claim, id).await?;
+    let at = test_clocks::time_for(tx, call, Holder::Claim, id).await?;
     let before = store::claims::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
     let mut after = before.clone();
     after.metadata = apply_metadata(&before.metadata, metadata.as_ref())?;
@@ -194,8 +194,7 @@ pub async fn update(
             (None, true) => Some("The platform answered the request for evidence.".to_owned()),
             (None, false) => None,
         };
-        let action =
-            super::review::new_action(call, &after, ActionType::EvidenceAdded, &Actor::Platform, message, None);
+        let action = super::review::new_action(at, &after, ActionType::EvidenceAdded, &Actor::Platform, message, None);
         store::claim_actions::insert(tx, &[(&call.scope, &action)]).await?;
     }
     store::claims::update(tx, &call.scope, &after).await?;

@@ -97,16 +97,18 @@ impl StepWrites {
         self.claims.insert(c.id.clone(), c.clone());
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn action(
         &mut self,
         call: &Call,
+        at: i64,
         c: &Claim,
         kind: ActionType,
         by: &Actor,
         message: Option<String>,
         amount: Option<i64>,
     ) {
-        self.actions.push((call.scope.clone(), new_action(call, c, kind, by, message, amount)));
+        self.actions.push((call.scope.clone(), new_action(at, c, kind, by, message, amount)));
     }
 
     async fn write(self, tx: &mut Tx) -> ApiResult<()> {
@@ -140,9 +142,10 @@ fn written(rows: u64, expected: usize, what: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// A step of a claim's review for its audit trail, taken at `call.now`.
+/// A step of a claim's review for its audit trail, taken at `at`: the claim's time
+/// (its tenant's test clock, or the wall clock).
 pub(crate) fn new_action(
-    call: &Call,
+    at: i64,
     c: &Claim,
     kind: ActionType,
     by: &Actor,
@@ -157,7 +160,7 @@ pub(crate) fn new_action(
         message,
         amount,
         livemode: c.livemode,
-        created: call.now,
+        created: at,
     }
 }
 
@@ -178,7 +181,7 @@ fn approve(
     w.guarantee(g);
     w.new_payouts.push((call.scope.clone(), payout));
     w.claim(&after);
-    w.action(call, &after, ActionType::Approved, by, None, Some(amount));
+    w.action(call, at, &after, ActionType::Approved, by, None, Some(amount));
     w.outbox.record_update(call, EventType::ClaimApproved, &claim, &after)?;
     Ok(after)
 }
@@ -200,7 +203,7 @@ fn deny(
     };
     after.deny(at, reason, note, by).map_err(claim_error)?;
     w.claim(&after);
-    w.action(call, &after, ActionType::Denied, by, message, None);
+    w.action(call, at, &after, ActionType::Denied, by, message, None);
     w.outbox.record_update(call, EventType::ClaimDenied, &claim, &after)?;
     Ok(after)
 }
@@ -266,6 +269,7 @@ pub async fn review_due(store: &Store, clock: Option<&str>, now: i64, limit: usi
         claim.review.checks = rules::checks(&input);
         writes.action(
             &call,
+            at,
             &claim,
             ActionType::Checked,
             &Actor::Automation,
@@ -392,7 +396,7 @@ pub async fn review_by_hand(
                         "First approval of {amount}; a second operator must approve (four eyes at {}).",
                         reviewer.second_approval_amount
                     );
-                    writes.action(&call, &after, ActionType::ApprovalRecorded, by, Some(message), Some(amount));
+                    writes.action(&call, at, &after, ActionType::ApprovalRecorded, by, Some(message), Some(amount));
                     writes.outbox.record_update(&call, EventType::ClaimReviewUpdated, &before, &after)?;
                     after
                 }
@@ -424,6 +428,18 @@ async fn claim_for_update(tx: &mut Tx, scope: Option<&Scope>, claim_id: &str) ->
     found.ok_or_else(|| ApiError::no_such(Kind::Claim.object(), claim_id, Some("id")))
 }
 
+/// An operator's call on a claim of any account: its scope, and the claim's time (no
+/// write while its tenant's test clock advances), read before the claim is locked, in
+/// the order every writer takes them.
+async fn clocked_call(tx: &mut Tx, request: &Call, claim_id: &str) -> ApiResult<(Call, i64)> {
+    let scope = store::claims::scope_of(tx, claim_id)
+        .await?
+        .ok_or_else(|| ApiError::no_such(Kind::Claim.object(), claim_id, Some("id")))?;
+    let call = Call { scope, ..request.clone() };
+    let at = super::test_clocks::time_for(tx, &call, store::test_clocks::Holder::Claim, claim_id).await?;
+    Ok((call, at))
+}
+
 /// An operator asks the platform for more evidence: `review.evidence_requested` is
 /// set and `claim.evidence_requested` sent; the claim waits for the platform's answer.
 pub async fn request_evidence(
@@ -433,12 +449,12 @@ pub async fn request_evidence(
     message: String,
     by: &Actor,
 ) -> ApiResult<Claim> {
-    let (scope, before) = claim_for_update(tx, None, claim_id).await?;
-    let call = Call { scope, ..request.clone() };
+    let (call, at) = clocked_call(tx, request, claim_id).await?;
+    let (_, before) = claim_for_update(tx, Some(&call.scope), claim_id).await?;
     let mut after = before.clone();
     after.request_evidence(message.clone()).map_err(claim_error)?;
     store::claims::update(tx, &call.scope, &after).await?;
-    let action = new_action(&call, &after, ActionType::EvidenceRequested, by, Some(message), None);
+    let action = new_action(at, &after, ActionType::EvidenceRequested, by, Some(message), None);
     store::claim_actions::insert(tx, &[(&call.scope, &action)]).await?;
     super::record_update(tx, &call, EventType::ClaimEvidenceRequested, &before, &after).await?;
     Ok(after)
@@ -447,9 +463,9 @@ pub async fn request_evidence(
 /// An operator's internal note on a claim: an action of the audit trail, which only
 /// operators read (no event: events go to the platform).
 pub async fn add_note(tx: &mut Tx, request: &Call, claim_id: &str, note: String, by: &Actor) -> ApiResult<ClaimAction> {
-    let (scope, claim) = claim_for_update(tx, None, claim_id).await?;
-    let call = Call { scope, ..request.clone() };
-    let action = new_action(&call, &claim, ActionType::NoteAdded, by, Some(note), None);
+    let (call, at) = clocked_call(tx, request, claim_id).await?;
+    let (_, claim) = claim_for_update(tx, Some(&call.scope), claim_id).await?;
+    let action = new_action(at, &claim, ActionType::NoteAdded, by, Some(note), None);
     store::claim_actions::insert(tx, &[(&call.scope, &action)]).await?;
     Ok(action)
 }
@@ -719,7 +735,7 @@ fn settle(
             let mut paid = claim.clone();
             paid.mark_paid(now).map_err(claim_error)?;
             w.claim(&paid);
-            w.action(call, &paid, ActionType::Paid, &Actor::Automation, None, Some(payout.amount));
+            w.action(call, now, &paid, ActionType::Paid, &Actor::Automation, None, Some(payout.amount));
             w.outbox.record(call, EventType::PayoutPaid, &settled)?;
             w.outbox.record_update(call, EventType::ClaimPaid, &claim, &paid)?;
         }

@@ -649,9 +649,37 @@ async fn review_due_by_counts_from_the_clocks_time() {
     assert!((t0 + 5 * DAY..=t0 + 9 * DAY).contains(&due_by), "five business days after {t0}: {due_by}");
 
     let operator = app.operator_key().await;
+    // While the clock advances, an operator's writes wait too.
+    let moving = app
+        .post(&format!("/v1/test_helpers/test_clocks/{clock}/advance"), DEMO_KEY, json!({"frozen_time": t0 + 60}))
+        .await
+        .ok();
+    assert_eq!(moving["status"], "advancing");
+    let ask = json!({"message": "Photos of the damage, please."});
+    for path in ["request_evidence", "notes"] {
+        let body = if path == "notes" { json!({"note": "Called the landlord."}) } else { ask.clone() };
+        let r = app.post(&format!("/v1/claims/{}/{path}", id(&claim)), &operator, body).await;
+        r.err(400, "invalid_request_error", Some("test_clock_advancing"));
+    }
+    app.settle().await;
+    let t0 = t0 + 60;
+    app.post(&format!("/v1/claims/{}/notes", id(&claim)), &operator, json!({"note": "Called the landlord."}))
+        .await
+        .ok();
     let approved = app.post(&format!("/v1/claims/{}/approve", id(&claim)), &operator, json!({})).await.ok();
     assert_eq!(approved["status_transitions"]["approved_at"], t0, "decided at the clock's time");
     app.settle().await;
     let paid = get(&app, DEMO_KEY, &format!("/v1/claims/{}", id(&claim))).await;
     assert_eq!((paid["status"].as_str(), paid["status_transitions"]["paid_at"].as_i64()), (Some("paid"), Some(t0)));
+    // The audit trail is on the clock too: submitted and checked at its start, the rest a minute later.
+    let file = app.get(&format!("/v1/review/claims/{}", id(&claim)), &operator).await.ok();
+    let times: Vec<(String, i64)> = file["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["type"].as_str().unwrap().to_owned(), a["created"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(times.first(), Some(&("submitted".to_owned(), t0 - 60)), "{times:?}");
+    assert!(times.iter().all(|(_, at)| *at == t0 - 60 || *at == t0), "every action at the clock's time: {times:?}");
+    assert_eq!(times.last().map(|(t, _)| t.as_str()), Some("paid"), "{times:?}");
 }
