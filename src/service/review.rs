@@ -419,13 +419,11 @@ fn second_approval_required() -> ApiError {
     )
 }
 
-/// The claim, locked, in `scope` or (for operators, `None`) in any account.
-async fn claim_for_update(tx: &mut Tx, scope: Option<&Scope>, claim_id: &str) -> ApiResult<(Scope, Claim)> {
-    let found = match scope {
-        Some(s) => store::claims::get_for_update(tx, s, claim_id).await?.map(|c| (s.clone(), c)),
-        None => store::claims::get_any_for_update(tx, claim_id).await?,
-    };
-    found.ok_or_else(|| ApiError::no_such(Kind::Claim.object(), claim_id, Some("id")))
+/// The claim, locked, in `scope` (an operator's call gets its scope from `clocked_call`).
+async fn claim_for_update(tx: &mut Tx, scope: &Scope, claim_id: &str) -> ApiResult<Claim> {
+    store::claims::get_for_update(tx, scope, claim_id)
+        .await?
+        .ok_or_else(|| ApiError::no_such(Kind::Claim.object(), claim_id, Some("id")))
 }
 
 /// An operator's call on a claim of any account: its scope, and the claim's time (no
@@ -450,7 +448,7 @@ pub async fn request_evidence(
     by: &Actor,
 ) -> ApiResult<Claim> {
     let (call, at) = clocked_call(tx, request, claim_id).await?;
-    let (_, before) = claim_for_update(tx, Some(&call.scope), claim_id).await?;
+    let before = claim_for_update(tx, &call.scope, claim_id).await?;
     let mut after = before.clone();
     after.request_evidence(message.clone()).map_err(claim_error)?;
     store::claims::update(tx, &call.scope, &after).await?;
@@ -464,7 +462,7 @@ pub async fn request_evidence(
 /// operators read (no event: events go to the platform).
 pub async fn add_note(tx: &mut Tx, request: &Call, claim_id: &str, note: String, by: &Actor) -> ApiResult<ClaimAction> {
     let (call, at) = clocked_call(tx, request, claim_id).await?;
-    let (_, claim) = claim_for_update(tx, Some(&call.scope), claim_id).await?;
+    let claim = claim_for_update(tx, &call.scope, claim_id).await?;
     let action = new_action(at, &claim, ActionType::NoteAdded, by, Some(note), None);
     store::claim_actions::insert(tx, &[(&call.scope, &action)]).await?;
     Ok(action)
