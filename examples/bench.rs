@@ -29,6 +29,8 @@ use sqlx::Connection;
 #[path = "shared/arrivals.rs"]
 mod arrivals;
 use arrivals::{Arrivals, receive};
+#[path = "shared/pg_relay.rs"]
+mod pg_relay;
 
 const POLICIES: usize = 1_000;
 const TENANTS: usize = 1_000;
@@ -53,7 +55,9 @@ fn selected<T: Copy + ToString>(var: &str, all: &[T]) -> Vec<T> {
 
 /// True when a `BENCH_*` selection narrows the run: the results page is then left alone.
 fn partial_run() -> bool {
-    ["BENCH_BACKENDS", "BENCH_OPS", "BENCH_CONNS", "BENCH_WEBHOOKS"].iter().any(|v| std::env::var(v).is_ok())
+    ["BENCH_BACKENDS", "BENCH_OPS", "BENCH_CONNS", "BENCH_WEBHOOKS", "BENCH_COMPARE_ENV"]
+        .iter()
+        .any(|v| std::env::var(v).is_ok())
 }
 
 /// Turns of ceiling and server per cell (BENCH_ROUNDS, default 5). A write's rate moves
@@ -578,12 +582,184 @@ async fn delivered(arrivals: &Arrivals, commits: &HashMap<String, Instant>, star
 struct Run {
     backend: &'static str,
     rows: Vec<(String, usize, Stats, Stats)>,
+    /// With `BENCH_COMPARE_ENV`: each cell's turns of the second server, its `ratio` being
+    /// the median of its turns over the first server's turns just before them.
+    compared: Vec<(String, usize, Stats)>,
+    /// PostgreSQL only: each cell's turns of the hand-written transaction (`ratio`: the
+    /// server's turn over it), and each operation's round trips.
+    handwritten: Vec<(String, usize, Stats)>,
+    round_trips: Vec<(String, RoundTrips)>,
     webhooks: Webhooks,
     rss_mib: f64,
     /// Claims the engine had yet to review or pay 10 s after a create-claim turn (the most).
     engine_backlog: i64,
     /// Median of the engine's catch-up rates after create-claim turns, claims per second.
     engine_rate: Option<f64>,
+}
+
+/// Round trips to PostgreSQL per request, counted by a relay (`pg_relay`): the server's,
+/// the same operation's through the store layer, and the hand-written transaction's.
+#[derive(Clone, Copy, Default)]
+struct RoundTrips {
+    server: f64,
+    store: f64,
+    handwritten: f64,
+}
+
+/// Requests per operation in the counting phase, one at a time.
+const COUNTED_REQUESTS: u64 = 200;
+
+/// Counts each operation's round trips: a server of its own (no claims engine) and a
+/// store pool of their own connect through the relay, and each sends
+/// `COUNTED_REQUESTS` requests one after another. What the server's background loops
+/// send meanwhile (the dispatcher's polls, the gauges) is measured while it idles first
+/// and taken off at that rate.
+async fn count_round_trips(
+    bin: &str,
+    tmp: &std::path::Path,
+    url: &str,
+    d: &Arc<Data>,
+    ops: &[&'static str],
+    store: &Store,
+) -> Vec<(String, RoundTrips)> {
+    let (rest, database) = url.rsplit_once('/').unwrap();
+    let (scheme_user, host) = rest.rsplit_once('@').unwrap();
+    let upstream = tokio::net::lookup_host(host).await.unwrap().next().unwrap();
+    let relay = pg_relay::Relay::start(upstream).await;
+    let relayed = format!("{scheme_user}@{}/{database}?sslmode=disable", relay.addr);
+    let dir = tmp.join("counted");
+    std::fs::create_dir_all(&dir).unwrap();
+    let no_engine = [("CASAPAY_NO_ENGINE".to_owned(), "true".to_owned())];
+    let (mut server, port) = start_server(bin, &dir, &relayed, &no_engine, "casapay_bench_server_counted.log").await;
+    let http = Http::new(([127, 0, 0, 1], port).into(), &d.key);
+    let counted_store = Store::connect(&StoreOptions::new(&relayed)).await.unwrap();
+    let counted_pool = handwritten::Connections::connect(&relayed).await;
+
+    // Warm up every path (connections, prepared statements, the key cache), then idle.
+    for (i, &op) in ops.iter().enumerate() {
+        let n = 7_000_000 + i as u64;
+        http_op(&http, d, op, n).await;
+        sql_op(&counted_store, d, op, n).await;
+        handwritten::op(&counted_pool, d, op, n).await;
+    }
+    drain(store).await;
+    let idle_started = (Instant::now(), relay.round_trips());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rate = (relay.round_trips() - idle_started.1) as f64 / idle_started.0.elapsed().as_secs_f64();
+
+    let mut out = Vec::new();
+    for (i, &op) in ops.iter().enumerate() {
+        let base = 8_000_000 + 10_000 * i as u64;
+        let (started, before) = (Instant::now(), relay.round_trips());
+        for n in 0..COUNTED_REQUESTS {
+            assert!(http_op(&http, d, op, base + n).await, "{op} failed while counting round trips");
+        }
+        let background = idle_rate * started.elapsed().as_secs_f64();
+        let server_trips = ((relay.round_trips() - before) as f64 - background).max(0.0) / COUNTED_REQUESTS as f64;
+        let (started, before) = (Instant::now(), relay.round_trips());
+        for n in 0..COUNTED_REQUESTS {
+            assert!(sql_op(&counted_store, d, op, base + 5_000 + n).await, "{op} failed while counting round trips");
+        }
+        let background = idle_rate * started.elapsed().as_secs_f64();
+        let store_trips = ((relay.round_trips() - before) as f64 - background).max(0.0) / COUNTED_REQUESTS as f64;
+        let (started, before) = (Instant::now(), relay.round_trips());
+        for n in 0..COUNTED_REQUESTS {
+            assert!(
+                handwritten::op(&counted_pool, d, op, base + 7_000 + n).await,
+                "{op} failed while counting round trips"
+            );
+        }
+        let background = idle_rate * started.elapsed().as_secs_f64();
+        let hand_trips = ((relay.round_trips() - before) as f64 - background).max(0.0) / COUNTED_REQUESTS as f64;
+        // The scripts' statements, one round trip each: a check of the port and of the relay
+        // (the server's background polls, taken off at their idle rate, leave a little noise).
+        if let Some((_, statements)) = handwritten::ROUND_TRIPS.iter().find(|(o, _)| *o == op) {
+            assert!(
+                (hand_trips - *statements as f64).abs() < 0.05,
+                "round trips of the hand-written {op}: {hand_trips}"
+            );
+        }
+        eprintln!(
+            "round trips per request, {op}: server {server_trips:.2}, store layer {store_trips:.2}, hand-written {hand_trips:.2}"
+        );
+        out.push((op.to_owned(), RoundTrips { server: server_trips, store: store_trips, handwritten: hand_trips }));
+        drain(store).await;
+    }
+    counted_pool.close().await;
+    counted_store.close().await;
+    let _ = server.kill();
+    let _ = server.wait();
+    out
+}
+
+/// One turn of the server over HTTP, driven from the load generator's own runtime.
+async fn http_turn(
+    rt: &Arc<tokio::runtime::Runtime>,
+    conc: usize,
+    seq: &Arc<AtomicU64>,
+    http: &Arc<Http>,
+    data: &Arc<Data>,
+    op: &'static str,
+) -> Sample {
+    let (rt, seq, http, data) = (rt.clone(), seq.clone(), http.clone(), data.clone());
+    tokio::task::spawn_blocking(move || {
+        rt.block_on(drive(conc, seq, move |n| {
+            let (http, data) = (http.clone(), data.clone());
+            async move { http_op(&http, &data, op, n).await }
+        }))
+    })
+    .await
+    .unwrap()
+}
+
+/// `BENCH_COMPARE_ENV` (space-separated `NAME=value` pairs) or None.
+fn compare_env() -> Option<Vec<(String, String)>> {
+    let text = std::env::var("BENCH_COMPARE_ENV").ok().filter(|s| !s.trim().is_empty())?;
+    Some(
+        text.split_whitespace()
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').expect("BENCH_COMPARE_ENV: NAME=value pairs");
+                (k.to_owned(), v.to_owned())
+            })
+            .collect(),
+    )
+}
+
+/// Starts `casapay serve` on the benchmark's data and waits until it answers.
+async fn start_server(
+    bin: &str,
+    tmp: &std::path::Path,
+    url: &str,
+    extra_env: &[(String, String)],
+    log: &str,
+) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(tmp)
+        .env("CASAPAY_RATE_LIMIT_TEST", "0")
+        .env("CASAPAY_WEBHOOK_ALLOW_HTTP", "true")
+        .env("CASAPAY_WEBHOOK_ALLOW_PRIVATE", "true")
+        .env("CASAPAY_WEBHOOK_PER_ENDPOINT", "32")
+        .env("CASAPAY_WEBHOOK_PER_ACCOUNT", "32")
+        .env("RUST_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
+        .envs(extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stderr(std::fs::File::create(std::env::temp_dir().join(log)).unwrap())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    if url.starts_with("postgres") {
+        cmd.env("DATABASE_URL", url);
+    } else {
+        cmd.env_remove("DATABASE_URL");
+    }
+    let server = cmd.spawn().expect("start casapay serve");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (server, port)
 }
 
 async fn run_backend(backend: &'static str, bin: &str) -> Run {
@@ -611,33 +787,9 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
     }
     eprintln!("{backend}: seeded in {:.1}s", seeding.elapsed().as_secs_f64());
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut cmd = std::process::Command::new(bin);
-    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(&tmp)
-        .env("CASAPAY_RATE_LIMIT_TEST", "0")
-        .env("CASAPAY_WEBHOOK_ALLOW_HTTP", "true")
-        .env("CASAPAY_WEBHOOK_ALLOW_PRIVATE", "true")
-        .env("CASAPAY_WEBHOOK_PER_ENDPOINT", "32")
-        .env("CASAPAY_WEBHOOK_PER_ACCOUNT", "32")
-        .env("RUST_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
-        .stderr(std::fs::File::create(std::env::temp_dir().join("casapay_bench_server.log")).unwrap())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null());
-    if backend == "postgres" {
-        cmd.env("DATABASE_URL", &url);
-    } else {
-        cmd.env_remove("DATABASE_URL");
-    }
-    let mut server = cmd.spawn().expect("start casapay serve");
+    let (mut server, port) = start_server(bin, &tmp, &url, &[], "casapay_bench_server.log").await;
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
     // Webhooks first, before the claims engine has a backlog to work through.
     let webhooks = if std::env::var("BENCH_WEBHOOKS").as_deref() == Ok("0") {
         Webhooks::default()
@@ -645,12 +797,48 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
         webhooks(&client, &base, &data.key, 2_000).await
     };
 
+    // A second server on the same data with other settings (`BENCH_COMPARE_ENV`, as
+    // `CASAPAY_METRICS=off`), started after the webhook phase so that it delivers none
+    // of that phase's events. Its turns follow the first server's in every round;
+    // `BENCH_COMPARE_ENV=CASAPAY_METRICS=on` (the same settings twice) shows what that
+    // order alone is worth.
+    // One server per SQLite file: the second gets a copy of the seeded file, and the
+    // engine's drain after its turns reads that copy.
+    let compare_env = compare_env();
+    let (mut second, second_store) = match &compare_env {
+        Some(env) => {
+            let dir = tmp.join("second");
+            std::fs::create_dir_all(&dir).unwrap();
+            let url = if backend == "postgres" {
+                url.clone()
+            } else {
+                let copy = dir.join("casapay.db");
+                sqlx::query(&format!("VACUUM INTO '{}'", copy.display())).execute(store.pool()).await.unwrap();
+                format!("sqlite://{}?mode=rwc", copy.display())
+            };
+            let second_store = Store::connect(&StoreOptions::new(&url)).await.unwrap();
+            (Some(start_server(bin, &dir, &url, env, "casapay_bench_server_b.log").await), Some(second_store))
+        }
+        None => (None, None),
+    };
+
     // Ceiling and server take turns, round after round, so that a change in the
     // machine's load (the disk's fsync time above all) falls on both alike. The
     // server's claims engine runs throughout: it reviews and pays the claims of both
     // sides, and is drained after each turn.
     let (ops, conns) = (selected("BENCH_OPS", &OPS), selected("BENCH_CONNS", &CONCURRENCY));
+    let handwritten_pool = match &pg {
+        Some(_) => {
+            let pool = handwritten::Connections::connect(&url).await;
+            handwritten::prepare(&pool, &data).await;
+            Some(pool)
+        }
+        None => None,
+    };
+    let mut handwritten_rows = Vec::new();
     let http = Arc::new(Http::new(([127, 0, 0, 1], port).into(), &data.key));
+    let second_http = second.as_ref().map(|(_, port)| Arc::new(Http::new(([127, 0, 0, 1], *port).into(), &data.key)));
+    let mut compared_rows = Vec::new();
     // The load generator runs on one thread of its own, as wrk's threads do: a second
     // runtime worker spinning for work took CPU from the server and the database.
     let client_rt = Arc::new(tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap());
@@ -659,7 +847,8 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
     for &op in &ops {
         for &conc in &conns {
             let (mut ceiling, mut served, mut cpu, mut client_cpu, mut backlog) = (Vec::new(), Vec::new(), 0.0, 0.0, 0);
-            for _ in 0..rounds() {
+            let (mut compared, mut compared_cpu, mut by_hand) = (Vec::new(), 0.0, Vec::new());
+            for round in 0..rounds() {
                 let (store2, data2) = (store.clone(), data.clone());
                 ceiling.push(
                     drive(conc, seq.clone(), move |n| {
@@ -670,21 +859,69 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
                 );
                 let drained = drain(&store).await;
                 engine_rates.extend(drained.rate.filter(|_| op == "create claim"));
-                let (http, data) = (http.clone(), data.clone());
+                if let Some(pool) = &handwritten_pool {
+                    let (pool, data2) = (pool.clone(), data.clone());
+                    by_hand.push(
+                        drive(conc, seq.clone(), move |n| {
+                            let (pool, data) = (pool.clone(), data2.clone());
+                            async move { handwritten::op(&pool, &data, op, n).await }
+                        })
+                        .await,
+                    );
+                }
+                // The second server's turn comes before the first's in odd rounds and after
+                // it in even ones: a turn right after another ran a few percent faster.
+                macro_rules! second_turn {
+                    () => {
+                        if let (Some((second, _)), Some(http)) = (&second, &second_http) {
+                            let cpu_before = cpu_seconds(second.id());
+                            compared.push(http_turn(&client_rt, conc, &seq, http, &data, op).await);
+                            drain(second_store.as_ref().unwrap_or(&store)).await;
+                            compared_cpu += cpu_seconds(second.id()) - cpu_before;
+                        }
+                    };
+                }
+                if round % 2 == 1 {
+                    second_turn!();
+                }
                 let (cpu_before, client_before) = (cpu_seconds(server.id()), cpu_seconds(std::process::id()));
-                let (rt, seq) = (client_rt.clone(), seq.clone());
-                let turn = tokio::task::spawn_blocking(move || {
-                    rt.block_on(drive(conc, seq, move |n| {
-                        let (http, data) = (http.clone(), data.clone());
-                        async move { http_op(&http, &data, op, n).await }
-                    }))
-                });
-                served.push(turn.await.unwrap());
+                served.push(http_turn(&client_rt, conc, &seq, &http, &data, op).await);
                 let drained = drain(&store).await;
                 backlog = drained.left;
                 engine_rates.extend(drained.rate.filter(|_| op == "create claim"));
                 cpu += cpu_seconds(server.id()) - cpu_before;
                 client_cpu += cpu_seconds(std::process::id()) - client_before;
+                if round % 2 == 0 {
+                    second_turn!();
+                }
+            }
+            if !by_hand.is_empty() {
+                let mut h = stats(&by_hand);
+                // Here `ratio` is the server's turn over the hand-written turn before it.
+                h.ratio = median(pair_ratios(&served, &by_hand));
+                eprintln!(
+                    "{backend}: {op} at {conc}: hand-written transaction {:.0} req/s (p50 {:.2} ms); the server {:.0}% of it",
+                    h.per_second,
+                    h.p50_ms,
+                    100.0 * h.ratio
+                );
+                handwritten_rows.push((op.to_owned(), conc, h));
+            }
+            if !compared.is_empty() {
+                let mut b = stats(&compared);
+                let ratios = pair_ratios(&compared, &served);
+                b.ratio = median(ratios.clone());
+                let requests: usize = compared.iter().map(|x| x.latencies_ms.len()).sum();
+                b.cpu_us = compared_cpu * 1e6 / requests.max(1) as f64;
+                eprintln!(
+                    "{backend}: {op} at {conc}: second server {:.0} req/s (p50 {:.2} ms), {:.1}% of the first \
+                     (turn by turn: {})",
+                    b.per_second,
+                    b.p50_ms,
+                    100.0 * b.ratio,
+                    ratios.iter().map(|r| format!("{:.1}%", 100.0 * r)).collect::<Vec<_>>().join(" ")
+                );
+                compared_rows.push((op.to_owned(), conc, b));
             }
             let mut s = stats(&served);
             let ratios = pair_ratios(&served, &ceiling);
@@ -709,7 +946,17 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
             rows.push((op.to_owned(), conc, s, stats(&ceiling)));
         }
     }
+    let round_trips = match &pg {
+        Some(_) => count_round_trips(bin, &tmp, &url, &data, &ops, &store).await,
+        None => Vec::new(),
+    };
+    if let Some(pool) = handwritten_pool {
+        pool.close().await;
+    }
     store.close().await;
+    if let Some(second_store) = second_store {
+        second_store.close().await;
+    }
     if let Ok(rt) = Arc::try_unwrap(client_rt) {
         // Dropped outside any runtime's context, as tokio requires.
         rt.shutdown_background();
@@ -717,13 +964,27 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
     let rss_mib = peak_rss_mib(server.id());
     let _ = server.kill();
     let _ = server.wait();
+    if let Some((mut second, _)) = second.take() {
+        let _ = second.kill();
+        let _ = second.wait();
+    }
     if let Some((admin, name)) = pg {
         let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
     }
     let _ = std::fs::remove_dir_all(&tmp);
     let engine_rate = (!engine_rates.is_empty()).then(|| median(engine_rates));
-    Run { backend, rows, webhooks, rss_mib, engine_backlog, engine_rate }
+    Run {
+        backend,
+        rows,
+        compared: compared_rows,
+        handwritten: handwritten_rows,
+        round_trips,
+        webhooks,
+        rss_mib,
+        engine_backlog,
+        engine_rate,
+    }
 }
 
 fn table(runs: &[Run], machine: &str) -> String {
@@ -735,13 +996,23 @@ fn table(runs: &[Run], machine: &str) -> String {
         duration().as_secs_f64()
     );
     out.push_str(
-        "| backend | operation | conns | server req/s | p50 ms | p99 ms | errors | server CPU µs/req | client CPU µs/req | raw SQL req/s | ratio |\n",
+        "| backend | operation | conns | server req/s | p50 ms | p99 ms | errors | server CPU µs/req | client CPU µs/req | \
+         raw SQL req/s | ratio | hand-written req/s | ratio | round trips: server / store / hand-written |\n",
     );
-    out.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    out.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for run in runs {
         for (op, conc, s, c) in &run.rows {
+            let by_hand = run.handwritten.iter().find(|(o, n, _)| o == op && n == conc).map(|(_, _, h)| h);
+            let (hand_rate, hand_ratio) = match by_hand {
+                Some(h) => (format!("{:.0}", h.per_second), format!("{:.0}%", 100.0 * h.ratio)),
+                None => ("–".to_owned(), "–".to_owned()),
+            };
+            let trips = match run.round_trips.iter().find(|(o, _)| o == op) {
+                Some((_, t)) => format!("{:.1} / {:.1} / {:.1}", t.server, t.store, t.handwritten),
+                None => "–".to_owned(),
+            };
             out.push_str(&format!(
-                "| {} | {op} | {conc} | {:.0} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {:.0} | {:.0}% |\n",
+                "| {} | {op} | {conc} | {:.0} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {:.0} | {:.0}% | {hand_rate} | {hand_ratio} | {trips} |\n",
                 run.backend,
                 s.per_second,
                 s.p50_ms,
@@ -765,6 +1036,31 @@ fn table(runs: &[Run], machine: &str) -> String {
             "| {} | {rate:.0} | {p50:.1} | {p99:.1} | {paced_p50:.1} | {paced_p99:.1} | {:.1} |\n",
             run.backend, run.rss_mib
         ));
+    }
+    if let Some(env) =
+        runs.iter().any(|r| !r.compared.is_empty()).then(|| std::env::var("BENCH_COMPARE_ENV").unwrap_or_default())
+    {
+        out.push_str(&format!(
+            "\nThe same cells on a second server on the same data, started with `{env}`, its turns right after \
+             the first server's:\n\n| backend | operation | conns | first req/s | second req/s | second / first | \
+             first p99 ms | second p99 ms | first CPU µs/req | second CPU µs/req |\n\
+             | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        ));
+        for run in runs {
+            for ((op, conc, b), (_, _, a, _)) in run.compared.iter().zip(&run.rows) {
+                out.push_str(&format!(
+                    "| {} | {op} | {conc} | {:.0} | {:.0} | {:.1}% | {:.1} | {:.1} | {:.0} | {:.0} |\n",
+                    run.backend,
+                    a.per_second,
+                    b.per_second,
+                    100.0 * b.ratio,
+                    a.p99_ms,
+                    b.p99_ms,
+                    a.cpu_us,
+                    b.cpu_us
+                ));
+            }
+        }
     }
     for run in runs {
         out.push_str(&format!(
@@ -812,5 +1108,212 @@ async fn main() {
             std::fs::write(&path, updated).unwrap();
             eprintln!("results written to {path}");
         }
+    }
+}
+
+/// The hand-written service's transactions (`../shared/ceiling/*.sql`, pgbench scripts of
+/// what a careful engineer would send per request), ported to this schema with their
+/// statements kept one for one, over sqlx's PostgreSQL driver with prepared statements
+/// (as `pgbench -M prepared`). Their round trips: create guarantee 4 (BEGIN, INSERT the
+/// guarantee, INSERT its event, COMMIT), retrieve 1, list 1, create claim 7 (BEGIN, lock
+/// the guarantee, INSERT the claim, count it on the guarantee, INSERT its event, INSERT a
+/// delivery, COMMIT).
+mod handwritten {
+    use super::*;
+    use sqlx::Row;
+
+    pub const ROUND_TRIPS: [(&str, u64); 4] =
+        [("create guarantee", 4), ("retrieve guarantee", 1), ("list guarantees", 1), ("create claim", 7)];
+
+    const GUARANTEE_COLUMNS: &str = "id, account_id, policy_id, tenant_id, coverage_amount, total_coverage, currency, \
+        start_date, end_date, status, claims_filed, claims_paid, metadata, created";
+
+    /// The endpoint the create-claim script's delivery goes to: disabled, so that the
+    /// server's dispatcher leaves its deliveries alone (they are written as failed).
+    pub const SINK_ENDPOINT: &str = "we_handwritten_sink";
+
+    /// One connection per client, as pgbench holds them: sqlx's pool pings each
+    /// connection it takes back (one more round trip per request), which pgbench does not.
+    pub struct Connections {
+        url: String,
+        idle: std::sync::Mutex<Vec<sqlx::PgConnection>>,
+    }
+
+    impl Connections {
+        pub async fn connect(url: &str) -> Arc<Connections> {
+            let c = Arc::new(Connections { url: url.to_owned(), idle: Default::default() });
+            // Checks the URL at once rather than in the first turn.
+            let conn = sqlx::PgConnection::connect(url).await.unwrap();
+            c.idle.lock().unwrap().push(conn);
+            c
+        }
+
+        async fn take(&self) -> Result<sqlx::PgConnection, sqlx::Error> {
+            let idle = self.idle.lock().unwrap().pop();
+            match idle {
+                Some(conn) => Ok(conn),
+                None => sqlx::PgConnection::connect(&self.url).await,
+            }
+        }
+
+        fn give_back(&self, conn: sqlx::PgConnection) {
+            self.idle.lock().unwrap().push(conn);
+        }
+
+        pub async fn close(&self) {
+            let all: Vec<_> = self.idle.lock().unwrap().drain(..).collect();
+            for conn in all {
+                let _ = conn.close().await;
+            }
+        }
+    }
+
+    pub async fn prepare(pool: &Connections, d: &Data) {
+        let mut conn = pool.take().await.unwrap();
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (id, account_id, livemode, created, url, enabled_events, status, secret, metadata) \
+             VALUES ($1, $2, FALSE, $3, 'http://127.0.0.1:9/sink', '[\"claim.created\"]', 'disabled', 'whsec_sink', '{}') \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(SINK_ENDPOINT)
+        .bind(&d.scope.account_id)
+        .bind(d.now)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        pool.give_back(conn);
+    }
+
+    fn new_id(prefix: &str) -> String {
+        format!("{prefix}_{}", casapay::ids::random_secret(24))
+    }
+
+    pub async fn op(pool: &Connections, d: &Data, op: &str, n: u64) -> bool {
+        let Ok(mut conn) = pool.take().await else { return false };
+        let result: Result<(), sqlx::Error> = async {
+            let conn = &mut conn;
+            let account = &d.scope.account_id;
+            let now = SystemClock.now();
+            match op {
+                "create guarantee" => {
+                    let mut tx = conn.begin().await?;
+                    let g = sqlx::query(&format!(
+                        "INSERT INTO guarantees (id, account_id, livemode, created, status, policy_id, tenant_id, \
+                         coverage_amount, total_coverage, currency, start_date, end_date, metadata) \
+                         VALUES ($1, $2, FALSE, $3, 'active', $4, $5, 1000, 12000, 'eur', $6, $7, '{{}}') \
+                         RETURNING {GUARANTEE_COLUMNS}"
+                    ))
+                    .bind(new_id("gua"))
+                    .bind(account)
+                    .bind(now)
+                    .bind(d.pick(&d.policies, n))
+                    .bind(d.pick(&d.tenants, n))
+                    .bind(d.now - 86_400)
+                    .bind(d.now + 365 * 86_400)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let object = json!({
+                        "id": g.get::<String, _>("id"), "object": "guarantee", "policy": g.get::<String, _>("policy_id"),
+                        "tenant": g.get::<String, _>("tenant_id"), "coverage_amount": g.get::<i64, _>("coverage_amount"),
+                        "total_coverage": g.get::<i64, _>("total_coverage"), "currency": g.get::<String, _>("currency"),
+                        "start_date": g.get::<i64, _>("start_date"), "end_date": g.get::<i64, _>("end_date"),
+                        "status": g.get::<String, _>("status"), "claims_filed": 0, "claims_paid": 0, "metadata": {},
+                        "created": g.get::<i64, _>("created"),
+                    });
+                    sqlx::query(
+                        "INSERT INTO events (id, account_id, livemode, created, type, object) \
+                         VALUES ($1, $2, FALSE, $3, 'guarantee.created', $4)",
+                    )
+                    .bind(new_id("evt"))
+                    .bind(account)
+                    .bind(now)
+                    .bind(object.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await
+                }
+                "create claim" => {
+                    let mut tx = conn.begin().await?;
+                    let g = sqlx::query(
+                        "SELECT id, account_id, status, coverage_amount, total_coverage, claims_filed, claims_paid, end_date \
+                         FROM guarantees WHERE id = $1 AND account_id = $2 AND livemode = FALSE FOR UPDATE",
+                    )
+                    .bind(d.pick(&d.guarantees, n))
+                    .bind(account)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let guarantee: String = g.get("id");
+                    let invoice = format!("hw_{}", d.invoice.fetch_add(1, Ordering::Relaxed));
+                    // Under review and waiting for a person: the server's engine leaves it be.
+                    let c = sqlx::query(
+                        "INSERT INTO claims (id, account_id, livemode, created, guarantee_id, amount, currency, status, \
+                         reason, invoice_id, due_date, awaiting_operator, metadata) \
+                         VALUES ($1, $2, FALSE, $3, $4, 1000, 'eur', 'under_review', 'missed_payment', $5, $6, TRUE, '{}') \
+                         RETURNING id, created",
+                    )
+                    .bind(new_id("clm"))
+                    .bind(account)
+                    .bind(now)
+                    .bind(&guarantee)
+                    .bind(&invoice)
+                    .bind(d.now - 86_400)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    sqlx::query("UPDATE guarantees SET claims_filed = claims_filed + 1 WHERE id = $1")
+                        .bind(&guarantee)
+                        .execute(&mut *tx)
+                        .await?;
+                    let object = json!({
+                        "object": "claim", "id": c.get::<String, _>("id"), "guarantee": guarantee, "amount": 1000,
+                        "currency": "eur", "status": "under_review", "reason": "missed_payment",
+                        "evidence": {"invoice_id": invoice, "due_date": d.now - 86_400}, "created": c.get::<i64, _>("created"),
+                    });
+                    let event: String = sqlx::query_scalar(
+                        "INSERT INTO events (id, account_id, livemode, created, type, object) \
+                         VALUES ($1, $2, FALSE, $3, 'claim.created', $4) RETURNING id",
+                    )
+                    .bind(new_id("evt"))
+                    .bind(account)
+                    .bind(now)
+                    .bind(object.to_string())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO webhook_deliveries (id, account_id, livemode, created, event_id, endpoint_id, status, \
+                         attempts, next_attempt_at) VALUES ($1, $2, FALSE, $3, $4, $5, 'failed', 0, $3)",
+                    )
+                    .bind(new_id("whd"))
+                    .bind(account)
+                    .bind(now)
+                    .bind(&event)
+                    .bind(SINK_ENDPOINT)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await
+                }
+                "retrieve guarantee" => sqlx::query(&format!(
+                    "SELECT {GUARANTEE_COLUMNS} FROM guarantees WHERE id = $1 AND account_id = $2 AND livemode = FALSE"
+                ))
+                .bind(d.pick(&d.guarantees, n))
+                .bind(account)
+                .fetch_one(&mut *conn)
+                .await
+                .map(|_| ()),
+                _ => sqlx::query(&format!(
+                    "SELECT {GUARANTEE_COLUMNS} FROM guarantees WHERE account_id = $1 AND livemode = FALSE \
+                     ORDER BY created DESC LIMIT 10"
+                ))
+                .bind(account)
+                .fetch_all(&mut *conn)
+                .await
+                .map(|_| ()),
+            }
+        }
+        .await;
+        // A connection left mid-transaction by an error is closed rather than reused.
+        if result.is_ok() {
+            pool.give_back(conn);
+        }
+        result.is_ok()
     }
 }
