@@ -644,6 +644,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     } else {
         vec![tokio::spawn(engine.run(cancel.clone())), tokio::spawn(dispatcher.run(cancel.clone()))]
     };
+    workers.extend(crate::jobs::endpoint_listener::start(&store, &url, cancel.clone()));
     if store.metrics().is_on() {
         // On every replica, --no-engine or not: the gauges are the database's, and any
         // replica Prometheus reaches shows them.

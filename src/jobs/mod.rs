@@ -6,6 +6,7 @@
 //! `run_once`.
 
 pub mod dispatcher;
+pub mod endpoint_listener;
 pub mod engine;
 pub mod metrics;
 

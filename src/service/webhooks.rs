@@ -101,8 +101,11 @@ pub async fn rotate_secret(tx: &mut Tx, call: &Call, id: &str) -> ApiResult<Webh
 }
 
 pub async fn delete(store: &Store, call: &Call, id: &str) -> ApiResult<()> {
-    let mut conn = store.acquire().await?;
-    if store::webhooks::delete_endpoint(&mut conn, &call.scope, id).await? { Ok(()) } else { Err(not_found(id)) }
+    // In a transaction: its commit makes the endpoint cache forget the endpoint.
+    super::write(store, async |tx| {
+        if store::webhooks::delete_endpoint(tx, &call.scope, id).await? { Ok(()) } else { Err(not_found(id)) }
+    })
+    .await
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest) -> ApiResult<Page<WebhookEndpoint>> {

@@ -10,6 +10,7 @@ pub(crate) mod batch;
 pub mod claim_actions;
 pub mod claims;
 pub mod customers;
+pub mod endpoint_cache;
 pub mod events;
 pub mod files;
 pub mod gauges;
@@ -72,6 +73,10 @@ pub struct Tx {
     /// reads them once (see `webhooks::enabled_endpoints_in`). No transaction both
     /// changes endpoints and records events, so this cannot go stale within one.
     endpoints: Vec<(Scope, webhooks::EnabledEndpoints)>,
+    /// The store's endpoints between transactions, and whether this one changed an
+    /// endpoint (the cache then forgets them all once it commits).
+    endpoint_cache: Arc<endpoint_cache::EndpointCache>,
+    changed_endpoints: bool,
     /// The store's metrics, and the counts to add once this transaction commits.
     metrics: Metrics,
     on_commit: Vec<::metrics::Counter>,
@@ -131,6 +136,9 @@ impl Tx {
 
     pub async fn commit(self) -> Result<(), CommitError> {
         self.inner.commit().await.map_err(CommitError)?;
+        if self.changed_endpoints {
+            self.endpoint_cache.invalidate();
+        }
         if self.wrote_outbox {
             self.outbox.notify_one();
         }
@@ -184,6 +192,8 @@ pub struct Store {
     holder: holder::SharedHolder,
     /// The process's metrics, shared by everything that uses this store.
     metrics: Metrics,
+    /// Enabled webhook endpoints per scope, between transactions (off until made live).
+    endpoint_cache: Arc<endpoint_cache::EndpointCache>,
 }
 
 /// The last time a pooled connection was found broken. A database restart or failover
@@ -220,7 +230,7 @@ impl LostConnections {
 }
 
 /// The account and mode every platform query is scoped to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Scope {
     pub account_id: String,
     pub livemode: bool,
@@ -290,6 +300,7 @@ impl Store {
             lost,
             holder: Arc::new(holder::Holder::new(backend, &opts.url)),
             metrics: Metrics::new(),
+            endpoint_cache: Arc::default(),
         })
     }
 
@@ -301,6 +312,11 @@ impl Store {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The enabled webhook endpoints kept between transactions (see [`endpoint_cache`]).
+    pub fn endpoint_cache(&self) -> &endpoint_cache::EndpointCache {
+        &self.endpoint_cache
     }
 
     /// The pool's connections: (in use, idle). Counted by the pool, no query.
@@ -368,6 +384,8 @@ impl Store {
             outbox: self.outbox.clone(),
             wrote_outbox: false,
             endpoints: Vec::new(),
+            endpoint_cache: self.endpoint_cache.clone(),
+            changed_endpoints: false,
             metrics: self.metrics.clone(),
             on_commit: Vec::new(),
             _writer: writer,

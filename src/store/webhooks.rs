@@ -33,7 +33,9 @@ fn endpoint_from_row(r: &AnyRow) -> Result<WebhookEndpoint, sqlx::Error> {
     }})
 }
 
-pub async fn insert_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
+/// Endpoint writes take a transaction: its commit makes the endpoint cache forget.
+pub async fn insert_endpoint(tx: &mut Tx, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
+    tx.changed_endpoints = true;
     let query = insert_query(
         "INSERT INTO webhook_endpoints (id, account_id, livemode, created, url, description, enabled_events, status, \
          secret, previous_secrets, failing_since, metadata, rate_limit) \
@@ -42,7 +44,7 @@ pub async fn insert_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint
         scope,
         e.created,
     );
-    bind_endpoint_fields(query, e).execute(&mut *conn).await?;
+    bind_endpoint_fields(query, e).execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -83,21 +85,23 @@ async fn select_endpoint(
     super::list::fetch_one(conn, "webhook_endpoints", ENDPOINT_COLUMNS, scope, id, lock, endpoint_from_row).await
 }
 
-pub async fn update_endpoint(conn: &mut Conn, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
+pub async fn update_endpoint(tx: &mut Tx, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
+    tx.changed_endpoints = true;
     let query = sqlx::query(
         "UPDATE webhook_endpoints SET url = $1, description = $2, enabled_events = $3, status = $4, secret = $5, \
          previous_secrets = $6, failing_since = $7, metadata = $8, rate_limit = $9 \
          WHERE id = $10 AND account_id = $11 AND livemode = $12",
     );
-    execute_scoped(conn, bind_endpoint_fields(query, e), &e.id, scope).await
+    execute_scoped(tx, bind_endpoint_fields(query, e), &e.id, scope).await
 }
 
-pub async fn delete_endpoint(conn: &mut Conn, scope: &Scope, id: &str) -> Result<bool, sqlx::Error> {
+pub async fn delete_endpoint(tx: &mut Tx, scope: &Scope, id: &str) -> Result<bool, sqlx::Error> {
+    tx.changed_endpoints = true;
     let done = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1 AND account_id = $2 AND livemode = $3")
         .bind(id)
         .bind(&scope.account_id)
         .bind(scope.livemode)
-        .execute(&mut *conn)
+        .execute(&mut **tx)
         .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -132,7 +136,13 @@ pub async fn enabled_endpoints_in(tx: &mut Tx, scope: &Scope) -> Result<EnabledE
     if let Some((_, found)) = tx.endpoints.iter().find(|(s, _)| s == scope) {
         return Ok(found.clone());
     }
+    if let Some(found) = tx.endpoint_cache.get(scope) {
+        tx.endpoints.push((scope.clone(), found.clone()));
+        return Ok(found);
+    }
+    let generation = tx.endpoint_cache.generation();
     let found = enabled_endpoints(tx, scope).await?;
+    tx.endpoint_cache.fill(scope, &found, generation);
     tx.endpoints.push((scope.clone(), found.clone()));
     Ok(found)
 }

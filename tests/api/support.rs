@@ -170,6 +170,8 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
+        // The endpoint cache as `casapay serve` runs it (its listener stops with the runtime).
+        let _ = casapay::jobs::endpoint_listener::start(&store, &db.url, Default::default());
         let server = tokio::spawn(casapay::serve(listener, state, async {
             let _ = rx.await;
         }));

@@ -772,3 +772,102 @@ async fn a_tenants_backlog_does_not_hold_back_another_tenants_event() {
     let at = order.iter().position(|c| *c == theirs["id"]).unwrap();
     assert!(at < 4, "sent in the first lease of four, not behind the 30 queued before it: {at}");
 }
+
+/// Waits until the server's endpoint cache is live (on PostgreSQL, once its listener
+/// listens).
+async fn endpoint_cache_live(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !app.store.endpoint_cache().is_live() {
+        assert!(Instant::now() < deadline, "the endpoint cache never went live");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn demo_scope() -> casapay::store::Scope {
+    casapay::store::Scope { account_id: casapay::service::accounts::DEMO_ACCOUNT_ID.into(), livemode: false }
+}
+
+/// The webhooks an event of a new customer is waiting to go to.
+async fn pending_webhooks_of_a_new_customer(app: &TestApp) -> i64 {
+    let c = app.post("/v1/customers", DEMO_KEY, json!({})).await.ok();
+    let events = app.get("/v1/events?type=customer.created&limit=1", DEMO_KEY).await.ok();
+    assert_eq!(events["data"][0]["data"]["object"]["id"], c["id"]);
+    events["data"][0]["pending_webhooks"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn the_endpoint_cache_keeps_up_with_this_servers_own_changes() {
+    let app = TestApp::start().await;
+    endpoint_cache_live(&app).await;
+    let receiver = Receiver::start().await;
+    assert_eq!(pending_webhooks_of_a_new_customer(&app).await, 0);
+    assert_eq!(app.store.endpoint_cache().get(&demo_scope()), Some(vec![]), "the write kept what it read");
+
+    let e = endpoint(&app, &receiver, &["customer.created"]).await;
+    let id = e["id"].as_str().unwrap();
+    assert_eq!(pending_webhooks_of_a_new_customer(&app).await, 1, "created: in the very next write's outbox");
+    app.post(&format!("/v1/webhook_endpoints/{id}"), DEMO_KEY, json!({"disabled": true})).await.ok();
+    assert_eq!(pending_webhooks_of_a_new_customer(&app).await, 0, "disabled: out of the next write's outbox");
+    app.post(&format!("/v1/webhook_endpoints/{id}"), DEMO_KEY, json!({"disabled": false})).await.ok();
+    assert_eq!(pending_webhooks_of_a_new_customer(&app).await, 1);
+    app.post(&format!("/v1/webhook_endpoints/{id}"), DEMO_KEY, json!({"enabled_events": ["guarantee.created"]}))
+        .await
+        .ok();
+    assert_eq!(pending_webhooks_of_a_new_customer(&app).await, 0, "unsubscribed");
+    app.send(reqwest::Method::DELETE, &format!("/v1/webhook_endpoints/{id}"), Some(DEMO_KEY), None).await.ok();
+    assert_eq!(pending_webhooks_of_a_new_customer(&app).await, 0);
+    assert_eq!(app.store.endpoint_cache().get(&demo_scope()), Some(vec![]));
+}
+
+/// PostgreSQL: another replica's change reaches this server's outbox through the
+/// trigger's NOTIFY, and a lost listening connection turns the cache off until it is
+/// listening again.
+#[tokio::test]
+async fn the_endpoint_cache_hears_other_replicas_and_goes_off_while_deaf() {
+    let app = TestApp::start().await;
+    if app.store.backend() != Backend::Postgres {
+        return;
+    }
+    endpoint_cache_live(&app).await;
+    let receiver = Receiver::start().await;
+    let e = endpoint(&app, &receiver, &["customer.created"]).await;
+    let id = e["id"].as_str().unwrap().to_owned();
+    assert_eq!(pending_webhooks_of_a_new_customer(&app).await, 1);
+    assert!(app.store.endpoint_cache().get(&demo_scope()).is_some_and(|e| e.len() == 1), "kept");
+
+    // Another replica disables it, straight in the database.
+    let other = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&app.db_url).await.unwrap();
+    sqlx::query("UPDATE webhook_endpoints SET status = 'disabled' WHERE id = $1")
+        .bind(&id)
+        .execute(&other)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.store.endpoint_cache().get(&demo_scope()).is_some() {
+        assert!(Instant::now() < deadline, "the other replica's change was never heard");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pending_webhooks_of_a_new_customer(&app).await, 0, "disabled elsewhere: out of this outbox");
+
+    // The listening connection dies: off at once, back on (and empty) once listening again.
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_one(&other)
+    .await
+    .unwrap();
+    assert_eq!(killed, 1, "one listening connection");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.store.endpoint_cache().is_live() {
+        assert!(Instant::now() < deadline, "the cache stayed live with its listener gone");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    sqlx::query("UPDATE webhook_endpoints SET status = 'enabled' WHERE id = $1")
+        .bind(&id)
+        .execute(&other)
+        .await
+        .unwrap();
+    endpoint_cache_live(&app).await;
+    assert_eq!(pending_webhooks_of_a_new_customer(&app).await, 1, "enabled while it was deaf: read again");
+}
