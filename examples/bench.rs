@@ -633,6 +633,13 @@ async fn count_round_trips(
     let (mut server, port) = start_server(bin, &dir, &relayed, &no_engine, "casapay_bench_server_counted.log").await;
     let http = Http::new(([127, 0, 0, 1], port).into(), &d.key);
     let counted_store = Store::connect(&StoreOptions::new(&relayed)).await.unwrap();
+    let listening = tokio_util::sync::CancellationToken::new();
+    casapay::jobs::endpoint_listener::start(&counted_store, &url, listening.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !counted_store.endpoint_cache().is_live() {
+        assert!(Instant::now() < deadline, "the counting store's endpoint listener did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let counted_pool = handwritten::Connections::connect(&relayed).await;
 
     // Warm up every path (connections, prepared statements, the key cache), then idle.
@@ -685,6 +692,7 @@ async fn count_round_trips(
         out.push((op.to_owned(), RoundTrips { server: server_trips, store: store_trips, handwritten: hand_trips }));
         drain(store).await;
     }
+    listening.cancel();
     counted_pool.close().await;
     counted_store.close().await;
     let _ = server.kill();
@@ -777,6 +785,13 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
     };
     let store = Store::connect(&StoreOptions::new(&url)).await.unwrap();
     store.migrate().await.unwrap();
+    // The ceiling runs the server's SQL, so on PostgreSQL its store keeps the webhook
+    // endpoints as the server's does (on SQLite the server owns the file: the ceiling
+    // then reads them per write).
+    let listening = tokio_util::sync::CancellationToken::new();
+    if backend == "postgres" {
+        casapay::jobs::endpoint_listener::start(&store, &url, listening.clone());
+    }
     let seeding = Instant::now();
     let data = Arc::new(seed(&store, SystemClock.now()).await);
     analyze_if_no_autovacuum(&store).await;
@@ -953,6 +968,7 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
     if let Some(pool) = handwritten_pool {
         pool.close().await;
     }
+    listening.cancel();
     store.close().await;
     if let Some(second_store) = second_store {
         second_store.close().await;

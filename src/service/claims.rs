@@ -67,11 +67,11 @@ fn duplicate(invoice_id: &str, existing: &str) -> ApiError {
 /// Files a claim. The guarantee row is locked for the rest of the transaction, so
 /// concurrent claims on one guarantee are checked one after the other.
 pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Claim> {
-    // The guarantee's time (its tenant's test clock's, if any), asked before its lock.
-    let now = test_clocks::time_for(tx, call, Holder::Guarantee, &input.guarantee).await?;
-    let mut guarantee = store::guarantees::get_for_update(tx, &call.scope, &input.guarantee)
+    // The guarantee, locked, with its time (its tenant's test clock's, if any).
+    let (mut guarantee, clock) = store::guarantees::get_for_update_with_clock(tx, &call.scope, &input.guarantee)
         .await?
         .ok_or_else(|| ApiError::no_such(Kind::Guarantee.object(), &input.guarantee, Some("guarantee")))?;
+    let now = test_clocks::write_time(call, clock.as_ref())?;
     if input.currency.as_str() != guarantee.currency {
         return Err(ApiError::invalid(
             "currency_mismatch",

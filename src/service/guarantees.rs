@@ -9,7 +9,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::resource;
 use crate::store::guarantees::GuaranteeFilters;
-use crate::store::test_clocks::Holder;
 use crate::store::{self, Page, PageRequest, Store, Tx};
 
 #[derive(Debug)]
@@ -57,8 +56,10 @@ pub(crate) fn guarantee_error(e: GuaranteeError) -> ApiError {
 }
 
 pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<Guarantee> {
-    // The tenant's time: its test clock's, if it lives on one.
-    let now = test_clocks::time_for(tx, call, Holder::Customer, &input.tenant).await?;
+    // The tenant's time: its test clock's, if it lives on one. Read with the tenant in
+    // one statement; a missing tenant is told in its turn below.
+    let tenant = store::customers::get_with_clock(tx, &call.scope, &input.tenant).await?;
+    let now = test_clocks::write_time(call, tenant.as_ref().and_then(|(_, clock)| clock.as_ref()))?;
     if input.end_date <= input.start_date {
         return Err(ApiError::invalid("invalid_dates", "end_date", "The end_date must be after the start_date."));
     }
@@ -75,9 +76,8 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<
             format!("The guarantee policy {} is not active and takes no new guarantees.", policy.id),
         ));
     }
-    let tenant = store::customers::get(tx, &call.scope, &input.tenant)
-        .await?
-        .ok_or_else(|| ApiError::no_such(Kind::Customer.object(), &input.tenant, Some("tenant")))?;
+    let (tenant, _) =
+        tenant.ok_or_else(|| ApiError::no_such(Kind::Customer.object(), &input.tenant, Some("tenant")))?;
     if !policy.admits(tenant.score) {
         return Err(ApiError::invalid(
             "tenant_not_eligible",
@@ -119,8 +119,9 @@ pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Guarant
 }
 
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: GuaranteePatch) -> ApiResult<Guarantee> {
-    test_clocks::time_for(tx, call, Holder::Guarantee, id).await?;
-    let before = store::guarantees::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
+    let (before, clock) =
+        store::guarantees::get_for_update_with_clock(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
+    test_clocks::write_time(call, clock.as_ref())?;
     let mut after = before.clone();
     if let Some(end_date) = input.end_date {
         after.change_end_date(end_date).map_err(guarantee_error)?;
@@ -132,8 +133,9 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: GuaranteePatch) -
 }
 
 pub async fn cancel(tx: &mut Tx, call: &Call, id: &str) -> ApiResult<Guarantee> {
-    let now = test_clocks::time_for(tx, call, Holder::Guarantee, id).await?;
-    let before = store::guarantees::get_for_update(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
+    let (before, clock) =
+        store::guarantees::get_for_update_with_clock(tx, &call.scope, id).await?.ok_or_else(|| not_found(id))?;
+    let now = test_clocks::write_time(call, clock.as_ref())?;
     let mut after = before.clone();
     after.cancel(now).map_err(guarantee_error)?;
     store::guarantees::update(tx, &call.scope, &after).await?;

@@ -2,8 +2,9 @@
 
 use sqlx::any::AnyRow;
 
-use super::{Conn, Scope, execute_scoped, get_bool, get_json, insert_query, read_row, to_json};
+use super::{Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, test_clocks, to_json};
 use crate::domain::customer::Customer;
+use crate::domain::test_clock::TestClock;
 use crate::resource;
 
 const COLUMNS: &str = "id, livemode, created, name, email, score, metadata, test_clock_id";
@@ -47,6 +48,19 @@ async fn insert_with(conn: &mut Conn, scope: &Scope, c: &Customer, on_conflict: 
 super::list::scoped_reads! {
     Customer, resource::CUSTOMER.table, COLUMNS, from_row;
     list(email: Option<String>) |sql| sql.and_eq_some("email", email)
+}
+
+/// A customer and the test clock it lives on, in one read (the clock share-locked as
+/// `test_clocks::clock_of` does).
+pub async fn get_with_clock(
+    tx: &mut Tx,
+    scope: &Scope,
+    id: &str,
+) -> Result<Option<(Customer, Option<TestClock>)>, sqlx::Error> {
+    let table = format!("customers o{}", test_clocks::clock_join(tx.backend(), "o.test_clock_id"));
+    let columns = format!("{COLUMNS}, {}", test_clocks::clock_columns());
+    super::list::fetch_one(tx, &table, &columns, scope, id, "", |r| Ok((from_row(r)?, test_clocks::clock_from_row(r)?)))
+        .await
 }
 
 pub async fn update(conn: &mut Conn, scope: &Scope, c: &Customer) -> Result<(), sqlx::Error> {

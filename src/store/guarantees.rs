@@ -7,8 +7,12 @@ use sqlx::any::AnyRow;
 
 use super::batch::execute_rows;
 use super::list::fetch_by_ids;
-use super::{Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, to_json};
+use super::{
+    Backend, Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, test_clocks,
+    to_json,
+};
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
+use crate::domain::test_clock::TestClock;
 use crate::resource;
 
 const COLUMNS: &str = "id, livemode, created, status, policy_id, tenant_id, coverage_amount, total_coverage, \
@@ -65,6 +69,26 @@ super::list::scoped_reads! {
         sql.and_eq_some("tenant_id", f.tenant);
         sql.and_eq_some("policy_id", f.policy);
     }
+}
+
+/// A guarantee, locked until the transaction ends, and the test clock it lives on
+/// (share-locked), in one read.
+pub async fn get_for_update_with_clock(
+    tx: &mut Tx,
+    scope: &Scope,
+    id: &str,
+) -> Result<Option<(Guarantee, Option<TestClock>)>, sqlx::Error> {
+    let table = format!("guarantees o{}", test_clocks::clock_join(tx.backend(), "o.test_clock_id"));
+    let columns = format!("{COLUMNS}, {}", test_clocks::clock_columns());
+    // Only the guarantee's row: the clock's lock is the join's own.
+    let lock = match tx.backend() {
+        Backend::Postgres => " FOR UPDATE OF o",
+        Backend::Sqlite => "",
+    };
+    super::list::fetch_one(tx, &table, &columns, scope, id, lock, |r| {
+        Ok((from_row(r)?, test_clocks::clock_from_row(r)?))
+    })
+    .await
 }
 
 /// Locks guarantees of any account by id, in id order, so that batches taken at once

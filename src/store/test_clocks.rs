@@ -7,27 +7,61 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::list::fetch_by_ids;
-use super::{Backend, Conn, Scope, Tx, execute_scoped, get_bool, insert_query, read_row, row_scope};
+use super::{Backend, Conn, Scope, Tx, execute_scoped, get_bool, insert_query, row_scope};
 use crate::domain::test_clock::{TestClock, TestClockStatus};
 use crate::resource;
 
 const COLUMNS: &str = "id, livemode, created, frozen_time, status, name, deletes_after, advance_to";
 
-/// `COLUMNS` of the clock aliased `tc`, for statements that join it.
-fn tc_columns() -> String {
-    COLUMNS.split(", ").map(|c| format!("tc.{c}")).collect::<Vec<_>>().join(", ")
+fn from_row(r: &AnyRow) -> Result<TestClock, sqlx::Error> {
+    from_row_at(r, "")
 }
 
-fn from_row(r: &AnyRow) -> Result<TestClock, sqlx::Error> {
-    let status: String = r.try_get("status")?;
-    Ok(read_row! { r, TestClock {
-        id, frozen_time,
+/// A clock from the columns named `{prefix}{column}`.
+fn from_row_at(r: &AnyRow, prefix: &str) -> Result<TestClock, sqlx::Error> {
+    let col = |name: &str| format!("{prefix}{name}");
+    let status: String = r.try_get(col("status").as_str())?;
+    Ok(TestClock {
+        id: r.try_get(col("id").as_str())?,
+        frozen_time: r.try_get(col("frozen_time").as_str())?,
         status: TestClockStatus::parse(&status)
             .ok_or_else(|| sqlx::Error::Decode(format!("unknown test clock status {status:?}").into()))?,
-        name, deletes_after, advance_to,
-        livemode: get_bool(r, "livemode")?,
-        created,
-    }})
+        name: r.try_get(col("name").as_str())?,
+        deletes_after: r.try_get(col("deletes_after").as_str())?,
+        advance_to: r.try_get(col("advance_to").as_str())?,
+        livemode: get_bool(r, &col("livemode"))?,
+        created: r.try_get(col("created").as_str())?,
+    })
+}
+
+/// Joins the clock of the object aliased `o` (whose clock id is `clock_id_column`) to
+/// a read of it, as `tc` with its columns named `clock_id`, `clock_frozen_time`...
+/// (none the object's own): the object and its clock in one statement. On PostgreSQL
+/// the clock's row is share-locked until commit (see [`clock_of`]); SQLite's one writer
+/// gives the same.
+pub(crate) fn clock_join(backend: Backend, clock_id_column: &str) -> String {
+    let columns = COLUMNS.split(", ").map(|c| format!("{c} AS clock_{c}")).collect::<Vec<_>>().join(", ");
+    match backend {
+        Backend::Postgres => format!(
+            " LEFT JOIN LATERAL (SELECT {columns} FROM test_clocks WHERE id = {clock_id_column} FOR SHARE) tc ON TRUE"
+        ),
+        Backend::Sqlite => {
+            format!(" LEFT JOIN (SELECT {columns} FROM test_clocks) tc ON tc.clock_id = {clock_id_column}")
+        }
+    }
+}
+
+/// The columns [`clock_join`] adds, for the select list.
+pub(crate) fn clock_columns() -> String {
+    COLUMNS.split(", ").map(|c| format!("tc.clock_{c}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The clock read along with its object by [`clock_join`], if the object lives on one.
+pub(crate) fn clock_from_row(r: &AnyRow) -> Result<Option<TestClock>, sqlx::Error> {
+    if r.try_get::<Option<String>, _>("clock_id")?.is_none() {
+        return Ok(None);
+    }
+    from_row_at(r, "clock_").map(Some)
 }
 
 pub async fn insert(conn: &mut Conn, scope: &Scope, c: &TestClock) -> Result<(), sqlx::Error> {
@@ -79,21 +113,18 @@ pub enum Holder {
 /// (which updates it) cannot start while a write at the clock's time is under way;
 /// SQLite's one writer gives the same.
 pub async fn clock_of(tx: &mut Tx, scope: &Scope, holder: Holder, id: &str) -> Result<Option<TestClock>, sqlx::Error> {
-    let path = match holder {
-        Holder::Customer => "customers o JOIN test_clocks tc ON tc.id = o.test_clock_id",
-        Holder::Guarantee => "guarantees o JOIN test_clocks tc ON tc.id = o.test_clock_id",
-        Holder::Claim => {
-            "claims o JOIN guarantees g ON g.id = o.guarantee_id JOIN test_clocks tc ON tc.id = g.test_clock_id"
-        }
+    let (path, clock_id_column) = match holder {
+        Holder::Customer => ("customers o", "o.test_clock_id"),
+        Holder::Guarantee => ("guarantees o", "o.test_clock_id"),
+        Holder::Claim => ("claims o JOIN guarantees g ON g.id = o.guarantee_id", "g.test_clock_id"),
     };
-    let lock = match tx.backend() {
-        Backend::Postgres => " FOR SHARE OF tc",
-        Backend::Sqlite => "",
-    };
-    let sql =
-        format!("SELECT {} FROM {path} WHERE o.id = $1 AND o.account_id = $2 AND o.livemode = $3{lock}", tc_columns());
+    let sql = format!(
+        "SELECT {} FROM {path}{} WHERE o.id = $1 AND o.account_id = $2 AND o.livemode = $3",
+        clock_columns(),
+        clock_join(tx.backend(), clock_id_column)
+    );
     let row = sqlx::query(&sql).bind(id).bind(&scope.account_id).bind(scope.livemode).fetch_optional(&mut **tx).await?;
-    row.as_ref().map(from_row).transpose()
+    Ok(row.as_ref().map(clock_from_row).transpose()?.flatten())
 }
 
 /// The `frozen_time` of the clocks of these guarantees (of any account), for those on a
