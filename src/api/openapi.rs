@@ -661,7 +661,8 @@ fn expandable_fields(doc: &mut serde_json::Value) {
 
 /// `ReviewClaim` (`api::review`) is a claim with its audit trail: the serialiser
 /// flattens the claim into it, which the derive cannot describe, so its schema is the
-/// final `Claim` schema (expandable fields included) with `actions` added.
+/// final `Claim` schema (expandable fields included) with `actions` added and the
+/// file objects in `evidence.files`.
 fn review_claim_extends_claim(doc: &mut serde_json::Value) {
     let schemas = &mut doc["components"]["schemas"];
     let (Some(claim), Some(review)) = (schemas.get("Claim").cloned(), schemas.get("ReviewClaim").cloned()) else {
@@ -676,6 +677,23 @@ fn review_claim_extends_claim(doc: &mut serde_json::Value) {
                 props.insert(name.clone(), schema.clone());
             }
         }
+    }
+    // Its evidence holds the file objects where a claim's holds their ids.
+    let named = |v: &serde_json::Value| {
+        v["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")).map(str::to_owned)
+    };
+    let field = &merged["properties"]["evidence"];
+    let name = named(field).or_else(|| field["allOf"].as_array().filter(|a| a.len() == 1).and_then(|a| named(&a[0])));
+    if let Some(mut evidence) = name.and_then(|n| schemas.get(&n).cloned()) {
+        evidence["properties"]["files"] = serde_json::json!({
+            "description": "The claim's evidence files, in the order they were added.",
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/File"},
+        });
+        if let Some(d) = field.get("description") {
+            evidence["description"] = d.clone();
+        }
+        merged["properties"]["evidence"] = evidence;
     }
     if let Some(required) = merged["required"].as_array_mut() {
         required.push("actions".into());
