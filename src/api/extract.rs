@@ -136,17 +136,50 @@ impl FromRequestParts<AppState> for Platform {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         match authenticate(&parts.headers, &mut parts.extensions, state).await? {
-            Principal::Platform { scope, .. } => Ok(Platform(Call {
-                scope,
-                now: state.clock.now(),
-                request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
-                idempotency_key: parts.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned),
-                idempotency: parts.extensions.get::<Claim>().cloned(),
-            })),
+            Principal::Platform { scope, .. } => Ok(Platform(platform_call(parts, state, scope))),
             Principal::Operator { .. } => Err(ApiError::permission(
                 "Operator keys can only be used for claim review. Use the platform's secret key for this request.",
             )),
         }
+    }
+}
+
+fn platform_call(parts: &Parts, state: &AppState, scope: crate::store::Scope) -> Call {
+    Call {
+        scope,
+        now: state.clock.now(),
+        request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+        idempotency_key: parts.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        idempotency: parts.extensions.get::<Claim>().cloned(),
+    }
+}
+
+fn operator(parts: &Parts, state: &AppState, key_id: String, operator_id: String) -> Operator {
+    Operator {
+        key_id,
+        operator_id,
+        now: state.clock.now(),
+        request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+    }
+}
+
+/// A platform or an operator, on the routes both use: an evidence file is read by its
+/// platform (in its own scope) and by operators (in the scope of a claim that names it).
+pub enum Caller {
+    Platform(Call),
+    Operator(Operator),
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        Ok(match authenticate(&parts.headers, &mut parts.extensions, state).await? {
+            Principal::Platform { scope, .. } => Caller::Platform(platform_call(parts, state, scope)),
+            Principal::Operator { key_id, operator_id } => {
+                Caller::Operator(operator(parts, state, key_id, operator_id))
+            }
+        })
     }
 }
 
@@ -171,12 +204,7 @@ impl FromRequestParts<AppState> for Operator {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         match authenticate(&parts.headers, &mut parts.extensions, state).await? {
-            Principal::Operator { key_id, operator_id } => Ok(Operator {
-                key_id,
-                operator_id,
-                now: state.clock.now(),
-                request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
-            }),
+            Principal::Operator { key_id, operator_id } => Ok(operator(parts, state, key_id, operator_id)),
             Principal::Platform { .. } => {
                 Err(ApiError::permission("This request needs an operator key: platform keys cannot review claims."))
             }

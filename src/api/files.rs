@@ -26,7 +26,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{BodyDeadlinePassed, PathId, Platform, caused_by, content_type};
+use super::extract::{BodyDeadlinePassed, Caller, PathId, Platform, caused_by, content_type};
 use super::input::QueryInput;
 use super::list::{list_query, render};
 use super::openapi::{Errors, ExpandQuery, IdPath, List};
@@ -109,33 +109,42 @@ async fn create(State(state): State<AppState>, Platform(call): Platform, req: Re
     .await
 }
 
-/// Retrieve a file.
+/// Retrieve a file. With an operator key: a file that some claim's evidence names, in
+/// any account and mode (the files of the claims operators review).
 #[utoipa::path(get, path = "/v1/files/{id}", tag = "Files", params(IdPath, ExpandQuery),
     responses((status = 200, description = "The file", body = FileView), Errors))]
 async fn retrieve(
     State(state): State<AppState>,
-    Platform(call): Platform,
+    caller: Caller,
     PathId(id): PathId,
     QueryInput(q): QueryInput<ExpandQuery>,
 ) -> ApiResult<Json<FileView>> {
     object_paths(Kind::File, &id, q.expand)?;
-    Ok(Json(files::retrieve(&state.store, &call, &id).await?.view()))
+    let file = match caller {
+        Caller::Platform(call) => files::retrieve(&state.store, &call, &id).await?,
+        Caller::Operator(_) => files::retrieve_for_review(&state.store, &id).await?,
+    };
+    Ok(Json(file.view()))
 }
 
-/// Download a file's contents: the bytes as uploaded, always as an attachment.
+/// Download a file's contents: the bytes as uploaded, always as an attachment. With an
+/// operator key: those of a file that some claim's evidence names.
 #[utoipa::path(get, path = "/v1/files/{id}/contents", tag = "Files", params(IdPath),
     responses((status = 200, description = "The file's bytes, with its type's Content-Type",
         content((Binary = "application/pdf"), (Binary = "image/jpeg"), (Binary = "image/png"))), Errors))]
-async fn contents(State(state): State<AppState>, Platform(call): Platform, PathId(id): PathId) -> ApiResult<Response> {
+async fn contents(State(state): State<AppState>, caller: Caller, PathId(id): PathId) -> ApiResult<Response> {
     super::check_id(Kind::File, &id)?;
-    let (file, bytes) = files::contents(&state.store, &call, &id).await?;
+    let (file, bytes) = match caller {
+        Caller::Platform(call) => files::contents(&state.store, &call, &id).await?,
+        Caller::Operator(_) => files::contents_for_review(&state.store, &id).await?,
+    };
     Ok(download(&file, bytes))
 }
 
 /// The bytes with headers that keep a browser from ever treating them as a page of
 /// this origin: the stored type (never sniffed), an attachment, and a sandbox that
-/// runs nothing even if it were rendered.
-fn download(file: &File, bytes: Vec<u8>) -> Response {
+/// runs nothing even if it were rendered. The console's downloads answer the same.
+pub(crate) fn download(file: &File, bytes: Vec<u8>) -> Response {
     let mut resp = (StatusCode::OK, bytes).into_response();
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(file.file_type.media_type()));

@@ -278,7 +278,12 @@ fn describe(doc: &mut serde_json::Value) {
 /// - on `{route}/{id}`: `Retrieve{Object}` (GET), `Update{Object}` (POST), `Delete{Object}`;
 /// - on `{route}/{id}/{action}` (POST): the action's first word, the object, then the
 ///   action's other words (`CancelGuarantee`, `RotateWebhookEndpointSecret`);
+/// - on `{route}/{id}/{items}` (POST), a plural word: `Create{Object}{Item}`
+///   (`/v1/claims/{id}/notes`: `CreateClaimNote`);
 /// - under `/v1/test_helpers/`: the same, after `TestHelpers`;
+/// - under another namespace in front of a resource's route: the same, with the
+///   namespace in front of the object (`/v1/review/claims`: `ListReviewClaims`,
+///   `/v1/review/claims/{id}`: `RetrieveReviewClaim`);
 /// - anything else: the method and the path's segments, as Stripe does (`GetHealthz`,
 ///   `{x}` as `ByX`).
 ///
@@ -290,22 +295,36 @@ pub fn operation_id(method: &str, path: &str) -> String {
         Some(rest) => ("TestHelpers", format!("/v1/{rest}")),
         None => ("", path.to_owned()),
     };
-    let derived = crate::resource::for_route(&route).and_then(|r| {
-        let object = pascal(r.object());
-        let rest = &route[r.route.len()..];
-        let mut tail = rest.split('/').skip(1);
-        Some(match (method, tail.next(), tail.next(), tail.next()) {
-            ("get", None, ..) => format!("List{}", plural(&object)),
-            ("post", None, ..) => format!("Create{object}"),
-            ("get", Some("{id}"), None, _) => format!("Retrieve{object}"),
-            ("post", Some("{id}"), None, _) => format!("Update{object}"),
-            ("delete", Some("{id}"), None, _) => format!("Delete{object}"),
-            ("post", Some("{id}"), Some(action), None) if !action.contains('{') => {
-                let (verb, rest) = action.split_once('_').unwrap_or((action, ""));
-                format!("{}{object}{}", pascal(verb), pascal(rest))
-            }
-            _ => return None,
+    let derive = |route: &str, namespace: &str| {
+        crate::resource::for_route(route).and_then(|r| {
+            let object = format!("{namespace}{}", pascal(r.object()));
+            let rest = &route[r.route.len()..];
+            let mut tail = rest.split('/').skip(1);
+            Some(match (method, tail.next(), tail.next(), tail.next()) {
+                ("get", None, ..) => format!("List{}", plural(&object)),
+                ("post", None, ..) => format!("Create{object}"),
+                ("get", Some("{id}"), None, _) => format!("Retrieve{object}"),
+                ("post", Some("{id}"), None, _) => format!("Update{object}"),
+                ("delete", Some("{id}"), None, _) => format!("Delete{object}"),
+                ("post", Some("{id}"), Some(action), None) if !action.contains('{') => match singular(action) {
+                    Some(item) => format!("Create{object}{}", pascal(item.as_str())),
+                    None => {
+                        let (verb, rest) = action.split_once('_').unwrap_or((action, ""));
+                        format!("{}{object}{}", pascal(verb), pascal(rest))
+                    }
+                },
+                _ => return None,
+            })
         })
+    };
+    // A namespace in front of a resource's route (`/v1/review/claims`) goes in front
+    // of the object (`ListReviewClaims`).
+    let derived = derive(&route, "").or_else(|| {
+        let (namespace, rest) = route.strip_prefix("/v1/")?.split_once('/')?;
+        if namespace.contains('{') {
+            return None;
+        }
+        derive(&format!("/v1/{rest}"), &pascal(namespace))
     });
     match derived {
         Some(id) => format!("{prefix}{id}"),
@@ -319,6 +338,22 @@ pub fn operation_id(method: &str, path: &str) -> String {
             std::iter::once(pascal(method)).chain(segments).collect()
         }
     }
+}
+
+/// The item of a sub-collection a `POST {route}/{id}/{items}` adds to: one word (no
+/// `_`) in the plural (`notes`: `note`, `recoveries`: `recovery`); `None` for an action
+/// (`cancel`, `rotate_secret`, `request_evidence`).
+fn singular(segment: &str) -> Option<String> {
+    if segment.contains('_') || !segment.ends_with('s') || segment.ends_with("ss") {
+        return None;
+    }
+    Some(if let Some(stem) = segment.strip_suffix("ies") {
+        format!("{stem}y")
+    } else if ["sses", "xes", "ches", "shes"].iter().any(|e| segment.ends_with(e)) {
+        segment[..segment.len() - 2].to_owned()
+    } else {
+        segment[..segment.len() - 1].to_owned()
+    })
 }
 
 /// `guarantee_policy` (or `openapi.json`) as `GuaranteePolicy` (`OpenapiJson`).
@@ -661,7 +696,8 @@ fn expandable_fields(doc: &mut serde_json::Value) {
 
 /// `ReviewClaim` (`api::review`) is a claim with its audit trail: the serialiser
 /// flattens the claim into it, which the derive cannot describe, so its schema is the
-/// final `Claim` schema (expandable fields included) with `actions` added.
+/// final `Claim` schema (expandable fields included) with `actions` added and the
+/// file objects in `evidence.files`.
 fn review_claim_extends_claim(doc: &mut serde_json::Value) {
     let schemas = &mut doc["components"]["schemas"];
     let (Some(claim), Some(review)) = (schemas.get("Claim").cloned(), schemas.get("ReviewClaim").cloned()) else {
@@ -676,6 +712,23 @@ fn review_claim_extends_claim(doc: &mut serde_json::Value) {
                 props.insert(name.clone(), schema.clone());
             }
         }
+    }
+    // Its evidence holds the file objects where a claim's holds their ids.
+    let named = |v: &serde_json::Value| {
+        v["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")).map(str::to_owned)
+    };
+    let field = &merged["properties"]["evidence"];
+    let name = named(field).or_else(|| field["allOf"].as_array().filter(|a| a.len() == 1).and_then(|a| named(&a[0])));
+    if let Some(mut evidence) = name.and_then(|n| schemas.get(&n).cloned()) {
+        evidence["properties"]["files"] = serde_json::json!({
+            "description": "The claim's evidence files, in the order they were added.",
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/File"},
+        });
+        if let Some(d) = field.get("description") {
+            evidence["description"] = d.clone();
+        }
+        merged["properties"]["evidence"] = evidence;
     }
     if let Some(required) = merged["required"].as_array_mut() {
         required.push("actions".into());
@@ -742,6 +795,11 @@ mod tests {
             ("post", "/v1/claims/{id}/approve", "ApproveClaim"),
             ("post", "/v1/test_helpers/claims/{id}/deny", "TestHelpersDenyClaim"),
             ("post", "/v1/events/{id}/resend", "ResendEvent"),
+            ("post", "/v1/claims/{id}/request_evidence", "RequestClaimEvidence"),
+            ("post", "/v1/claims/{id}/notes", "CreateClaimNote"),
+            ("get", "/v1/review/claims", "ListReviewClaims"),
+            ("get", "/v1/review/claims/{id}", "RetrieveReviewClaim"),
+            ("post", "/v1/test_helpers/reset", "PostTestHelpersReset"),
             ("get", "/healthz", "GetHealthz"),
             ("get", "/v1/things/{thing}/parts", "GetThingsByThingParts"),
         ];
@@ -756,5 +814,11 @@ mod tests {
         assert_eq!(plural("Key"), "Keys");
         assert_eq!(plural("Match"), "Matches");
         assert_eq!(plural("Claim"), "Claims");
+        assert_eq!(singular("notes").as_deref(), Some("note"));
+        assert_eq!(singular("recoveries").as_deref(), Some("recovery"));
+        assert_eq!(singular("matches").as_deref(), Some("match"));
+        for action in ["cancel", "approve", "request_evidence", "rotate_secret", "process", "advance"] {
+            assert_eq!(singular(action), None, "{action}");
+        }
     }
 }

@@ -83,8 +83,8 @@ async fn queue(
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = ReviewClaim)]
 pub struct ReviewClaimView {
-    /// The claim object, with `guarantee` expanded (and in it `policy` and `tenant`)
-    /// and `payout` expanded.
+    /// The claim object, with `guarantee` expanded (and in it `policy` and `tenant`),
+    /// `payout` expanded, and `evidence.files` as the file objects.
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub claim: serde_json::Map<String, serde_json::Value>,
@@ -105,6 +105,11 @@ pub fn review_view(file: &ReviewFile) -> ApiResult<ReviewClaimView> {
     }
     let mut claim = as_map(value(&file.claim)?)?;
     claim.insert("guarantee".into(), serde_json::Value::Object(guarantee));
+    let files = file.files.iter().map(value).collect::<ApiResult<Vec<_>>>()?;
+    let Some(evidence) = claim.get_mut("evidence").and_then(serde_json::Value::as_object_mut) else {
+        return Err(ApiError::internal("a claim's view has no evidence"));
+    };
+    evidence.insert("files".into(), serde_json::Value::Array(files));
     if let Some(payout) = &file.payout {
         claim.insert("payout".into(), value(payout)?);
     }
@@ -115,8 +120,8 @@ fn value<T: Render>(object: &T) -> ApiResult<serde_json::Value> {
     serde_json::to_value(object.view()).map_err(|e| ApiError::internal(e))
 }
 
-/// A claim of any account with its guarantee, policy, tenant and payout, and its
-/// audit trail (operator keys only).
+/// A claim of any account with its guarantee, policy, tenant, payout and evidence
+/// files, and its audit trail (operator keys only).
 #[utoipa::path(get, path = "/v1/review/claims/{id}", tag = "Claim review", params(IdPath),
     responses((status = 200, description = "The claim, expanded, with its actions", body = ReviewClaimView), Errors))]
 async fn review_claim(

@@ -11,7 +11,10 @@
 //!   `Sec-Fetch-Site` says it came from another site is refused as well.
 //! - A strict `Content-Security-Policy` (nothing but this origin's stylesheet, no
 //!   script at all), and maud escapes every value it renders, so what a platform wrote
-//!   (descriptions, metadata, names) shows as text.
+//!   (descriptions, metadata, names, file names) shows as text.
+//! - Evidence files are downloaded through the session, only among the files the
+//!   claim names and in the claim's account and mode, always as attachments with the
+//!   API's headers (never rendered as a page of this origin).
 
 mod pages;
 
@@ -63,13 +66,17 @@ pub fn router() -> Router<AppState> {
         .route("/review/sign-out", post(sign_out))
         .route("/review/claims/{id}", get(claim_page))
         .route("/review/claims/{id}/{action}", post(claim_action))
+        .route("/review/claims/{id}/files/{file_id}", get(evidence_file))
         .route("/review/assets/console.css", get(stylesheet))
         .layer(axum::middleware::map_response(security_headers))
 }
 
 async fn security_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    // A file's download keeps its own, stricter policy (`api::files::download`: a sandbox).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
@@ -424,6 +431,38 @@ async fn render_claim(
         second_approval_amount: state.config.second_approval_amount,
     };
     html(status, pages::claim(&view))
+}
+
+/// An evidence file of a claim, for a signed-in operator: only one the claim names, read
+/// in the claim's account and mode, with the API's download headers (an attachment,
+/// its stored type, `nosniff`, a sandbox).
+async fn evidence_file(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, file_id)): Path<(String, String)>,
+) -> Response {
+    let current = match session(&state, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return to_sign_in(),
+        Err(e) => return failure(e),
+    };
+    let no_file = || {
+        html(
+            StatusCode::NOT_FOUND,
+            pages::message_page("No such file", "This claim has no evidence file with this id."),
+        )
+    };
+    if !Kind::Claim.matches(&id) || !Kind::File.matches(&file_id) {
+        return no_file();
+    }
+    match review::evidence_file(&state.store, &id, &file_id).await {
+        Ok((file, bytes)) => {
+            tracing::info!(operator = %current.operator.id, claim = %id, file = %file_id, "console evidence download");
+            crate::api::files::download(&file, bytes)
+        }
+        Err(ApiError::Client { status: StatusCode::NOT_FOUND, .. }) => no_file(),
+        Err(e) => failure(e),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -48,6 +48,18 @@ pub fn money(amount: i64, currency: &str) -> String {
     }
 }
 
+/// `820 bytes`, `12.4 KB`, `3.1 MB` (1 KB = 1,024 bytes).
+fn file_size(bytes: i64) -> String {
+    const KB: i64 = 1024;
+    if bytes < KB {
+        format!("{bytes} byte{}", if bytes == 1 { "" } else { "s" })
+    } else if bytes < KB * KB {
+        format!("{}.{} KB", bytes / KB, bytes % KB * 10 / KB)
+    } else {
+        format!("{}.{} MB", bytes / (KB * KB), bytes % (KB * KB) * 10 / (KB * KB))
+    }
+}
+
 /// "due in 3 days", "overdue by 2 hours".
 fn due_in(due_by: i64, now: i64) -> (bool, String) {
     let left = due_by - now;
@@ -371,7 +383,21 @@ pub fn claim(p: &ClaimPage) -> Markup {
                         }
                     }
                     h3 { "Files" }
-                    p.muted { "No files attached." }
+                    @if f.files.is_empty() {
+                        p.muted { "No files attached." }
+                    } @else {
+                        ul.files {
+                            @for file in &f.files {
+                                li {
+                                    a.file href=(format!("/review/claims/{}/files/{}", c.id, file.id)) download {
+                                        span.kind { (file.file_type.as_str().to_ascii_uppercase()) }
+                                        span.name { (file.filename) }
+                                    }
+                                    span.size { (file_size(file.size)) " · " (when(file.created)) }
+                                }
+                            }
+                        }
+                    }
                 }
                 section.card {
                     h2 { "Coverage" }
@@ -507,6 +533,10 @@ mod tests {
         assert_eq!(when(1_708_732_800 + 3_660), "2024-02-24 01:01 UTC");
         assert_eq!(due_in(100 + 3 * DAY, 100), (false, "due in 3 days".into()));
         assert_eq!(due_in(100, 100 + 7_200), (true, "overdue by 2 hours".into()));
+        assert_eq!(file_size(1), "1 byte");
+        assert_eq!(file_size(820), "820 bytes");
+        assert_eq!(file_size(12_700), "12.4 KB");
+        assert_eq!(file_size(10 * 1024 * 1024 - 1), "9.9 MB");
     }
 
     #[test]

@@ -135,6 +135,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
     // The row lock makes a duplicate unreachable here, but the unique index is the
     // last word: its violation answers `duplicate_claim` too (`error::constraint_error`).
     store::claims::insert(tx, &call.scope, &claim).await?;
+    store::files::link_to_claim(tx, &claim.id, &claim.evidence.files).await?;
     guarantee.claims_filed += 1;
     store::guarantees::update(tx, &call.scope, &guarantee).await?;
     let submitted = super::review::new_action(
@@ -188,6 +189,8 @@ pub async fn update(
         })?;
         if let Some(requested) = &evidence.files {
             after.evidence.files = files::add_evidence(tx, call, &before.evidence.files, requested).await?;
+            let added = after.evidence.files.get(before.evidence.files.len()..).unwrap_or_default();
+            store::files::link_to_claim(tx, &after.id, added).await?;
         }
         let message = match (&evidence.description, answered) {
             (Some(d), _) => Some(d.clone()),

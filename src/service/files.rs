@@ -10,7 +10,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::resource;
 use crate::store::files::{FileContents, FileFilters};
-use crate::store::{self, Conn, Page, PageRequest, Store, Tx};
+use crate::store::{self, Conn, Page, PageRequest, Scope, Store, Tx};
 
 /// An upload, read whole and checked (`api::files`): its type judged from the bytes,
 /// its name cleaned, its digest taken as it streamed in.
@@ -49,11 +49,41 @@ pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<File> {
 /// The file and its bytes.
 pub async fn contents(store: &Store, call: &Call, id: &str) -> ApiResult<(File, Vec<u8>)> {
     let mut conn = store.acquire().await?;
-    let file = found(&resource::FILE, id, store::files::get(&mut conn, &call.scope, id).await?)?;
-    let bytes = store::files::CONTENTS.get(&mut conn, &call.scope, &file).await?;
+    contents_in(&mut conn, &call.scope, id).await
+}
+
+/// The file `id` of `scope` and its bytes (404 when the scope has no such file).
+pub async fn contents_in(conn: &mut Conn, scope: &Scope, id: &str) -> ApiResult<(File, Vec<u8>)> {
+    let file = found(&resource::FILE, id, store::files::get(conn, scope, id).await?)?;
+    let bytes = store::files::CONTENTS.get(conn, scope, &file).await?;
     // A file row is written with its bytes: one without them is a broken store.
     let bytes = bytes.ok_or_else(|| ApiError::internal(format!("file {id} has no contents")))?;
     Ok((file, bytes))
+}
+
+/// The scope an operator reads file `id` in: that of a claim whose evidence names it
+/// (operators read the files of any claim they can review, in any account and mode;
+/// SPEC section 7). A file no claim names is, to operators, no file (404).
+async fn review_scope(conn: &mut Conn, id: &str) -> ApiResult<Scope> {
+    match store::files::claim_naming(conn, id).await? {
+        Some((scope, _claim)) => Ok(scope),
+        None => found(&resource::FILE, id, None),
+    }
+}
+
+/// A file for an operator: one that some claim's evidence names, read in the claim's
+/// account and mode.
+pub async fn retrieve_for_review(store: &Store, id: &str) -> ApiResult<File> {
+    let mut conn = store.acquire().await?;
+    let scope = review_scope(&mut conn, id).await?;
+    found(&resource::FILE, id, store::files::get(&mut conn, &scope, id).await?)
+}
+
+/// The bytes of a file for an operator, as `retrieve_for_review` finds it.
+pub async fn contents_for_review(store: &Store, id: &str) -> ApiResult<(File, Vec<u8>)> {
+    let mut conn = store.acquire().await?;
+    let scope = review_scope(&mut conn, id).await?;
+    contents_in(&mut conn, &scope, id).await
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, filters: FileFilters) -> ApiResult<Page<File>> {

@@ -18,6 +18,7 @@ use crate::clock::Clock;
 use crate::domain::claim::{ActionType, Actor, Claim, ClaimAction, DenialReason, OperatorDenialReason};
 use crate::domain::customer::Customer;
 use crate::domain::event::EventType;
+use crate::domain::file::File;
 use crate::domain::guarantee::Guarantee;
 use crate::domain::payout::{Payout, PayoutStatus};
 use crate::domain::policy::Policy;
@@ -496,6 +497,8 @@ pub struct ReviewFile {
     pub policy: Policy,
     pub tenant: Option<Customer>,
     pub payout: Option<Payout>,
+    /// The evidence files, in the order the claim names them.
+    pub files: Vec<File>,
     /// The audit trail, oldest first, notes included.
     pub actions: Vec<ClaimAction>,
     /// The most the claim can be paid now, or why it cannot (only while under review).
@@ -519,6 +522,14 @@ pub async fn review_file(store: &Store, claim_id: &str) -> ApiResult<ReviewFile>
         Some(id) => store::payouts::get(&mut conn, &scope, id).await?,
         None => None,
     };
+    let mut files = Vec::with_capacity(claim.evidence.files.len());
+    for id in &claim.evidence.files {
+        // In the claim's scope: a claim names files of its own account and mode only.
+        let file = store::files::get(&mut conn, &scope, id)
+            .await?
+            .ok_or_else(|| ApiError::internal(format!("claim {} names a missing file {id}", claim.id)))?;
+        files.push(file);
+    }
     let actions = store::claim_actions::for_claim(&mut conn, &scope, &claim.id).await?;
     let max = if claim.check_under_review().is_ok() {
         let pairs = [(claim.guarantee.as_str(), Period::of(claim.evidence.due_date))];
@@ -528,7 +539,21 @@ pub async fn review_file(store: &Store, claim_id: &str) -> ApiResult<ReviewFile>
     } else {
         None
     };
-    Ok(ReviewFile { scope, claim, guarantee, policy, tenant, payout, actions, max_payable: max })
+    Ok(ReviewFile { scope, claim, guarantee, policy, tenant, payout, files, actions, max_payable: max })
+}
+
+/// An evidence file of a claim of any account, and its bytes, for an operator (the
+/// console's download): found only among the files the claim names, and read in the
+/// claim's account and mode.
+pub async fn evidence_file(store: &Store, claim_id: &str, file_id: &str) -> ApiResult<(File, Vec<u8>)> {
+    let mut conn = store.acquire().await?;
+    let (scope, claim) = store::claims::get_any(&mut conn, claim_id)
+        .await?
+        .ok_or_else(|| ApiError::no_such(Kind::Claim.object(), claim_id, Some("id")))?;
+    if !claim.evidence.files.iter().any(|f| f == file_id) {
+        return Err(ApiError::no_such(Kind::File.object(), file_id, Some("id")));
+    }
+    super::files::contents_in(&mut conn, &scope, file_id).await
 }
 
 /// How the engine leases and sends payouts.

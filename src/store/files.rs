@@ -10,7 +10,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Conn, Scope, get_bool, insert_query, read_row};
+use super::{Conn, Scope, get_bool, insert_query, read_row, row_scope};
 use crate::domain::file::{File, FilePurpose, FileType};
 use crate::resource;
 
@@ -59,6 +59,34 @@ pub struct FileFilters {
 super::list::scoped_reads! {
     File, resource::FILE.table, COLUMNS, from_row;
     list(f: FileFilters) |sql| sql.and_eq_some("purpose", f.purpose.map(|p| p.as_str()))
+}
+
+/// Notes that claim `claim_id` names `file_ids` in its evidence (`claim_files`; a pair
+/// already noted stays once). The files are the claim's account's and mode's, checked
+/// by the caller (`service::files::add_evidence`).
+pub async fn link_to_claim(conn: &mut Conn, claim_id: &str, file_ids: &[String]) -> Result<(), sqlx::Error> {
+    for file_id in file_ids {
+        sqlx::query("INSERT INTO claim_files (file_id, claim_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(file_id)
+            .bind(claim_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A claim whose evidence names file `file_id` (the oldest, if several do), with its
+/// scope: the scope in which an operator reads the file. Found by the file's id
+/// through `claim_files`' primary key; `None` when no claim names it.
+pub async fn claim_naming(conn: &mut Conn, file_id: &str) -> Result<Option<(Scope, String)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT c.account_id, c.livemode, c.id FROM claim_files cf JOIN claims c ON c.id = cf.claim_id \
+         WHERE cf.file_id = $1 ORDER BY c.seq LIMIT 1",
+    )
+    .bind(file_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(|r| Ok((row_scope(r)?, r.try_get::<String, _>("id")?))).transpose()
 }
 
 /// Where the bytes of files are kept. Every call is about a file the caller has read

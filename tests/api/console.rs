@@ -240,3 +240,69 @@ async fn four_eyes_in_the_console_says_a_second_operator_is_needed() {
         (Some(700_000), Some(bob.id.as_str()))
     );
 }
+
+#[tokio::test]
+async fn evidence_files_are_listed_escaped_and_downloaded_through_the_session_and_the_claim() {
+    let app = TestApp::start().await;
+    let grt = app.claimable_demo_guarantee().await;
+    let name = "<script>alert(1)<script> & O'Brien.pdf";
+    let bytes = crate::files::pdf(300);
+    let file = id(&crate::files::upload(&app, DEMO_KEY, name, &bytes).await.ok());
+    let elsewhere = id(&crate::files::upload(&app, DEMO_KEY, "other-claim.pdf", &crate::files::pdf(3)).await.ok());
+    let file_claim = |invoice: &'static str, file: String| {
+        let mut body = TestApp::claim_body(&grt, invoice, DOCS_NOW + 30 * DAY);
+        body["reason"] = json!("property_damage");
+        body["amount"] = json!(50_000);
+        body["evidence"]["files"] = json!([file]);
+        body
+    };
+    let claim = id(&app.post("/v1/claims", DEMO_KEY, file_claim("inv_with_file", file.clone())).await.ok());
+    app.post("/v1/claims", DEMO_KEY, file_claim("inv_other_file", elsewhere.clone())).await.ok();
+    app.settle().await;
+    let alice = operators::create(&app.store, "Alice", None, app.clock.now()).await.unwrap();
+    let console = Console::sign_in(&app, &alice.key).await;
+
+    // Listed with its type and a link through the console; the name shown as text.
+    let page = console.get(&format!("/review/claims/{claim}")).await.text().await.unwrap();
+    let link = format!("/review/claims/{claim}/files/{file}");
+    assert!(page.contains(&format!("href=\"{link}\"")), "{page}");
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;script&gt; &amp; O'Brien.pdf"), "{page}");
+    assert!(!page.contains("<script"), "a file name is not markup");
+    assert!(page.contains(">PDF<"));
+    assert!(!page.contains("No files attached."));
+
+    // The download, with the session: the bytes, as an attachment, with the API's headers.
+    let r = console.get(&link).await;
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    assert_eq!(h["content-type"], "application/pdf");
+    let disposition = h["content-disposition"].to_str().unwrap();
+    assert!(disposition.starts_with("attachment; filename=\""), "{disposition}");
+    assert!(disposition.contains("filename*=UTF-8''%3Cscript%3Ealert%281%29%3Cscript%3E%20&%20O%27Brien.pdf"));
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["content-security-policy"], "default-src 'none'; sandbox", "the file's policy, not the page's");
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), bytes.as_slice());
+
+    // Without a session: to the sign-in, no bytes.
+    let r = client().get(app.url(&link)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(r.headers()["location"].to_str().unwrap().starts_with("/review/sign-in"));
+    assert!(!r.bytes().await.unwrap().starts_with(b"%PDF"));
+    // A file this claim does not name (another claim's), unknown ids: 404, no bytes.
+    for path in [
+        format!("/review/claims/{claim}/files/{elsewhere}"),
+        format!("/review/claims/{claim}/files/file_nothing"),
+        format!("/review/claims/clm_nothing/files/{file}"),
+        format!("/review/claims/{claim}/files/cus_123456789"),
+    ] {
+        let r = console.get(&path).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "{path}");
+        assert!(!r.bytes().await.unwrap().starts_with(b"%PDF"), "{path}");
+    }
+    // A claim without files says so.
+    let bare = waiting_claim(&app, json!({})).await;
+    let page = console.get(&format!("/review/claims/{bare}")).await.text().await.unwrap();
+    assert!(page.contains("No files attached."));
+}

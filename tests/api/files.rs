@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use casapay::ApiConfig;
 use casapay::api::rate_limit::RateLimitConfig;
+use casapay::clock::Clock;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -532,7 +533,88 @@ async fn files_are_scoped_to_their_account_and_mode() {
     assert_eq!(only(app.get("/v1/files", &a.test_key).await.ok()), [id(&test_file)]);
     assert_eq!(only(app.get("/v1/files", &a.live_key).await.ok()), [id(&live_file)]);
     assert!(only(app.get("/v1/files", &b.test_key).await.ok()).is_empty());
-    // Operator keys are not platform keys.
+    // Operator keys are not platform keys: they list and upload nothing, and a file
+    // that no claim names is no file to them.
     let operator = app.operator_key().await;
-    app.get(&format!("/v1/files/{}/contents", id(&test_file)), &operator).await.err(403, "permission_error", None);
+    for path in [format!("/v1/files/{}", id(&test_file)), format!("/v1/files/{}/contents", id(&test_file))] {
+        app.get(&path, &operator).await.err(404, "invalid_request_error", Some("resource_missing"));
+    }
+    app.get("/v1/files", &operator).await.err(403, "permission_error", None);
+    upload(&app, &operator, "op.pdf", &pdf(1)).await.err(403, "permission_error", None);
+}
+
+/// The headers every download of a file's bytes carries, whoever asks.
+fn assert_download_headers(r: &reqwest::Response, media: &str, filename: &str) {
+    let h = r.headers();
+    assert_eq!(h["content-type"], media);
+    assert_eq!(
+        h["content-disposition"].to_str().unwrap(),
+        format!("attachment; filename=\"{filename}\"; filename*=UTF-8''{filename}")
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["content-security-policy"], "default-src 'none'; sandbox");
+    assert_eq!(h["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn operators_read_the_files_of_claims_in_any_account_and_nothing_else() {
+    let app = TestApp::start().await;
+    let a = app.new_account().await;
+    let b = app.new_account().await;
+    let key = a.test_key.as_str();
+    let policy = app.docs_policy(key).await;
+    let tenant = app.customer(key, 80).await;
+    let g = id(&app.docs_guarantee(key, &id(&policy), &id(&tenant)).await);
+    app.clock.set(DOCS_NOW + 40 * DAY);
+    let bytes = pdf(200);
+    let on_create = upload(&app, key, "lease.pdf", &bytes).await.ok();
+    let later = upload(&app, key, "photo.png", &png()).await.ok();
+    let loose = upload(&app, key, "unattached.pdf", &pdf(5)).await.ok();
+    let mut body = TestApp::claim_body(&g, "inv_files", DOCS_NOW + 30 * DAY);
+    body["reason"] = json!("property_damage");
+    body["evidence"]["files"] = json!([id(&on_create)]);
+    let claim = app.post("/v1/claims", key, body).await.ok();
+    app.settle().await;
+    let operator = casapay::service::operators::create(&app.store, "Alice", None, app.clock.now()).await.unwrap().key;
+
+    // The review claim holds the file objects, as its platform reads them.
+    let review = app.get(&format!("/v1/review/claims/{}", id(&claim)), &operator).await.ok();
+    assert_eq!(review["evidence"]["files"], json!([on_create.clone()]));
+
+    // Files a claim names, answered as to the platform, with the same download headers.
+    assert_eq!(app.get(&format!("/v1/files/{}", id(&on_create)), &operator).await.ok(), on_create);
+    let r = download(&app, &operator, &id(&on_create)).await;
+    assert_eq!(r.status(), 200);
+    assert_download_headers(&r, "application/pdf", "lease.pdf");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    let r = download(&app, key, &id(&on_create)).await;
+    assert_download_headers(&r, "application/pdf", "lease.pdf");
+
+    // Not yet named by a claim: 404; once the platform adds it to the evidence, readable.
+    let path = format!("/v1/files/{}", id(&later));
+    app.get(&path, &operator).await.err(404, "invalid_request_error", Some("resource_missing"));
+    app.post(&format!("/v1/claims/{}", id(&claim)), key, json!({"evidence": {"files": [id(&later)]}})).await.ok();
+    assert_eq!(app.get(&path, &operator).await.ok(), later);
+    let r = download(&app, &operator, &id(&later)).await;
+    assert_download_headers(&r, "image/png", "photo.png");
+    let review = app.get(&format!("/v1/review/claims/{}", id(&claim)), &operator).await.ok();
+    let names: Vec<&str> =
+        review["evidence"]["files"].as_array().unwrap().iter().map(|f| f["filename"].as_str().unwrap()).collect();
+    assert_eq!(names, ["lease.pdf", "photo.png"], "in the order they were added");
+
+    // A file no claim names, an unknown id: 404 to operators, as to everyone.
+    for f in [id(&loose), "file_nothing".to_owned()] {
+        for path in [format!("/v1/files/{f}"), format!("/v1/files/{f}/contents")] {
+            app.get(&path, &operator).await.err(404, "invalid_request_error", Some("resource_missing"));
+        }
+    }
+    // Another platform cannot read account A's files, named by a claim or not.
+    for f in [&on_create, &later, &loose] {
+        for path in [format!("/v1/files/{}", id(f)), format!("/v1/files/{}/contents", id(f))] {
+            app.get(&path, &b.test_key).await.err(404, "invalid_request_error", Some("resource_missing"));
+            app.get(&path, &a.live_key).await.err(404, "invalid_request_error", Some("resource_missing"));
+        }
+    }
+    // Platforms never see the review routes.
+    app.get(&format!("/v1/review/claims/{}", id(&claim)), key).await.err(403, "permission_error", None);
 }

@@ -364,6 +364,7 @@ async fn the_review_claim_expands_what_deciding_needs() {
     assert_eq!(file["guarantee"]["policy"]["object"], "guarantee_policy");
     assert_eq!(file["guarantee"]["tenant"]["id"], "cus_123456789");
     assert_eq!(file["payout"], Value::Null);
+    assert_eq!(file["evidence"]["files"], json!([]), "no files: none expanded");
     assert!(file["review"]["checks"].is_array());
     app.post(&format!("/v1/claims/{}/approve", id(&damage)), &op.key, json!({})).await.ok();
     let file = app.get(&format!("/v1/review/claims/{}", id(&damage)), &op.key).await.ok();

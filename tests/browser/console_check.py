@@ -10,8 +10,9 @@ Against `casapay serve --demo` (engine on, four eyes at the default 500,000): cr
 operators with the CLI and a platform's claims with the API, then signs in, reads the
 queue, approves a damage claim in two steps with two operators, denies another with a
 reason, requests evidence; checks that a wrong key, an expired session (the second
-server's sessions last 2 s) and a forged cross-site POST are all refused, and that a
-metadata value holding <script> is shown as text.
+server's sessions last 2 s) and a forged cross-site POST are all refused, that a
+metadata value and a file name holding markup are shown as text, and that a claim's
+evidence files are listed and download through the console's session.
 """
 
 import http.server
@@ -33,6 +34,7 @@ DEMO_KEY = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"
 DAY = 86_400
 SHOTS = os.environ.get("CASAPAY_SCREENSHOTS")
 XSS = "<script>window.__pwned = 1</script>"
+XSS_FILE = "<img src=x onerror=window.__pwned=2>.png"
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -106,13 +108,62 @@ def guarantee(base, coverage, tenant):
     return g["id"]
 
 
-def claim(base, grt, invoice, amount, reason, days_ago, description, metadata=None):
+def claim(base, grt, invoice, amount, reason, days_ago, description, metadata=None, files=None):
     body = {"guarantee": grt, "amount": amount, "currency": "eur", "reason": reason,
             "evidence": {"invoice_id": invoice, "due_date": int(time.time()) - days_ago * DAY,
                          "description": description}}
     if metadata:
         body["metadata"] = metadata
+    if files:
+        body["evidence"]["files"] = files
     return ok(base, "POST", "/v1/claims", DEMO_KEY, body)["id"]
+
+
+def upload(base, key, filename, content):
+    """`curl -F file=@<filename> -F purpose=claim_evidence`: the file object."""
+    boundary = "----casapay-console-check"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nclaim_evidence\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+    req = urllib.request.Request(base + "/v1/files", data=head + content + f"\r\n--{boundary}--\r\n".encode(),
+                                 method="POST")
+    req.add_header("Authorization", f"Bearer {key}")
+    req.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def pdf_report():
+    """A small PDF (one page of text), as a damage report."""
+    text = b"BT /F1 18 Tf 72 720 Td (Inspection report: window and door frame) Tj ET"
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return out
+
+
+def png_photo():
+    """A small PNG (a 16x16 gradient), as a photo."""
+    import struct
+    import zlib
+    raw = b"".join(b"\0" + bytes(v for x in range(16) for v in (x * 16, y * 16, 160)) for y in range(16))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 def waiting(base, key, count):
@@ -158,8 +209,12 @@ def main():
                 "Water damage in the kitchen after a burst pipe; the tenant left the tap running.")
     lease = claim(BASE, guarantee(BASE, 300_000, tenants["Lukas Weber"]), "inv_2042", 240_000, "lease_break", 40,
                   "Tenant left four months before the end of the lease.")
+    # The third comes with its evidence: a report and a photo whose name holds markup.
+    report_bytes = pdf_report()
+    report = upload(BASE, DEMO_KEY, "inspection-report.pdf", report_bytes)
+    photo = upload(BASE, DEMO_KEY, XSS_FILE, png_photo())
     xss = claim(BASE, guarantee(BASE, 120_000, tenants["Sofia Rossi"]), "inv_2043", 95_000, "property_damage", 70, "Broken window <b>and</b> door frame.",
-                {"inspection": XSS, "contractor": "Glas & Rahmen GmbH"})
+                {"inspection": XSS, "contractor": "Glas & Rahmen GmbH"}, [report["id"], photo["id"]])
     claim(BASE, grt, "inv_2044", 100_000, "missed_payment", 100, "March rent unpaid.")
     waiting(BASE, alice["key"], 3)
     # The lease break was filed a fortnight ago (the API files claims now): its deadline
@@ -289,6 +344,28 @@ def main():
         check(XSS in page.inner_text("table.kv"), "a metadata value holding <script> is shown as text")
         check(page.evaluate("typeof window.__pwned") == "undefined", "and it did not run")
         check("<b>and</b>" in page.inner_text("dd.prose"), "markup in a description is shown as text")
+        # Its evidence files: listed with their type and size, names as text, each a
+        # download through the console's session.
+        links = page.locator("ul.files a.file")
+        check(links.count() == 2 and links.first.is_visible(), "the claim's evidence files are listed, with links")
+        listed = page.inner_text("ul.files")
+        check("inspection-report.pdf" in listed and "PDF" in listed and "PNG" in listed, "each with its name and type")
+        check(XSS_FILE in listed and page.evaluate("typeof window.__pwned") == "undefined",
+              "a file name holding markup is shown as text, and nothing ran")
+        href = links.first.get_attribute("href")
+        check(href == f"/review/claims/{xss}/files/{report['id']}", "the link goes through the console and the claim")
+        with page.expect_download() as info:
+            links.first.click()
+        download = info.value
+        with open(download.path(), "rb") as f:
+            got = f.read()
+        check(got == report_bytes, "the file downloads through the link, byte for byte")
+        check(download.suggested_filename == "inspection-report.pdf", "under its own name")
+        check(page.url.endswith(f"/review/claims/{xss}"), "and the page stays where it was (an attachment)")
+        outsider = browser.new_context()
+        r = outsider.request.get(BASE + href, max_redirects=0)
+        check(r.status == 303 and b"%PDF" not in r.body(), "without a session the link gives nothing")
+        outsider.close()
         page.fill("#message", "Please send photos of the window and the contractor's quote.")
         page.click(f"form[action='/review/claims/{xss}/request-evidence'] button")
         page.wait_for_url(f"**/review/claims/{xss}?done=evidence_requested")
