@@ -84,6 +84,40 @@ enum Command {
     },
     /// Forward the events of an account to a local URL, signed (like `stripe listen`).
     Listen(ListenArgs),
+    /// Make an event happen in test mode, creating the objects behind it (like `stripe trigger`).
+    Trigger(TriggerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TriggerArgs {
+    /// The event to make happen, e.g. claim.approved (`--list` shows them all).
+    #[arg(required_unless_present = "list", conflicts_with = "list")]
+    event: Option<String>,
+    /// Print the events it can trigger, one a line, and exit.
+    #[arg(long)]
+    list: bool,
+    /// A field of the object the event is about, in bracket notation (repeatable):
+    /// `--param amount=5000`, `--param metadata[lease]=L1`.
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    /// The API to create the objects on.
+    #[arg(long, env = "CASAPAY_API", default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// The platform's secret test key (sk_test_...); live keys are refused.
+    #[arg(long, env = "CASAPAY_API_KEY", hide_env_values = true, required_unless_present = "list")]
+    api_key: Option<String>,
+    /// How long to wait for the server to write the event (the claims engine, a test
+    /// clock's advance), in seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout_secs: u64,
+}
+
+/// `KEY=VALUE` (the value may hold `=`; the key is not empty).
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, e.g. amount=5000 or metadata[lease]=L1, not \"{s}\"")),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -524,6 +558,20 @@ async fn run(cli: Cli) -> Result<(), String> {
             };
             crate::tools::listen::listen(client, options, shutdown_signal()).await
         }
+        Command::Trigger(args) => {
+            use crate::tools::trigger;
+            if args.list {
+                print!("{}", trigger::list());
+                return Ok(());
+            }
+            let options = trigger::TriggerOptions {
+                event: args.event.clone().unwrap_or_default(),
+                params: args.params.clone(),
+                timeout: Duration::from_secs(args.timeout_secs),
+                poll: Duration::from_millis(100),
+            };
+            trigger::trigger(&args.api, args.api_key.as_deref().unwrap_or_default(), options).await.map(|_| ())
+        }
         Command::OperatorKeys { command: OperatorKeysCommand::Create } => {
             let store = open_store(&cli, 2).await?;
             store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
@@ -730,6 +778,35 @@ mod tests {
             Command::Serve(serve) => serve.no_engine,
             other => panic!("not serve: {other:?}"),
         }
+    }
+
+    #[test]
+    fn trigger_takes_params_as_key_value_pairs_and_list_alone() {
+        let cli = Cli::try_parse_from([
+            "casapay",
+            "trigger",
+            "claim.paid",
+            "--param",
+            "metadata[note]=a=b",
+            "--param",
+            "amount=5000",
+            "--api-key",
+            "sk_test_x",
+        ])
+        .expect("parses");
+        let Command::Trigger(args) = cli.command else { panic!("not trigger") };
+        assert_eq!(args.event.as_deref(), Some("claim.paid"));
+        assert_eq!(
+            args.params,
+            [("metadata[note]".to_owned(), "a=b".to_owned()), ("amount".to_owned(), "5000".to_owned())]
+        );
+        assert!(Cli::try_parse_from(["casapay", "trigger", "claim.paid", "--param", "=1", "--api-key", "k"]).is_err());
+        assert!(Cli::try_parse_from(["casapay", "trigger", "claim.paid", "--list", "--api-key", "k"]).is_err());
+        let Command::Trigger(args) = Cli::try_parse_from(["casapay", "trigger", "--list"]).expect("parses").command
+        else {
+            panic!("not trigger")
+        };
+        assert!(args.list && args.event.is_none());
     }
 
     #[test]

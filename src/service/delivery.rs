@@ -228,6 +228,12 @@ impl Deliveries {
         let Err(e) = self.write_attempt(d, failing_since, &attempt, result, now).await else {
             return Ok(());
         };
+        // Deleted meanwhile (its endpoint deleted: the attempt's foreign key fails; or the
+        // test data reset): nothing is left to record or to retry.
+        if self.deleted(d).await {
+            tracing::debug!(error = %e, delivery = %d.id, "delivery deleted while it was attempted; result dropped");
+            return Ok(());
+        }
         tracing::error!(error = %e, delivery = %d.id, "could not record a webhook attempt; recording it as failed, without the answer");
         // Fixed words, not the database's: the attempts log is shown to the account.
         let what = match outcome.status_code {
@@ -273,7 +279,8 @@ impl Deliveries {
         if !endpoint_changes && self.store.backend() == Backend::Postgres {
             let mut conn = self.store.acquire().await?;
             if !store::webhooks::record_delivered(&mut conn, d, attempt).await? {
-                tracing::warn!(delivery = %d.id, "lease lost before the attempt was recorded; result dropped");
+                drop(conn);
+                self.dropped(d).await;
             }
             return Ok(());
         }
@@ -281,8 +288,9 @@ impl Deliveries {
         store::webhooks::insert_attempt(&mut tx, &d.scope, &d.id, attempt).await?;
         if !store::webhooks::finish_delivery(&mut tx, d, status, attempts, next).await? {
             // Another dispatcher holds the delivery now (or it was failed with its
-            // disabled endpoint): this result is stale.
-            tracing::warn!(delivery = %d.id, "lease lost before the attempt was recorded; result dropped");
+            // disabled endpoint, or deleted): this result is stale.
+            drop(tx);
+            self.dropped(d).await;
             return Ok(());
         }
         if delivered {
@@ -293,6 +301,26 @@ impl Deliveries {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Whether the delivery was deleted since it was leased (a reset of the test data,
+    /// its endpoint or event deleted). A store that cannot tell says no.
+    async fn deleted(&self, d: &LeasedDelivery) -> bool {
+        let exists = async {
+            let mut conn = self.store.acquire().await?;
+            store::webhooks::delivery_exists(&mut conn, &d.id).await
+        };
+        matches!(exists.await, Ok(false))
+    }
+
+    /// Says why an attempt's result was not recorded: the delivery was deleted (quietly:
+    /// nothing is wrong), or its lease was lost.
+    async fn dropped(&self, d: &LeasedDelivery) {
+        if self.deleted(d).await {
+            tracing::debug!(delivery = %d.id, "delivery deleted while it was attempted; result dropped");
+        } else {
+            tracing::warn!(delivery = %d.id, "lease lost before the attempt was recorded; result dropped");
+        }
     }
 
     /// Starts or ends the endpoint's failure streak, and disables it on a 410 or

@@ -359,6 +359,16 @@ pub async fn release_lease(conn: &mut Conn, d: &LeasedDelivery) -> Result<(), sq
     Ok(())
 }
 
+/// Whether the delivery is still there: a reset of the test data, or the deletion of
+/// its endpoint or event, deletes it, also while it is being attempted.
+pub async fn delivery_exists(conn: &mut Conn, id: &str) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(row.try_get::<i64, _>("n")? > 0)
+}
+
 /// Takes one of the deliveries an endpoint may receive in the second `now`: true when
 /// it may be sent now (no `rate_limit`, or the second's count is under it). One
 /// conditional update of the endpoint's row, so dispatchers on every replica share

@@ -74,10 +74,17 @@ impl ApiClient {
         if status.is_success() {
             return Ok(text);
         }
-        let message = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        let body = serde_json::from_str::<Value>(&text).ok();
+        let error = body.as_ref().map(|v| &v["error"]);
+        let mut message = error
+            .and_then(|e| e["message"].as_str().map(str::to_owned))
             .unwrap_or_else(|| text.chars().take(200).collect());
+        // The parameter it is about, unless the message names it already.
+        if let Some(param) = error.and_then(|e| e["param"].as_str())
+            && !message.contains(param)
+        {
+            message.push_str(&format!(" (param: {param})"));
+        }
         Err(CallError::Refused { method: method.to_string(), path: path.to_owned(), status: status.as_u16(), message })
     }
 }

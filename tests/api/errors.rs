@@ -16,7 +16,7 @@ use crate::support::{DEMO_KEY, DOCS_NOW, TestApp};
 /// What the server logs at error level, with the spans around each line, for every
 /// test of this binary (they share the process): tests pick out their own lines by
 /// request id.
-fn error_log() -> Arc<Mutex<Vec<u8>>> {
+pub(crate) fn error_log() -> Arc<Mutex<Vec<u8>>> {
     static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOG.get_or_init(|| {
         let log = Arc::new(Mutex::new(Vec::new()));

@@ -250,7 +250,7 @@ async fn every_scoped_table_is_either_reset_or_kept() {
 }
 
 /// A `casapay serve --demo` subprocess on `db` at `port`, once it answers.
-async fn serve_on(db: &crate::support::TestDb, port: u16, data: &std::path::Path) -> std::process::Child {
+pub(crate) async fn serve_on(db: &crate::support::TestDb, port: u16, data: &std::path::Path) -> std::process::Child {
     let child = crate::support::serve_command(&["--demo", "--listen", &format!("127.0.0.1:{port}"), "--data"])
         .arg(data)
         .env("DATABASE_URL", &db.url)
@@ -383,4 +383,83 @@ async fn listen_forwards_signed_events_survives_a_restart_and_stops_on_ctrl_c() 
     server.kill().unwrap();
     server.wait().unwrap();
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A delivery deleted while it is in flight (a reset of the test data, or its endpoint
+/// deleted) is done: the attempt's record finds it gone and drops the result quietly,
+/// with no error logged, no attempt left behind and nothing sent again.
+#[tokio::test]
+async fn a_delivery_deleted_while_in_flight_is_dropped_quietly() {
+    use casapay::service::delivery::{Deliveries, LeaseConfig};
+    use casapay::webhooks::sender::Sender;
+    let log = crate::errors::error_log();
+    let app = TestApp::start().await;
+    let receiver = Receiver::start().await;
+    let deliveries = Deliveries::new(
+        app.store.clone(),
+        app.clock.clone(),
+        Sender::new(crate::support::LOOPBACK_EGRESS, std::time::Duration::from_secs(2)),
+        LeaseConfig { per_endpoint: 10, per_account: 10, lease_seconds: 60 },
+    );
+    // A success and a failure are recorded on different paths (PostgreSQL records a
+    // success in one statement).
+    for (deletion, answer) in
+        [("reset", Mode::Ok), ("reset", Mode::Status(500)), ("endpoint", Mode::Ok), ("endpoint", Mode::Status(500))]
+    {
+        let case = format!("{deletion}, receiver answering {answer:?}");
+        receiver.set_mode(answer);
+        let endpoint = app
+            .post(
+                "/v1/webhook_endpoints",
+                DEMO_KEY,
+                json!({"url": receiver.url, "enabled_events": ["customer.created"]}),
+            )
+            .await
+            .ok();
+        app.customer(DEMO_KEY, 10).await;
+        let mut jobs = deliveries.lease(10).await.expect("lease");
+        assert_eq!(jobs.len(), 1, "{case}");
+        let job = jobs.pop().unwrap();
+        let delivery = job.delivery.id.clone();
+        if deletion == "reset" {
+            app.post("/v1/test_helpers/reset", DEMO_KEY, json!({})).await.ok();
+        } else {
+            app.send(
+                reqwest::Method::DELETE,
+                &format!("/v1/webhook_endpoints/{}", id(&endpoint)),
+                Some(DEMO_KEY),
+                None,
+            )
+            .await
+            .ok();
+        }
+        let sent = receiver.received().len();
+        deliveries.attempt(job).await.unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(receiver.received().len(), sent + 1, "{case}: the attempt was made");
+        let logged = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
+        assert!(!logged.contains(&delivery), "{case}: nothing to log as an error:\n{logged}");
+        let mut conn = app.store.acquire().await.unwrap();
+        let left: i64 = sqlx::Row::get(
+            &sqlx::query("SELECT COUNT(*) AS n FROM webhook_attempts WHERE delivery_id = $1")
+                .bind(&delivery)
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap(),
+            "n",
+        );
+        assert_eq!(left, 0, "{case}: no attempt recorded for a deleted delivery");
+        drop(conn);
+        assert!(deliveries.lease(10).await.unwrap().is_empty(), "{case}: nothing to send again");
+        // The next case starts with no endpoint.
+        if deletion == "reset" {
+            app.send(
+                reqwest::Method::DELETE,
+                &format!("/v1/webhook_endpoints/{}", id(&endpoint)),
+                Some(DEMO_KEY),
+                None,
+            )
+            .await
+            .ok();
+        }
+    }
 }

@@ -25,5 +25,6 @@ mod review;
 mod store_conformance;
 mod stripe_compat;
 mod test_clocks;
+mod trigger;
 mod webhooks;
 mod wire;
