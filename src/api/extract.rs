@@ -34,6 +34,10 @@ pub struct Operator {
     pub operator_id: String,
     pub now: i64,
     pub request_id: Option<String>,
+    /// The request's `Idempotency-Key`, and the key it holds: only on the routes whose
+    /// account the idempotency layer can tell (a recovery's, see `api::idempotency`).
+    pub idempotency_key: Option<String>,
+    pub idempotency: Option<Claim>,
 }
 
 const NO_KEY: &str = "You did not provide an API key. Provide your API key in the Authorization header, \
@@ -176,10 +180,30 @@ impl FromRequestParts<AppState> for Operator {
                 operator_id,
                 now: state.clock.now(),
                 request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+                idempotency_key: parts.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned),
+                idempotency: parts.extensions.get::<Claim>().cloned(),
             }),
             Principal::Platform { .. } => {
                 Err(ApiError::permission("This request needs an operator key: platform keys cannot review claims."))
             }
+        }
+    }
+}
+
+/// A caller of a route that both kinds of key may use (recoveries): a platform in its
+/// own account, or an operator in any.
+pub enum Caller {
+    Platform(Call),
+    Operator(Operator),
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        match authenticate(&parts.headers, &mut parts.extensions, state).await? {
+            Principal::Platform { .. } => Ok(Caller::Platform(Platform::from_request_parts(parts, state).await?.0)),
+            Principal::Operator { .. } => Ok(Caller::Operator(Operator::from_request_parts(parts, state).await?)),
         }
     }
 }

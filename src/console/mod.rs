@@ -415,6 +415,11 @@ async fn render_claim(
         Ok(all) => all.into_iter().map(|o| (o.id, o.name)).collect(),
         Err(e) => return failure(e),
     };
+    // A paid claim's recovery, shown in a card of its own.
+    let recovery = match crate::service::recoveries::for_claim(&state.store, &file.scope, id).await {
+        Ok(r) => r,
+        Err(e) => return failure(e),
+    };
     let view = pages::ClaimPage {
         session: current,
         file: &file,
@@ -422,6 +427,7 @@ async fn render_claim(
         banner,
         now: state.clock.now(),
         second_approval_amount: state.config.second_approval_amount,
+        recovery: recovery.as_ref(),
     };
     html(status, pages::claim(&view))
 }

@@ -8,6 +8,7 @@ use maud::{DOCTYPE, Markup, html};
 use super::{QueueQuery, QueueRow, Session};
 use crate::domain::DAY;
 use crate::domain::claim::{ActionType, Awaiting, Claim, ClaimReason, ClaimStatus, OperatorDenialReason};
+use crate::domain::recovery::{InstallmentStatus, Recovery, RecoveryStatus};
 use crate::domain::review::{CheckResult, civil_from_days};
 use crate::service::review::ReviewFile;
 
@@ -299,6 +300,8 @@ pub struct ClaimPage<'a> {
     pub banner: Option<(bool, String)>,
     pub now: i64,
     pub second_approval_amount: i64,
+    /// A paid claim's recovery (see `recovery_card`).
+    pub recovery: Option<&'a Recovery>,
 }
 
 fn actor_name(actor: &str, names: &HashMap<String, String>) -> String {
@@ -420,6 +423,7 @@ pub fn claim(p: &ClaimPage) -> Markup {
                     }
                 }
             }
+            @if let Some(r) = p.recovery { (recovery_card(r)) }
             @if under_review {
                 section.card.decide {
                     h2 { "Decide" }
@@ -492,6 +496,52 @@ pub fn claim(p: &ClaimPage) -> Markup {
             }
         },
     )
+}
+
+// Recoveries (SPEC section 6) ---------------------------------------------------
+
+/// What a paid claim's tenant owes back: status, figures and the plan's schedule.
+fn recovery_card(r: &Recovery) -> Markup {
+    let cur = r.currency.as_str();
+    let class = match r.status {
+        RecoveryStatus::Open | RecoveryStatus::InPlan => "pending",
+        RecoveryStatus::Recovered => "good",
+        RecoveryStatus::WrittenOff => "bad",
+    };
+    html! {
+        section.card.recovery {
+            div.title {
+                h2 { "Recovery" }
+                span.status.(class) { (r.status.as_str().replace('_', " ")) }
+            }
+            dl {
+                dt { "Recovery" } dd { (r.id) }
+                dt { "Owed" } dd { (money(r.amount, cur)) }
+                dt { "Recovered" } dd { (money(r.amount_recovered, cur)) }
+                dt { "Remaining" } dd { strong { (money(r.remaining(), cur)) } }
+                @if let Some(why) = &r.written_off_reason { dt { "Written off" } dd.prose { (why) } }
+            }
+            @if let Some(plan) = &r.plan {
+                h3 { "Plan: " (plan.installments) " monthly installments" }
+                table.schedule {
+                    thead { tr { th scope="col" { "Due" } th scope="col" { "Amount" } th scope="col" { "Paid" } th scope="col" { "Status" } } }
+                    tbody {
+                        @for i in &plan.schedule {
+                            @let class = match i.status { InstallmentStatus::Pending => "pending", InstallmentStatus::Paid => "good", InstallmentStatus::Missed => "bad" };
+                            tr {
+                                td { (day(i.due_date)) }
+                                td { (money(i.amount, cur)) }
+                                td { (money(i.amount_paid, cur)) }
+                                td { span.status.(class) { (i.status.as_str()) } }
+                            }
+                        }
+                    }
+                }
+            } @else {
+                p.muted { "No repayment plan yet." }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
