@@ -122,6 +122,7 @@ async fn update(
 /// `POST /v1/recoveries/:id/plan`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"installments": 6, "first_due_date": 1798761600}))]
 pub struct RecoveryPlanParams {
     #[schema(inline)]
     pub installments: Installments,
@@ -151,6 +152,7 @@ async fn plan(
 /// `POST /v1/recoveries/:id/payments`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"amount": 20000, "reference": "SEPA-123"}))]
 pub struct RecoveryPaymentParams {
     /// At most the recovery's `amount_remaining`.
     #[schema(inline)]
@@ -187,6 +189,7 @@ async fn payments(
 /// `POST /v1/recoveries/:id/write_off`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "The tenant is insolvent: the rest will not be recovered."}))]
 pub struct RecoveryWriteOffParams {
     #[schema(inline)]
     pub reason: WriteOffReason,
