@@ -291,6 +291,7 @@ async fn seed(store: &Store, now: i64) -> Data {
                 claims_filed: 0,
                 claims_paid: 0,
                 claims_reserved: 0,
+                claims_recovered: 0,
                 cancelled_at: None,
                 metadata: Metadata::new(),
                 livemode: false,

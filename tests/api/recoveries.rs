@@ -416,7 +416,7 @@ async fn payments_at_once_never_record_more_than_the_amount() {
     let r = app.get(&path(&rec, ""), DEMO_KEY).await.ok();
     assert_eq!((r["amount_recovered"].as_i64(), r["amount_remaining"].as_i64()), (Some(95_000), Some(5_000)));
     let total =
-        casapay::store::recoveries::payments_total(&mut *app.store.acquire().await.unwrap(), &id(&rec)).await.unwrap();
+        casapay::store::recoveries::payments_total(&mut app.store.acquire().await.unwrap(), &id(&rec)).await.unwrap();
     assert_eq!(total, 95_000, "the trail records what the recovery counts");
     assert_eq!(events(&app, "recovery.payment_recorded").await.len(), 6);
     let g = app.get(&format!("/v1/guarantees/{}", rec["guarantee"].as_str().unwrap()), DEMO_KEY).await.ok();
