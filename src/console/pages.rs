@@ -8,7 +8,7 @@ use maud::{DOCTYPE, Markup, html};
 use super::{QueueQuery, QueueRow, Session};
 use crate::domain::DAY;
 use crate::domain::claim::{ActionType, Awaiting, Claim, ClaimReason, ClaimStatus, OperatorDenialReason};
-use crate::domain::recovery::{InstallmentStatus, Recovery, RecoveryStatus};
+use crate::domain::recovery::{InstallmentStatus, Recovery, RecoveryAction, RecoveryStatus};
 use crate::domain::review::{CheckResult, civil_from_days};
 use crate::service::review::ReviewFile;
 
@@ -300,8 +300,8 @@ pub struct ClaimPage<'a> {
     pub banner: Option<(bool, String)>,
     pub now: i64,
     pub second_approval_amount: i64,
-    /// A paid claim's recovery (see `recovery_card`).
-    pub recovery: Option<&'a Recovery>,
+    /// A paid claim's recovery and its trail, oldest first (see `recovery_card`).
+    pub recovery: Option<(&'a Recovery, &'a [RecoveryAction])>,
 }
 
 fn actor_name(actor: &str, names: &HashMap<String, String>) -> String {
@@ -423,7 +423,7 @@ pub fn claim(p: &ClaimPage) -> Markup {
                     }
                 }
             }
-            @if let Some(r) = p.recovery { (recovery_card(r)) }
+            @if let Some((r, trail)) = p.recovery { (recovery_card(r, trail, p.names)) }
             @if under_review {
                 section.card.decide {
                     h2 { "Decide" }
@@ -500,8 +500,9 @@ pub fn claim(p: &ClaimPage) -> Markup {
 
 // Recoveries (SPEC section 6) ---------------------------------------------------
 
-/// What a paid claim's tenant owes back: status, figures and the plan's schedule.
-fn recovery_card(r: &Recovery) -> Markup {
+/// What a paid claim's tenant owes back: status, figures, the plan's schedule, and who
+/// planned, recorded payments or wrote off.
+fn recovery_card(r: &Recovery, trail: &[RecoveryAction], names: &HashMap<String, String>) -> Markup {
     let cur = r.currency.as_str();
     let class = match r.status {
         RecoveryStatus::Open | RecoveryStatus::InPlan => "pending",
@@ -539,6 +540,20 @@ fn recovery_card(r: &Recovery) -> Markup {
                 }
             } @else {
                 p.muted { "No repayment plan yet." }
+            }
+            h3 { "Recovery trail" }
+            ol.trail {
+                @for a in trail {
+                    li {
+                        div.line {
+                            span.what { (a.kind.as_str().replace('_', " ")) }
+                            @if let Some(amount) = a.amount { span.amt { (money(amount, cur)) } }
+                            span.by { (actor_name(&a.actor, names)) }
+                            time { (when(a.created)) }
+                        }
+                        @if let Some(m) = &a.message { p.prose { (m) } }
+                    }
+                }
             }
         }
     }

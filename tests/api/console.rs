@@ -270,6 +270,7 @@ async fn a_paid_claims_page_shows_its_recovery_and_plan() {
     let page = console.get(&format!("/review/claims/{claim}")).await.text().await.unwrap();
     assert!(page.contains("in plan") && page.contains("2024-03-31") && page.contains("2024-04-30"), "{page}");
     assert!(page.contains("600.00 EUR") && page.contains(">paid<") && page.contains(">pending<"), "{page}");
+    assert!(page.contains("payment recorded") && page.contains("plan set") && page.contains("Platform"), "the trail");
     // A claim not paid has no recovery card.
     let mut body = TestApp::claim_body(&grt, "inv_waiting", DOCS_NOW + 30 * DAY);
     body["reason"] = json!("property_damage");
