@@ -808,6 +808,9 @@ pub async fn transition_guarantees(store: &Store, now: i64, limit: i64) -> ApiRe
 /// due date at `now` and not paid in full, up to `limit` recoveries, each installment
 /// once, with `recovery.installment_missed`. Returns how many recoveries changed.
 pub async fn miss_due_installments(store: &Store, now: i64, limit: i64) -> ApiResult<usize> {
+    if !store::recoveries::any_due_wall(&mut *store.acquire().await?, now).await? {
+        return Ok(0);
+    }
     let mut tx = store.begin().await?;
     let due = store::recoveries::due_wall(&mut tx, now, limit).await?;
     if due.is_empty() {

@@ -185,6 +185,20 @@ pub async fn due_wall(tx: &mut Tx, now: i64, limit: i64) -> Result<Vec<(Scope, R
     rows.iter().map(|r| Ok((row_scope(r)?, from_row(r)?))).collect()
 }
 
+/// Whether any recovery on the wall clock has an installment pending past due at `now`:
+/// a read, so that the engine's step takes no write transaction (SQLite's one writer)
+/// when there is nothing to mark.
+pub async fn any_due_wall(conn: &mut Conn, now: i64) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT 1 FROM recoveries WHERE next_due_date IS NOT NULL AND test_clock_id IS NULL AND next_due_date < $1 \
+         LIMIT 1",
+    )
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.is_some())
+}
+
 /// A test clock's recoveries with an installment pending whose due date is before
 /// `until`, earliest first, up to `limit`; locked. With each, its `next_due_date`.
 pub async fn clock_due(tx: &mut Tx, clock_id: &str, until: i64, limit: i64) -> Result<Vec<Recovery>, sqlx::Error> {

@@ -421,6 +421,13 @@ async fn payments_at_once_never_record_more_than_the_amount() {
     assert_eq!(events(&app, "recovery.payment_recorded").await.len(), 6);
     let g = app.get(&format!("/v1/guarantees/{}", rec["guarantee"].as_str().unwrap()), DEMO_KEY).await.ok();
     assert_eq!(g["claims_recovered"], 95_000);
+    // The database refuses more than the amount too: the last line of defence.
+    let over = sqlx::query("UPDATE recoveries SET amount_recovered = amount + 1 WHERE id = $1")
+        .bind(id(&rec))
+        .execute(&mut *app.store.acquire().await.unwrap())
+        .await;
+    assert!(over.is_err(), "the check constraint holds on both backends");
+    assert_eq!(app.get(&path(&rec, ""), DEMO_KEY).await.ok()["amount_recovered"], 95_000);
 }
 
 async fn pay_with_key(app: &TestApp, rec: &Value, amount: i64, key: &str) -> Resp {
