@@ -295,6 +295,7 @@ async fn seed(store: &Store, now: i64) -> Data {
                 claims_filed: 0,
                 claims_paid: 0,
                 claims_reserved: 0,
+                claims_recovered: 0,
                 cancelled_at: None,
                 metadata: Metadata::new(),
                 livemode: false,
@@ -802,7 +803,7 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
     }
     eprintln!("{backend}: seeded in {:.1}s", seeding.elapsed().as_secs_f64());
 
-    let (mut server, port) = start_server(bin, &tmp, &url, &[], "casapay_bench_server.log").await;
+    let (mut server, mut port) = start_server(bin, &tmp, &url, &[], "casapay_bench_server.log").await;
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
     // Webhooks first, before the claims engine has a backlog to work through.
@@ -817,24 +818,36 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
     // of that phase's events. Its turns follow the first server's in every round;
     // `BENCH_COMPARE_ENV=CASAPAY_METRICS=on` (the same settings twice) shows what that
     // order alone is worth.
-    // One server per SQLite file: the second gets a copy of the seeded file, and the
-    // engine's drain after its turns reads that copy.
+    // One server per SQLite file, and a fresh copy of a file runs writes faster than the
+    // file the seeding and the webhook phase wrote: on SQLite each server moves to a copy
+    // made alike, and the engine's drains after its turns read that copy.
     let compare_env = compare_env();
-    let (mut second, second_store) = match &compare_env {
-        Some(env) => {
+    let (mut second, second_store, first_store) = match &compare_env {
+        Some(env) if backend == "postgres" => {
             let dir = tmp.join("second");
             std::fs::create_dir_all(&dir).unwrap();
-            let url = if backend == "postgres" {
-                url.clone()
-            } else {
+            let second = start_server(bin, &dir, &url, env, "casapay_bench_server_b.log").await;
+            (Some(second), None, None)
+        }
+        Some(env) => {
+            let _ = server.kill();
+            let _ = server.wait();
+            let mut copies = Vec::new();
+            for name in ["first", "second"] {
+                let dir = tmp.join(name);
+                std::fs::create_dir_all(&dir).unwrap();
                 let copy = dir.join("casapay.db");
                 sqlx::query(&format!("VACUUM INTO '{}'", copy.display())).execute(store.pool()).await.unwrap();
-                format!("sqlite://{}?mode=rwc", copy.display())
-            };
-            let second_store = Store::connect(&StoreOptions::new(&url)).await.unwrap();
-            (Some(start_server(bin, &dir, &url, env, "casapay_bench_server_b.log").await), Some(second_store))
+                let url = format!("sqlite://{}?mode=rwc", copy.display());
+                copies.push((Store::connect(&StoreOptions::new(&url)).await.unwrap(), dir, url));
+            }
+            let (second_store, second_dir, second_url) = copies.pop().unwrap();
+            let (first_store, first_dir, first_url) = copies.pop().unwrap();
+            (server, port) = start_server(bin, &first_dir, &first_url, &[], "casapay_bench_server.log").await;
+            let second = start_server(bin, &second_dir, &second_url, env, "casapay_bench_server_b.log").await;
+            (Some(second), Some(second_store), Some(first_store))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
 
     // Ceiling and server take turns, round after round, so that a change in the
@@ -901,7 +914,7 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
                 }
                 let (cpu_before, client_before) = (cpu_seconds(server.id()), cpu_seconds(std::process::id()));
                 served.push(http_turn(&client_rt, conc, &seq, &http, &data, op).await);
-                let drained = drain(&store).await;
+                let drained = drain(first_store.as_ref().unwrap_or(&store)).await;
                 backlog = drained.left;
                 engine_rates.extend(drained.rate.filter(|_| op == "create claim"));
                 cpu += cpu_seconds(server.id()) - cpu_before;
@@ -970,8 +983,8 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
     }
     listening.cancel();
     store.close().await;
-    if let Some(second_store) = second_store {
-        second_store.close().await;
+    for moved in [second_store, first_store].into_iter().flatten() {
+        moved.close().await;
     }
     if let Ok(rt) = Arc::try_unwrap(client_rt) {
         // Dropped outside any runtime's context, as tokio requires.

@@ -394,7 +394,8 @@ fn constraint_error(constraint: UniqueConstraint) -> Option<ApiError> {
             "evidence[invoice_id]",
             "A claim for this invoice on this guarantee already exists.",
         )),
-        UniqueConstraint::PayoutPerClaim | UniqueConstraint::ApiKeyHash => None,
+        // Only the payout's settlement, under its lease, opens a claim's recovery.
+        UniqueConstraint::PayoutPerClaim | UniqueConstraint::ApiKeyHash | UniqueConstraint::RecoveryPerClaim => None,
     }
 }
 

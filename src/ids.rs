@@ -22,6 +22,8 @@ pub enum Kind {
     Operator,
     ClaimAction,
     TestClock,
+    Recovery,
+    RecoveryAction,
 }
 
 impl Kind {
@@ -43,6 +45,8 @@ impl Kind {
             Kind::Operator => "op_",
             Kind::ClaimAction => "act_",
             Kind::TestClock => "clock_",
+            Kind::Recovery => "rec_",
+            Kind::RecoveryAction => "ract_",
         }
     }
 
@@ -65,6 +69,8 @@ impl Kind {
             Kind::Operator => "operator",
             Kind::ClaimAction => "claim_action",
             Kind::TestClock => "test_helpers.test_clock",
+            Kind::Recovery => "recovery",
+            Kind::RecoveryAction => "recovery_action",
         }
     }
 
@@ -128,6 +134,7 @@ id_type!(WebhookAttemptId, Kind::WebhookAttempt);
 id_type!(FileId, Kind::File);
 id_type!(AccountId, Kind::Account);
 id_type!(TestClockId, Kind::TestClock);
+id_type!(RecoveryId, Kind::Recovery);
 
 /// A random secret of `len` base62 characters, for API keys.
 pub fn random_secret(len: usize) -> String {

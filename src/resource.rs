@@ -85,9 +85,27 @@ pub static FILE: Resource = Resource { kind: Kind::File, table: "files", route: 
 pub static TEST_CLOCK: Resource =
     Resource { kind: Kind::TestClock, table: "test_clocks", route: "/v1/test_helpers/test_clocks", expandable: &[] };
 
+pub static RECOVERY: Resource = Resource {
+    kind: Kind::Recovery,
+    table: "recoveries",
+    route: "/v1/recoveries",
+    expandable: &[Expandable { field: "claim", target: &CLAIM }, Expandable { field: "guarantee", target: &GUARANTEE }],
+};
+
 /// Every resource.
-pub static RESOURCES: [&Resource; 10] =
-    [&CUSTOMER, &POLICY, &GUARANTEE, &CLAIM, &PAYOUT, &EVENT, &WEBHOOK_ENDPOINT, &WEBHOOK_ATTEMPT, &FILE, &TEST_CLOCK];
+pub static RESOURCES: [&Resource; 11] = [
+    &CUSTOMER,
+    &POLICY,
+    &GUARANTEE,
+    &CLAIM,
+    &PAYOUT,
+    &EVENT,
+    &WEBHOOK_ENDPOINT,
+    &WEBHOOK_ATTEMPT,
+    &FILE,
+    &TEST_CLOCK,
+    &RECOVERY,
+];
 
 /// The resource of an `object` name (`"guarantee"`).
 pub fn by_object(object: &str) -> Option<&'static Resource> {

@@ -34,6 +34,10 @@ pub struct Operator {
     pub operator_id: String,
     pub now: i64,
     pub request_id: Option<String>,
+    /// The request's `Idempotency-Key`, and the key it holds: only on the routes whose
+    /// account the idempotency layer can tell (a recovery's, see `api::idempotency`).
+    pub idempotency_key: Option<String>,
+    pub idempotency: Option<Claim>,
 }
 
 const NO_KEY: &str = "You did not provide an API key. Provide your API key in the Authorization header, \
@@ -160,11 +164,14 @@ fn operator(parts: &Parts, state: &AppState, key_id: String, operator_id: String
         operator_id,
         now: state.clock.now(),
         request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+        idempotency_key: parts.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        idempotency: parts.extensions.get::<Claim>().cloned(),
     }
 }
 
 /// A platform or an operator, on the routes both use: an evidence file is read by its
-/// platform (in its own scope) and by operators (in the scope of a claim that names it).
+/// platform (in its own scope) and by operators (in the scope of a claim that names it);
+/// a recovery by its platform (own account) and by operators (any).
 pub enum Caller {
     Platform(Call),
     Operator(Operator),

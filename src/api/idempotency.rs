@@ -46,10 +46,15 @@ async fn run(state: &AppState, req: Request, next: Next) -> ApiResult<Response> 
         }
     };
     let (mut parts, body) = req.into_parts();
-    let scope = match authenticate(&parts.headers, &mut parts.extensions, state).await? {
-        Principal::Platform { scope, .. } => scope,
-        // Operators act across accounts; their review routes are safe to repeat anyway.
-        Principal::Operator { .. } => return Ok(next.run(Request::from_parts(parts, body)).await),
+    let (scope, stored) = match authenticate(&parts.headers, &mut parts.extensions, state).await? {
+        Principal::Platform { scope, .. } => (scope, key.clone()),
+        Principal::Operator { operator_id, .. } => match operator_scope(state, parts.uri.path()).await? {
+            // An operator's write to a recovery (a payment, say) is kept under the
+            // recovery's account, apart from its platform's own keys and other operators'.
+            Some(scope) => (scope, format!("{operator_id}:{key}")),
+            // Operators act across accounts; their review routes are safe to repeat anyway.
+            None => return Ok(next.run(Request::from_parts(parts, body)).await),
+        },
     };
     let bytes = read_body(Request::from_parts(parts.clone(), body), super::body_limit(state, &parts)).await?;
     let media = content_type(&parts.headers);
@@ -59,7 +64,7 @@ async fn run(state: &AppState, req: Request, next: Next) -> ApiResult<Response> 
     };
     let fingerprint = fingerprint(parts.method.as_str(), parts.uri.path(), media.as_deref(), upload.as_deref(), &bytes);
     let now = state.clock.now();
-    let claim = match idempotency::begin(&state.store, &scope, &key, &fingerprint, now).await? {
+    let claim = match idempotency::begin(&state.store, &scope, &stored, &fingerprint, now).await? {
         Begin::Replay { status, body } => return Ok(replay(status, body)),
         Begin::Mismatch => return Err(ApiError::idempotency_mismatch(&key)),
         Begin::InFlight => return Err(ApiError::idempotency_in_use(&key)),
@@ -68,6 +73,19 @@ async fn run(state: &AppState, req: Request, next: Next) -> ApiResult<Response> 
     parts.extensions.insert(claim.clone());
     let resp = next.run(Request::from_parts(parts, HttpBody::from(bytes))).await;
     finish(state, &scope, &claim, resp).await
+}
+
+/// The account an operator's request writes in, where the path names it: a recovery's
+/// routes (`/v1/recoveries/rec_.../...`). `None` elsewhere, and for a recovery that does
+/// not exist (the handler answers its 404).
+async fn operator_scope(state: &AppState, path: &str) -> ApiResult<Option<Scope>> {
+    let Some(id) = path.strip_prefix("/v1/recoveries/").and_then(|rest| rest.split('/').next()) else {
+        return Ok(None);
+    };
+    if !crate::ids::Kind::Recovery.matches(id) {
+        return Ok(None);
+    }
+    crate::service::recoveries::scope_of(&state.store, id).await
 }
 
 /// Stores what the request answered (unless its transaction already did), or frees

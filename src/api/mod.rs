@@ -17,6 +17,7 @@ pub mod params;
 pub mod payouts;
 pub mod policies;
 pub mod rate_limit;
+pub mod recoveries;
 pub mod reset;
 pub mod review;
 pub mod test_clocks;
@@ -68,6 +69,7 @@ fn routes_and_document() -> (Router<AppState>, serde_json::Value) {
         .merge(review::router())
         .merge(events::router())
         .merge(payouts::router())
+        .merge(recoveries::router())
         .merge(webhook_endpoints::router())
         .merge(files::router())
         .merge(reset::router())

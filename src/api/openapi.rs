@@ -31,6 +31,7 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
         (name = "Claims", description = "Unpaid rent claimed on a guarantee, and its payout."),
         (name = "Claim review", description = "Decisions on the claims automation leaves to a person."),
         (name = "Payouts", description = "Money sent for approved claims."),
+        (name = "Recoveries", description = "What the tenant owes once a claim is paid: repayment plans, payments, write-offs."),
         (name = "Events", description = "What happened, as sent to webhook endpoints."),
         (name = "Webhook endpoints", description = "Where events are delivered, and each delivery attempt."),
         (name = "Files", description = "Evidence documents (PDF, JPEG, PNG) uploaded for claims."),

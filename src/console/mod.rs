@@ -422,6 +422,15 @@ async fn render_claim(
         Ok(all) => all.into_iter().map(|o| (o.id, o.name)).collect(),
         Err(e) => return failure(e),
     };
+    // A paid claim's recovery and its trail, shown in a card of its own.
+    let recovery = match crate::service::recoveries::for_claim(&state.store, &file.scope, id).await {
+        Ok(Some(r)) => match crate::service::recoveries::trail(&state.store, &file.scope, &r.id).await {
+            Ok(trail) => Some((r, trail)),
+            Err(e) => return failure(e),
+        },
+        Ok(None) => None,
+        Err(e) => return failure(e),
+    };
     let view = pages::ClaimPage {
         session: current,
         file: &file,
@@ -429,6 +438,7 @@ async fn render_claim(
         banner,
         now: state.clock.now(),
         second_approval_amount: state.config.second_approval_amount,
+        recovery: recovery.as_ref().map(|(r, trail)| (r, trail.as_slice())),
     };
     html(status, pages::claim(&view))
 }

@@ -8,6 +8,7 @@ use maud::{DOCTYPE, Markup, html};
 use super::{QueueQuery, QueueRow, Session};
 use crate::domain::DAY;
 use crate::domain::claim::{ActionType, Awaiting, Claim, ClaimReason, ClaimStatus, OperatorDenialReason};
+use crate::domain::recovery::{InstallmentStatus, Recovery, RecoveryAction, RecoveryStatus};
 use crate::domain::review::{CheckResult, civil_from_days};
 use crate::service::review::ReviewFile;
 
@@ -311,6 +312,8 @@ pub struct ClaimPage<'a> {
     pub banner: Option<(bool, String)>,
     pub now: i64,
     pub second_approval_amount: i64,
+    /// A paid claim's recovery and its trail, oldest first (see `recovery_card`).
+    pub recovery: Option<(&'a Recovery, &'a [RecoveryAction])>,
 }
 
 fn actor_name(actor: &str, names: &HashMap<String, String>) -> String {
@@ -446,6 +449,7 @@ pub fn claim(p: &ClaimPage) -> Markup {
                     }
                 }
             }
+            @if let Some((r, trail)) = p.recovery { (recovery_card(r, trail, p.names)) }
             @if under_review {
                 section.card.decide {
                     h2 { "Decide" }
@@ -518,6 +522,67 @@ pub fn claim(p: &ClaimPage) -> Markup {
             }
         },
     )
+}
+
+// Recoveries (SPEC section 6) ---------------------------------------------------
+
+/// What a paid claim's tenant owes back: status, figures, the plan's schedule, and who
+/// planned, recorded payments or wrote off.
+fn recovery_card(r: &Recovery, trail: &[RecoveryAction], names: &HashMap<String, String>) -> Markup {
+    let cur = r.currency.as_str();
+    let class = match r.status {
+        RecoveryStatus::Open | RecoveryStatus::InPlan => "pending",
+        RecoveryStatus::Recovered => "good",
+        RecoveryStatus::WrittenOff => "bad",
+    };
+    html! {
+        section.card.recovery {
+            div.title {
+                h2 { "Recovery" }
+                span.status.(class) { (r.status.as_str().replace('_', " ")) }
+            }
+            dl {
+                dt { "Recovery" } dd { (r.id) }
+                dt { "Owed" } dd { (money(r.amount, cur)) }
+                dt { "Recovered" } dd { (money(r.amount_recovered, cur)) }
+                dt { "Remaining" } dd { strong { (money(r.remaining(), cur)) } }
+                @if let Some(why) = &r.written_off_reason { dt { "Written off" } dd.prose { (why) } }
+            }
+            @if let Some(plan) = &r.plan {
+                h3 { "Plan: " (plan.installments) " monthly installments" }
+                table.schedule {
+                    thead { tr { th scope="col" { "Due" } th scope="col" { "Amount" } th scope="col" { "Paid" } th scope="col" { "Status" } } }
+                    tbody {
+                        @for i in &plan.schedule {
+                            @let class = match i.status { InstallmentStatus::Pending => "pending", InstallmentStatus::Paid => "good", InstallmentStatus::Missed => "bad" };
+                            tr {
+                                td { (day(i.due_date)) }
+                                td { (money(i.amount, cur)) }
+                                td { (money(i.amount_paid, cur)) }
+                                td { span.status.(class) { (i.status.as_str()) } }
+                            }
+                        }
+                    }
+                }
+            } @else {
+                p.muted { "No repayment plan yet." }
+            }
+            h3 { "Recovery trail" }
+            ol.trail {
+                @for a in trail {
+                    li {
+                        div.line {
+                            span.what { (a.kind.as_str().replace('_', " ")) }
+                            @if let Some(amount) = a.amount { span.amt { (money(amount, cur)) } }
+                            span.by { (actor_name(&a.actor, names)) }
+                            time { (when(a.created)) }
+                        }
+                        @if let Some(m) = &a.message { p.prose { (m) } }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,8 @@ pub struct Guarantee {
     pub claims_paid: i64,
     /// Approved claims not yet paid; part of the coverage they may not use twice.
     pub claims_reserved: i64,
+    /// What was recovered from the tenant on its paid claims (coverage is not restored).
+    pub claims_recovered: i64,
     pub cancelled_at: Option<Timestamp>,
     pub metadata: Metadata,
     pub livemode: bool,
@@ -241,6 +243,7 @@ mod tests {
             claims_filed: 0,
             claims_paid: 0,
             claims_reserved: 0,
+            claims_recovered: 0,
             cancelled_at: None,
             metadata: Metadata::new(),
             livemode: false,

@@ -11,6 +11,7 @@ pub mod money;
 pub mod operator;
 pub mod payout;
 pub mod policy;
+pub mod recovery;
 pub mod review;
 pub mod test_clock;
 pub mod webhook;

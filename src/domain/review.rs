@@ -74,7 +74,7 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
 }
 
 /// The day, counted from 1970-01-01, of a date (the inverse of `civil_from_days`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);

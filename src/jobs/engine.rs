@@ -50,6 +50,8 @@ pub struct StepReport {
     pub guarantees_changed: usize,
     pub claims_reviewed: usize,
     pub payouts_sent: usize,
+    /// Recoveries with installments newly missed (on no test clock).
+    pub installments_missed: usize,
     /// Pieces of test clock advances taken (a batch of changes, or the end of one).
     pub clock_steps: usize,
 }
@@ -82,8 +84,8 @@ impl Engine {
         Engine { store, clock, rail, config, wakeup, next_housekeeping: Arc::new(AtomicI64::new(0)) }
     }
 
-    /// One pass: time-driven guarantee changes, then reviews, then payouts, each up
-    /// to the batch size.
+    /// One pass: time-driven guarantee changes, then reviews, then payouts, then the
+    /// recoveries' missed installments, each up to the batch size.
     pub async fn run_once(&self) -> ApiResult<StepReport> {
         let mut report = StepReport::default();
         let batch = self.config.batch_size.max(1);
@@ -107,6 +109,7 @@ impl Engine {
         report.payouts_sent =
             review::pay_due(&self.store, None, self.rail.as_ref(), self.clock.as_ref(), batch, &self.config.payouts)
                 .await?;
+        report.installments_missed = review::miss_due_installments(&self.store, self.clock.now(), batch as i64).await?;
         report.clock_steps = crate::service::test_clocks::advance_step(
             &self.store,
             self.rail.as_ref(),
@@ -130,6 +133,7 @@ impl Engine {
             total.guarantees_changed += step.guarantees_changed;
             total.claims_reviewed += step.claims_reviewed;
             total.payouts_sent += step.payouts_sent;
+            total.installments_missed += step.installments_missed;
             total.clock_steps += step.clock_steps;
         }
         Ok(total)
@@ -181,7 +185,9 @@ impl Worker for Engine {
         let batch = self.config.batch_size.max(1);
         // A clock advance in progress is always more work: the step that ends it is a
         // step of its own.
-        let full = [report.guarantees_changed, report.claims_reviewed, report.payouts_sent].iter().any(|n| *n >= batch)
+        let full = [report.guarantees_changed, report.claims_reviewed, report.payouts_sent, report.installments_missed]
+            .iter()
+            .any(|n| *n >= batch)
             || report.clock_steps > 0;
         Ok(if full { Progress::Full } else { Progress::CaughtUp })
     }

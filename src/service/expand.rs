@@ -157,6 +157,7 @@ async fn fetch(conn: &mut Conn, scope: &Scope, kind: Kind, id: &str) -> ApiResul
         Kind::Claim => json(store::claims::get(conn, scope, id).await?),
         Kind::Payout => json(store::payouts::get(conn, scope, id).await?),
         Kind::File => json(store::files::get(conn, scope, id).await?),
+        Kind::Recovery => json(store::recoveries::get(conn, scope, id).await?),
         // Nothing expands to these.
         Kind::Event
         | Kind::WebhookEndpoint
@@ -167,6 +168,7 @@ async fn fetch(conn: &mut Conn, scope: &Scope, kind: Kind, id: &str) -> ApiResul
         | Kind::ApiKey
         | Kind::Operator
         | Kind::ClaimAction
+        | Kind::RecoveryAction
         | Kind::TestClock => Ok(None),
     }
 }

@@ -103,6 +103,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<
         claims_filed: 0,
         claims_paid: 0,
         claims_reserved: 0,
+        claims_recovered: 0,
         cancelled_at: None,
         metadata: apply_metadata(&Metadata::new(), input.metadata.as_ref())?,
         livemode: call.scope.livemode,

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod operators;
 pub mod policies;
 pub mod rail;
+pub mod recoveries;
 pub mod reset;
 pub mod review;
 pub mod test_clocks;

@@ -22,6 +22,7 @@ use crate::domain::file::File;
 use crate::domain::guarantee::Guarantee;
 use crate::domain::payout::{Payout, PayoutStatus};
 use crate::domain::policy::Policy;
+use crate::domain::recovery::{Recovery, RecoveryAction};
 use crate::domain::review::{self as rules, Decision, Period, ReviewInput, decide, max_payable};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
@@ -86,6 +87,12 @@ struct StepWrites {
     claims: BTreeMap<String, Claim>,
     /// The claims' audit trail, in the order the steps were taken.
     actions: Vec<(Scope, ClaimAction)>,
+    /// Recoveries opened by paid claims.
+    new_recoveries: Vec<(Scope, Recovery)>,
+    /// Recoveries whose plan changed (installments missed), locked earlier.
+    recoveries: BTreeMap<String, Recovery>,
+    /// The recoveries' trail.
+    recovery_actions: Vec<(Scope, RecoveryAction)>,
     outbox: Outbox,
 }
 
@@ -131,6 +138,12 @@ impl StepWrites {
         written(store::claims::update_locked(tx, &claims).await?, claims.len(), "claims")?;
         let actions: Vec<(&Scope, &ClaimAction)> = self.actions.iter().map(|(s, a)| (s, a)).collect();
         store::claim_actions::insert(tx, &actions).await?;
+        let opened: Vec<(&Scope, &Recovery)> = self.new_recoveries.iter().map(|(s, r)| (s, r)).collect();
+        store::recoveries::insert(tx, &opened).await?;
+        let recoveries: Vec<&Recovery> = self.recoveries.values().collect();
+        written(store::recoveries::update_plans_locked(tx, &recoveries).await?, recoveries.len(), "recoveries")?;
+        let trail: Vec<(&Scope, &RecoveryAction)> = self.recovery_actions.iter().map(|(s, a)| (s, a)).collect();
+        store::recoveries::insert_actions(tx, &trail).await?;
         self.outbox.write(tx).await
     }
 }
@@ -761,6 +774,20 @@ fn settle(
             w.action(call, now, &paid, ActionType::Paid, &Actor::Automation, None, Some(payout.amount));
             w.outbox.record(call, EventType::PayoutPaid, &settled)?;
             w.outbox.record_update(call, EventType::ClaimPaid, &claim, &paid)?;
+            // The tenant now owes what was paid: the recovery opens with the payment.
+            let recovery = super::recoveries::open(now, &paid, g, &settled);
+            let opened = super::recoveries::new_action(
+                now,
+                &recovery,
+                crate::domain::recovery::RecoveryActionType::Opened,
+                &Actor::Automation,
+                Some(payout.amount),
+                None,
+                Some(format!("Opened for the payout {} of claim {}.", payout.id, paid.id)),
+            );
+            w.recovery_actions.push((call.scope.clone(), opened));
+            w.outbox.record(call, EventType::RecoveryCreated, &recovery)?;
+            w.new_recoveries.push((call.scope.clone(), recovery));
         }
         RailOutcome::Failed { reason } => {
             tracing::warn!(payout = %payout.id, %reason, "payout failed; coverage released");
@@ -802,12 +829,37 @@ pub async fn transition_guarantees(store: &Store, now: i64, limit: i64) -> ApiRe
     Ok(count)
 }
 
-/// Applies a test clock's guarantee activations and expirations that fall due by
-/// `until`, in date order, each at its own date (so a guarantee that starts and ends
-/// within one advance sends `guarantee.activated`, then `guarantee.expired`), up to
-/// `limit` of each kind per transaction. A batch stops at the earliest date past which
-/// either list may have more, so batches follow each other in time. Returns how many
-/// changes it made (0: none left by `until`).
+/// Marks `missed` the installments of recoveries on no test clock that are past their
+/// due date at `now` and not paid in full, up to `limit` recoveries, each installment
+/// once, with `recovery.installment_missed`. Returns how many recoveries changed.
+pub async fn miss_due_installments(store: &Store, now: i64, limit: i64) -> ApiResult<usize> {
+    if !store::recoveries::any_due_wall(&mut *store.acquire().await?, now).await? {
+        return Ok(0);
+    }
+    let mut tx = store.begin().await?;
+    let due = store::recoveries::due_wall(&mut tx, now, limit).await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let count = due.len();
+    let mut writes = StepWrites::default();
+    for (scope, mut r) in due {
+        let call = Call::job(scope, now);
+        let actions = super::recoveries::miss_installments(&mut writes.outbox, &call, &mut r, now)?;
+        writes.recovery_actions.extend(actions.into_iter().map(|a| (call.scope.clone(), a)));
+        writes.recoveries.insert(r.id.clone(), r);
+    }
+    writes.write(&mut tx).await?;
+    tx.commit().await?;
+    Ok(count)
+}
+
+/// Applies a test clock's guarantee activations and expirations, and its recoveries'
+/// missed installments, that fall due by `until`, in date order, each at its own date
+/// (so a guarantee that starts and ends within one advance sends `guarantee.activated`,
+/// then `guarantee.expired`), up to `limit` of each kind per transaction. A batch stops
+/// at the earliest date past which any list may have more, so batches follow each
+/// other in time. Returns how many changes it made (0: none left by `until`).
 pub async fn advance_guarantees(
     store: &Store,
     scope: &Scope,
@@ -819,13 +871,19 @@ pub async fn advance_guarantees(
     let limit = limit.max(1);
     let mut tx = store.begin().await?;
     let (pending, active) = store::guarantees::clock_due(&mut tx, clock_id, until, limit as i64).await?;
+    // Recoveries with an installment due before `until`: it is missed the second after.
+    let owing = store::recoveries::clock_due(&mut tx, clock_id, until, limit as i64).await?;
     // Past `cut`, a list that came back full may hold rows it did not return.
     let last = |list: &[Guarantee], date: fn(&Guarantee) -> i64| {
         if list.len() >= limit { list.last().map(date) } else { None }
     };
-    let cut =
-        [last(&pending, |g| g.start_date), last(&active, |g| g.end_date)].into_iter().flatten().min().unwrap_or(until);
-    // (date, 0 activate / 1 expire, guarantee id)
+    let last_owing = if owing.len() >= limit { owing.last().and_then(Recovery::next_due_date) } else { None };
+    let cut = [last(&pending, |g| g.start_date), last(&active, |g| g.end_date), last_owing]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(until);
+    // (date, 0 activate / 1 expire / 2 installments missed, guarantee or recovery id)
     let mut steps: Vec<(i64, u8, String)> = Vec::new();
     let mut current: BTreeMap<String, Guarantee> = BTreeMap::new();
     for g in pending {
@@ -843,11 +901,32 @@ pub async fn advance_guarantees(
             current.insert(g.id.clone(), g);
         }
     }
+    let mut owing: BTreeMap<String, Recovery> = owing.into_iter().map(|r| (r.id.clone(), r)).collect();
+    for r in owing.values() {
+        let Some(plan) = &r.plan else { continue };
+        let mut dates: Vec<i64> = plan
+            .schedule
+            .iter()
+            .filter(|i| i.status == crate::domain::recovery::InstallmentStatus::Pending)
+            .map(|i| i.due_date)
+            .filter(|d| *d < until && *d <= cut)
+            .collect();
+        dates.dedup();
+        steps.extend(dates.into_iter().map(|d| (d, 2, r.id.clone())));
+    }
     steps.sort();
     let call = Call::job(scope.clone(), now);
     let mut writes = StepWrites::default();
     let mut changed = 0;
     for (at, step, id) in steps {
+        if step == 2 {
+            let Some(r) = owing.get_mut(&id) else { continue };
+            // Missed the second after its due date, the time the engine would see it.
+            let actions = super::recoveries::miss_installments(&mut writes.outbox, &call, r, at + 1)?;
+            changed += actions.len();
+            writes.recovery_actions.extend(actions.into_iter().map(|a| (call.scope.clone(), a)));
+            continue;
+        }
         let Some(g) = current.get_mut(&id) else { continue };
         let before = g.clone();
         let (done, kind) = match step {
@@ -862,6 +941,7 @@ pub async fn advance_guarantees(
     for g in current.values() {
         writes.guarantee(g);
     }
+    writes.recoveries.extend(owing);
     writes.write(&mut tx).await?;
     tx.commit().await?;
     Ok(changed)

@@ -16,7 +16,7 @@ use crate::domain::test_clock::TestClock;
 use crate::resource;
 
 const COLUMNS: &str = "id, livemode, created, status, policy_id, tenant_id, coverage_amount, total_coverage, \
-    currency, start_date, end_date, claims_filed, claims_paid, claims_reserved, cancelled_at, metadata";
+    currency, start_date, end_date, claims_filed, claims_paid, claims_reserved, claims_recovered, cancelled_at, metadata";
 
 fn from_row(r: &AnyRow) -> Result<Guarantee, sqlx::Error> {
     let status: String = r.try_get("status")?;
@@ -26,7 +26,7 @@ fn from_row(r: &AnyRow) -> Result<Guarantee, sqlx::Error> {
             .ok_or_else(|| sqlx::Error::Decode(format!("unknown guarantee status {status:?}").into()))?,
         policy = "policy_id",
         tenant = "tenant_id",
-        coverage_amount, total_coverage, currency, start_date, end_date, claims_filed, claims_paid, claims_reserved, cancelled_at,
+        coverage_amount, total_coverage, currency, start_date, end_date, claims_filed, claims_paid, claims_reserved, claims_recovered, cancelled_at,
         metadata: get_json(r, "metadata")?,
         livemode: get_bool(r, "livemode")?,
         created,
@@ -103,7 +103,8 @@ pub async fn lock_many(tx: &mut Tx, ids: &[&str]) -> Result<HashMap<String, (Sco
 pub async fn update(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(), sqlx::Error> {
     let query = sqlx::query(
         "UPDATE guarantees SET status = $1, end_date = $2, claims_filed = $3, claims_paid = $4, \
-         claims_reserved = $5, cancelled_at = $6, metadata = $7 WHERE id = $8 AND account_id = $9 AND livemode = $10",
+         claims_reserved = $5, cancelled_at = $6, metadata = $7, claims_recovered = $8 \
+         WHERE id = $9 AND account_id = $10 AND livemode = $11",
     )
     .bind(g.status.as_str())
     .bind(g.end_date)
@@ -111,7 +112,8 @@ pub async fn update(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(),
     .bind(g.claims_paid)
     .bind(g.claims_reserved)
     .bind(g.cancelled_at)
-    .bind(to_json(&g.metadata));
+    .bind(to_json(&g.metadata))
+    .bind(g.claims_recovered);
     execute_scoped(conn, query, &g.id, scope).await
 }
 
@@ -125,8 +127,9 @@ pub async fn update_locked(conn: &mut Conn, guarantees: &[&Guarantee]) -> Result
         |values| {
             format!(
                 "UPDATE guarantees SET status = v.column2, end_date = v.column3, claims_filed = v.column4, \
-                 claims_paid = v.column5, claims_reserved = v.column6, cancelled_at = v.column7, metadata = v.column8 \
-                 FROM (VALUES {values}) AS v WHERE guarantees.id = v.column1"
+                 claims_paid = v.column5, claims_reserved = v.column6, cancelled_at = v.column7, \
+                 metadata = v.column8, claims_recovered = v.column9 FROM (VALUES {values}) AS v \
+                 WHERE guarantees.id = v.column1"
             )
         },
         |sql, g| {
@@ -139,6 +142,7 @@ pub async fn update_locked(conn: &mut Conn, guarantees: &[&Guarantee]) -> Result
                 sql.bind(g.claims_reserved),
                 sql.bind(g.cancelled_at),
                 sql.bind(to_json(&g.metadata)),
+                sql.bind(g.claims_recovered),
             ]
         },
     )

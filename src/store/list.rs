@@ -98,9 +98,29 @@ pub async fn fetch_page<T>(
     add_filters: impl FnOnce(&mut Sql),
     map: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
 ) -> Result<Page<T>, sqlx::Error> {
-    let mut sql = Sql::new(format!("SELECT {columns} FROM {table} WHERE account_id = $1 AND livemode = $2"));
-    sql.bind(scope.account_id.clone());
-    sql.bind(scope.livemode);
+    fetch_page_in(conn, table, columns, Some(scope), page, add_filters, map).await
+}
+
+/// `fetch_page` across every account and mode (`scope: None`, for operators, whose
+/// keys span accounts), or in one.
+pub async fn fetch_page_in<T>(
+    conn: &mut Conn,
+    table: &str,
+    columns: &str,
+    scope: Option<&Scope>,
+    page: &PageRequest,
+    add_filters: impl FnOnce(&mut Sql),
+    map: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<Page<T>, sqlx::Error> {
+    let mut sql = match scope {
+        Some(scope) => {
+            let mut sql = Sql::new(format!("SELECT {columns} FROM {table} WHERE account_id = $1 AND livemode = $2"));
+            sql.bind(scope.account_id.clone());
+            sql.bind(scope.livemode);
+            sql
+        }
+        None => Sql::new(format!("SELECT {columns} FROM {table} WHERE 1 = 1")),
+    };
     add_filters(&mut sql);
     let c = &page.created;
     for (op, bound) in [(">", c.gt), (">=", c.gte), ("<", c.lt), ("<=", c.lte)] {
@@ -113,10 +133,15 @@ pub async fn fetch_page<T>(
     let backwards = page.ending_before.is_some();
     if let Some(cursor) = page.starting_after.as_ref().or(page.ending_before.as_ref()) {
         let op = if backwards { ">" } else { "<" };
-        let (a, l, id) = (sql.bind(scope.account_id.clone()), sql.bind(scope.livemode), sql.bind(cursor.clone()));
-        sql.push(&format!(
-            " AND (created, seq) {op} (SELECT created, seq FROM {table} WHERE account_id = {a} AND livemode = {l} AND id = {id})"
-        ));
+        let in_scope = match scope {
+            Some(scope) => {
+                let (a, l) = (sql.bind(scope.account_id.clone()), sql.bind(scope.livemode));
+                format!("account_id = {a} AND livemode = {l} AND ")
+            }
+            None => String::new(),
+        };
+        let id = sql.bind(cursor.clone());
+        sql.push(&format!(" AND (created, seq) {op} (SELECT created, seq FROM {table} WHERE {in_scope}id = {id})"));
     }
     let order = if backwards { "ASC" } else { "DESC" };
     let lim = sql.bind(page.limit + 1);

@@ -21,6 +21,7 @@ pub mod list;
 pub mod operators;
 pub mod payouts;
 pub mod policies;
+pub mod recoveries;
 pub mod reset;
 pub mod setup;
 pub mod test_clocks;
@@ -460,11 +461,17 @@ pub enum UniqueConstraint {
     PayoutPerClaim,
     /// API keys are looked up by hash.
     ApiKeyHash,
+    /// One recovery per paid claim.
+    RecoveryPerClaim,
 }
 
 impl UniqueConstraint {
-    pub const ALL: [UniqueConstraint; 3] =
-        [UniqueConstraint::ClaimPerInvoice, UniqueConstraint::PayoutPerClaim, UniqueConstraint::ApiKeyHash];
+    pub const ALL: [UniqueConstraint; 4] = [
+        UniqueConstraint::ClaimPerInvoice,
+        UniqueConstraint::PayoutPerClaim,
+        UniqueConstraint::ApiKeyHash,
+        UniqueConstraint::RecoveryPerClaim,
+    ];
 
     /// Its name in the migrations, which PostgreSQL reports.
     pub const fn name(self) -> &'static str {
@@ -472,6 +479,7 @@ impl UniqueConstraint {
             UniqueConstraint::ClaimPerInvoice => "claims_guarantee_invoice_key",
             UniqueConstraint::PayoutPerClaim => "payouts_claim_id_key",
             UniqueConstraint::ApiKeyHash => "api_keys_key_hash_key",
+            UniqueConstraint::RecoveryPerClaim => "recoveries_claim_id_key",
         }
     }
 
@@ -482,6 +490,7 @@ impl UniqueConstraint {
             UniqueConstraint::ClaimPerInvoice => "claims.guarantee_id, claims.invoice_id",
             UniqueConstraint::PayoutPerClaim => "payouts.claim_id",
             UniqueConstraint::ApiKeyHash => "api_keys.key_hash",
+            UniqueConstraint::RecoveryPerClaim => "recoveries.claim_id",
         }
     }
 }
@@ -561,8 +570,14 @@ mod tests {
     #[test]
     fn unique_constraints_are_in_both_migrations() {
         let migrations = [
-            include_str!("../../migrations/postgres/0001_init.sql"),
-            include_str!("../../migrations/sqlite/0001_init.sql"),
+            concat!(
+                include_str!("../../migrations/postgres/0001_init.sql"),
+                include_str!("../../migrations/postgres/0016_recoveries.sql")
+            ),
+            concat!(
+                include_str!("../../migrations/sqlite/0001_init.sql"),
+                include_str!("../../migrations/sqlite/0016_recoveries.sql")
+            ),
         ];
         for c in UniqueConstraint::ALL {
             for m in migrations {

@@ -11,6 +11,8 @@ pub const RESET_TABLES: &[&str] = &[
     "webhook_attempts",
     "webhook_deliveries",
     "events",
+    "recovery_actions",
+    "recoveries",
     "payouts",
     "claim_actions",
     "claims",

@@ -106,6 +106,7 @@ pub enum Holder {
     Customer,
     Guarantee,
     Claim,
+    Recovery,
 }
 
 /// The clock the object `id` (of the caller's scope) lives on, if any. In a write
@@ -117,6 +118,7 @@ pub async fn clock_of(tx: &mut Tx, scope: &Scope, holder: Holder, id: &str) -> R
         Holder::Customer => ("customers o", "o.test_clock_id"),
         Holder::Guarantee => ("guarantees o", "o.test_clock_id"),
         Holder::Claim => ("claims o JOIN guarantees g ON g.id = o.guarantee_id", "g.test_clock_id"),
+        Holder::Recovery => ("recoveries o", "o.test_clock_id"),
     };
     let sql = format!(
         "SELECT {} FROM {path}{} WHERE o.id = $1 AND o.account_id = $2 AND o.livemode = $3",
@@ -200,11 +202,16 @@ pub async fn finish_advance(conn: &mut Conn, c: &TestClock, token: i64) -> Resul
 }
 
 /// Deletes the clock `id` of `scope` and its customers with everything under them:
-/// payouts, claims with their review trail, guarantees, customers, then the clock. Events stay (the record of
+/// recoveries with their trail, payouts, claims with their review trail, guarantees,
+/// customers, then the clock. Events stay (the record of
 /// what happened; they go with retention).
 pub async fn delete_with_objects(conn: &mut Conn, scope: &Scope, id: &str) -> Result<(), sqlx::Error> {
     let guarantees = "SELECT id FROM guarantees WHERE test_clock_id = $1 AND account_id = $2 AND livemode = $3";
     for sql in [
+        "DELETE FROM recovery_actions WHERE recovery_id IN (SELECT id FROM recoveries WHERE test_clock_id = $1 \
+         AND account_id = $2 AND livemode = $3)"
+            .to_owned(),
+        "DELETE FROM recoveries WHERE test_clock_id = $1 AND account_id = $2 AND livemode = $3".to_owned(),
         format!("DELETE FROM payouts WHERE guarantee_id IN ({guarantees})"),
         format!(
             "DELETE FROM claim_actions WHERE claim_id IN (SELECT id FROM claims WHERE guarantee_id IN ({guarantees}))"

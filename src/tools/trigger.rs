@@ -104,7 +104,13 @@ pub static FIXTURES: &[Fixture] = &[
         event: "payout.paid",
         params_to: "claim",
         description: "an approved claim's payout, paid",
-        make: |run| Box::pin(payout_paid(run)),
+        make: |run| Box::pin(naming_a_paid_claim(run)),
+    },
+    Fixture {
+        event: "recovery.created",
+        params_to: "claim",
+        description: "a paid claim, and the recovery from the tenant of what was paid",
+        make: |run| Box::pin(naming_a_paid_claim(run)),
     },
 ];
 
@@ -438,9 +444,10 @@ async fn claim(run: &mut Run, kind: ClaimKind) -> Result<Subject, String> {
     subject("id", &claim)
 }
 
-async fn payout_paid(run: &mut Run) -> Result<Subject, String> {
+/// A paid claim, for the objects the engine makes of it (its payout, its recovery),
+/// whose events name the claim.
+async fn naming_a_paid_claim(run: &mut Run) -> Result<Subject, String> {
     let claim = claim_on_new_guarantee(run, ClaimKind::Covered).await?;
-    // The payout is the engine's: its event names the claim.
     subject("claim", &claim)
 }
 

@@ -22,6 +22,9 @@ pub struct GuaranteeView {
     pub end_date: Timestamp,
     pub claims_filed: i64,
     pub claims_paid: i64,
+    /// What was recovered from the tenant on the guarantee's paid claims (`recovery` objects); it does not
+    /// restore the coverage.
+    pub claims_recovered: i64,
     pub cancelled_at: Option<Timestamp>,
     pub metadata: Metadata,
     pub livemode: bool,
@@ -45,6 +48,7 @@ impl From<&Guarantee> for GuaranteeView {
             end_date: g.end_date,
             claims_filed: g.claims_filed,
             claims_paid: g.claims_paid,
+            claims_recovered: g.claims_recovered,
             cancelled_at: g.cancelled_at,
             metadata: g.metadata.clone(),
             livemode: g.livemode,

@@ -17,6 +17,7 @@ mod file;
 mod guarantee;
 mod payout;
 mod policy;
+mod recovery;
 mod test_clock;
 mod webhook;
 
@@ -29,6 +30,7 @@ pub use file::FileView;
 pub use guarantee::GuaranteeView;
 pub use payout::PayoutView;
 pub use policy::PolicyView;
+pub use recovery::{RecoveryInstallmentView, RecoveryPlanView, RecoveryView};
 pub use test_clock::{DeletedTestClockView, TestClockView};
 pub use webhook::{WebhookAttemptView, WebhookEndpointView};
 
@@ -62,6 +64,7 @@ render! {
     crate::domain::guarantee::Guarantee => GuaranteeView,
     crate::domain::payout::Payout => PayoutView,
     crate::domain::policy::Policy => PolicyView,
+    crate::domain::recovery::Recovery => RecoveryView,
     crate::domain::test_clock::TestClock => TestClockView,
     crate::domain::webhook::WebhookEndpoint => WebhookEndpointView,
     crate::domain::webhook::WebhookAttempt => WebhookAttemptView,

@@ -306,3 +306,43 @@ async fn evidence_files_are_listed_escaped_and_downloaded_through_the_session_an
     let page = console.get(&format!("/review/claims/{bare}")).await.text().await.unwrap();
     assert!(page.contains("No files attached."));
 }
+
+// Recoveries ------------------------------------------------------------------
+
+/// A paid claim's page shows its recovery: status, amounts and the plan's schedule.
+#[tokio::test]
+async fn a_paid_claims_page_shows_its_recovery_and_plan() {
+    let app = TestApp::start().await;
+    let grt = app.claimable_demo_guarantee().await;
+    let claim =
+        id(&app.post("/v1/claims", DEMO_KEY, TestApp::claim_body(&grt, "inv_paid", DOCS_NOW + 30 * DAY)).await.ok());
+    app.settle().await;
+    let alice = operators::create(&app.store, "Alice", None, app.clock.now()).await.unwrap();
+    let console = Console::sign_in(&app, &alice.key).await;
+    let page = console.get(&format!("/review/claims/{claim}")).await.text().await.unwrap();
+    assert!(page.contains("<h2>Recovery</h2>") && page.contains("No repayment plan yet."), "{page}");
+    assert!(page.contains("1,200.00 EUR"), "what is owed");
+    let list = app.get(&format!("/v1/recoveries?claim={claim}"), DEMO_KEY).await.ok();
+    let rec = list["data"][0]["id"].as_str().unwrap().to_owned();
+    // 2024-03-31, then 2024-04-30.
+    app.post(
+        &format!("/v1/recoveries/{rec}/plan"),
+        DEMO_KEY,
+        json!({"installments": 2, "first_due_date": 1_711_843_200}),
+    )
+    .await
+    .ok();
+    app.post(&format!("/v1/recoveries/{rec}/payments"), DEMO_KEY, json!({"amount": 60_000})).await.ok();
+    let page = console.get(&format!("/review/claims/{claim}")).await.text().await.unwrap();
+    assert!(page.contains("in plan") && page.contains("2024-03-31") && page.contains("2024-04-30"), "{page}");
+    assert!(page.contains("600.00 EUR") && page.contains(">paid<") && page.contains(">pending<"), "{page}");
+    assert!(page.contains("payment recorded") && page.contains("plan set") && page.contains("Platform"), "the trail");
+    // A claim not paid has no recovery card.
+    let mut body = TestApp::claim_body(&grt, "inv_waiting", DOCS_NOW + 30 * DAY);
+    body["reason"] = json!("property_damage");
+    body["amount"] = json!(1_000);
+    let waiting = id(&app.post("/v1/claims", DEMO_KEY, body).await.ok());
+    app.settle().await;
+    let page = console.get(&format!("/review/claims/{waiting}")).await.text().await.unwrap();
+    assert!(!page.contains("<h2>Recovery</h2>"), "{page}");
+}

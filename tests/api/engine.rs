@@ -81,10 +81,14 @@ async fn quickstart_claim_is_approved_and_paid() {
     assert_eq!(listed["data"][0]["id"], po.as_str());
     assert_eq!(get(&app, format!("/v1/payouts?guarantee={}", id(&g))).await["data"].as_array().unwrap().len(), 1);
 
-    let events = get(&app, "/v1/events?limit=4".into()).await;
-    assert_eq!(event_types(&events), ["claim.paid", "payout.paid", "claim.approved", "claim.submitted"]);
-    assert_eq!(events["data"][2]["data"]["previous_attributes"]["status"], "under_review");
-    assert!(events["data"][2]["request"]["id"].is_null(), "the engine's events come from no request");
+    let events = get(&app, "/v1/events?limit=5".into()).await;
+    assert_eq!(
+        event_types(&events),
+        ["recovery.created", "claim.paid", "payout.paid", "claim.approved", "claim.submitted"],
+        "the paid claim opens its recovery in the same step"
+    );
+    assert_eq!(events["data"][3]["data"]["previous_attributes"]["status"], "under_review");
+    assert!(events["data"][3]["request"]["id"].is_null(), "the engine's events come from no request");
     assert!(app.settle().await.is_idle(), "nothing is done twice");
 }
 

@@ -20,6 +20,7 @@ mod network;
 mod openapi;
 mod quickstart;
 mod receiver;
+mod recoveries;
 mod resources;
 mod review;
 mod store_conformance;

@@ -181,6 +181,10 @@ async fn every_operation_accepts_the_documents_own_example() {
     app.settle().await;
     let payout =
         app.get(&format!("/v1/claims/{}", id(&paid)), DEMO_KEY).await.ok()["payout"].as_str().unwrap().to_owned();
+    let recovery = app.get(&format!("/v1/recoveries?claim={}", id(&paid)), DEMO_KEY).await.ok()["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let endpoint = app
         .post("/v1/webhook_endpoints", DEMO_KEY, json!({"url": "http://127.0.0.1:9/hook", "enabled_events": ["*"]}))
         .await
@@ -201,6 +205,7 @@ async fn every_operation_accepts_the_documents_own_example() {
             "we_" => id(&endpoint),
             "file_" => id(&file),
             "clock_" => id(&clock),
+            "rec_" => recovery.clone(),
             _ => return None,
         })
     };
@@ -219,7 +224,14 @@ async fn every_operation_accepts_the_documents_own_example() {
         (_, "/v1/test_helpers/reset") => 4,
         ("get", _) => 0,
         ("delete", _) => 3,
-        (_, p) if p.ends_with("/cancel") || p.ends_with("/approve") || p.ends_with("/deny") => 2,
+        (_, p)
+            if p.ends_with("/cancel")
+                || p.ends_with("/approve")
+                || p.ends_with("/deny")
+                || p.ends_with("/write_off") =>
+        {
+            2
+        }
         _ => 1,
     };
     operations.sort_by_key(|op| rank(op));
@@ -241,12 +253,14 @@ async fn every_operation_accepts_the_documents_own_example() {
             p if p.starts_with("/v1/webhook_endpoints/") => id(&endpoint),
             p if p.starts_with("/v1/files/") => id(&file),
             p if p.starts_with("/v1/test_helpers/test_clocks/") => id(&clock),
+            p if p.starts_with("/v1/recoveries/") => recovery.clone(),
             _ => String::new(),
         };
         let url = path.replace("{id}", &target);
         let operator_route = url.starts_with("/v1/review/")
             || (url.starts_with("/v1/claims/")
-                && ["/approve", "/deny", "/request_evidence", "/notes"].iter().any(|s| url.ends_with(s)));
+                && ["/approve", "/deny", "/request_evidence", "/notes"].iter().any(|s| url.ends_with(s)))
+            || (url.starts_with("/v1/recoveries/") && url.ends_with("/write_off"));
         let key = if operator_route { operator.as_str() } else { DEMO_KEY };
         let op = &doc["paths"][path][method];
         if let Some(upload) = op.pointer("/requestBody/content/multipart~1form-data/schema") {

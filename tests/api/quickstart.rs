@@ -52,6 +52,7 @@ async fn quickstart_runs_as_documented() {
         "end_date": 1737676800,
         "claims_filed": 0,
         "claims_paid": 0,
+        "claims_recovered": 0,
         "cancelled_at": null,
         "metadata": {"property_id": "prop_456", "lease_id": "lease_789"},
         "livemode": false,

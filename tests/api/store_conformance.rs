@@ -62,6 +62,7 @@ fn guarantee(id: &str, status: GuaranteeStatus, start: i64, end: i64) -> Guarant
         claims_filed: 0,
         claims_paid: 0,
         claims_reserved: 0,
+        claims_recovered: 0,
         cancelled_at: None,
         metadata: Metadata::new(),
         livemode: false,

@@ -75,7 +75,7 @@ struct Transcript {
 
 /// Prefixes of generated ids: 24 base62 characters follow.
 const ID_PREFIXES: &[&str] =
-    &["acct_", "cus_", "gpol_", "grt_", "clm_", "po_", "evt_", "we_", "wha_", "req_", "file_", "op_", "act_"];
+    &["acct_", "cus_", "gpol_", "grt_", "clm_", "po_", "evt_", "we_", "wha_", "req_", "file_", "op_", "act_", "rec_"];
 
 impl Transcript {
     fn entry(&mut self, label: &str, body: &str) {
@@ -378,6 +378,16 @@ async fn responses_events_and_webhooks_keep_their_bytes() {
     run.get(&format!("/v1/payouts/{po}")).await;
     run.get(&format!("/v1/payouts/{po}?expand[]=claim.guarantee&expand[]=guarantee")).await;
     run.get(&format!("/v1/payouts?claim={}&expand[]=data.claim", id(&paid))).await;
+
+    // Recoveries: the paid claim's, planned and paid into.
+    let recs = run.get(&format!("/v1/recoveries?claim={}", id(&paid))).await;
+    let rec = recs["data"][0]["id"].as_str().unwrap().to_owned();
+    run.tick();
+    run.post(&format!("/v1/recoveries/{rec}/plan"), json!({"installments": 3, "first_due_date": DOCS_NOW + 40 * DAY}))
+        .await;
+    run.tick();
+    run.post(&format!("/v1/recoveries/{rec}/payments"), json!({"amount": 1_000, "reference": "SEPA-1"})).await;
+    run.get(&format!("/v1/recoveries/{rec}?expand[]=claim&expand[]=guarantee")).await;
 
     // The clock: the pending guarantee activates, then expires.
     run.app.clock.set(DOCS_NOW + 2 * DAY);
