@@ -635,7 +635,7 @@ async fn count_round_trips(
     let http = Http::new(([127, 0, 0, 1], port).into(), &d.key);
     let counted_store = Store::connect(&StoreOptions::new(&relayed)).await.unwrap();
     let listening = tokio_util::sync::CancellationToken::new();
-    casapay::jobs::endpoint_listener::start(&counted_store, &url, listening.clone());
+    casapay::jobs::endpoint_listener::start(&counted_store, url, listening.clone());
     let deadline = Instant::now() + Duration::from_secs(10);
     while !counted_store.endpoint_cache().is_live() {
         assert!(Instant::now() < deadline, "the counting store's endpoint listener did not start");
