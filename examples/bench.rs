@@ -742,6 +742,9 @@ async fn start_server(
     extra_env: &[(String, String)],
     log: &str,
 ) -> (std::process::Child, u16) {
+    // One log per backend, so that the SQLite half does not write over PostgreSQL's.
+    let backend = if url.starts_with("postgres") { "postgres" } else { "sqlite" };
+    let log = log.replace(".log", &format!("_{backend}.log"));
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut cmd = std::process::Command::new(bin);
     cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
@@ -753,7 +756,7 @@ async fn start_server(
         .env("CASAPAY_WEBHOOK_PER_ACCOUNT", "32")
         .env("RUST_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
         .envs(extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stderr(std::fs::File::create(std::env::temp_dir().join(log)).unwrap())
+        .stderr(std::fs::File::create(std::env::temp_dir().join(&log)).unwrap())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null());
     if url.starts_with("postgres") {
