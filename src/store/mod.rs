@@ -136,10 +136,12 @@ impl Tx {
     }
 
     pub async fn commit(self) -> Result<(), CommitError> {
-        self.inner.commit().await.map_err(CommitError)?;
+        let committed = self.inner.commit().await;
+        // Whether or not the COMMIT answered: one that failed may still have taken effect.
         if self.changed_endpoints {
             self.endpoint_cache.invalidate();
         }
+        committed.map_err(CommitError)?;
         if self.wrote_outbox {
             self.outbox.notify_one();
         }

@@ -138,6 +138,8 @@ pub struct TestApp {
     pub db_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
+    /// Stops the endpoint listener when the app goes, before its database does.
+    _listening: tokio_util::sync::DropGuard,
     // Declared last: dropped after the server has stopped.
     _db: TestDb,
 }
@@ -170,8 +172,9 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        // The endpoint cache as `casapay serve` runs it (its listener stops with the runtime).
-        let _ = casapay::jobs::endpoint_listener::start(&store, &db.url, Default::default());
+        // The endpoint cache as `casapay serve` runs it; its listener stops with the app.
+        let listening = tokio_util::sync::CancellationToken::new();
+        let _ = casapay::jobs::endpoint_listener::start(&store, &db.url, listening.clone());
         let server = tokio::spawn(casapay::serve(listener, state, async {
             let _ = rx.await;
         }));
@@ -186,6 +189,7 @@ impl TestApp {
             db_url: db.url.clone(),
             shutdown: Some(tx),
             server: Some(server),
+            _listening: listening.drop_guard(),
             _db: db,
         }
     }
