@@ -157,7 +157,7 @@ mod tests {
             if writes && matters {
                 let name = body.split('(').next().unwrap();
                 assert!(
-                    body.contains("tx.changed_endpoints = true"),
+                    body.contains("tx.note_endpoint_change()"),
                     "{name} changes endpoints without marking its transaction"
                 );
                 checked += 1;

@@ -71,11 +71,12 @@ pub struct Tx {
     outbox: Arc<Notify>,
     wrote_outbox: bool,
     /// The enabled webhook endpoints read so far, per scope, so that a batch of events
-    /// reads them once (see `webhooks::enabled_endpoints_in`). No transaction both
-    /// changes endpoints and records events, so this cannot go stale within one.
+    /// reads them once (see `webhooks::enabled_endpoints_in`); forgotten when this one
+    /// changes an endpoint (`note_endpoint_change`).
     endpoints: Vec<(Scope, webhooks::EnabledEndpoints)>,
     /// The store's endpoints between transactions, and whether this one changed an
-    /// endpoint (the cache then forgets them all once it commits).
+    /// endpoint: it then reads them itself, as it sees them, and the cache forgets them
+    /// all once it commits.
     endpoint_cache: Arc<endpoint_cache::EndpointCache>,
     changed_endpoints: bool,
     /// The store's metrics, and the counts to add once this transaction commits.
@@ -133,6 +134,12 @@ impl Tx {
             let counter = pick(&self.metrics);
             self.on_commit.push(counter);
         }
+    }
+
+    /// Called by every write to webhook endpoints (see `changed_endpoints`).
+    pub(crate) fn note_endpoint_change(&mut self) {
+        self.changed_endpoints = true;
+        self.endpoints.clear();
     }
 
     pub async fn commit(self) -> Result<(), CommitError> {

@@ -35,7 +35,7 @@ fn endpoint_from_row(r: &AnyRow) -> Result<WebhookEndpoint, sqlx::Error> {
 
 /// Endpoint writes take a transaction: its commit makes the endpoint cache forget.
 pub async fn insert_endpoint(tx: &mut Tx, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
-    tx.changed_endpoints = true;
+    tx.note_endpoint_change();
     let query = insert_query(
         "INSERT INTO webhook_endpoints (id, account_id, livemode, created, url, description, enabled_events, status, \
          secret, previous_secrets, failing_since, metadata, rate_limit) \
@@ -86,7 +86,7 @@ async fn select_endpoint(
 }
 
 pub async fn update_endpoint(tx: &mut Tx, scope: &Scope, e: &WebhookEndpoint) -> Result<(), sqlx::Error> {
-    tx.changed_endpoints = true;
+    tx.note_endpoint_change();
     let query = sqlx::query(
         "UPDATE webhook_endpoints SET url = $1, description = $2, enabled_events = $3, status = $4, secret = $5, \
          previous_secrets = $6, failing_since = $7, metadata = $8, rate_limit = $9 \
@@ -96,7 +96,7 @@ pub async fn update_endpoint(tx: &mut Tx, scope: &Scope, e: &WebhookEndpoint) ->
 }
 
 pub async fn delete_endpoint(tx: &mut Tx, scope: &Scope, id: &str) -> Result<bool, sqlx::Error> {
-    tx.changed_endpoints = true;
+    tx.note_endpoint_change();
     let done = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1 AND account_id = $2 AND livemode = $3")
         .bind(id)
         .bind(&scope.account_id)
@@ -136,13 +136,17 @@ pub async fn enabled_endpoints_in(tx: &mut Tx, scope: &Scope) -> Result<EnabledE
     if let Some((_, found)) = tx.endpoints.iter().find(|(s, _)| s == scope) {
         return Ok(found.clone());
     }
-    if let Some(found) = tx.endpoint_cache.get(scope) {
+    // A transaction that changed an endpoint sees its own change; the cache does not.
+    let shared = !tx.changed_endpoints;
+    if let Some(found) = tx.endpoint_cache.get(scope).filter(|_| shared) {
         tx.endpoints.push((scope.clone(), found.clone()));
         return Ok(found);
     }
     let generation = tx.endpoint_cache.generation();
     let found = enabled_endpoints(tx, scope).await?;
-    tx.endpoint_cache.fill(scope, &found, generation);
+    if shared {
+        tx.endpoint_cache.fill(scope, &found, generation);
+    }
     tx.endpoints.push((scope.clone(), found.clone()));
     Ok(found)
 }

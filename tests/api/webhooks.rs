@@ -884,3 +884,22 @@ async fn the_endpoint_cache_hears_other_replicas_and_goes_off_while_deaf() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The transaction that disables an endpoint records `webhook_endpoint.disabled` with the
+/// endpoints as it sees them, not as the cache kept them: the disabled one gets nothing.
+#[tokio::test]
+async fn an_endpoint_disabled_gets_no_delivery_of_its_own_disabled_event() {
+    let app = TestApp::start().await;
+    endpoint_cache_live(&app).await;
+    let receiver = Receiver::start().await;
+    let e = endpoint(&app, &receiver, &["*"]).await;
+    assert_eq!(pending_webhooks_of_a_new_customer(&app).await, 1);
+    assert!(app.store.endpoint_cache().get(&demo_scope()).is_some_and(|kept| kept.len() == 1), "kept");
+    receiver.set_mode(Mode::Status(410));
+    assert!(app.deliver().await >= 1);
+    let fetched = app.get(&format!("/v1/webhook_endpoints/{}", id(&e)), DEMO_KEY).await.ok();
+    assert_eq!(fetched["status"], "disabled");
+    let disabled = app.get("/v1/events?type=webhook_endpoint.disabled", DEMO_KEY).await.ok();
+    assert_eq!(disabled["data"][0]["data"]["object"]["id"], id(&e).as_str());
+    assert_eq!(disabled["data"][0]["pending_webhooks"], 0, "no delivery to the endpoint it disables");
+}
