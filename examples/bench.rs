@@ -658,27 +658,15 @@ async fn count_round_trips(
     let mut out = Vec::new();
     for (i, &op) in ops.iter().enumerate() {
         let base = 8_000_000 + 10_000 * i as u64;
-        let (started, before) = (Instant::now(), relay.round_trips());
-        for n in 0..COUNTED_REQUESTS {
-            assert!(http_op(&http, d, op, base + n).await, "{op} failed while counting round trips");
-        }
-        let background = idle_rate * started.elapsed().as_secs_f64();
-        let server_trips = ((relay.round_trips() - before) as f64 - background).max(0.0) / COUNTED_REQUESTS as f64;
-        let (started, before) = (Instant::now(), relay.round_trips());
-        for n in 0..COUNTED_REQUESTS {
-            assert!(sql_op(&counted_store, d, op, base + 5_000 + n).await, "{op} failed while counting round trips");
-        }
-        let background = idle_rate * started.elapsed().as_secs_f64();
-        let store_trips = ((relay.round_trips() - before) as f64 - background).max(0.0) / COUNTED_REQUESTS as f64;
-        let (started, before) = (Instant::now(), relay.round_trips());
-        for n in 0..COUNTED_REQUESTS {
-            assert!(
-                handwritten::op(&counted_pool, d, op, base + 7_000 + n).await,
-                "{op} failed while counting round trips"
-            );
-        }
-        let background = idle_rate * started.elapsed().as_secs_f64();
-        let hand_trips = ((relay.round_trips() - before) as f64 - background).max(0.0) / COUNTED_REQUESTS as f64;
+        let server_trips =
+            trips_per_request(&relay, idle_rate, op, async |n| http_op(&http, d, op, base + n).await).await;
+        let store_trips =
+            trips_per_request(&relay, idle_rate, op, async |n| sql_op(&counted_store, d, op, base + 5_000 + n).await)
+                .await;
+        let hand_trips = trips_per_request(&relay, idle_rate, op, async |n| {
+            handwritten::op(&counted_pool, d, op, base + 7_000 + n).await
+        })
+        .await;
         // The scripts' statements, one round trip each: a check of the port and of the relay
         // (the server's background polls, taken off at their idle rate, leave a little noise).
         if let Some((_, statements)) = handwritten::ROUND_TRIPS.iter().find(|(o, _)| *o == op) {
@@ -699,6 +687,22 @@ async fn count_round_trips(
     let _ = server.kill();
     let _ = server.wait();
     out
+}
+
+/// Round trips per call over `COUNTED_REQUESTS` calls of `call`, one at a time, less what
+/// the server's background loops sent meanwhile (at their idle rate).
+async fn trips_per_request(
+    relay: &pg_relay::Relay,
+    idle_rate: f64,
+    op: &str,
+    mut call: impl AsyncFnMut(u64) -> bool,
+) -> f64 {
+    let (started, before) = (Instant::now(), relay.round_trips());
+    for n in 0..COUNTED_REQUESTS {
+        assert!(call(n).await, "{op} failed while counting round trips");
+    }
+    let background = idle_rate * started.elapsed().as_secs_f64();
+    ((relay.round_trips() - before) as f64 - background).max(0.0) / COUNTED_REQUESTS as f64
 }
 
 /// One turn of the server over HTTP, driven from the load generator's own runtime.

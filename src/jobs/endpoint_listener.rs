@@ -45,7 +45,6 @@ pub async fn run(store: Store, database_url: String, cancel: CancellationToken) 
                     Ok(Some(_)) => cache.invalidate(),
                     // The connection was lost: what changed meanwhile is unknown.
                     Ok(None) | Err(_) => {
-                        cache.set_live(false);
                         tracing::warn!("lost the connection listening for webhook endpoint changes; connecting again");
                         break;
                     }
@@ -54,7 +53,6 @@ pub async fn run(store: Store, database_url: String, cancel: CancellationToken) 
         }
         cache.set_live(false);
     }
-    cache.set_live(false);
 }
 
 /// Makes `store`'s endpoint cache live for a server: on SQLite at once (serve's lock

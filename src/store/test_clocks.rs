@@ -2,6 +2,7 @@
 //! lives on, the advance to take next, the delete of a clock with its objects.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -40,7 +41,9 @@ fn from_row_at(r: &AnyRow, prefix: &str) -> Result<TestClock, sqlx::Error> {
 /// the clock's row is share-locked until commit (see [`clock_of`]); SQLite's one writer
 /// gives the same.
 pub(crate) fn clock_join(backend: Backend, clock_id_column: &str) -> String {
-    let columns = COLUMNS.split(", ").map(|c| format!("{c} AS clock_{c}")).collect::<Vec<_>>().join(", ");
+    static RENAMED: LazyLock<String> =
+        LazyLock::new(|| COLUMNS.split(", ").map(|c| format!("{c} AS clock_{c}")).collect::<Vec<_>>().join(", "));
+    let columns = RENAMED.as_str();
     match backend {
         Backend::Postgres => format!(
             " LEFT JOIN LATERAL (SELECT {columns} FROM test_clocks WHERE id = {clock_id_column} FOR SHARE) tc ON TRUE"
@@ -52,8 +55,10 @@ pub(crate) fn clock_join(backend: Backend, clock_id_column: &str) -> String {
 }
 
 /// The columns [`clock_join`] adds, for the select list.
-pub(crate) fn clock_columns() -> String {
-    COLUMNS.split(", ").map(|c| format!("tc.clock_{c}")).collect::<Vec<_>>().join(", ")
+pub(crate) fn clock_columns() -> &'static str {
+    static SELECTED: LazyLock<String> =
+        LazyLock::new(|| COLUMNS.split(", ").map(|c| format!("tc.clock_{c}")).collect::<Vec<_>>().join(", "));
+    SELECTED.as_str()
 }
 
 /// The clock read along with its object by [`clock_join`], if the object lives on one.
