@@ -57,10 +57,7 @@ pub async fn get_with_clock(
     scope: &Scope,
     id: &str,
 ) -> Result<Option<(Customer, Option<TestClock>)>, sqlx::Error> {
-    let table = format!("customers o{}", test_clocks::clock_join(tx.backend(), "o.test_clock_id"));
-    let columns = format!("{COLUMNS}, {}", test_clocks::clock_columns());
-    super::list::fetch_one(tx, &table, &columns, scope, id, "", |r| Ok((from_row(r)?, test_clocks::clock_from_row(r)?)))
-        .await
+    test_clocks::fetch_with_clock(tx, resource::CUSTOMER.table, COLUMNS, scope, id, false, from_row).await
 }
 
 pub async fn update(conn: &mut Conn, scope: &Scope, c: &Customer) -> Result<(), sqlx::Error> {

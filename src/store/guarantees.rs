@@ -8,8 +8,7 @@ use sqlx::any::AnyRow;
 use super::batch::execute_rows;
 use super::list::fetch_by_ids;
 use super::{
-    Backend, Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, test_clocks,
-    to_json,
+    Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, test_clocks, to_json,
 };
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
 use crate::domain::test_clock::TestClock;
@@ -78,17 +77,7 @@ pub async fn get_for_update_with_clock(
     scope: &Scope,
     id: &str,
 ) -> Result<Option<(Guarantee, Option<TestClock>)>, sqlx::Error> {
-    let table = format!("guarantees o{}", test_clocks::clock_join(tx.backend(), "o.test_clock_id"));
-    let columns = format!("{COLUMNS}, {}", test_clocks::clock_columns());
-    // Only the guarantee's row: the clock's lock is the join's own.
-    let lock = match tx.backend() {
-        Backend::Postgres => " FOR UPDATE OF o",
-        Backend::Sqlite => "",
-    };
-    super::list::fetch_one(tx, &table, &columns, scope, id, lock, |r| {
-        Ok((from_row(r)?, test_clocks::clock_from_row(r)?))
-    })
-    .await
+    test_clocks::fetch_with_clock(tx, resource::GUARANTEE.table, COLUMNS, scope, id, true, from_row).await
 }
 
 /// Locks guarantees of any account by id, in id order, so that batches taken at once

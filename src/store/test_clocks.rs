@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::list::fetch_by_ids;
+use super::list::{fetch_by_ids, fetch_one};
 use super::{Backend, Conn, Scope, Tx, execute_scoped, get_bool, insert_query, row_scope};
 use crate::domain::test_clock::{TestClock, TestClockStatus};
 use crate::resource;
@@ -59,6 +59,28 @@ pub(crate) fn clock_columns() -> &'static str {
     static SELECTED: LazyLock<String> =
         LazyLock::new(|| COLUMNS.split(", ").map(|c| format!("tc.clock_{c}")).collect::<Vec<_>>().join(", "));
     SELECTED.as_str()
+}
+
+/// An object of `table` (its `columns`, read by `from_row`) and the clock it lives on,
+/// in one read through [`clock_join`]; `locked`: the object's row locked until the
+/// transaction ends as well (on PostgreSQL `FOR UPDATE OF` it alone: the clock's lock is
+/// the join's own).
+pub(crate) async fn fetch_with_clock<T>(
+    tx: &mut Tx,
+    table: &str,
+    columns: &str,
+    scope: &Scope,
+    id: &str,
+    locked: bool,
+    from_row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<Option<(T, Option<TestClock>)>, sqlx::Error> {
+    let joined = format!("{table} o{}", clock_join(tx.backend(), "o.test_clock_id"));
+    let columns = format!("{columns}, {}", clock_columns());
+    let lock = match tx.backend() {
+        Backend::Postgres if locked => " FOR UPDATE OF o",
+        _ => "",
+    };
+    fetch_one(tx, &joined, &columns, scope, id, lock, |r| Ok((from_row(r)?, clock_from_row(r)?))).await
 }
 
 /// The clock read along with its object by [`clock_join`], if the object lives on one.
