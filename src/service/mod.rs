@@ -235,6 +235,8 @@ impl Outbox {
             store::webhooks::insert_deliveries(tx, &deliveries).await?;
             tx.note_outbox_write();
         }
+        // The state change and its events, as one statement on PostgreSQL.
+        tx.flush().await?;
         Ok(())
     }
 }

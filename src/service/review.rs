@@ -136,14 +136,15 @@ impl StepWrites {
         written(store::guarantees::update_locked(tx, &guarantees).await?, guarantees.len(), "guarantees")?;
         let claims: Vec<&Claim> = self.claims.values().collect();
         written(store::claims::update_locked(tx, &claims).await?, claims.len(), "claims")?;
-        let actions: Vec<(&Scope, &ClaimAction)> = self.actions.iter().map(|(s, a)| (s, a)).collect();
-        store::claim_actions::insert(tx, &actions).await?;
         let opened: Vec<(&Scope, &Recovery)> = self.new_recoveries.iter().map(|(s, r)| (s, r)).collect();
         store::recoveries::insert(tx, &opened).await?;
         let recoveries: Vec<&Recovery> = self.recoveries.values().collect();
         written(store::recoveries::update_plans_locked(tx, &recoveries).await?, recoveries.len(), "recoveries")?;
         let trail: Vec<(&Scope, &RecoveryAction)> = self.recovery_actions.iter().map(|(s, a)| (s, a)).collect();
         store::recoveries::insert_actions(tx, &trail).await?;
+        // Deferred: with the events, as one statement on PostgreSQL.
+        let actions: Vec<(&Scope, &ClaimAction)> = self.actions.iter().map(|(s, a)| (s, a)).collect();
+        store::claim_actions::insert(tx, &actions).await?;
         self.outbox.write(tx).await
     }
 }

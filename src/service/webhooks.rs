@@ -189,6 +189,7 @@ pub async fn resend(tx: &mut Tx, call: &Call, event_id: &str, endpoint: Option<S
         })
         .collect();
     store::webhooks::insert_deliveries(tx, &deliveries).await?;
+    tx.flush().await?;
     store::webhooks::adjust_pending_webhooks(tx, &event.id, targets.len() as i64).await?;
     if !targets.is_empty() {
         tx.note_outbox_write();

@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use super::list::Sql;
-use super::{Conn, Scope};
+use super::{Conn, Scope, Tx};
 
 /// The most rows one statement carries.
 const MAX_ROWS: usize = 64;
@@ -56,6 +56,26 @@ pub(crate) async fn execute_rows<R>(
         affected += sqlx::query_with(&sql.text, sql.args).execute(&mut *conn).await?.rows_affected();
     }
     Ok(affected)
+}
+
+/// `execute_rows` for writes whose row counts nothing reads: each chunk's statement
+/// is deferred (`Tx::defer`), to go out with the transaction's other writes.
+pub(crate) async fn defer_rows<R>(
+    tx: &mut Tx,
+    table: &'static str,
+    rows: &[R],
+    statement: impl Fn(&str) -> String,
+    bind: impl Fn(&mut Sql, &R) -> Vec<String>,
+) -> Result<(), sqlx::Error> {
+    for chunk in chunks(rows.len()) {
+        tx.defer(table, |sql| {
+            let groups: Vec<String> =
+                rows[chunk].iter().map(|row| format!("({})", bind(sql, row).join(", "))).collect();
+            statement(&groups.join(", "))
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

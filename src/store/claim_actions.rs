@@ -3,8 +3,8 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::batch::{execute_rows, scoped_row};
-use super::{Conn, Scope, get_bool, read_row};
+use super::batch::{defer_rows, scoped_row};
+use super::{Conn, Scope, Tx, get_bool, read_row};
 use crate::domain::claim::{ActionType, ClaimAction};
 
 fn from_row(r: &AnyRow) -> Result<ClaimAction, sqlx::Error> {
@@ -20,10 +20,11 @@ fn from_row(r: &AnyRow) -> Result<ClaimAction, sqlx::Error> {
     }})
 }
 
-/// Writes actions of any scope, one statement per chunk.
-pub async fn insert(conn: &mut Conn, actions: &[(&Scope, &ClaimAction)]) -> Result<(), sqlx::Error> {
-    execute_rows(
-        conn,
+/// Writes actions of any scope, one statement per chunk, deferred (`Tx::defer`).
+pub async fn insert(tx: &mut Tx, actions: &[(&Scope, &ClaimAction)]) -> Result<(), sqlx::Error> {
+    defer_rows(
+        tx,
+        "claim_actions",
         actions,
         |values| {
             format!(

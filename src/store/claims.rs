@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::batch::{chunks, execute_rows};
 use super::list::{Sql, fetch_by_ids};
-use super::{Conn, Page, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, to_json};
+use super::{Conn, Page, Scope, Tx, get_bool, get_json, read_row, row_scope, scoped_insert, scoped_update, to_json};
 use crate::domain::claim::{
     Awaiting, Claim, ClaimReason, ClaimReview, ClaimStatus, DenialReason, Evidence, StatusTransitions,
 };
@@ -62,49 +62,42 @@ fn from_row(r: &AnyRow) -> Result<Claim, sqlx::Error> {
     }})
 }
 
-pub async fn insert(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sqlx::Error> {
+/// Inserts a claim, deferred (`Tx::defer`).
+pub async fn insert(tx: &mut Tx, scope: &Scope, c: &Claim) -> Result<(), sqlx::Error> {
     let t = &c.status_transitions;
-    insert_query(
-        "INSERT INTO claims (id, account_id, livemode, created, guarantee_id, amount, amount_approved, currency, \
-         status, reason, invoice_id, due_date, description, payout_id, denial_reason, reviewed_at, submitted_at, \
-         under_review_at, approved_at, denied_at, paid_at, metadata, review_note, decided_by, review_checks, \
-         review_due_by, review_approvals, evidence_requested, review_awaiting, awaiting_operator, evidence_files) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
-         $23, $24, $25, $26, $27, $28, $29, $30, $31)",
-        &c.id,
-        scope,
-        c.created,
-    )
-    .bind(&c.guarantee)
-    .bind(c.amount)
-    .bind(c.amount_approved)
-    .bind(&c.currency)
-    .bind(c.status.as_str())
-    .bind(c.reason.as_str())
-    .bind(&c.evidence.invoice_id)
-    .bind(c.evidence.due_date)
-    .bind(c.evidence.description.clone())
-    .bind(c.payout.clone())
-    .bind(c.denial_reason.map(|d| d.as_str()))
-    .bind(c.reviewed_at)
-    .bind(t.submitted_at)
-    .bind(t.under_review_at)
-    .bind(t.approved_at)
-    .bind(t.denied_at)
-    .bind(t.paid_at)
-    .bind(to_json(&c.metadata))
-    .bind(c.review.note.clone())
-    .bind(c.review.decided_by.clone())
-    .bind(to_json(&c.review.checks))
-    .bind(c.review.due_by)
-    .bind(to_json(&c.review.approvals))
-    .bind(c.review.evidence_requested.clone())
-    .bind(c.awaiting().map(|a| a.as_str()))
-    .bind(c.awaiting_operator)
-    .bind(to_json(&c.evidence.files))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    tx.defer("claims", |sql| {
+        let columns = [
+            ("guarantee_id", sql.bind(c.guarantee.clone())),
+            ("amount", sql.bind(c.amount)),
+            ("amount_approved", sql.bind(c.amount_approved)),
+            ("currency", sql.bind(c.currency.clone())),
+            ("status", sql.bind(c.status.as_str())),
+            ("reason", sql.bind(c.reason.as_str())),
+            ("invoice_id", sql.bind(c.evidence.invoice_id.clone())),
+            ("due_date", sql.bind(c.evidence.due_date)),
+            ("description", sql.bind(c.evidence.description.clone())),
+            ("payout_id", sql.bind(c.payout.clone())),
+            ("denial_reason", sql.bind(c.denial_reason.map(|d| d.as_str()))),
+            ("reviewed_at", sql.bind(c.reviewed_at)),
+            ("submitted_at", sql.bind(t.submitted_at)),
+            ("under_review_at", sql.bind(t.under_review_at)),
+            ("approved_at", sql.bind(t.approved_at)),
+            ("denied_at", sql.bind(t.denied_at)),
+            ("paid_at", sql.bind(t.paid_at)),
+            ("metadata", sql.bind(to_json(&c.metadata))),
+            ("review_note", sql.bind(c.review.note.clone())),
+            ("decided_by", sql.bind(c.review.decided_by.clone())),
+            ("review_checks", sql.bind(to_json(&c.review.checks))),
+            ("review_due_by", sql.bind(c.review.due_by)),
+            ("review_approvals", sql.bind(to_json(&c.review.approvals))),
+            ("evidence_requested", sql.bind(c.review.evidence_requested.clone())),
+            ("review_awaiting", sql.bind(c.awaiting().map(|a| a.as_str()))),
+            ("awaiting_operator", sql.bind(c.awaiting_operator)),
+            ("evidence_files", sql.bind(to_json(&c.evidence.files))),
+        ];
+        scoped_insert(sql, "claims", &c.id, scope, c.created, &columns)
+    })
+    .await
 }
 
 super::list::scoped_reads! {
@@ -115,36 +108,34 @@ super::list::scoped_reads! {
     }
 }
 
-/// Writes the fields that change over a claim's life.
-pub async fn update(conn: &mut Conn, scope: &Scope, c: &Claim) -> Result<(), sqlx::Error> {
+/// Writes the fields that change over a claim's life, deferred (`Tx::defer`).
+pub async fn update(tx: &mut Tx, scope: &Scope, c: &Claim) -> Result<(), sqlx::Error> {
     let t = &c.status_transitions;
-    let query = sqlx::query(
-        "UPDATE claims SET status = $1, amount_approved = $2, payout_id = $3, denial_reason = $4, reviewed_at = $5, \
-         under_review_at = $6, approved_at = $7, denied_at = $8, paid_at = $9, awaiting_operator = $10, \
-         metadata = $11, review_note = $12, decided_by = $13, review_checks = $14, review_approvals = $15, \
-         evidence_requested = $16, review_awaiting = $17, description = $18, evidence_files = $19 \
-         WHERE id = $20 AND account_id = $21 AND livemode = $22",
-    )
-    .bind(c.status.as_str())
-    .bind(c.amount_approved)
-    .bind(c.payout.clone())
-    .bind(c.denial_reason.map(|d| d.as_str()))
-    .bind(c.reviewed_at)
-    .bind(t.under_review_at)
-    .bind(t.approved_at)
-    .bind(t.denied_at)
-    .bind(t.paid_at)
-    .bind(c.awaiting_operator)
-    .bind(to_json(&c.metadata))
-    .bind(c.review.note.clone())
-    .bind(c.review.decided_by.clone())
-    .bind(to_json(&c.review.checks))
-    .bind(to_json(&c.review.approvals))
-    .bind(c.review.evidence_requested.clone())
-    .bind(c.awaiting().map(|a| a.as_str()))
-    .bind(c.evidence.description.clone())
-    .bind(to_json(&c.evidence.files));
-    execute_scoped(conn, query, &c.id, scope).await
+    tx.defer("claims", |sql| {
+        let set = [
+            ("status", sql.bind(c.status.as_str())),
+            ("amount_approved", sql.bind(c.amount_approved)),
+            ("payout_id", sql.bind(c.payout.clone())),
+            ("denial_reason", sql.bind(c.denial_reason.map(|d| d.as_str()))),
+            ("reviewed_at", sql.bind(c.reviewed_at)),
+            ("under_review_at", sql.bind(t.under_review_at)),
+            ("approved_at", sql.bind(t.approved_at)),
+            ("denied_at", sql.bind(t.denied_at)),
+            ("paid_at", sql.bind(t.paid_at)),
+            ("awaiting_operator", sql.bind(c.awaiting_operator)),
+            ("metadata", sql.bind(to_json(&c.metadata))),
+            ("review_note", sql.bind(c.review.note.clone())),
+            ("decided_by", sql.bind(c.review.decided_by.clone())),
+            ("review_checks", sql.bind(to_json(&c.review.checks))),
+            ("review_approvals", sql.bind(to_json(&c.review.approvals))),
+            ("evidence_requested", sql.bind(c.review.evidence_requested.clone())),
+            ("review_awaiting", sql.bind(c.awaiting().map(|a| a.as_str()))),
+            ("description", sql.bind(c.evidence.description.clone())),
+            ("evidence_files", sql.bind(to_json(&c.evidence.files))),
+        ];
+        scoped_update(sql, "claims", &set, &c.id, scope)
+    })
+    .await
 }
 
 /// Writes the fields that change over a claim's life, for claims of any account that

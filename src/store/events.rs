@@ -6,8 +6,8 @@ use serde_json::value::RawValue;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::batch::{execute_rows, scoped_row};
-use super::{Conn, Scope, get_bool};
+use super::batch::{defer_rows, scoped_row};
+use super::{Conn, Scope, Tx, get_bool};
 use crate::domain::event::{Event, EventData, EventRequest};
 use crate::resource;
 
@@ -44,10 +44,12 @@ pub struct NewEvent<'a> {
     pub pending_webhooks: i64,
 }
 
-/// Inserts events, each in its scope, in the order given: one statement per chunk.
-pub async fn insert(conn: &mut Conn, events: &[(&Scope, &NewEvent<'_>)]) -> Result<(), sqlx::Error> {
-    execute_rows(
-        conn,
+/// Inserts events, each in its scope, in the order given: one statement per chunk,
+/// deferred (`Tx::defer`).
+pub async fn insert(tx: &mut Tx, events: &[(&Scope, &NewEvent<'_>)]) -> Result<(), sqlx::Error> {
+    defer_rows(
+        tx,
+        "events",
         events,
         |values| {
             format!(

@@ -10,7 +10,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Conn, Scope, get_bool, insert_query, read_row, row_scope};
+use super::{Conn, Scope, Tx, get_bool, insert_query, read_row, row_scope};
 use crate::domain::file::{File, FilePurpose, FileType};
 use crate::resource;
 
@@ -64,15 +64,17 @@ super::list::scoped_reads! {
 /// Notes that claim `claim_id` names `file_ids` in its evidence (`claim_files`; a pair
 /// already noted stays once). The files are the claim's account's and mode's, checked
 /// by the caller (`service::files::add_evidence`).
-pub async fn link_to_claim(conn: &mut Conn, claim_id: &str, file_ids: &[String]) -> Result<(), sqlx::Error> {
-    for file_id in file_ids {
-        sqlx::query("INSERT INTO claim_files (file_id, claim_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(file_id)
-            .bind(claim_id)
-            .execute(&mut *conn)
-            .await?;
+pub async fn link_to_claim(tx: &mut Tx, claim_id: &str, file_ids: &[String]) -> Result<(), sqlx::Error> {
+    if file_ids.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    // Deferred (`Tx::defer`): the claim it names may be a deferred insert too.
+    tx.defer("claim_files", |sql| {
+        let claim = sql.bind(claim_id.to_owned());
+        let rows: Vec<String> = file_ids.iter().map(|file| format!("({}, {claim})", sql.bind(file.clone()))).collect();
+        format!("INSERT INTO claim_files (file_id, claim_id) VALUES {} ON CONFLICT DO NOTHING", rows.join(", "))
+    })
+    .await
 }
 
 /// A claim whose evidence names file `file_id` (the oldest, if several do), with its

@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use super::batch::execute_rows;
 use super::list::fetch_by_ids;
 use super::{
-    Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, test_clocks, to_json,
+    Conn, Scope, Tx, get_bool, get_json, read_row, row_scope, scoped_insert, scoped_update, test_clocks, to_json,
 };
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
 use crate::domain::test_clock::TestClock;
@@ -32,33 +32,34 @@ fn from_row(r: &AnyRow) -> Result<Guarantee, sqlx::Error> {
     }})
 }
 
-pub async fn insert(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(), sqlx::Error> {
-    insert_query(
+/// Inserts a guarantee, deferred (`Tx::defer`).
+pub async fn insert(tx: &mut Tx, scope: &Scope, g: &Guarantee) -> Result<(), sqlx::Error> {
+    tx.defer("guarantees", |sql| {
         // The tenant's clock, copied so that the engine's queries need no join.
-        "INSERT INTO guarantees (id, account_id, livemode, created, status, policy_id, tenant_id, coverage_amount, \
-         total_coverage, currency, start_date, end_date, claims_filed, claims_paid, cancelled_at, metadata, \
-         test_clock_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-         (SELECT test_clock_id FROM customers WHERE id = $7 AND account_id = $2 AND livemode = $3))",
-        &g.id,
-        scope,
-        g.created,
-    )
-    .bind(g.status.as_str())
-    .bind(&g.policy)
-    .bind(&g.tenant)
-    .bind(g.coverage_amount)
-    .bind(g.total_coverage)
-    .bind(&g.currency)
-    .bind(g.start_date)
-    .bind(g.end_date)
-    .bind(g.claims_filed)
-    .bind(g.claims_paid)
-    .bind(g.cancelled_at)
-    .bind(to_json(&g.metadata))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+        let clock = format!(
+            "(SELECT test_clock_id FROM customers WHERE id = {} AND account_id = {} AND livemode = {})",
+            sql.bind(g.tenant.clone()),
+            sql.bind(scope.account_id.clone()),
+            sql.bind(scope.livemode)
+        );
+        let columns = [
+            ("status", sql.bind(g.status.as_str())),
+            ("policy_id", sql.bind(g.policy.clone())),
+            ("tenant_id", sql.bind(g.tenant.clone())),
+            ("coverage_amount", sql.bind(g.coverage_amount)),
+            ("total_coverage", sql.bind(g.total_coverage)),
+            ("currency", sql.bind(g.currency.clone())),
+            ("start_date", sql.bind(g.start_date)),
+            ("end_date", sql.bind(g.end_date)),
+            ("claims_filed", sql.bind(g.claims_filed)),
+            ("claims_paid", sql.bind(g.claims_paid)),
+            ("cancelled_at", sql.bind(g.cancelled_at)),
+            ("metadata", sql.bind(to_json(&g.metadata))),
+            ("test_clock_id", clock),
+        ];
+        scoped_insert(sql, "guarantees", &g.id, scope, g.created, &columns)
+    })
+    .await
 }
 
 super::list::scoped_reads! {
@@ -88,22 +89,23 @@ pub async fn lock_many(tx: &mut Tx, ids: &[&str]) -> Result<HashMap<String, (Sco
     fetch_by_ids(tx, &select, ids, &suffix, |r| Ok((row_scope(r)?, from_row(r)?))).await
 }
 
-/// Writes the mutable fields of a guarantee read earlier in the same transaction.
-pub async fn update(conn: &mut Conn, scope: &Scope, g: &Guarantee) -> Result<(), sqlx::Error> {
-    let query = sqlx::query(
-        "UPDATE guarantees SET status = $1, end_date = $2, claims_filed = $3, claims_paid = $4, \
-         claims_reserved = $5, cancelled_at = $6, metadata = $7, claims_recovered = $8 \
-         WHERE id = $9 AND account_id = $10 AND livemode = $11",
-    )
-    .bind(g.status.as_str())
-    .bind(g.end_date)
-    .bind(g.claims_filed)
-    .bind(g.claims_paid)
-    .bind(g.claims_reserved)
-    .bind(g.cancelled_at)
-    .bind(to_json(&g.metadata))
-    .bind(g.claims_recovered);
-    execute_scoped(conn, query, &g.id, scope).await
+/// Writes the mutable fields of a guarantee read earlier in the same transaction,
+/// deferred (`Tx::defer`).
+pub async fn update(tx: &mut Tx, scope: &Scope, g: &Guarantee) -> Result<(), sqlx::Error> {
+    tx.defer("guarantees", |sql| {
+        let set = [
+            ("status", sql.bind(g.status.as_str())),
+            ("end_date", sql.bind(g.end_date)),
+            ("claims_filed", sql.bind(g.claims_filed)),
+            ("claims_paid", sql.bind(g.claims_paid)),
+            ("claims_reserved", sql.bind(g.claims_reserved)),
+            ("cancelled_at", sql.bind(g.cancelled_at)),
+            ("metadata", sql.bind(to_json(&g.metadata))),
+            ("claims_recovered", sql.bind(g.claims_recovered)),
+        ];
+        scoped_update(sql, "guarantees", &set, &g.id, scope)
+    })
+    .await
 }
 
 /// Writes the mutable fields of guarantees of any account that this transaction has

@@ -65,6 +65,11 @@ impl Sql {
         self.text.push_str(s);
     }
 
+    /// How many values are bound so far.
+    pub fn bound(&self) -> usize {
+        self.n
+    }
+
     /// Appends ` AND <column> = <value>`.
     pub fn and_eq<T>(&mut self, column: &str, value: T)
     where

@@ -63,6 +63,46 @@ pub(crate) async fn execute_scoped<'q>(
     Ok(())
 }
 
+/// An `INSERT` of one object into a resource's table, for `Tx::defer`: the columns
+/// every such table starts with (`id, account_id, livemode, created`), then `columns`,
+/// each with its bound value's placeholder (or an expression).
+pub(crate) fn scoped_insert(
+    sql: &mut list::Sql,
+    table: &str,
+    id: &str,
+    scope: &Scope,
+    created: i64,
+    columns: &[(&str, String)],
+) -> String {
+    let mut names = vec!["id", "account_id", "livemode", "created"];
+    let mut values =
+        vec![sql.bind(id.to_owned()), sql.bind(scope.account_id.clone()), sql.bind(scope.livemode), sql.bind(created)];
+    for (name, value) in columns {
+        names.push(name);
+        values.push(value.clone());
+    }
+    format!("INSERT INTO {table} ({}) VALUES ({})", names.join(", "), values.join(", "))
+}
+
+/// An `UPDATE` of one object in its scope, for `Tx::defer`: `set` pairs each column
+/// with its bound value's placeholder.
+pub(crate) fn scoped_update(
+    sql: &mut list::Sql,
+    table: &str,
+    set: &[(&str, String)],
+    id: &str,
+    scope: &Scope,
+) -> String {
+    let set: Vec<String> = set.iter().map(|(column, value)| format!("{column} = {value}")).collect();
+    format!(
+        "UPDATE {table} SET {} WHERE id = {} AND account_id = {} AND livemode = {}",
+        set.join(", "),
+        sql.bind(id.to_owned()),
+        sql.bind(scope.account_id.clone()),
+        sql.bind(scope.livemode)
+    )
+}
+
 /// A read-write transaction that knows its backend's dialect. Derefs to a
 /// connection, so every store function can run inside it.
 pub struct Tx {
@@ -82,9 +122,51 @@ pub struct Tx {
     /// The store's metrics, and the counts to add once this transaction commits.
     metrics: Metrics,
     on_commit: Vec<::metrics::Counter>,
+    /// PostgreSQL: writes held back (`defer`), to go out together as one statement.
+    deferred: Option<Deferred>,
     /// SQLite: this process's turn to write, held until the transaction ends. Declared
     /// after `inner`, so it is released after the transaction is rolled back on drop.
     _writer: Option<OwnedMutexGuard<()>>,
+}
+
+/// Writes held back in a transaction on PostgreSQL: their statements, in order, with
+/// their values bound into one list (`$1` onwards across all of them), and the tables
+/// they write.
+struct Deferred {
+    values: list::Sql,
+    statements: Vec<String>,
+    tables: Vec<&'static str>,
+}
+
+/// The table an `INSERT INTO t` or `UPDATE t` statement writes.
+#[cfg(debug_assertions)]
+fn written_table(statement: &str) -> &str {
+    let mut words = statement.split_whitespace();
+    let table = match words.next() {
+        Some("INSERT") => words.nth(1),
+        Some("UPDATE") => words.next(),
+        _ => None,
+    };
+    debug_assert!(table.is_some(), "a deferred write is an INSERT or an UPDATE: {statement}");
+    table.unwrap_or_default()
+}
+
+/// Past this many bound values the deferred writes go out at once: PostgreSQL takes
+/// at most 65,535 in one statement, and one more chunk of rows binds under 4,000.
+const DEFERRED_MAX_VALUES: usize = 32_000;
+
+/// The deferred statements as one: `WITH w1 AS (first), w2 AS (second) last`. The
+/// writes of one statement see the same snapshot and cannot see each other's rows,
+/// but its foreign keys are checked at its end, when every row is in. They run in an
+/// order PostgreSQL does not promise, so one statement writes each table at most once
+/// (see `Tx::defer`): the rows of a table keep the order they were written in.
+fn combine(statements: &[String]) -> String {
+    let Some((last, before)) = statements.split_last() else { return String::new() };
+    if before.is_empty() {
+        return last.clone();
+    }
+    let ctes: Vec<String> = before.iter().enumerate().map(|(i, s)| format!("w{} AS ({s})", i + 1)).collect();
+    format!("WITH {} {last}", ctes.join(", "))
 }
 
 impl Tx {
@@ -142,7 +224,67 @@ impl Tx {
         self.endpoints.clear();
     }
 
-    pub async fn commit(self) -> Result<(), CommitError> {
+    /// Runs a write whose outcome nothing in the transaction reads: `build` binds its
+    /// values into `sql` and returns its text. SQLite runs it at once (a statement
+    /// there costs no round trip). PostgreSQL holds it back to go out, with the writes
+    /// after it, as one statement at the next `flush`: the outbox's write, which every
+    /// state change ends with, or the commit. A database error of a held-back write
+    /// (a unique index, say) is then returned by the flush, mapped by its constraint's
+    /// name as it would be at once. Until then the transaction's own reads would not
+    /// see it, so reading through the connection with writes held back is a bug
+    /// (asserted in debug builds).
+    pub(crate) async fn defer(
+        &mut self,
+        table: &'static str,
+        build: impl FnOnce(&mut list::Sql) -> String,
+    ) -> Result<(), sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut sql = list::Sql::new("");
+                let text = build(&mut sql);
+                sqlx::query_with(&text, sql.args).execute(&mut *self.inner).await?;
+            }
+            Backend::Postgres => {
+                // A second write to a table goes out after the first (see `combine`).
+                if self.deferred.as_ref().is_some_and(|d| d.tables.contains(&table)) {
+                    self.flush().await?;
+                }
+                let deferred = self.deferred.get_or_insert_with(|| Deferred {
+                    values: list::Sql::new(""),
+                    statements: Vec::new(),
+                    tables: Vec::new(),
+                });
+                let text = build(&mut deferred.values);
+                debug_assert_eq!(written_table(&text), table, "{text}");
+                deferred.statements.push(text);
+                deferred.tables.push(table);
+                if deferred.values.bound() > DEFERRED_MAX_VALUES {
+                    self.flush().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the writes held back by `defer`, as one statement.
+    pub async fn flush(&mut self) -> Result<(), sqlx::Error> {
+        if let Some(deferred) = self.deferred.take() {
+            let text = combine(&deferred.statements);
+            sqlx::query_with(&text, deferred.values.args).execute(&mut *self.inner).await?;
+        }
+        Ok(())
+    }
+
+    /// The connection, for a read that no write held back by `defer` can change (the
+    /// outbox's read of webhook endpoints, which are never deferred).
+    pub(crate) fn conn_beside_deferred(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+
+    pub async fn commit(mut self) -> Result<(), CommitError> {
+        // Every state change flushes with its outbox write; what is left (a write no
+        // event follows) goes before the COMMIT, and its failure is the commit's.
+        self.flush().await.map_err(CommitError)?;
         let committed = self.inner.commit().await;
         // Whether or not the COMMIT answered: one that failed may still have taken effect.
         if self.changed_endpoints {
@@ -175,6 +317,7 @@ impl std::ops::Deref for Tx {
 
 impl std::ops::DerefMut for Tx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
+        debug_assert!(self.deferred.is_none(), "the connection used while writes are held back (Tx::defer)");
         &mut self.inner
     }
 }
@@ -398,6 +541,7 @@ impl Store {
             changed_endpoints: false,
             metrics: self.metrics.clone(),
             on_commit: Vec::new(),
+            deferred: None,
             _writer: writer,
         })
     }

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::batch::{execute_rows, scoped_row};
+use super::batch::{defer_rows, execute_rows, scoped_row};
 use super::{Conn, Scope, Tx, execute_scoped, get_bool, get_json, read_row, row_scope, to_json};
 use crate::domain::recovery::{Plan, Recovery, RecoveryAction, RecoveryActionType, RecoveryStatus};
 use crate::resource;
@@ -225,10 +225,11 @@ fn action_from_row(r: &AnyRow) -> Result<RecoveryAction, sqlx::Error> {
     }})
 }
 
-/// Writes actions of any scope, one statement per chunk.
-pub async fn insert_actions(conn: &mut Conn, actions: &[(&Scope, &RecoveryAction)]) -> Result<(), sqlx::Error> {
-    execute_rows(
-        conn,
+/// Writes actions of any scope, one statement per chunk, deferred (`Tx::defer`).
+pub async fn insert_actions(tx: &mut Tx, actions: &[(&Scope, &RecoveryAction)]) -> Result<(), sqlx::Error> {
+    defer_rows(
+        tx,
+        "recovery_actions",
         actions,
         |values| {
             format!(

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::batch::execute_rows;
+use super::batch::defer_rows;
 use super::list::{Page, PageRequest, fetch_page};
 use super::{Conn, Query, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, to_json};
 use crate::domain::webhook::{DeliveryStatus, EndpointStatus, Signing, WebhookAttempt, WebhookEndpoint};
@@ -143,7 +143,7 @@ pub async fn enabled_endpoints_in(tx: &mut Tx, scope: &Scope) -> Result<EnabledE
         return Ok(found);
     }
     let generation = tx.endpoint_cache.generation();
-    let found = enabled_endpoints(tx, scope).await?;
+    let found = enabled_endpoints(tx.conn_beside_deferred(), scope).await?;
     if shared {
         tx.endpoint_cache.fill(scope, &found, generation);
     }
@@ -176,10 +176,11 @@ pub struct NewDelivery<'a> {
 }
 
 /// Queues deliveries in the order given (their lease order among those due at the same
-/// time): one statement per chunk.
-pub async fn insert_deliveries(conn: &mut Conn, deliveries: &[NewDelivery<'_>]) -> Result<(), sqlx::Error> {
-    execute_rows(
-        conn,
+/// time): one statement per chunk, deferred (`Tx::defer`).
+pub async fn insert_deliveries(tx: &mut Tx, deliveries: &[NewDelivery<'_>]) -> Result<(), sqlx::Error> {
+    defer_rows(
+        tx,
+        "webhook_deliveries",
         deliveries,
         |values| {
             format!(

@@ -11,7 +11,7 @@ use casapay::service::accounts::DEMO_ACCOUNT_ID;
 use casapay::store::{self, Scope};
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::support::{DEMO_KEY, DOCS_NOW, TestApp};
+use crate::support::{DEMO_KEY, DOCS_NOW, TestApp, refused_write};
 
 /// What the server logs at error level, with the spans around each line, for every
 /// test of this binary (they share the process): tests pick out their own lines by
@@ -88,7 +88,12 @@ async fn a_duplicate_claim_past_the_check_is_a_client_error_on_both_backends() {
     let mut conn = app.store.acquire().await.unwrap();
     let mut twin = store::claims::get(&mut conn, &scope, first["id"].as_str().unwrap()).await.unwrap().unwrap();
     twin.id = Kind::Claim.new_id();
-    let violation = store::claims::insert(&mut conn, &scope, &twin).await.expect_err("the unique index refuses it");
+    drop(conn);
+    // Inserts are deferred to the transaction's next flush on PostgreSQL; the error is the same.
+    let mut tx = app.store.begin().await.unwrap();
+    let written = store::claims::insert(&mut tx, &scope, &twin).await;
+    let violation = refused_write(&mut tx, written).await;
+    drop(tx);
     assert_eq!(store::violated_unique(&violation), Some(store::UniqueConstraint::ClaimPerInvoice), "{violation}");
     let err = ApiError::from(violation);
     assert_eq!(err.status(), 400);
@@ -99,9 +104,13 @@ async fn a_duplicate_claim_past_the_check_is_a_client_error_on_both_backends() {
     // Another unique violation (a primary key) is no client's doing: a 500.
     let mut other = twin.clone();
     other.evidence.invoice_id = "inv_2".into();
-    store::claims::insert(&mut conn, &scope, &other).await.unwrap();
+    let mut tx = app.store.begin().await.unwrap();
+    store::claims::insert(&mut tx, &scope, &other).await.unwrap();
+    tx.commit().await.unwrap();
     other.evidence.invoice_id = "inv_3".into();
-    let taken = store::claims::insert(&mut conn, &scope, &other).await.expect_err("the id is taken");
+    let mut tx = app.store.begin().await.unwrap();
+    let written = store::claims::insert(&mut tx, &scope, &other).await;
+    let taken = refused_write(&mut tx, written).await;
     assert_eq!(store::violated_unique(&taken), None, "{taken}");
     assert_eq!(ApiError::from(taken).status(), 500);
 }

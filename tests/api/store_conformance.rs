@@ -13,7 +13,7 @@ use casapay::ids::Kind;
 use casapay::store::accounts::{KeyKind, KeyRecord};
 use casapay::store::{self, Backend, CreatedFilter, PageRequest, Scope, Store};
 
-use crate::support::{TestDb, open_store};
+use crate::support::{TestDb, open_store, refused_write};
 
 fn scope(account: &str, livemode: bool) -> Scope {
     Scope { account_id: account.into(), livemode }
@@ -290,7 +290,8 @@ async fn work_queues_and_the_coverage_check() {
     let mut g = store::guarantees::get_for_update(&mut tx, &s, "grt_1").await.unwrap().unwrap();
     g.claims_paid = 150;
     g.claims_reserved = 51;
-    let err = store::guarantees::update(&mut tx, &s, &g).await.unwrap_err();
+    let written = store::guarantees::update(&mut tx, &s, &g).await;
+    let err = refused_write(&mut tx, written).await;
     assert!(err.as_database_error().is_some(), "{err}");
 }
 
@@ -304,6 +305,7 @@ async fn payout_leases_taken_at_once_take_different_payouts() {
     insert_active_guarantee(&mut tx, &s).await;
     for i in 1..=3 {
         store::claims::insert(&mut tx, &s, &claim(&format!("clm_{i}"), &format!("inv_{i}"))).await.unwrap();
+        tx.flush().await.unwrap(); // the payout below refers to the claim
         let payout = payout(&format!("po_{i}"), &format!("clm_{i}"));
         store::payouts::insert(&mut tx, &[(&s, &payout)]).await.unwrap();
     }
@@ -347,7 +349,9 @@ async fn events_are_listed_by_type_and_expire() {
         })
         .collect();
     let rows: Vec<_> = events.iter().map(|e| (&s, e)).collect();
-    store::events::insert(&mut conn, &rows).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    store::events::insert(&mut tx, &rows).await.unwrap();
+    tx.commit().await.unwrap();
     let page = PageRequest::default();
     let created = store::events::list(&mut conn, &s, &page, Some("customer.created".into())).await.unwrap();
     assert_eq!(created.data.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["evt_2", "evt_0"]);
@@ -442,7 +446,9 @@ async fn batch_writes_cover_every_row() {
         })
         .collect();
     let rows: Vec<_> = events.iter().map(|e| (&s, e)).collect();
-    store::events::insert(&mut conn, &rows).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    store::events::insert(&mut tx, &rows).await.unwrap();
+    tx.commit().await.unwrap();
     let page = PageRequest { limit: 100, ..PageRequest::default() };
     let listed = store::events::list(&mut conn, &s, &page, None).await.unwrap();
     let mut want = ids.clone();

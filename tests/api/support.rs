@@ -416,3 +416,12 @@ impl Resp {
 pub fn id(v: &Value) -> String {
     v["id"].as_str().expect("object id").to_owned()
 }
+
+/// The error of a store write that is refused: a deferred write (`Tx::defer`) fails at
+/// once on SQLite and at the transaction's next flush on PostgreSQL.
+pub async fn refused_write(tx: &mut casapay::store::Tx, write: Result<(), sqlx::Error>) -> sqlx::Error {
+    match write {
+        Err(e) => e,
+        Ok(()) => tx.flush().await.expect_err("the database refuses the write"),
+    }
+}
