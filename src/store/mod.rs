@@ -139,7 +139,6 @@ struct Deferred {
 }
 
 /// The table an `INSERT INTO t` or `UPDATE t` statement writes.
-#[cfg(debug_assertions)]
 fn written_table(statement: &str) -> &str {
     let mut words = statement.split_whitespace();
     let table = match words.next() {
