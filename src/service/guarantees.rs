@@ -56,9 +56,9 @@ pub(crate) fn guarantee_error(e: GuaranteeError) -> ApiError {
 }
 
 pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<Guarantee> {
-    // The tenant's time: its test clock's, if it lives on one. Read with the tenant in
-    // one statement; a missing tenant is told in its turn below.
-    let tenant = store::customers::get_with_clock(tx, &call.scope, &input.tenant).await?;
+    // The policy, and the tenant with its time (its test clock's, if it lives on one),
+    // in one read; a missing tenant or policy is told in its turn below.
+    let (policy, tenant) = store::guarantees::policy_and_tenant(tx, &call.scope, &input.policy, &input.tenant).await?;
     let now = test_clocks::write_time(call, tenant.as_ref().and_then(|(_, clock)| clock.as_ref()))?;
     if input.end_date <= input.start_date {
         return Err(ApiError::invalid("invalid_dates", "end_date", "The end_date must be after the start_date."));
@@ -66,9 +66,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<
     if input.end_date <= now {
         return Err(ApiError::invalid("invalid_dates", "end_date", "The end_date must be in the future."));
     }
-    let policy = store::policies::get(tx, &call.scope, &input.policy)
-        .await?
-        .ok_or_else(|| ApiError::no_such(Kind::Policy.object(), &input.policy, Some("policy")))?;
+    let policy = policy.ok_or_else(|| ApiError::no_such(Kind::Policy.object(), &input.policy, Some("policy")))?;
     if !policy.active {
         return Err(ApiError::invalid(
             "policy_inactive",

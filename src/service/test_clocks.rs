@@ -65,7 +65,7 @@ pub async fn time_for(tx: &mut Tx, call: &Call, holder: Holder, id: &str) -> Api
 }
 
 /// `time_for` of an object read together with its clock (as
-/// `store::customers::get_with_clock` reads them): the one statement asks both.
+/// `store::guarantees::policy_and_tenant` reads a tenant's): the one statement asks both.
 pub fn write_time(call: &Call, clock: Option<&TestClock>) -> ApiResult<i64> {
     if let Some(c) = clock {
         check_writable(c)?;

@@ -2,14 +2,13 @@
 
 use sqlx::any::AnyRow;
 
-use super::{Conn, Scope, Tx, execute_scoped, get_bool, get_json, insert_query, read_row, test_clocks, to_json};
+use super::{Conn, Scope, execute_scoped, get_bool, get_json, insert_query, read_row, to_json};
 use crate::domain::customer::Customer;
-use crate::domain::test_clock::TestClock;
 use crate::resource;
 
-const COLUMNS: &str = "id, livemode, created, name, email, score, metadata, test_clock_id";
+pub(crate) const COLUMNS: &str = "id, livemode, created, name, email, score, metadata, test_clock_id";
 
-fn from_row(r: &AnyRow) -> Result<Customer, sqlx::Error> {
+pub(crate) fn from_row(r: &AnyRow) -> Result<Customer, sqlx::Error> {
     Ok(read_row! { r, Customer {
         id, name, email, score,
         metadata: get_json(r, "metadata")?,
@@ -48,16 +47,6 @@ async fn insert_with(conn: &mut Conn, scope: &Scope, c: &Customer, on_conflict: 
 super::list::scoped_reads! {
     Customer, resource::CUSTOMER.table, COLUMNS, from_row;
     list(email: Option<String>) |sql| sql.and_eq_some("email", email)
-}
-
-/// A customer and the test clock it lives on, in one read (the clock share-locked as
-/// `test_clocks::clock_of` does).
-pub async fn get_with_clock(
-    tx: &mut Tx,
-    scope: &Scope,
-    id: &str,
-) -> Result<Option<(Customer, Option<TestClock>)>, sqlx::Error> {
-    test_clocks::fetch_with_clock(tx, resource::CUSTOMER.table, COLUMNS, scope, id, false, from_row).await
 }
 
 pub async fn update(conn: &mut Conn, scope: &Scope, c: &Customer) -> Result<(), sqlx::Error> {

@@ -1,6 +1,7 @@
 //! Guarantees table.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -8,9 +9,12 @@ use sqlx::any::AnyRow;
 use super::batch::execute_rows;
 use super::list::fetch_by_ids;
 use super::{
-    Conn, Scope, Tx, get_bool, get_json, read_row, row_scope, scoped_insert, scoped_update, test_clocks, to_json,
+    Conn, Scope, Tx, customers, get_bool, get_json, policies, read_row, row_scope, scoped_insert, scoped_update,
+    test_clocks, to_json,
 };
+use crate::domain::customer::Customer;
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
+use crate::domain::policy::Policy;
 use crate::domain::test_clock::TestClock;
 use crate::resource;
 
@@ -71,6 +75,46 @@ super::list::scoped_reads! {
     }
 }
 
+/// What a new guarantee is checked against, in one read: its policy, and its tenant
+/// with the test clock the tenant lives on (share-locked, as `test_clocks::clock_join`
+/// reads it). Either is `None` when it is not in the caller's scope.
+pub async fn policy_and_tenant(
+    tx: &mut Tx,
+    scope: &Scope,
+    policy_id: &str,
+    tenant_id: &str,
+) -> Result<(Option<Policy>, Option<(Customer, Option<TestClock>)>), sqlx::Error> {
+    static COLUMNS: LazyLock<String> = LazyLock::new(|| {
+        let policy = policies::COLUMNS.split(", ").map(|c| format!("p.{c} AS policy_{c}"));
+        let tenant = customers::COLUMNS.split(", ").map(|c| format!("o.{c}"));
+        format!("{}, {}", policy.chain(tenant).collect::<Vec<_>>().join(", "), test_clocks::clock_columns())
+    });
+    // One row whether or not either exists: each is joined to it on its own.
+    let sql = format!(
+        "SELECT {} FROM (SELECT 1 AS one) d \
+         LEFT JOIN guarantee_policies p ON p.id = $1 AND p.account_id = $3 AND p.livemode = $4 \
+         LEFT JOIN customers o ON o.id = $2 AND o.account_id = $3 AND o.livemode = $4{}",
+        COLUMNS.as_str(),
+        test_clocks::clock_join(tx.backend(), "o.test_clock_id")
+    );
+    let row = sqlx::query(&sql)
+        .bind(policy_id)
+        .bind(tenant_id)
+        .bind(&scope.account_id)
+        .bind(scope.livemode)
+        .fetch_one(&mut **tx)
+        .await?;
+    let policy = match row.try_get::<Option<String>, _>("policy_id")? {
+        Some(_) => Some(policies::from_row_at(&row, "policy_")?),
+        None => None,
+    };
+    let tenant = match row.try_get::<Option<String>, _>("id")? {
+        Some(_) => Some((customers::from_row(&row)?, test_clocks::clock_from_row(&row)?)),
+        None => None,
+    };
+    Ok((policy, tenant))
+}
+
 /// A guarantee, locked until the transaction ends, and the test clock it lives on
 /// (share-locked), in one read.
 pub async fn get_for_update_with_clock(
@@ -78,7 +122,7 @@ pub async fn get_for_update_with_clock(
     scope: &Scope,
     id: &str,
 ) -> Result<Option<(Guarantee, Option<TestClock>)>, sqlx::Error> {
-    test_clocks::fetch_with_clock(tx, resource::GUARANTEE.table, COLUMNS, scope, id, true, from_row).await
+    test_clocks::fetch_for_update_with_clock(tx, resource::GUARANTEE.table, COLUMNS, scope, id, from_row).await
 }
 
 /// Locks guarantees of any account by id, in id order, so that batches taken at once

@@ -2,24 +2,38 @@
 
 use std::collections::HashMap;
 
+use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::list::fetch_by_ids;
-use super::{Conn, Scope, execute_scoped, get_bool, get_json, insert_query, read_row, row_scope, to_json};
+use super::{Conn, Scope, execute_scoped, get_bool, get_json, insert_query, row_scope, to_json};
 use crate::domain::policy::Policy;
 use crate::resource;
 
-const COLUMNS: &str = "id, livemode, created, name, coverage_percentage, max_coverage_months, \
+pub(crate) const COLUMNS: &str = "id, livemode, created, name, coverage_percentage, max_coverage_months, \
     waiting_period_days, eligible_score_minimum, deductible_amount, active, metadata";
 
 fn from_row(r: &AnyRow) -> Result<Policy, sqlx::Error> {
-    Ok(read_row! { r, Policy {
-        id, name, coverage_percentage, max_coverage_months, waiting_period_days, eligible_score_minimum, deductible_amount,
-        active: get_bool(r, "active")?,
-        metadata: get_json(r, "metadata")?,
-        livemode: get_bool(r, "livemode")?,
-        created,
-    }})
+    from_row_at(r, "")
+}
+
+/// A policy from the columns named `{prefix}{column}` (`COLUMNS`).
+pub(crate) fn from_row_at(r: &AnyRow, prefix: &str) -> Result<Policy, sqlx::Error> {
+    let col = |name: &str| format!("{prefix}{name}");
+    let get = |name: &str| r.try_get::<i64, _>(col(name).as_str());
+    Ok(Policy {
+        id: r.try_get(col("id").as_str())?,
+        name: r.try_get(col("name").as_str())?,
+        coverage_percentage: get("coverage_percentage")?,
+        max_coverage_months: get("max_coverage_months")?,
+        waiting_period_days: get("waiting_period_days")?,
+        eligible_score_minimum: get("eligible_score_minimum")?,
+        deductible_amount: get("deductible_amount")?,
+        active: get_bool(r, &col("active"))?,
+        metadata: get_json(r, &col("metadata"))?,
+        livemode: get_bool(r, &col("livemode"))?,
+        created: get("created")?,
+    })
 }
 
 pub async fn insert(conn: &mut Conn, scope: &Scope, p: &Policy) -> Result<(), sqlx::Error> {

@@ -61,24 +61,22 @@ pub(crate) fn clock_columns() -> &'static str {
     SELECTED.as_str()
 }
 
-/// An object of `table` (its `columns`, read by `from_row`) and the clock it lives on,
-/// in one read through [`clock_join`]; `locked`: the object's row locked until the
-/// transaction ends as well (on PostgreSQL `FOR UPDATE OF` it alone: the clock's lock is
-/// the join's own).
-pub(crate) async fn fetch_with_clock<T>(
+/// An object of `table` (its `columns`, read by `from_row`), locked until the
+/// transaction ends, and the clock it lives on, in one read through [`clock_join`] (on
+/// PostgreSQL `FOR UPDATE OF` the object alone: the clock's lock is the join's own).
+pub(crate) async fn fetch_for_update_with_clock<T>(
     tx: &mut Tx,
     table: &str,
     columns: &str,
     scope: &Scope,
     id: &str,
-    locked: bool,
     from_row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
 ) -> Result<Option<(T, Option<TestClock>)>, sqlx::Error> {
     let joined = format!("{table} o{}", clock_join(tx.backend(), "o.test_clock_id"));
     let columns = format!("{columns}, {}", clock_columns());
     let lock = match tx.backend() {
-        Backend::Postgres if locked => " FOR UPDATE OF o",
-        _ => "",
+        Backend::Postgres => " FOR UPDATE OF o",
+        Backend::Sqlite => "",
     };
     fetch_one(tx, &joined, &columns, scope, id, lock, |r| Ok((from_row(r)?, clock_from_row(r)?))).await
 }
