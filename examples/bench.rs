@@ -10,7 +10,7 @@
 //! (the operation over HTTP with keep-alive); last, read the server's peak RSS.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -327,6 +327,8 @@ struct Http {
     addr: std::net::SocketAddr,
     auth: String,
     idle: Mutex<Vec<HttpConn>>,
+    /// Whether an answer other than a 2xx was printed (the first one is).
+    showed_error: AtomicBool,
 }
 
 struct HttpConn {
@@ -336,7 +338,7 @@ struct HttpConn {
 
 impl Http {
     fn new(addr: std::net::SocketAddr, key: &str) -> Self {
-        Http { addr, auth: format!("Bearer {key}"), idle: Mutex::default() }
+        Http { addr, auth: format!("Bearer {key}"), idle: Mutex::default(), showed_error: AtomicBool::new(false) }
     }
 
     async fn connect(&self) -> Option<HttpConn> {
@@ -363,6 +365,9 @@ impl Http {
         let mut req = req.into_bytes();
         req.extend(body.unwrap_or_default());
         let Some(ok) = conn.exchange(&req).await else { return false };
+        if !ok && !self.showed_error.swap(true, Ordering::Relaxed) {
+            eprintln!("{method} {path}: the first answer other than a 2xx: {}", String::from_utf8_lossy(&conn.buf));
+        }
         self.idle.lock().unwrap().push(conn);
         ok
     }

@@ -155,8 +155,7 @@ pub async fn roll_secret_key(
 
 /// Revokes a key (secret or operator) at once. Returns whether it was a live, known key.
 pub async fn revoke_key(store: &Store, key: &str, now: i64) -> ApiResult<bool> {
-    let mut conn = store.acquire().await?;
-    Ok(store::accounts::revoke_key(&mut conn, &hash_key(key), now).await?)
+    Ok(store.read(async |conn| store::accounts::revoke_key(conn, &hash_key(key), now).await).await?)
 }
 
 /// Finds who `key` speaks for, or `None` for a key that is unknown, revoked or expired.

@@ -206,12 +206,14 @@ pub async fn update(
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Claim> {
-    let mut conn = store.acquire().await?;
-    store::claims::get(&mut conn, &call.scope, id).await?.ok_or_else(|| not_found(id))
+    store.read(async |conn| store::claims::get(conn, &call.scope, id).await).await?.ok_or_else(|| not_found(id))
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, filters: ClaimFilters) -> ApiResult<Page<Claim>> {
-    let mut conn = store.acquire().await?;
-    check_cursors(&mut conn, call, &resource::CLAIM, page).await?;
-    Ok(store::claims::list(&mut conn, &call.scope, page, filters).await?)
+    store
+        .read(async |conn| {
+            check_cursors(conn, call, &resource::CLAIM, page).await?;
+            Ok(store::claims::list(conn, &call.scope, page, filters).await?)
+        })
+        .await
 }

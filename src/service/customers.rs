@@ -50,8 +50,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewCustomer) -> ApiResult<C
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Customer> {
-    let mut conn = store.acquire().await?;
-    found(&resource::CUSTOMER, id, store::customers::get(&mut conn, &call.scope, id).await?)
+    found(&resource::CUSTOMER, id, store.read(async |conn| store::customers::get(conn, &call.scope, id).await).await?)
 }
 
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: CustomerPatch) -> ApiResult<Customer> {
@@ -70,7 +69,10 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: CustomerPatch) ->
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, email: Option<String>) -> ApiResult<Page<Customer>> {
-    let mut conn = store.acquire().await?;
-    check_cursors(&mut conn, call, &resource::CUSTOMER, page).await?;
-    Ok(store::customers::list(&mut conn, &call.scope, page, email).await?)
+    store
+        .read(async |conn| {
+            check_cursors(conn, call, &resource::CUSTOMER, page).await?;
+            Ok(store::customers::list(conn, &call.scope, page, email).await?)
+        })
+        .await
 }

@@ -42,8 +42,7 @@ pub async fn create(tx: &mut Tx, call: &Call, upload: &Upload) -> ApiResult<File
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<File> {
-    let mut conn = store.acquire().await?;
-    found(&resource::FILE, id, store::files::get(&mut conn, &call.scope, id).await?)
+    found(&resource::FILE, id, store.read(async |conn| store::files::get(conn, &call.scope, id).await).await?)
 }
 
 /// The file and its bytes.
@@ -87,9 +86,12 @@ pub async fn contents_for_review(store: &Store, id: &str) -> ApiResult<(File, Ve
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, filters: FileFilters) -> ApiResult<Page<File>> {
-    let mut conn = store.acquire().await?;
-    check_cursors(&mut conn, call, &resource::FILE, page).await?;
-    Ok(store::files::list(&mut conn, &call.scope, page, filters).await?)
+    store
+        .read(async |conn| {
+            check_cursors(conn, call, &resource::FILE, page).await?;
+            Ok(store::files::list(conn, &call.scope, page, filters).await?)
+        })
+        .await
 }
 
 /// The param a claim's evidence file id came from: `evidence[files][0]`.

@@ -113,8 +113,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Guarantee> {
-    let mut conn = store.acquire().await?;
-    store::guarantees::get(&mut conn, &call.scope, id).await?.ok_or_else(|| not_found(id))
+    store.read(async |conn| store::guarantees::get(conn, &call.scope, id).await).await?.ok_or_else(|| not_found(id))
 }
 
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: GuaranteePatch) -> ApiResult<Guarantee> {
@@ -148,7 +147,10 @@ pub async fn list(
     page: &PageRequest,
     filters: GuaranteeFilters,
 ) -> ApiResult<Page<Guarantee>> {
-    let mut conn = store.acquire().await?;
-    check_cursors(&mut conn, call, &resource::GUARANTEE, page).await?;
-    Ok(store::guarantees::list(&mut conn, &call.scope, page, filters).await?)
+    store
+        .read(async |conn| {
+            check_cursors(conn, call, &resource::GUARANTEE, page).await?;
+            Ok(store::guarantees::list(conn, &call.scope, page, filters).await?)
+        })
+        .await
 }

@@ -52,8 +52,7 @@ pub async fn list(store: &Store) -> ApiResult<Vec<Operator>> {
 }
 
 pub async fn get(store: &Store, id: &str) -> ApiResult<Option<Operator>> {
-    let mut conn = store.acquire().await?;
-    Ok(store::operators::get(&mut conn, id).await?)
+    Ok(store.read(async |conn| store::operators::get(conn, id).await).await?)
 }
 
 /// Disables an operator: its keys are revoked and its console sessions end, in one

@@ -49,8 +49,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewPolicy) -> ApiResult<Pol
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Policy> {
-    let mut conn = store.acquire().await?;
-    found(&resource::POLICY, id, store::policies::get(&mut conn, &call.scope, id).await?)
+    found(&resource::POLICY, id, store.read(async |conn| store::policies::get(conn, &call.scope, id).await).await?)
 }
 
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: PolicyPatch) -> ApiResult<Policy> {
@@ -71,7 +70,10 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: PolicyPatch) -> A
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, active: Option<bool>) -> ApiResult<Page<Policy>> {
-    let mut conn = store.acquire().await?;
-    check_cursors(&mut conn, call, &resource::POLICY, page).await?;
-    Ok(store::policies::list(&mut conn, &call.scope, page, active).await?)
+    store
+        .read(async |conn| {
+            check_cursors(conn, call, &resource::POLICY, page).await?;
+            Ok(store::policies::list(conn, &call.scope, page, active).await?)
+        })
+        .await
 }

@@ -254,8 +254,7 @@ pub async fn update(
 /// The account and mode of a recovery of any account: where an operator's write to it
 /// is made (and its idempotency key kept).
 pub async fn scope_of(store: &Store, id: &str) -> ApiResult<Option<Scope>> {
-    let mut conn = store.acquire().await?;
-    Ok(store::recoveries::scope_of(&mut conn, id).await?)
+    Ok(store.read(async |conn| store::recoveries::scope_of(conn, id).await).await?)
 }
 
 /// A recovery in `scope`, or (for operators, `None`) in any account, with its scope.
@@ -276,9 +275,12 @@ pub async fn list(
     page: &PageRequest,
     filters: RecoveryFilters,
 ) -> ApiResult<Page<Recovery>> {
-    let mut conn = store.acquire().await?;
-    check_cursors(&mut conn, call, &resource::RECOVERY, page).await?;
-    Ok(store::recoveries::list(&mut conn, &call.scope, page, filters).await?)
+    store
+        .read(async |conn| {
+            check_cursors(conn, call, &resource::RECOVERY, page).await?;
+            Ok(store::recoveries::list(conn, &call.scope, page, filters).await?)
+        })
+        .await
 }
 
 /// The operators' list: recoveries of every account, each with its scope.
@@ -300,12 +302,10 @@ pub async fn list_any(
 
 /// A claim's recovery (a paid claim's), for the review console.
 pub async fn for_claim(store: &Store, scope: &Scope, claim_id: &str) -> ApiResult<Option<Recovery>> {
-    let mut conn = store.acquire().await?;
-    Ok(store::recoveries::for_claim(&mut conn, scope, claim_id).await?)
+    Ok(store.read(async |conn| store::recoveries::for_claim(conn, scope, claim_id).await).await?)
 }
 
 /// A recovery's trail, oldest first: who planned, paid, wrote off.
 pub async fn trail(store: &Store, scope: &Scope, id: &str) -> ApiResult<Vec<RecoveryAction>> {
-    let mut conn = store.acquire().await?;
-    Ok(store::recoveries::actions(&mut conn, scope, id).await?)
+    Ok(store.read(async |conn| store::recoveries::actions(conn, scope, id).await).await?)
 }

@@ -950,8 +950,11 @@ pub async fn advance_guarantees(
 
 /// Reads a payout in the caller's scope.
 pub async fn retrieve_payout(store: &Store, call: &Call, id: &str) -> ApiResult<Payout> {
-    let mut conn = store.acquire().await?;
-    found(&crate::resource::PAYOUT, id, store::payouts::get(&mut conn, &call.scope, id).await?)
+    found(
+        &crate::resource::PAYOUT,
+        id,
+        store.read(async |conn| store::payouts::get(conn, &call.scope, id).await).await?,
+    )
 }
 
 pub async fn list_payouts(

@@ -110,14 +110,20 @@ pub async fn create(tx: &mut Tx, call: &Call, frozen_time: i64, name: Option<Str
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<TestClock> {
-    let mut conn = store.acquire().await?;
-    found(&resource::TEST_CLOCK, id, store::test_clocks::get(&mut conn, &call.scope, id).await?)
+    found(
+        &resource::TEST_CLOCK,
+        id,
+        store.read(async |conn| store::test_clocks::get(conn, &call.scope, id).await).await?,
+    )
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest) -> ApiResult<Page<TestClock>> {
-    let mut conn = store.acquire().await?;
-    check_cursors(&mut conn, call, &resource::TEST_CLOCK, page).await?;
-    Ok(store::test_clocks::list(&mut conn, &call.scope, page, ()).await?)
+    store
+        .read(async |conn| {
+            check_cursors(conn, call, &resource::TEST_CLOCK, page).await?;
+            Ok(store::test_clocks::list(conn, &call.scope, page, ()).await?)
+        })
+        .await
 }
 
 /// Deletes the clock and its customers with everything under them, in the caller's

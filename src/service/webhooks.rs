@@ -64,8 +64,10 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewEndpoint) -> ApiResult<W
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<WebhookEndpoint> {
-    let mut conn = store.acquire().await?;
-    store::webhooks::get_endpoint(&mut conn, &call.scope, id).await?.ok_or_else(|| not_found(id))
+    store
+        .read(async |conn| store::webhooks::get_endpoint(conn, &call.scope, id).await)
+        .await?
+        .ok_or_else(|| not_found(id))
 }
 
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: EndpointPatch) -> ApiResult<WebhookEndpoint> {
@@ -109,9 +111,12 @@ pub async fn delete(store: &Store, call: &Call, id: &str) -> ApiResult<()> {
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest) -> ApiResult<Page<WebhookEndpoint>> {
-    let mut conn = store.acquire().await?;
-    check_cursors(&mut conn, call, &resource::WEBHOOK_ENDPOINT, page).await?;
-    Ok(store::webhooks::list_endpoints(&mut conn, &call.scope, page).await?)
+    store
+        .read(async |conn| {
+            check_cursors(conn, call, &resource::WEBHOOK_ENDPOINT, page).await?;
+            Ok(store::webhooks::list_endpoints(conn, &call.scope, page).await?)
+        })
+        .await
 }
 
 pub async fn attempts(

@@ -21,6 +21,7 @@ pub mod list;
 pub mod operators;
 pub mod payouts;
 pub mod policies;
+pub mod pool;
 pub mod recoveries;
 pub mod reset;
 pub mod setup;
@@ -32,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row, TransactionManager};
 use tokio::sync::{Notify, OwnedMutexGuard};
 
 use crate::metrics::Metrics;
@@ -106,7 +107,11 @@ pub(crate) fn scoped_update(
 /// A read-write transaction that knows its backend's dialect. Derefs to a
 /// connection, so every store function can run inside it.
 pub struct Tx {
-    inner: sqlx::Transaction<'static, sqlx::Any>,
+    /// The transaction's connection; `open` until it commits (dropped open, it is
+    /// rolled back: sqlx's `Transaction` does the same, which is not used because it
+    /// would give the connection back to sqlx's pool and its ping, see `pool`).
+    conn: pool::Pooled,
+    open: bool,
     backend: Backend,
     outbox: Arc<Notify>,
     wrote_outbox: bool,
@@ -125,7 +130,7 @@ pub struct Tx {
     /// PostgreSQL: writes held back (`defer`), to go out together as one statement.
     deferred: Option<Deferred>,
     /// SQLite: this process's turn to write, held until the transaction ends. Declared
-    /// after `inner`, so it is released after the transaction is rolled back on drop.
+    /// after `conn`, so it is released after the transaction is rolled back on drop.
     _writer: Option<OwnedMutexGuard<()>>,
 }
 
@@ -241,7 +246,7 @@ impl Tx {
             Backend::Sqlite => {
                 let mut sql = list::Sql::new("");
                 let text = build(&mut sql);
-                sqlx::query_with(&text, sql.args).execute(&mut *self.inner).await?;
+                sqlx::query_with(&text, sql.args).execute(&mut *self.conn).await?;
             }
             Backend::Postgres => {
                 // A second write to a table goes out after the first (see `combine`).
@@ -269,7 +274,7 @@ impl Tx {
     pub async fn flush(&mut self) -> Result<(), sqlx::Error> {
         if let Some(deferred) = self.deferred.take() {
             let text = combine(&deferred.statements);
-            sqlx::query_with(&text, deferred.values.args).execute(&mut *self.inner).await?;
+            sqlx::query_with(&text, deferred.values.args).execute(&mut *self.conn).await?;
         }
         Ok(())
     }
@@ -277,19 +282,21 @@ impl Tx {
     /// The connection, for a read that no write held back by `defer` can change (the
     /// outbox's read of webhook endpoints, which are never deferred).
     pub(crate) fn conn_beside_deferred(&mut self) -> &mut AnyConnection {
-        &mut self.inner
+        &mut self.conn
     }
 
     pub async fn commit(mut self) -> Result<(), CommitError> {
         // Every state change flushes with its outbox write; what is left (a write no
         // event follows) goes before the COMMIT, and its failure is the commit's.
         self.flush().await.map_err(CommitError)?;
-        let committed = self.inner.commit().await;
+        let committed = TransactionManagerOf::commit(&mut *self.conn).await;
         // Whether or not the COMMIT answered: one that failed may still have taken effect.
         if self.changed_endpoints {
             self.endpoint_cache.invalidate();
         }
         committed.map_err(CommitError)?;
+        self.open = false;
+        self.conn.release_now();
         if self.wrote_outbox {
             self.outbox.notify_one();
         }
@@ -307,17 +314,30 @@ impl Tx {
 #[error("commit failed: {0}")]
 pub struct CommitError(pub sqlx::Error);
 
+/// sqlx's transaction statements for the `Any` driver (`BEGIN`, `COMMIT`, a rollback).
+type TransactionManagerOf = <sqlx::Any as sqlx::Database>::TransactionManager;
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if self.open {
+            // Queued on the connection, and sent by the ping of sqlx's pool, which an
+            // unreleased connection goes back to.
+            TransactionManagerOf::start_rollback(&mut *self.conn);
+        }
+    }
+}
+
 impl std::ops::Deref for Tx {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        &self.inner
+        &self.conn
     }
 }
 
 impl std::ops::DerefMut for Tx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         debug_assert!(self.deferred.is_none(), "the connection used while writes are held back (Tx::defer)");
-        &mut self.inner
+        &mut self.conn
     }
 }
 
@@ -346,6 +366,8 @@ pub struct Store {
     metrics: Metrics,
     /// Enabled webhook endpoints per scope, between transactions (off until made live).
     endpoint_cache: Arc<endpoint_cache::EndpointCache>,
+    /// PostgreSQL: connections kept between uses without sqlx's ping (see [`pool`]).
+    stash: Option<Arc<pool::Stash>>,
 }
 
 /// The last time a pooled connection was found broken. A database restart or failover
@@ -453,6 +475,7 @@ impl Store {
             holder: Arc::new(holder::Holder::new(backend, &opts.url)),
             metrics: Metrics::new(),
             endpoint_cache: Arc::default(),
+            stash: (backend == Backend::Postgres).then(|| Arc::new(pool::Stash::new(opts.max_connections))),
         })
     }
 
@@ -473,8 +496,15 @@ impl Store {
 
     /// The pool's connections: (in use, idle). Counted by the pool, no query.
     pub fn pool_connections(&self) -> (usize, usize) {
-        let idle = self.pool.num_idle();
-        (self.pool.size() as usize - idle.min(self.pool.size() as usize), idle)
+        // The store's kept connections are idle, though checked out of sqlx's pool.
+        let idle = self.pool.num_idle() + self.stash.as_ref().map_or(0, |s| s.idle_count());
+        let size = self.pool.size() as usize;
+        (size - idle.min(size), idle)
+    }
+
+    /// The connections kept between uses, idle (see [`pool`]; none on SQLite).
+    pub fn kept_connections(&self) -> usize {
+        self.stash.as_ref().map_or(0, |s| s.idle_count())
     }
 
     /// This process's identity as a holder of idempotency keys (see [`holder`]).
@@ -491,6 +521,9 @@ impl Store {
     /// opened before now are closed at their next checkout instead of being used.
     pub fn note_connection_lost(&self) {
         self.lost.note();
+        if let Some(stash) = &self.stash {
+            stash.forget_all();
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -502,7 +535,12 @@ impl Store {
         self.outbox.clone()
     }
 
+    /// sqlx's pool, for statements outside the store's own checkouts (tools, tests):
+    /// the connections the store kept go back to it first, so that it has them all.
     pub fn pool(&self) -> &AnyPool {
+        if let Some(stash) = &self.stash {
+            stash.give_back();
+        }
         &self.pool
     }
 
@@ -518,8 +556,8 @@ impl Store {
     /// (`BEGIN IMMEDIATE`), so two writers wait for each other instead of failing
     /// with `database is locked` halfway through.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        let (inner, writer) = match self.backend {
-            Backend::Postgres => (self.pool.begin().await?, None),
+        let (begin, writer) = match self.backend {
+            Backend::Postgres => (None, None),
             Backend::Sqlite => {
                 // Writers take turns in arrival order here, rather than in SQLite's
                 // busy handler, which polls with back-off and lets a steady stream of
@@ -527,11 +565,15 @@ impl Store {
                 let turn = tokio::time::timeout(self.acquire_timeout, self.writer.clone().lock_owned())
                     .await
                     .map_err(|_| sqlx::Error::PoolTimedOut)?;
-                (self.pool.begin_with("BEGIN IMMEDIATE").await?, Some(turn))
+                (Some("BEGIN IMMEDIATE".into()), Some(turn))
             }
         };
+        let mut conn = self.acquire().await?;
+        // Not released if BEGIN fails: sqlx's pool checks the connection.
+        TransactionManagerOf::begin(&mut *conn, begin).await?;
         Ok(Tx {
-            inner,
+            conn,
+            open: true,
             backend: self.backend,
             outbox: self.outbox.clone(),
             wrote_outbox: false,
@@ -545,17 +587,38 @@ impl Store {
         })
     }
 
-    /// A pooled connection for reads outside a transaction.
-    pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, sqlx::Error> {
-        self.pool.acquire().await
+    /// A connection for reads outside a transaction. `release` it once its last
+    /// statement has answered (`read` does), so that the next checkout takes it without
+    /// a ping (see [`pool`]).
+    pub async fn acquire(&self) -> Result<pool::Pooled, sqlx::Error> {
+        match &self.stash {
+            Some(stash) => stash.checkout(&self.pool, self.acquire_timeout).await,
+            None => Ok(pool::Pooled::unkept(self.pool.acquire().await?)),
+        }
+    }
+
+    /// Runs reads on one connection, released if they succeed.
+    pub async fn read<T, E: From<sqlx::Error>>(
+        &self,
+        reads: impl AsyncFnOnce(&mut Conn) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.acquire().await?;
+        let done = reads(&mut conn).await;
+        if done.is_ok() {
+            conn.release();
+        }
+        done
     }
 
     /// Whether the store answers: for `/readyz`.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        self.read(async |conn| sqlx::query("SELECT 1").execute(conn).await.map(|_| ())).await
     }
 
     pub async fn close(&self) {
+        if let Some(stash) = &self.stash {
+            stash.close();
+        }
         self.pool.close().await;
     }
 }

@@ -455,3 +455,92 @@ async fn batch_writes_cover_every_row() {
     want.reverse();
     assert_eq!(listed.data.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), want);
 }
+
+/// The backend process answering `conn`.
+async fn backend_pid(conn: &mut store::Conn) -> Result<i64, sqlx::Error> {
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(conn).await?;
+    Ok(pid.into())
+}
+
+/// PostgreSQL: a connection whose use ran to its end (a read that answered, a commit)
+/// is kept for the next checkout without sqlx's ping; one whose use was cut short, or
+/// whose transaction was dropped open, goes back to sqlx's pool, and what it left
+/// half done reaches no one else.
+#[tokio::test]
+async fn connections_are_kept_only_after_a_use_that_ran_to_its_end() {
+    let (_db, store, s) = seeded().await;
+    if store.backend() != Backend::Postgres {
+        assert_eq!(store.kept_connections(), 0, "SQLite keeps none");
+        return;
+    }
+    let first = store.read(async |conn| backend_pid(conn).await).await.unwrap();
+    assert_eq!(store.kept_connections(), 1);
+    let (in_use, idle) = store.pool_connections();
+    assert_eq!(in_use, 0, "kept connections count as idle");
+    assert!(idle >= 1);
+    assert_eq!(store.read(async |conn| backend_pid(conn).await).await.unwrap(), first, "the same one");
+
+    // Cut short in the middle of a statement: not kept.
+    let mut conn = store.acquire().await.unwrap();
+    let slow = sqlx::query("SELECT pg_sleep(2)").execute(&mut *conn);
+    assert!(tokio::time::timeout(Duration::from_millis(100), slow).await.is_err());
+    drop(conn);
+    assert_eq!(store.kept_connections(), 0);
+    for n in 0..5_i64 {
+        let echoed: i64 = store
+            .read(async |conn| sqlx::query_scalar("SELECT $1::bigint").bind(n).fetch_one(conn).await)
+            .await
+            .unwrap();
+        assert_eq!(echoed, n, "each read gets its own answer");
+    }
+
+    // A committed transaction's connection is kept; one dropped open is rolled back
+    // and not kept.
+    store.pool(); // gives the kept ones back to sqlx's pool
+    let mut tx = store.begin().await.unwrap();
+    store::customers::insert(&mut tx, &s, &customer("cus_kept", 1, false)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.kept_connections(), 1);
+    let mut tx = store.begin().await.unwrap();
+    store::customers::insert(&mut tx, &s, &customer("cus_dropped", 1, false)).await.unwrap();
+    drop(tx);
+    assert_eq!(store.kept_connections(), 0, "the kept one went to the transaction, and it was dropped");
+    let mut conn = store.acquire().await.unwrap();
+    assert!(store::customers::get(&mut conn, &s, "cus_kept").await.unwrap().is_some());
+    assert!(store::customers::get(&mut conn, &s, "cus_dropped").await.unwrap().is_none(), "rolled back");
+    conn.release();
+
+    // A lost connection empties the stash; closing gives every connection back.
+    store.note_connection_lost();
+    assert_eq!(store.kept_connections(), 0);
+    store.read(async |conn| backend_pid(conn).await).await.unwrap();
+    assert_eq!(store.kept_connections(), 1);
+    tokio::time::timeout(Duration::from_secs(10), store.close()).await.expect("the pool closes with connections kept");
+}
+
+/// PostgreSQL: however many ask at once, a store opens at most `max_connections`,
+/// kept ones included, and every request is served.
+#[tokio::test]
+async fn kept_connections_stay_within_max_connections() {
+    let db = TestDb::create().await;
+    let opts = store::StoreOptions { max_connections: 3, ..store::StoreOptions::new(&db.url) };
+    let store = Store::connect(&opts).await.unwrap();
+    if store.backend() != Backend::Postgres {
+        return;
+    }
+    store.migrate().await.unwrap();
+    let reads = (0..40).map(|_| {
+        let store = store.clone();
+        async move {
+            let pid = store.read(async |conn| backend_pid(conn).await).await;
+            let (in_use, idle) = store.pool_connections();
+            (pid, in_use + idle)
+        }
+    });
+    let done = futures_util::future::join_all(reads).await;
+    let mut pids: Vec<i64> = done.iter().map(|(pid, _)| *pid.as_ref().unwrap()).collect();
+    assert!(done.iter().all(|(_, open)| *open <= 3), "{:?}", done.iter().map(|(_, n)| n).collect::<Vec<_>>());
+    pids.sort();
+    pids.dedup();
+    assert!(pids.len() <= 3, "{pids:?}");
+}
