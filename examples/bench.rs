@@ -350,7 +350,17 @@ impl Http {
     /// Sends one request; true for a 2xx answer, read to the end. An answer without a
     /// `Content-Length` (which the server always sends) counts as an error.
     async fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> bool {
-        let idle = self.idle.lock().unwrap().pop();
+        // An idle connection the server closed (after its idle timeout, 60 s: the
+        // connections a narrower cell left unused) reads as EOF, not as "nothing yet":
+        // it is dropped, as an HTTP client's pool drops it, rather than counted as a
+        // failed request.
+        let idle = loop {
+            let Some(conn) = self.idle.lock().unwrap().pop() else { break None };
+            match conn.tcp.try_read(&mut [0u8; 1]) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break Some(conn),
+                _ => continue,
+            }
+        };
         let Some(mut conn) = (match idle {
             Some(c) => Some(c),
             None => self.connect().await,

@@ -100,9 +100,15 @@ impl Default for ApiConfig {
     }
 }
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach, behind one `Arc`: the middlewares and extractors
+/// clone it several times per request, and a clone of its fields one by one (the
+/// store's own `Arc`s among them) was 8% of the server's CPU on a retrieve.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The fields of [`AppState`].
+#[derive(Clone)]
+pub struct Shared {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<ApiConfig>,
@@ -115,9 +121,16 @@ pub struct AppState {
     pub keys: Arc<KeyCache>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: ApiConfig) -> Self {
-        AppState {
+        AppState(Arc::new(Shared {
             store,
             clock,
             rate_limits: Arc::new(RateLimits::new(config.rate_limits)),
@@ -125,7 +138,13 @@ impl AppState {
             keys: Arc::new(KeyCache::new(config.key_cache_ttl, KEY_CACHE_CAPACITY)),
             config: Arc::new(config),
             egress: EgressPolicy::default(),
-        }
+        }))
+    }
+
+    /// This state with webhook URLs guarded by `egress`.
+    pub fn with_egress(mut self, egress: EgressPolicy) -> Self {
+        Arc::make_mut(&mut self.0).egress = egress;
+        self
     }
 }
 

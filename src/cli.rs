@@ -611,7 +611,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         accounts::seed_demo(&store, clock.now()).await.map_err(|e| format!("cannot seed the demo data: {e}"))?;
         tracing::info!(key = accounts::DEMO_TEST_KEY, customer = accounts::DEMO_CUSTOMER_ID, "demo data ready");
     }
-    let mut state = AppState::new(
+    let state = AppState::new(
         store.clone(),
         clock.clone(),
         ApiConfig {
@@ -640,7 +640,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         allow_http: args.webhook_allow_http.unwrap_or(args.demo),
         allow_private: args.webhook_allow_private.unwrap_or(args.demo),
     };
-    state.egress = egress;
+    let state = state.with_egress(egress);
     tracing::info!(allow_http = egress.allow_http, allow_private = egress.allow_private, "webhook egress policy");
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

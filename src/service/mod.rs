@@ -187,7 +187,8 @@ impl Outbox {
     /// scope that subscribes to its type.
     pub(crate) async fn write(self, tx: &mut Tx) -> ApiResult<()> {
         if self.events.is_empty() {
-            return Ok(());
+            // The writes held before it still go out here, as they do with events.
+            return Ok(tx.flush().await?);
         }
         let mut targets: Vec<Vec<String>> = Vec::with_capacity(self.events.len());
         for e in &self.events {

@@ -165,8 +165,7 @@ impl TestApp {
         let store = open_store(&db.url).await;
         let clock = ManualClock::new(DOCS_NOW);
         accounts::seed_demo(&store, DOCS_NOW).await.expect("seed demo");
-        let mut state = AppState::new(store.clone(), clock.clone(), config);
-        state.egress = egress;
+        let state = AppState::new(store.clone(), clock.clone(), config).with_egress(egress);
         let dispatcher = Dispatcher::new(store.clone(), clock.clone(), dispatcher_config(egress));
         let engine = Engine::new(store.clone(), clock.clone(), Arc::new(InstantRail), engine_config(20, 10, 1));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
