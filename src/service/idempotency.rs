@@ -9,7 +9,7 @@
 use crate::domain::DAY;
 use crate::error::ApiResult;
 use crate::store::idempotency::{self as keys, KeyRecord};
-use crate::store::{Scope, Store, Tx};
+use crate::store::{Conn, Scope, Store, Tx};
 
 /// Keys are kept this long.
 pub const RETENTION: i64 = DAY;
@@ -46,20 +46,31 @@ pub async fn begin(store: &Store, scope: &Scope, key: &str, fingerprint: &str, n
 
 async fn begin_once(store: &Store, scope: &Scope, key: &str, fingerprint: &str, now: i64) -> ApiResult<Begin> {
     let holder = store.holder_id().await;
-    let mut conn = store.acquire().await?;
+    store.read(async |conn| begin_on(store, conn, scope, key, fingerprint, now, holder).await).await
+}
+
+async fn begin_on(
+    store: &Store,
+    conn: &mut Conn,
+    scope: &Scope,
+    key: &str,
+    fingerprint: &str,
+    now: i64,
+    holder: Option<i64>,
+) -> ApiResult<Begin> {
     let lock = now + LOCK_SECONDS;
     let new_claim = keys::NewClaim { fingerprint, locked_until: lock, holder, now };
     // A few rounds at most: each one either decides or saw the row change under it.
     for _ in 0..3 {
-        if keys::try_insert(&mut conn, scope, key, new_claim).await? {
+        if keys::try_insert(conn, scope, key, new_claim).await? {
             return Ok(Begin::Proceed(Claim { key: key.to_owned(), token: 1 }));
         }
-        let Some(record) = keys::get(&mut conn, scope, key).await? else { continue };
+        let Some(record) = keys::get(conn, scope, key).await? else { continue };
         let created = match &record {
             KeyRecord::InFlight { created, .. } | KeyRecord::Done { created, .. } => *created,
         };
         if created < now - RETENTION {
-            match keys::reclaim_expired(&mut conn, scope, key, new_claim, now - RETENTION).await? {
+            match keys::reclaim_expired(conn, scope, key, new_claim, now - RETENTION).await? {
                 Some(token) => return Ok(Begin::Proceed(Claim { key: key.to_owned(), token })),
                 None => continue,
             }
@@ -75,13 +86,13 @@ async fn begin_once(store: &Store, scope: &Scope, key: &str, fingerprint: &str, 
                 // Held by a live request: wait. Held by a process that is gone (it
                 // crashed mid-request, so nothing of it committed): take it over now.
                 let gone = match held_by {
-                    Some(h) => store.holder_is_gone(&mut conn, h).await?,
+                    Some(h) => store.holder_is_gone(conn, h).await?,
                     None => false,
                 };
                 if locked_until > now && !gone {
                     Begin::InFlight
                 } else {
-                    match keys::take_over(&mut conn, scope, key, token, lock, holder).await? {
+                    match keys::take_over(conn, scope, key, token, lock, holder).await? {
                         Some(token) => Begin::Proceed(Claim { key: key.to_owned(), token }),
                         None => Begin::InFlight,
                     }
@@ -107,8 +118,7 @@ pub async fn complete_in(tx: &mut Tx, scope: &Scope, claim: &Claim, status: u16,
 /// left as it is.
 pub async fn complete_after(store: &Store, scope: &Scope, claim: &Claim, status: u16, body: &str) -> ApiResult<()> {
     crate::service::again_if_connection_lost(store, || async {
-        let mut conn = store.acquire().await?;
-        keys::complete(&mut conn, scope, &claim.key, claim.token, status, body).await?;
+        store.read(async |conn| keys::complete(conn, scope, &claim.key, claim.token, status, body).await).await?;
         Ok(())
     })
     .await
@@ -117,8 +127,7 @@ pub async fn complete_after(store: &Store, scope: &Scope, claim: &Claim, status:
 /// Frees a key after a server error.
 pub async fn release(store: &Store, scope: &Scope, claim: &Claim) -> ApiResult<()> {
     crate::service::again_if_connection_lost(store, || async {
-        let mut conn = store.acquire().await?;
-        keys::release(&mut conn, scope, &claim.key, claim.token).await?;
+        store.read(async |conn| keys::release(conn, scope, &claim.key, claim.token).await).await?;
         Ok(())
     })
     .await
