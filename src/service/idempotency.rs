@@ -49,6 +49,7 @@ async fn begin_once(store: &Store, scope: &Scope, key: &str, fingerprint: &str, 
     store.read(async |conn| begin_on(store, conn, scope, key, fingerprint, now, holder).await).await
 }
 
+/// `begin_once`'s rounds, on one connection.
 async fn begin_on(
     store: &Store,
     conn: &mut Conn,
