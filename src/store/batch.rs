@@ -38,6 +38,12 @@ pub(crate) fn scoped_row(
     row
 }
 
+/// The rows' values bound into `sql`, as a `VALUES` list: `($1, $2, ...), ($9, ...)`.
+fn value_groups<R>(sql: &mut Sql, rows: &[R], bind: impl Fn(&mut Sql, &R) -> Vec<String>) -> String {
+    let groups: Vec<String> = rows.iter().map(|row| format!("({})", bind(sql, row).join(", "))).collect();
+    groups.join(", ")
+}
+
 /// Runs one statement per chunk of `rows` and returns the rows they affected.
 /// `bind` binds one row's values and returns their placeholders; `statement` makes the
 /// statement around the row groups, `($1, $2, ...), ($9, $10, ...)`.
@@ -50,9 +56,8 @@ pub(crate) async fn execute_rows<R>(
     let mut affected = 0;
     for chunk in chunks(rows.len()) {
         let mut sql = Sql::new("");
-        let groups: Vec<String> =
-            rows[chunk].iter().map(|row| format!("({})", bind(&mut sql, row).join(", "))).collect();
-        sql.push(&statement(&groups.join(", ")));
+        let values = value_groups(&mut sql, &rows[chunk], &bind);
+        sql.push(&statement(&values));
         affected += sqlx::query_with(&sql.text, sql.args).execute(&mut *conn).await?.rows_affected();
     }
     Ok(affected)
@@ -68,12 +73,7 @@ pub(crate) async fn defer_rows<R>(
     bind: impl Fn(&mut Sql, &R) -> Vec<String>,
 ) -> Result<(), sqlx::Error> {
     for chunk in chunks(rows.len()) {
-        tx.defer(table, |sql| {
-            let groups: Vec<String> =
-                rows[chunk].iter().map(|row| format!("({})", bind(sql, row).join(", "))).collect();
-            statement(&groups.join(", "))
-        })
-        .await?;
+        tx.defer(table, |sql| statement(&value_groups(sql, &rows[chunk], &bind))).await?;
     }
     Ok(())
 }

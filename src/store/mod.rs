@@ -76,8 +76,7 @@ pub(crate) fn scoped_insert(
     columns: &[(&str, String)],
 ) -> String {
     let mut names = vec!["id", "account_id", "livemode", "created"];
-    let mut values =
-        vec![sql.bind(id.to_owned()), sql.bind(scope.account_id.clone()), sql.bind(scope.livemode), sql.bind(created)];
+    let mut values = batch::scoped_row(sql, id.to_owned(), scope, created, |_| Vec::new());
     for (name, value) in columns {
         names.push(name);
         values.push(value.clone());
@@ -134,13 +133,12 @@ pub struct Tx {
     _writer: Option<OwnedMutexGuard<()>>,
 }
 
-/// Writes held back in a transaction on PostgreSQL: their statements, in order, with
-/// their values bound into one list (`$1` onwards across all of them), and the tables
-/// they write.
+/// Writes held back in a transaction on PostgreSQL: their statements in order, each
+/// with the table it writes, and their values bound into one list (`$1` onwards across
+/// all of them).
 struct Deferred {
     values: list::Sql,
-    statements: Vec<String>,
-    tables: Vec<&'static str>,
+    statements: Vec<(&'static str, String)>,
 }
 
 /// The table an `INSERT INTO t` or `UPDATE t` statement writes.
@@ -164,12 +162,12 @@ const DEFERRED_MAX_VALUES: usize = 32_000;
 /// but its foreign keys are checked at its end, when every row is in. They run in an
 /// order PostgreSQL does not promise, so one statement writes each table at most once
 /// (see `Tx::defer`): the rows of a table keep the order they were written in.
-fn combine(statements: &[String]) -> String {
-    let Some((last, before)) = statements.split_last() else { return String::new() };
+fn combine(statements: &[(&'static str, String)]) -> String {
+    let Some(((_, last), before)) = statements.split_last() else { return String::new() };
     if before.is_empty() {
         return last.clone();
     }
-    let ctes: Vec<String> = before.iter().enumerate().map(|(i, s)| format!("w{} AS ({s})", i + 1)).collect();
+    let ctes: Vec<String> = before.iter().enumerate().map(|(i, (_, s))| format!("w{} AS ({s})", i + 1)).collect();
     format!("WITH {} {last}", ctes.join(", "))
 }
 
@@ -250,18 +248,15 @@ impl Tx {
             }
             Backend::Postgres => {
                 // A second write to a table goes out after the first (see `combine`).
-                if self.deferred.as_ref().is_some_and(|d| d.tables.contains(&table)) {
+                if self.deferred.as_ref().is_some_and(|d| d.statements.iter().any(|(t, _)| *t == table)) {
                     self.flush().await?;
                 }
-                let deferred = self.deferred.get_or_insert_with(|| Deferred {
-                    values: list::Sql::new(""),
-                    statements: Vec::new(),
-                    tables: Vec::new(),
-                });
+                let deferred = self
+                    .deferred
+                    .get_or_insert_with(|| Deferred { values: list::Sql::new(""), statements: Vec::new() });
                 let text = build(&mut deferred.values);
                 debug_assert_eq!(written_table(&text), table, "{text}");
-                deferred.statements.push(text);
-                deferred.tables.push(table);
+                deferred.statements.push((table, text));
                 if deferred.values.bound() > DEFERRED_MAX_VALUES {
                     self.flush().await?;
                 }
