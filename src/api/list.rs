@@ -185,7 +185,7 @@ pub async fn render_expanded<T: Render>(
     let data = if paths.is_empty() {
         page.data.iter().map(|item| Expanded::Plain(item.view())).collect()
     } else {
-        store.read(async |conn| crate::service::expand::apply_all(conn, scope, page.data, paths).await).await?
+        store.run(async |conn| crate::service::expand::apply_all(conn, scope, page.data, paths).await).await?
     };
     Ok(body(data, page.has_more, url))
 }

@@ -252,11 +252,16 @@ async fn list(
         }
         Caller::Operator(_) => {
             let found = recoveries::list_any(&state.store, &page, filters).await?;
-            let mut data = Vec::with_capacity(found.data.len());
-            let mut conn = state.store.acquire().await?;
-            for (scope, r) in found.data {
-                data.push(expand::apply(&mut conn, &scope, r, &paths).await?);
-            }
+            let data = state
+                .store
+                .run(async |conn| {
+                    let mut data = Vec::with_capacity(found.data.len());
+                    for (scope, r) in found.data {
+                        data.push(expand::apply(conn, &scope, r, &paths).await?);
+                    }
+                    Ok::<_, ApiError>(data)
+                })
+                .await?;
             Ok(Json(ListBody::new(data, found.has_more, URL)))
         }
     }

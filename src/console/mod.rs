@@ -163,8 +163,8 @@ pub(crate) struct Session {
 
 async fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, ApiError> {
     let Some(token) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
-    let mut conn = state.store.acquire().await?;
-    let found = store::operators::find_session(&mut conn, &hash_key(&token), state.clock.now()).await?;
+    let (hash, now) = (hash_key(&token), state.clock.now());
+    let found = state.store.run(async |conn| store::operators::find_session(conn, &hash, now).await).await?;
     Ok(found.map(|s| Session { operator: s.operator, csrf: s.csrf_token, expires_at: s.expires_at }))
 }
 
@@ -253,12 +253,11 @@ async fn sign_in(State(state): State<AppState>, parts: Parts, body: Bytes) -> Re
     let token = random_secret(40);
     let csrf = random_secret(32);
     let expires_at = now + state.config.console.session_seconds;
-    let created = async {
-        let mut conn = state.store.acquire().await?;
-        store::operators::insert_session(&mut conn, &hash_key(&token), &operator_id, &csrf, now, expires_at).await?;
-        Ok::<_, ApiError>(())
-    };
-    if let Err(e) = created.await {
+    let hash = hash_key(&token);
+    let created = state
+        .store
+        .run(async |conn| store::operators::insert_session(conn, &hash, &operator_id, &csrf, now, expires_at).await);
+    if let Err(e) = created.await.map_err(ApiError::from) {
         return failure(e);
     }
     tracing::info!(operator = %operator_id, "console sign-in");
@@ -285,12 +284,9 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         return refused();
     }
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        let ended = async {
-            let mut conn = state.store.acquire().await?;
-            store::operators::delete_session(&mut conn, &hash_key(&token), state.clock.now()).await?;
-            Ok::<_, ApiError>(())
-        };
-        if let Err(e) = ended.await {
+        let (hash, now) = (hash_key(&token), state.clock.now());
+        let ended = state.store.run(async |conn| store::operators::delete_session(conn, &hash, now).await);
+        if let Err(e) = ended.await.map_err(ApiError::from) {
             return failure(e);
         }
     }
@@ -342,14 +338,9 @@ async fn queue(State(state): State<AppState>, headers: HeaderMap, Query(q): Quer
         Ok(r) => r,
         Err(e) => return failure(e),
     };
-    let counts = match async {
-        let mut conn = state.store.acquire().await?;
-        Ok::<_, ApiError>(store::claims::queue_counts(&mut conn, now).await?)
-    }
-    .await
-    {
+    let counts = match state.store.run(async |conn| store::claims::queue_counts(conn, now).await).await {
         Ok(c) => c,
-        Err(e) => return failure(e),
+        Err(e) => return failure(e.into()),
     };
     html(StatusCode::OK, pages::queue(&current, &q, &rows, page.has_more, &counts, now))
 }
@@ -365,9 +356,8 @@ async fn queue_rows(
     state: &AppState,
     claims: Vec<(Scope, crate::domain::claim::Claim)>,
 ) -> Result<Vec<QueueRow>, ApiError> {
-    let mut conn = state.store.acquire().await?;
     let ids: Vec<&str> = claims.iter().map(|(_, c)| c.id.as_str()).collect();
-    let mut names = store::claims::tenant_names(&mut conn, &ids).await?;
+    let mut names = state.store.run(async |conn| store::claims::tenant_names(conn, &ids).await).await?;
     let rows = claims
         .into_iter()
         .map(|(scope, claim)| {

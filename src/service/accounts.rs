@@ -155,7 +155,7 @@ pub async fn roll_secret_key(
 
 /// Revokes a key (secret or operator) at once. Returns whether it was a live, known key.
 pub async fn revoke_key(store: &Store, key: &str, now: i64) -> ApiResult<bool> {
-    Ok(store.read(async |conn| store::accounts::revoke_key(conn, &hash_key(key), now).await).await?)
+    Ok(store.run(async |conn| store::accounts::revoke_key(conn, &hash_key(key), now).await).await?)
 }
 
 /// Finds who `key` speaks for, or `None` for a key that is unknown, revoked or expired.
@@ -178,8 +178,7 @@ impl FoundKey {
 }
 
 async fn lookup(store: &Store, hash: &str, now: i64) -> ApiResult<Option<FoundKey>> {
-    let mut conn = store.acquire().await?;
-    let Some(record) = store::accounts::find_key_by_hash(&mut conn, hash).await? else {
+    let Some(record) = store.run(async |conn| store::accounts::find_key_by_hash(conn, hash).await).await? else {
         return Ok(None);
     };
     // The row was found by its hash; compare again in constant time so that the

@@ -206,12 +206,12 @@ pub async fn update(
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Claim> {
-    store.read(async |conn| store::claims::get(conn, &call.scope, id).await).await?.ok_or_else(|| not_found(id))
+    store.run(async |conn| store::claims::get(conn, &call.scope, id).await).await?.ok_or_else(|| not_found(id))
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, filters: ClaimFilters) -> ApiResult<Page<Claim>> {
     store
-        .read(async |conn| {
+        .run(async |conn| {
             check_cursors(conn, call, &resource::CLAIM, page).await?;
             Ok(store::claims::list(conn, &call.scope, page, filters).await?)
         })

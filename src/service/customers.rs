@@ -50,7 +50,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewCustomer) -> ApiResult<C
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Customer> {
-    found(&resource::CUSTOMER, id, store.read(async |conn| store::customers::get(conn, &call.scope, id).await).await?)
+    found(&resource::CUSTOMER, id, store.run(async |conn| store::customers::get(conn, &call.scope, id).await).await?)
 }
 
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: CustomerPatch) -> ApiResult<Customer> {
@@ -70,7 +70,7 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: CustomerPatch) ->
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, email: Option<String>) -> ApiResult<Page<Customer>> {
     store
-        .read(async |conn| {
+        .run(async |conn| {
             check_cursors(conn, call, &resource::CUSTOMER, page).await?;
             Ok(store::customers::list(conn, &call.scope, page, email).await?)
         })

@@ -163,10 +163,7 @@ impl Deliveries {
 
     /// Gives a lease back at once rather than hold it until it runs out.
     pub async fn give_back(&self, d: &LeasedDelivery) {
-        let released = async {
-            let mut conn = self.store.acquire().await?;
-            store::webhooks::release_lease(&mut conn, d).await
-        };
+        let released = self.store.run(async |conn| store::webhooks::release_lease(conn, d).await);
         if let Err(e) = released.await {
             tracing::warn!(error = %e, delivery = %d.id, "could not give a lease back; it will expire");
         }
@@ -184,19 +181,30 @@ impl Deliveries {
             Some((endpoint, event)) if endpoint.status == EndpointStatus::Enabled => (endpoint, event),
             // The endpoint was deleted or disabled, or the event expired: nothing left to send.
             _ => {
-                let mut conn = self.store.acquire().await?;
-                store::webhooks::finish_delivery(&mut conn, &d, DeliveryStatus::Failed, d.attempts, self.clock.now())
+                let now = self.clock.now();
+                self.store
+                    .run(async |conn| {
+                        store::webhooks::finish_delivery(conn, &d, DeliveryStatus::Failed, d.attempts, now).await
+                    })
                     .await?;
                 return Ok(());
             }
         };
         if endpoint.rate_limit.is_some() {
             let now = self.clock.now();
-            let mut conn = self.store.acquire().await?;
-            if !store::webhooks::take_rate_slot(&mut conn, &endpoint.id, now).await? {
-                // This second's deliveries to the endpoint are used up: the next second,
-                // without counting an attempt.
-                store::webhooks::defer_delivery(&mut conn, &d, now + 1).await?;
+            let deferred = self
+                .store
+                .run(async |conn| {
+                    if store::webhooks::take_rate_slot(conn, &endpoint.id, now).await? {
+                        return Ok::<_, sqlx::Error>(false);
+                    }
+                    // This second's deliveries to the endpoint are used up: the next second,
+                    // without counting an attempt.
+                    store::webhooks::defer_delivery(conn, &d, now + 1).await?;
+                    Ok(true)
+                })
+                .await?;
+            if deferred {
                 return Ok(());
             }
         }
@@ -277,9 +285,7 @@ impl Deliveries {
         // endpoint are recorded in parallel, and on PostgreSQL in one statement each.
         let endpoint_changes = !delivered || failing_since.is_some();
         if !endpoint_changes && self.store.backend() == Backend::Postgres {
-            let mut conn = self.store.acquire().await?;
-            if !store::webhooks::record_delivered(&mut conn, d, attempt).await? {
-                drop(conn);
+            if !self.store.run(async |conn| store::webhooks::record_delivered(conn, d, attempt).await).await? {
                 self.dropped(d).await;
             }
             return Ok(());
@@ -306,10 +312,7 @@ impl Deliveries {
     /// Whether the delivery was deleted since it was leased (a reset of the test data,
     /// its endpoint or event deleted). A store that cannot tell says no.
     async fn deleted(&self, d: &LeasedDelivery) -> bool {
-        let exists = async {
-            let mut conn = self.store.acquire().await?;
-            store::webhooks::delivery_exists(&mut conn, &d.id).await
-        };
+        let exists = self.store.run(async |conn| store::webhooks::delivery_exists(conn, &d.id).await);
         matches!(exists.await, Ok(false))
     }
 

@@ -121,7 +121,7 @@ pub async fn apply_read<T: Render>(
     if paths.is_empty() {
         return Ok(Expanded::Plain(object.view()));
     }
-    store.read(async |conn| apply(conn, scope, object, paths).await).await
+    store.run(async |conn| apply(conn, scope, object, paths).await).await
 }
 
 async fn expand_path(conn: &mut Conn, scope: &Scope, root: &mut Value, path: &[String]) -> ApiResult<()> {

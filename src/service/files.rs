@@ -42,13 +42,12 @@ pub async fn create(tx: &mut Tx, call: &Call, upload: &Upload) -> ApiResult<File
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<File> {
-    found(&resource::FILE, id, store.read(async |conn| store::files::get(conn, &call.scope, id).await).await?)
+    found(&resource::FILE, id, store.run(async |conn| store::files::get(conn, &call.scope, id).await).await?)
 }
 
 /// The file and its bytes.
 pub async fn contents(store: &Store, call: &Call, id: &str) -> ApiResult<(File, Vec<u8>)> {
-    let mut conn = store.acquire().await?;
-    contents_in(&mut conn, &call.scope, id).await
+    store.run(async |conn| contents_in(conn, &call.scope, id).await).await
 }
 
 /// The file `id` of `scope` and its bytes (404 when the scope has no such file).
@@ -73,21 +72,27 @@ async fn review_scope(conn: &mut Conn, id: &str) -> ApiResult<Scope> {
 /// A file for an operator: one that some claim's evidence names, read in the claim's
 /// account and mode.
 pub async fn retrieve_for_review(store: &Store, id: &str) -> ApiResult<File> {
-    let mut conn = store.acquire().await?;
-    let scope = review_scope(&mut conn, id).await?;
-    found(&resource::FILE, id, store::files::get(&mut conn, &scope, id).await?)
+    store
+        .run(async |conn| {
+            let scope = review_scope(conn, id).await?;
+            found(&resource::FILE, id, store::files::get(conn, &scope, id).await?)
+        })
+        .await
 }
 
 /// The bytes of a file for an operator, as `retrieve_for_review` finds it.
 pub async fn contents_for_review(store: &Store, id: &str) -> ApiResult<(File, Vec<u8>)> {
-    let mut conn = store.acquire().await?;
-    let scope = review_scope(&mut conn, id).await?;
-    contents_in(&mut conn, &scope, id).await
+    store
+        .run(async |conn| {
+            let scope = review_scope(conn, id).await?;
+            contents_in(conn, &scope, id).await
+        })
+        .await
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, filters: FileFilters) -> ApiResult<Page<File>> {
     store
-        .read(async |conn| {
+        .run(async |conn| {
             check_cursors(conn, call, &resource::FILE, page).await?;
             Ok(store::files::list(conn, &call.scope, page, filters).await?)
         })

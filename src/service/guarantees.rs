@@ -113,7 +113,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Guarantee> {
-    store.read(async |conn| store::guarantees::get(conn, &call.scope, id).await).await?.ok_or_else(|| not_found(id))
+    store.run(async |conn| store::guarantees::get(conn, &call.scope, id).await).await?.ok_or_else(|| not_found(id))
 }
 
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: GuaranteePatch) -> ApiResult<Guarantee> {
@@ -148,7 +148,7 @@ pub async fn list(
     filters: GuaranteeFilters,
 ) -> ApiResult<Page<Guarantee>> {
     store
-        .read(async |conn| {
+        .run(async |conn| {
             check_cursors(conn, call, &resource::GUARANTEE, page).await?;
             Ok(store::guarantees::list(conn, &call.scope, page, filters).await?)
         })

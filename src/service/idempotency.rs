@@ -46,7 +46,7 @@ pub async fn begin(store: &Store, scope: &Scope, key: &str, fingerprint: &str, n
 
 async fn begin_once(store: &Store, scope: &Scope, key: &str, fingerprint: &str, now: i64) -> ApiResult<Begin> {
     let holder = store.holder_id().await;
-    store.read(async |conn| begin_on(store, conn, scope, key, fingerprint, now, holder).await).await
+    store.run(async |conn| begin_on(store, conn, scope, key, fingerprint, now, holder).await).await
 }
 
 /// `begin_once`'s rounds, on one connection.
@@ -119,7 +119,7 @@ pub async fn complete_in(tx: &mut Tx, scope: &Scope, claim: &Claim, status: u16,
 /// left as it is.
 pub async fn complete_after(store: &Store, scope: &Scope, claim: &Claim, status: u16, body: &str) -> ApiResult<()> {
     crate::service::again_if_connection_lost(store, || async {
-        store.read(async |conn| keys::complete(conn, scope, &claim.key, claim.token, status, body).await).await?;
+        store.run(async |conn| keys::complete(conn, scope, &claim.key, claim.token, status, body).await).await?;
         Ok(())
     })
     .await
@@ -128,7 +128,7 @@ pub async fn complete_after(store: &Store, scope: &Scope, claim: &Claim, status:
 /// Frees a key after a server error.
 pub async fn release(store: &Store, scope: &Scope, claim: &Claim) -> ApiResult<()> {
     crate::service::again_if_connection_lost(store, || async {
-        store.read(async |conn| keys::release(conn, scope, &claim.key, claim.token).await).await?;
+        store.run(async |conn| keys::release(conn, scope, &claim.key, claim.token).await).await?;
         Ok(())
     })
     .await

@@ -9,10 +9,11 @@ use crate::store::{self, Store, gauges};
 /// connection, no transaction; the queue's along `claims_people_queue_idx`) and sets
 /// the gauges.
 pub async fn sample(store: &Store, now: i64) -> ApiResult<Sample> {
-    let mut conn = store.acquire().await?;
-    let backlog = gauges::backlog(&mut conn).await?;
-    let waiting = store::claims::queue_counts(&mut conn, now).await?;
-    drop(conn);
+    let (backlog, waiting) = store
+        .run(async |conn| {
+            Ok::<_, sqlx::Error>((gauges::backlog(conn).await?, store::claims::queue_counts(conn, now).await?))
+        })
+        .await?;
     let mut sample = Sample {
         claims_to_review: backlog.claims_to_review,
         payouts_to_settle: backlog.payouts_to_settle,

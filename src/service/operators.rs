@@ -47,12 +47,11 @@ pub async fn create(store: &Store, name: &str, email: Option<&str>, now: i64) ->
 }
 
 pub async fn list(store: &Store) -> ApiResult<Vec<Operator>> {
-    let mut conn = store.acquire().await?;
-    Ok(store::operators::list(&mut conn).await?)
+    Ok(store.run(async |conn| store::operators::list(conn).await).await?)
 }
 
 pub async fn get(store: &Store, id: &str) -> ApiResult<Option<Operator>> {
-    Ok(store.read(async |conn| store::operators::get(conn, id).await).await?)
+    Ok(store.run(async |conn| store::operators::get(conn, id).await).await?)
 }
 
 /// Disables an operator: its keys are revoked and its console sessions end, in one

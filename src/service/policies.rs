@@ -49,7 +49,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewPolicy) -> ApiResult<Pol
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Policy> {
-    found(&resource::POLICY, id, store.read(async |conn| store::policies::get(conn, &call.scope, id).await).await?)
+    found(&resource::POLICY, id, store.run(async |conn| store::policies::get(conn, &call.scope, id).await).await?)
 }
 
 pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: PolicyPatch) -> ApiResult<Policy> {
@@ -71,7 +71,7 @@ pub async fn update(tx: &mut Tx, call: &Call, id: &str, input: PolicyPatch) -> A
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest, active: Option<bool>) -> ApiResult<Page<Policy>> {
     store
-        .read(async |conn| {
+        .run(async |conn| {
             check_cursors(conn, call, &resource::POLICY, page).await?;
             Ok(store::policies::list(conn, &call.scope, page, active).await?)
         })

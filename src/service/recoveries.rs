@@ -254,18 +254,19 @@ pub async fn update(
 /// The account and mode of a recovery of any account: where an operator's write to it
 /// is made (and its idempotency key kept).
 pub async fn scope_of(store: &Store, id: &str) -> ApiResult<Option<Scope>> {
-    Ok(store.read(async |conn| store::recoveries::scope_of(conn, id).await).await?)
+    Ok(store.run(async |conn| store::recoveries::scope_of(conn, id).await).await?)
 }
 
 /// A recovery in `scope`, or (for operators, `None`) in any account, with its scope.
 pub async fn retrieve(store: &Store, scope: Option<&Scope>, id: &str) -> ApiResult<(Scope, Recovery)> {
-    let mut conn = store.acquire().await?;
     match scope {
         Some(scope) => {
-            let r = found(&resource::RECOVERY, id, store::recoveries::get(&mut conn, scope, id).await?)?;
-            Ok((scope.clone(), r))
+            let r = store.run(async |conn| store::recoveries::get(conn, scope, id).await).await?;
+            Ok((scope.clone(), found(&resource::RECOVERY, id, r)?))
         }
-        None => found(&resource::RECOVERY, id, store::recoveries::get_any(&mut conn, id).await?),
+        None => {
+            found(&resource::RECOVERY, id, store.run(async |conn| store::recoveries::get_any(conn, id).await).await?)
+        }
     }
 }
 
@@ -276,7 +277,7 @@ pub async fn list(
     filters: RecoveryFilters,
 ) -> ApiResult<Page<Recovery>> {
     store
-        .read(async |conn| {
+        .run(async |conn| {
             check_cursors(conn, call, &resource::RECOVERY, page).await?;
             Ok(store::recoveries::list(conn, &call.scope, page, filters).await?)
         })
@@ -289,23 +290,26 @@ pub async fn list_any(
     page: &PageRequest,
     filters: RecoveryFilters,
 ) -> ApiResult<Page<(Scope, Recovery)>> {
-    let mut conn = store.acquire().await?;
-    for (param, cursor) in [("starting_after", &page.starting_after), ("ending_before", &page.ending_before)] {
-        if let Some(id) = cursor
-            && store::recoveries::scope_of(&mut conn, id).await?.is_none()
-        {
-            return Err(ApiError::no_such(Kind::Recovery.object(), id, Some(param)));
-        }
-    }
-    Ok(store::recoveries::list_any(&mut conn, page, filters).await?)
+    store
+        .run(async |conn| {
+            for (param, cursor) in [("starting_after", &page.starting_after), ("ending_before", &page.ending_before)] {
+                if let Some(id) = cursor
+                    && store::recoveries::scope_of(conn, id).await?.is_none()
+                {
+                    return Err(ApiError::no_such(Kind::Recovery.object(), id, Some(param)));
+                }
+            }
+            Ok(store::recoveries::list_any(conn, page, filters).await?)
+        })
+        .await
 }
 
 /// A claim's recovery (a paid claim's), for the review console.
 pub async fn for_claim(store: &Store, scope: &Scope, claim_id: &str) -> ApiResult<Option<Recovery>> {
-    Ok(store.read(async |conn| store::recoveries::for_claim(conn, scope, claim_id).await).await?)
+    Ok(store.run(async |conn| store::recoveries::for_claim(conn, scope, claim_id).await).await?)
 }
 
 /// A recovery's trail, oldest first: who planned, paid, wrote off.
 pub async fn trail(store: &Store, scope: &Scope, id: &str) -> ApiResult<Vec<RecoveryAction>> {
-    Ok(store.read(async |conn| store::recoveries::actions(conn, scope, id).await).await?)
+    Ok(store.run(async |conn| store::recoveries::actions(conn, scope, id).await).await?)
 }

@@ -28,7 +28,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::Kind;
 use crate::metrics::ReviewOutcome;
 use crate::store::payouts::{LeasedPayout, Settlement};
-use crate::store::{self, Scope, Store, Tx};
+use crate::store::{self, Conn, Scope, Store, Tx};
 
 /// `period_used`: what the guarantee's other approved and paid claims due in the
 /// claim's period claimed, read under the guarantee's lock.
@@ -490,16 +490,19 @@ pub async fn queue(
     limit: i64,
     starting_after: Option<&str>,
 ) -> ApiResult<store::Page<(Scope, Claim)>> {
-    let mut conn = store.acquire().await?;
-    let after = match starting_after {
-        Some(id) => Some(
-            store::claims::queue_position(&mut conn, id)
-                .await?
-                .ok_or_else(|| ApiError::no_such(Kind::Claim.object(), id, Some("starting_after")))?,
-        ),
-        None => None,
-    };
-    Ok(store::claims::review_queue(&mut conn, filters, limit, after).await?)
+    store
+        .run(async |conn| {
+            let after = match starting_after {
+                Some(id) => Some(
+                    store::claims::queue_position(conn, id)
+                        .await?
+                        .ok_or_else(|| ApiError::no_such(Kind::Claim.object(), id, Some("starting_after")))?,
+                ),
+                None => None,
+            };
+            Ok(store::claims::review_queue(conn, filters, limit, after).await?)
+        })
+        .await
 }
 
 /// Everything an operator looks at to decide a claim.
@@ -521,33 +524,36 @@ pub struct ReviewFile {
 
 /// A claim of any account with what deciding it needs.
 pub async fn review_file(store: &Store, claim_id: &str) -> ApiResult<ReviewFile> {
-    let mut conn = store.acquire().await?;
-    let (scope, claim) = store::claims::get_any(&mut conn, claim_id)
+    store.run(async |conn| review_file_on(conn, claim_id).await).await
+}
+
+async fn review_file_on(conn: &mut Conn, claim_id: &str) -> ApiResult<ReviewFile> {
+    let (scope, claim) = store::claims::get_any(conn, claim_id)
         .await?
         .ok_or_else(|| ApiError::no_such(Kind::Claim.object(), claim_id, Some("id")))?;
-    let guarantee = store::guarantees::get(&mut conn, &scope, &claim.guarantee)
+    let guarantee = store::guarantees::get(conn, &scope, &claim.guarantee)
         .await?
         .ok_or_else(|| ApiError::internal(format!("claim {} has no guarantee", claim.id)))?;
-    let policy = store::policies::get(&mut conn, &scope, &guarantee.policy)
+    let policy = store::policies::get(conn, &scope, &guarantee.policy)
         .await?
         .ok_or_else(|| ApiError::internal(format!("guarantee {} has no policy", guarantee.id)))?;
-    let tenant = store::customers::get(&mut conn, &scope, &guarantee.tenant).await?;
+    let tenant = store::customers::get(conn, &scope, &guarantee.tenant).await?;
     let payout = match &claim.payout {
-        Some(id) => store::payouts::get(&mut conn, &scope, id).await?,
+        Some(id) => store::payouts::get(conn, &scope, id).await?,
         None => None,
     };
     let mut files = Vec::with_capacity(claim.evidence.files.len());
     for id in &claim.evidence.files {
         // In the claim's scope: a claim names files of its own account and mode only.
-        let file = store::files::get(&mut conn, &scope, id)
+        let file = store::files::get(conn, &scope, id)
             .await?
             .ok_or_else(|| ApiError::internal(format!("claim {} names a missing file {id}", claim.id)))?;
         files.push(file);
     }
-    let actions = store::claim_actions::for_claim(&mut conn, &scope, &claim.id).await?;
+    let actions = store::claim_actions::for_claim(conn, &scope, &claim.id).await?;
     let max = if claim.check_under_review().is_ok() {
         let pairs = [(claim.guarantee.as_str(), Period::of(claim.evidence.due_date))];
-        let used = store::claims::period_usage(&mut conn, &pairs).await?;
+        let used = store::claims::period_usage(conn, &pairs).await?;
         let period_used = used.get(&period_key(&claim)).copied().unwrap_or(0);
         Some(max_payable(&review_input(&claim, &guarantee, &policy, period_used)))
     } else {
@@ -560,14 +566,17 @@ pub async fn review_file(store: &Store, claim_id: &str) -> ApiResult<ReviewFile>
 /// console's download): found only among the files the claim names, and read in the
 /// claim's account and mode.
 pub async fn evidence_file(store: &Store, claim_id: &str, file_id: &str) -> ApiResult<(File, Vec<u8>)> {
-    let mut conn = store.acquire().await?;
-    let (scope, claim) = store::claims::get_any(&mut conn, claim_id)
-        .await?
-        .ok_or_else(|| ApiError::no_such(Kind::Claim.object(), claim_id, Some("id")))?;
-    if !claim.evidence.files.iter().any(|f| f == file_id) {
-        return Err(ApiError::no_such(Kind::File.object(), file_id, Some("id")));
-    }
-    super::files::contents_in(&mut conn, &scope, file_id).await
+    store
+        .run(async |conn| {
+            let (scope, claim) = store::claims::get_any(conn, claim_id)
+                .await?
+                .ok_or_else(|| ApiError::no_such(Kind::Claim.object(), claim_id, Some("id")))?;
+            if !claim.evidence.files.iter().any(|f| f == file_id) {
+                return Err(ApiError::no_such(Kind::File.object(), file_id, Some("id")));
+            }
+            super::files::contents_in(conn, &scope, file_id).await
+        })
+        .await
 }
 
 /// How the engine leases and sends payouts.
@@ -617,8 +626,7 @@ pub async fn pay_due(
     }
     let times = {
         let ids: Vec<&str> = leased.iter().map(|l| l.payout.guarantee.as_str()).collect();
-        let mut conn = store.acquire().await?;
-        store::test_clocks::times_of_guarantees(&mut conn, &ids).await?
+        store.run(async |conn| store::test_clocks::times_of_guarantees(conn, &ids).await).await?
     };
     let answers = call_rail(rail, &leased, &times, clock.now(), config).await;
     settle_payouts(store, clock.now(), leased.into_iter().zip(answers).collect()).await
@@ -834,7 +842,7 @@ pub async fn transition_guarantees(store: &Store, now: i64, limit: i64) -> ApiRe
 /// due date at `now` and not paid in full, up to `limit` recoveries, each installment
 /// once, with `recovery.installment_missed`. Returns how many recoveries changed.
 pub async fn miss_due_installments(store: &Store, now: i64, limit: i64) -> ApiResult<usize> {
-    if !store::recoveries::any_due_wall(&mut *store.acquire().await?, now).await? {
+    if !store.run(async |conn| store::recoveries::any_due_wall(conn, now).await).await? {
         return Ok(0);
     }
     let mut tx = store.begin().await?;
@@ -950,11 +958,7 @@ pub async fn advance_guarantees(
 
 /// Reads a payout in the caller's scope.
 pub async fn retrieve_payout(store: &Store, call: &Call, id: &str) -> ApiResult<Payout> {
-    found(
-        &crate::resource::PAYOUT,
-        id,
-        store.read(async |conn| store::payouts::get(conn, &call.scope, id).await).await?,
-    )
+    found(&crate::resource::PAYOUT, id, store.run(async |conn| store::payouts::get(conn, &call.scope, id).await).await?)
 }
 
 pub async fn list_payouts(
@@ -963,7 +967,10 @@ pub async fn list_payouts(
     page: &store::PageRequest,
     filters: store::payouts::PayoutFilters,
 ) -> ApiResult<store::Page<Payout>> {
-    let mut conn = store.acquire().await?;
-    super::check_cursors(&mut conn, call, &crate::resource::PAYOUT, page).await?;
-    Ok(store::payouts::list(&mut conn, &call.scope, page, filters).await?)
+    store
+        .run(async |conn| {
+            super::check_cursors(conn, call, &crate::resource::PAYOUT, page).await?;
+            Ok(store::payouts::list(conn, &call.scope, page, filters).await?)
+        })
+        .await
 }

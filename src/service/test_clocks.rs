@@ -113,13 +113,13 @@ pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<TestClo
     found(
         &resource::TEST_CLOCK,
         id,
-        store.read(async |conn| store::test_clocks::get(conn, &call.scope, id).await).await?,
+        store.run(async |conn| store::test_clocks::get(conn, &call.scope, id).await).await?,
     )
 }
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest) -> ApiResult<Page<TestClock>> {
     store
-        .read(async |conn| {
+        .run(async |conn| {
             check_cursors(conn, call, &resource::TEST_CLOCK, page).await?;
             Ok(store::test_clocks::list(conn, &call.scope, page, ()).await?)
         })
@@ -178,7 +178,7 @@ pub async fn advance_step(
     config: &PayoutConfig,
 ) -> ApiResult<usize> {
     let now = clock.now();
-    if !store::test_clocks::any_advancing(&mut *store.acquire().await?).await? {
+    if !store.run(async |conn| store::test_clocks::any_advancing(conn).await).await? {
         return Ok(0);
     }
     let mut tx = store.begin().await?;
@@ -209,8 +209,7 @@ pub async fn advance_step(
             Ok(1)
         }
         other => {
-            let mut conn = store.acquire().await?;
-            store::test_clocks::release(&mut conn, &tc.id, token).await?;
+            store.run(async |conn| store::test_clocks::release(conn, &tc.id, token).await).await?;
             other
         }
     }
@@ -219,10 +218,7 @@ pub async fn advance_step(
 /// Deletes clocks past their `deletes_after` with their objects, up to `limit`, each in
 /// its own transaction (housekeeping). Returns how many went.
 pub async fn purge_expired(store: &Store, now: i64, limit: i64) -> ApiResult<usize> {
-    let expired = {
-        let mut conn = store.acquire().await?;
-        store::test_clocks::past_lifetime(&mut conn, now, limit).await?
-    };
+    let expired = store.run(async |conn| store::test_clocks::past_lifetime(conn, now, limit).await).await?;
     for (scope, id) in &expired {
         let mut tx = store.begin().await?;
         delete(&mut tx, &Call::job(scope.clone(), now), id).await?;

@@ -65,7 +65,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewEndpoint) -> ApiResult<W
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<WebhookEndpoint> {
     store
-        .read(async |conn| store::webhooks::get_endpoint(conn, &call.scope, id).await)
+        .run(async |conn| store::webhooks::get_endpoint(conn, &call.scope, id).await)
         .await?
         .ok_or_else(|| not_found(id))
 }
@@ -112,7 +112,7 @@ pub async fn delete(store: &Store, call: &Call, id: &str) -> ApiResult<()> {
 
 pub async fn list(store: &Store, call: &Call, page: &PageRequest) -> ApiResult<Page<WebhookEndpoint>> {
     store
-        .read(async |conn| {
+        .run(async |conn| {
             check_cursors(conn, call, &resource::WEBHOOK_ENDPOINT, page).await?;
             Ok(store::webhooks::list_endpoints(conn, &call.scope, page).await?)
         })
@@ -125,12 +125,15 @@ pub async fn attempts(
     endpoint_id: &str,
     page: &PageRequest,
 ) -> ApiResult<Page<WebhookAttempt>> {
-    let mut conn = store.acquire().await?;
-    if store::webhooks::get_endpoint(&mut conn, &call.scope, endpoint_id).await?.is_none() {
-        return Err(not_found(endpoint_id));
-    }
-    check_cursors(&mut conn, call, &resource::WEBHOOK_ATTEMPT, page).await?;
-    Ok(store::webhooks::list_attempts(&mut conn, &call.scope, endpoint_id, page).await?)
+    store
+        .run(async |conn| {
+            if store::webhooks::get_endpoint(conn, &call.scope, endpoint_id).await?.is_none() {
+                return Err(not_found(endpoint_id));
+            }
+            check_cursors(conn, call, &resource::WEBHOOK_ATTEMPT, page).await?;
+            Ok(store::webhooks::list_attempts(conn, &call.scope, endpoint_id, page).await?)
+        })
+        .await
 }
 
 /// Queues again every delivery to an enabled endpoint that failed for good since

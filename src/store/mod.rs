@@ -582,9 +582,9 @@ impl Store {
         })
     }
 
-    /// A connection for reads outside a transaction. `release` it once its last
-    /// statement has answered (`read` does), so that the next checkout takes it without
-    /// a ping (see [`pool`]).
+    /// A connection outside a transaction. `release` it once its last statement has
+    /// answered (`run` does), so that the next checkout takes it without a ping (see
+    /// [`pool`]).
     pub async fn acquire(&self) -> Result<pool::Pooled, sqlx::Error> {
         match &self.stash {
             Some(stash) => stash.checkout(&self.pool, self.acquire_timeout).await,
@@ -592,13 +592,14 @@ impl Store {
         }
     }
 
-    /// Runs reads on one connection, released if they succeed.
-    pub async fn read<T, E: From<sqlx::Error>>(
+    /// Runs statements on one connection outside a transaction (reads, and writes that
+    /// stand alone); the connection is released if they succeed.
+    pub async fn run<T, E: From<sqlx::Error>>(
         &self,
-        reads: impl AsyncFnOnce(&mut Conn) -> Result<T, E>,
+        statements: impl AsyncFnOnce(&mut Conn) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut conn = self.acquire().await?;
-        let done = reads(&mut conn).await;
+        let done = statements(&mut conn).await;
         if done.is_ok() {
             conn.release();
         }
@@ -607,7 +608,7 @@ impl Store {
 
     /// Whether the store answers: for `/readyz`.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        self.read(async |conn| sqlx::query("SELECT 1").execute(conn).await.map(|_| ())).await
+        self.run(async |conn| sqlx::query("SELECT 1").execute(conn).await.map(|_| ())).await
     }
 
     pub async fn close(&self) {

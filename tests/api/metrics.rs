@@ -201,6 +201,17 @@ const BACKLOG: &str = "casapay_engine_backlog";
 const QUEUE: &str = "casapay_review_queue";
 const OVERDUE: &str = "casapay_review_overdue";
 
+/// On PostgreSQL the sampler gives its connection back for the next use without sqlx's
+/// ping (`Store::run`), as requests do; SQLite keeps none.
+#[tokio::test]
+async fn a_sample_keeps_its_connection_for_the_next_use() {
+    let app = TestApp::start().await;
+    let kept = if app.store.backend() == casapay::store::Backend::Postgres { 1 } else { 0 };
+    app.store.pool(); // the kept connections go back to sqlx's pool
+    sampler(&app).run_once().await.unwrap();
+    assert_eq!(app.store.kept_connections(), kept);
+}
+
 #[tokio::test]
 async fn reviews_move_their_counter_and_the_backlog_and_queue_gauges_move_with_the_sampler() {
     let app = TestApp::start().await;

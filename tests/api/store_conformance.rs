@@ -473,12 +473,12 @@ async fn connections_are_kept_only_after_a_use_that_ran_to_its_end() {
         assert_eq!(store.kept_connections(), 0, "SQLite keeps none");
         return;
     }
-    let first = store.read(async |conn| backend_pid(conn).await).await.unwrap();
+    let first = store.run(async |conn| backend_pid(conn).await).await.unwrap();
     assert_eq!(store.kept_connections(), 1);
     let (in_use, idle) = store.pool_connections();
     assert_eq!(in_use, 0, "kept connections count as idle");
     assert!(idle >= 1);
-    assert_eq!(store.read(async |conn| backend_pid(conn).await).await.unwrap(), first, "the same one");
+    assert_eq!(store.run(async |conn| backend_pid(conn).await).await.unwrap(), first, "the same one");
 
     // Cut short in the middle of a statement: not kept.
     let mut conn = store.acquire().await.unwrap();
@@ -488,7 +488,7 @@ async fn connections_are_kept_only_after_a_use_that_ran_to_its_end() {
     assert_eq!(store.kept_connections(), 0);
     for n in 0..5_i64 {
         let echoed: i64 = store
-            .read(async |conn| sqlx::query_scalar("SELECT $1::bigint").bind(n).fetch_one(conn).await)
+            .run(async |conn| sqlx::query_scalar("SELECT $1::bigint").bind(n).fetch_one(conn).await)
             .await
             .unwrap();
         assert_eq!(echoed, n, "each read gets its own answer");
@@ -513,7 +513,7 @@ async fn connections_are_kept_only_after_a_use_that_ran_to_its_end() {
     // A lost connection empties the stash; closing gives every connection back.
     store.note_connection_lost();
     assert_eq!(store.kept_connections(), 0);
-    store.read(async |conn| backend_pid(conn).await).await.unwrap();
+    store.run(async |conn| backend_pid(conn).await).await.unwrap();
     assert_eq!(store.kept_connections(), 1);
     tokio::time::timeout(Duration::from_secs(10), store.close()).await.expect("the pool closes with connections kept");
 }
@@ -532,7 +532,7 @@ async fn kept_connections_stay_within_max_connections() {
     let reads = (0..40).map(|_| {
         let store = store.clone();
         async move {
-            let pid = store.read(async |conn| backend_pid(conn).await).await;
+            let pid = store.run(async |conn| backend_pid(conn).await).await;
             let (in_use, idle) = store.pool_connections();
             (pid, in_use + idle)
         }
