@@ -257,8 +257,8 @@ async fn sign_in(State(state): State<AppState>, parts: Parts, body: Bytes) -> Re
     let created = state
         .store
         .run(async |conn| store::operators::insert_session(conn, &hash, &operator_id, &csrf, now, expires_at).await);
-    if let Err(e) = created.await.map_err(ApiError::from) {
-        return failure(e);
+    if let Err(e) = created.await {
+        return failure(e.into());
     }
     tracing::info!(operator = %operator_id, "console sign-in");
     let mut resp = see_other("/review");
@@ -286,8 +286,8 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         let (hash, now) = (hash_key(&token), state.clock.now());
         let ended = state.store.run(async |conn| store::operators::delete_session(conn, &hash, now).await);
-        if let Err(e) = ended.await.map_err(ApiError::from) {
-            return failure(e);
+        if let Err(e) = ended.await {
+            return failure(e.into());
         }
     }
     tracing::info!(operator = %current.operator.id, "console sign-out");
