@@ -7,7 +7,10 @@
 //! then, for four operations at 1, 8 and 32 connections, alternate turns of the
 //! ceiling (the operation's SQL straight through the store layer in this process:
 //! every statement the server runs for the request, without HTTP) and of the server
-//! (the operation over HTTP with keep-alive); last, read the server's peak RSS.
+//! (the operation over HTTP with keep-alive); on PostgreSQL also of the hand-written
+//! transactions (`shared/handwritten.rs`) and of the floor (`floor.rs`: those
+//! transactions behind axum, the least a server on this stack does); last, read the
+//! server's peak RSS.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,6 +32,8 @@ use sqlx::Connection;
 #[path = "shared/arrivals.rs"]
 mod arrivals;
 use arrivals::{Arrivals, receive};
+#[path = "shared/handwritten.rs"]
+mod handwritten_sql;
 #[path = "shared/pg_relay.rs"]
 mod pg_relay;
 
@@ -58,6 +63,7 @@ fn partial_run() -> bool {
     ["BENCH_BACKENDS", "BENCH_OPS", "BENCH_CONNS", "BENCH_WEBHOOKS", "BENCH_COMPARE_ENV"]
         .iter()
         .any(|v| std::env::var(v).is_ok())
+        || std::env::var("BENCH_FLOOR").as_deref() == Ok("0")
 }
 
 /// Turns of ceiling and server per cell (BENCH_ROUNDS, default 5). A write's rate moves
@@ -598,9 +604,10 @@ async fn delivered(arrivals: &Arrivals, commits: &HashMap<String, Instant>, star
 struct Run {
     backend: &'static str,
     rows: Vec<(String, usize, Stats, Stats)>,
-    /// With `BENCH_COMPARE_ENV`: each cell's turns of the second server, its `ratio` being
-    /// the median of its turns over the first server's turns just before them.
-    compared: Vec<(String, usize, Stats)>,
+    /// With `BENCH_COMPARE_ENV` or `BENCH_FLOOR`: each cell's turns of the second server,
+    /// its `ratio` being the median of its turns over the first server's turns just before
+    /// them; then, on PostgreSQL, the median of its turns over the hand-written turns.
+    compared: Vec<(String, usize, Stats, Option<f64>)>,
     /// PostgreSQL only: each cell's turns of the hand-written transaction (`ratio`: the
     /// server's turn over it), and each operation's round trips.
     handwritten: Vec<(String, usize, Stats)>,
@@ -740,6 +747,12 @@ async fn http_turn(
     .unwrap()
 }
 
+/// The floor (`examples/floor.rs`, built beside this benchmark) as the second server, on
+/// PostgreSQL: unless `BENCH_FLOOR=0`, or `BENCH_COMPARE_ENV` takes the second server's place.
+fn floor_wanted() -> bool {
+    std::env::var("BENCH_FLOOR").as_deref() != Ok("0") && compare_env().is_none()
+}
+
 /// `BENCH_COMPARE_ENV` (space-separated `NAME=value` pairs) or None.
 fn compare_env() -> Option<Vec<(String, String)>> {
     let text = std::env::var("BENCH_COMPARE_ENV").ok().filter(|s| !s.trim().is_empty())?;
@@ -844,7 +857,20 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
     // file the seeding and the webhook phase wrote: on SQLite each server moves to a copy
     // made alike, and the engine's drains after its turns read that copy.
     let compare_env = compare_env();
+    let floor = floor_wanted() && backend == "postgres";
     let (mut second, second_store, first_store) = match &compare_env {
+        _ if floor => {
+            let dir = tmp.join("floor");
+            std::fs::create_dir_all(&dir).unwrap();
+            let env = [
+                ("FLOOR_KEY".to_owned(), data.key.clone()),
+                ("FLOOR_ACCOUNT".to_owned(), data.scope.account_id.clone()),
+            ];
+            let bench = std::env::current_exe().unwrap();
+            let floor_bin = bench.with_file_name("floor");
+            let second = start_server(floor_bin.to_str().unwrap(), &dir, &url, &env, "casapay_bench_floor.log").await;
+            (Some(second), None, None)
+        }
         Some(env) if backend == "postgres" => {
             let dir = tmp.join("second");
             std::fs::create_dir_all(&dir).unwrap();
@@ -963,15 +989,20 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
                 b.ratio = median(ratios.clone());
                 let requests: usize = compared.iter().map(|x| x.latencies_ms.len()).sum();
                 b.cpu_us = compared_cpu * 1e6 / requests.max(1) as f64;
+                let over_hand = (!by_hand.is_empty()).then(|| median(pair_ratios(&compared, &by_hand)));
                 eprintln!(
-                    "{backend}: {op} at {conc}: second server {:.0} req/s (p50 {:.2} ms), {:.1}% of the first \
-                     (turn by turn: {})",
+                    "{backend}: {op} at {conc}: {} {:.0} req/s (p50 {:.2} ms), {:.1}% of the first server \
+                     (turn by turn: {}){}",
+                    if floor { "the floor" } else { "second server" },
                     b.per_second,
                     b.p50_ms,
                     100.0 * b.ratio,
-                    ratios.iter().map(|r| format!("{:.1}%", 100.0 * r)).collect::<Vec<_>>().join(" ")
+                    ratios.iter().map(|r| format!("{:.1}%", 100.0 * r)).collect::<Vec<_>>().join(" "),
+                    over_hand
+                        .map(|r| format!(", {:.0}% of the hand-written transaction", 100.0 * r))
+                        .unwrap_or_default()
                 );
-                compared_rows.push((op.to_owned(), conc, b));
+                compared_rows.push((op.to_owned(), conc, b, over_hand));
             }
             let mut s = stats(&served);
             let ratios = pair_ratios(&served, &ceiling);
@@ -996,6 +1027,12 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
             rows.push((op.to_owned(), conc, s, stats(&ceiling)));
         }
     }
+    // The second server's connections (the floor keeps one per client) are closed before
+    // the counting servers open theirs, within PostgreSQL's max_connections.
+    if let Some((mut second, _)) = second.take() {
+        let _ = second.kill();
+        let _ = second.wait();
+    }
     let round_trips = match &pg {
         Some(_) => count_round_trips(bin, &tmp, &url, &data, &ops, &store).await,
         None => Vec::new(),
@@ -1015,10 +1052,6 @@ async fn run_backend(backend: &'static str, bin: &str) -> Run {
     let rss_mib = peak_rss_mib(server.id());
     let _ = server.kill();
     let _ = server.wait();
-    if let Some((mut second, _)) = second.take() {
-        let _ = second.kill();
-        let _ = second.wait();
-    }
     if let Some((admin, name)) = pg {
         let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
@@ -1088,19 +1121,28 @@ fn table(runs: &[Run], machine: &str) -> String {
             run.backend, run.rss_mib
         ));
     }
-    if let Some(env) =
-        runs.iter().any(|r| !r.compared.is_empty()).then(|| std::env::var("BENCH_COMPARE_ENV").unwrap_or_default())
-    {
+    if runs.iter().any(|r| !r.compared.is_empty()) {
+        let second = if floor_wanted() {
+            "the floor (`examples/floor.rs`: axum and sqlx's PostgreSQL driver around the hand-written \
+             transactions, nothing else), on the same data"
+                .to_owned()
+        } else {
+            format!(
+                "a second server on the same data, started with `{}`",
+                std::env::var("BENCH_COMPARE_ENV").unwrap_or_default()
+            )
+        };
         out.push_str(&format!(
-            "\nThe same cells on a second server on the same data, started with `{env}`, its turns right after \
-             the first server's:\n\n| backend | operation | conns | first req/s | second req/s | second / first | \
+            "\nThe same cells on {second}, its turns next to the first server's:\n\n\
+             | backend | operation | conns | first req/s | second req/s | second / first | second / hand-written | \
              first p99 ms | second p99 ms | first CPU µs/req | second CPU µs/req |\n\
-             | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+             | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
         ));
         for run in runs {
-            for ((op, conc, b), (_, _, a, _)) in run.compared.iter().zip(&run.rows) {
+            for ((op, conc, b, over_hand), (_, _, a, _)) in run.compared.iter().zip(&run.rows) {
+                let over_hand = over_hand.map(|r| format!("{:.0}%", 100.0 * r)).unwrap_or_else(|| "–".into());
                 out.push_str(&format!(
-                    "| {} | {op} | {conc} | {:.0} | {:.0} | {:.1}% | {:.1} | {:.1} | {:.0} | {:.0} |\n",
+                    "| {} | {op} | {conc} | {:.0} | {:.0} | {:.1}% | {over_hand} | {:.1} | {:.1} | {:.0} | {:.0} |\n",
                     run.backend,
                     a.per_second,
                     b.per_second,
@@ -1162,209 +1204,40 @@ async fn main() {
     }
 }
 
-/// The hand-written service's transactions (`../shared/ceiling/*.sql`, pgbench scripts of
-/// what a careful engineer would send per request), ported to this schema with their
-/// statements kept one for one, over sqlx's PostgreSQL driver with prepared statements
-/// (as `pgbench -M prepared`). Their round trips: create guarantee 4 (BEGIN, INSERT the
-/// guarantee, INSERT its event, COMMIT), retrieve 1, list 1, create claim 7 (BEGIN, lock
-/// the guarantee, INSERT the claim, count it on the guarantee, INSERT its event, INSERT a
-/// delivery, COMMIT).
+/// The hand-written transactions (`shared/handwritten.rs`) on the benchmark's data.
 mod handwritten {
     use super::*;
-    use sqlx::Row;
 
-    pub const ROUND_TRIPS: [(&str, u64); 4] =
-        [("create guarantee", 4), ("retrieve guarantee", 1), ("list guarantees", 1), ("create claim", 7)];
-
-    const GUARANTEE_COLUMNS: &str = "id, account_id, policy_id, tenant_id, coverage_amount, total_coverage, currency, \
-        start_date, end_date, status, claims_filed, claims_paid, metadata, created";
-
-    /// The endpoint the create-claim script's delivery goes to: disabled, so that the
-    /// server's dispatcher leaves its deliveries alone (they are written as failed).
-    pub const SINK_ENDPOINT: &str = "we_handwritten_sink";
-
-    /// One connection per client, as pgbench holds them: sqlx's pool pings each
-    /// connection it takes back (one more round trip per request), which pgbench does not.
-    pub struct Connections {
-        url: String,
-        idle: std::sync::Mutex<Vec<sqlx::PgConnection>>,
-    }
-
-    impl Connections {
-        pub async fn connect(url: &str) -> Arc<Connections> {
-            let c = Arc::new(Connections { url: url.to_owned(), idle: Default::default() });
-            // Checks the URL at once rather than in the first turn.
-            let conn = sqlx::PgConnection::connect(url).await.unwrap();
-            c.idle.lock().unwrap().push(conn);
-            c
-        }
-
-        async fn take(&self) -> Result<sqlx::PgConnection, sqlx::Error> {
-            let idle = self.idle.lock().unwrap().pop();
-            match idle {
-                Some(conn) => Ok(conn),
-                None => sqlx::PgConnection::connect(&self.url).await,
-            }
-        }
-
-        fn give_back(&self, conn: sqlx::PgConnection) {
-            self.idle.lock().unwrap().push(conn);
-        }
-
-        pub async fn close(&self) {
-            let all: Vec<_> = self.idle.lock().unwrap().drain(..).collect();
-            for conn in all {
-                let _ = conn.close().await;
-            }
-        }
-    }
+    use super::handwritten_sql as sql;
+    pub use sql::{Connections, ROUND_TRIPS};
 
     pub async fn prepare(pool: &Connections, d: &Data) {
-        let mut conn = pool.take().await.unwrap();
-        sqlx::query(
-            "INSERT INTO webhook_endpoints (id, account_id, livemode, created, url, enabled_events, status, secret, metadata) \
-             VALUES ($1, $2, FALSE, $3, 'http://127.0.0.1:9/sink', '[\"claim.created\"]', 'disabled', 'whsec_sink', '{}') \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(SINK_ENDPOINT)
-        .bind(&d.scope.account_id)
-        .bind(d.now)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        pool.give_back(conn);
-    }
-
-    fn new_id(prefix: &str) -> String {
-        format!("{prefix}_{}", casapay::ids::random_secret(24))
+        sql::prepare(pool, &d.scope.account_id, d.now).await;
     }
 
     pub async fn op(pool: &Connections, d: &Data, op: &str, n: u64) -> bool {
-        let Ok(mut conn) = pool.take().await else { return false };
-        let result: Result<(), sqlx::Error> = async {
-            let conn = &mut conn;
-            let account = &d.scope.account_id;
-            let now = SystemClock.now();
-            match op {
+        let account = &d.scope.account_id;
+        let now = SystemClock.now();
+        let result = pool
+            .with(async |conn| match op {
                 "create guarantee" => {
-                    let mut tx = conn.begin().await?;
-                    let g = sqlx::query(&format!(
-                        "INSERT INTO guarantees (id, account_id, livemode, created, status, policy_id, tenant_id, \
-                         coverage_amount, total_coverage, currency, start_date, end_date, metadata) \
-                         VALUES ($1, $2, FALSE, $3, 'active', $4, $5, 1000, 12000, 'eur', $6, $7, '{{}}') \
-                         RETURNING {GUARANTEE_COLUMNS}"
-                    ))
-                    .bind(new_id("gua"))
-                    .bind(account)
-                    .bind(now)
-                    .bind(d.pick(&d.policies, n))
-                    .bind(d.pick(&d.tenants, n))
-                    .bind(d.now - 86_400)
-                    .bind(d.now + 365 * 86_400)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let object = json!({
-                        "id": g.get::<String, _>("id"), "object": "guarantee", "policy": g.get::<String, _>("policy_id"),
-                        "tenant": g.get::<String, _>("tenant_id"), "coverage_amount": g.get::<i64, _>("coverage_amount"),
-                        "total_coverage": g.get::<i64, _>("total_coverage"), "currency": g.get::<String, _>("currency"),
-                        "start_date": g.get::<i64, _>("start_date"), "end_date": g.get::<i64, _>("end_date"),
-                        "status": g.get::<String, _>("status"), "claims_filed": 0, "claims_paid": 0, "metadata": {},
-                        "created": g.get::<i64, _>("created"),
-                    });
-                    sqlx::query(
-                        "INSERT INTO events (id, account_id, livemode, created, type, object) \
-                         VALUES ($1, $2, FALSE, $3, 'guarantee.created', $4)",
-                    )
-                    .bind(new_id("evt"))
-                    .bind(account)
-                    .bind(now)
-                    .bind(object.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                    tx.commit().await
+                    let dates = (d.now - 86_400, d.now + 365 * 86_400);
+                    sql::create_guarantee(conn, account, now, d.pick(&d.policies, n), d.pick(&d.tenants, n), dates)
+                        .await
+                        .map(|_| true)
                 }
                 "create claim" => {
-                    let mut tx = conn.begin().await?;
-                    let g = sqlx::query(
-                        "SELECT id, account_id, status, coverage_amount, total_coverage, claims_filed, claims_paid, end_date \
-                         FROM guarantees WHERE id = $1 AND account_id = $2 AND livemode = FALSE FOR UPDATE",
-                    )
-                    .bind(d.pick(&d.guarantees, n))
-                    .bind(account)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let guarantee: String = g.get("id");
                     let invoice = format!("hw_{}", d.invoice.fetch_add(1, Ordering::Relaxed));
-                    // Under review and waiting for a person: the server's engine leaves it be.
-                    let c = sqlx::query(
-                        "INSERT INTO claims (id, account_id, livemode, created, guarantee_id, amount, currency, status, \
-                         reason, invoice_id, due_date, awaiting_operator, metadata) \
-                         VALUES ($1, $2, FALSE, $3, $4, 1000, 'eur', 'under_review', 'missed_payment', $5, $6, TRUE, '{}') \
-                         RETURNING id, created",
-                    )
-                    .bind(new_id("clm"))
-                    .bind(account)
-                    .bind(now)
-                    .bind(&guarantee)
-                    .bind(&invoice)
-                    .bind(d.now - 86_400)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    sqlx::query("UPDATE guarantees SET claims_filed = claims_filed + 1 WHERE id = $1")
-                        .bind(&guarantee)
-                        .execute(&mut *tx)
-                        .await?;
-                    let object = json!({
-                        "object": "claim", "id": c.get::<String, _>("id"), "guarantee": guarantee, "amount": 1000,
-                        "currency": "eur", "status": "under_review", "reason": "missed_payment",
-                        "evidence": {"invoice_id": invoice, "due_date": d.now - 86_400}, "created": c.get::<i64, _>("created"),
-                    });
-                    let event: String = sqlx::query_scalar(
-                        "INSERT INTO events (id, account_id, livemode, created, type, object) \
-                         VALUES ($1, $2, FALSE, $3, 'claim.created', $4) RETURNING id",
-                    )
-                    .bind(new_id("evt"))
-                    .bind(account)
-                    .bind(now)
-                    .bind(object.to_string())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "INSERT INTO webhook_deliveries (id, account_id, livemode, created, event_id, endpoint_id, status, \
-                         attempts, next_attempt_at) VALUES ($1, $2, FALSE, $3, $4, $5, 'failed', 0, $3)",
-                    )
-                    .bind(new_id("whd"))
-                    .bind(account)
-                    .bind(now)
-                    .bind(&event)
-                    .bind(SINK_ENDPOINT)
-                    .execute(&mut *tx)
-                    .await?;
-                    tx.commit().await
+                    sql::create_claim(conn, account, now, d.pick(&d.guarantees, n), &invoice, d.now - 86_400)
+                        .await
+                        .map(|_| true)
                 }
-                "retrieve guarantee" => sqlx::query(&format!(
-                    "SELECT {GUARANTEE_COLUMNS} FROM guarantees WHERE id = $1 AND account_id = $2 AND livemode = FALSE"
-                ))
-                .bind(d.pick(&d.guarantees, n))
-                .bind(account)
-                .fetch_one(&mut *conn)
-                .await
-                .map(|_| ()),
-                _ => sqlx::query(&format!(
-                    "SELECT {GUARANTEE_COLUMNS} FROM guarantees WHERE account_id = $1 AND livemode = FALSE \
-                     ORDER BY created DESC LIMIT 10"
-                ))
-                .bind(account)
-                .fetch_all(&mut *conn)
-                .await
-                .map(|_| ()),
-            }
-        }
-        .await;
-        // A connection left mid-transaction by an error is closed rather than reused.
-        if result.is_ok() {
-            pool.give_back(conn);
-        }
-        result.is_ok()
+                "retrieve guarantee" => {
+                    sql::retrieve_guarantee(conn, account, d.pick(&d.guarantees, n)).await.map(|g| g.is_some())
+                }
+                _ => sql::list_guarantees(conn, account, 10).await.map(|_| true),
+            })
+            .await;
+        result.unwrap_or(false)
     }
 }

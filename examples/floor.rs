@@ -1,0 +1,161 @@
+//! The floor: the benchmark's four operations served by about the least a server on this
+//! project's stack can do per request. axum's router and `axum::serve`, the hand-written
+//! transactions (`shared/handwritten.rs`: the statements of `../shared/ceiling/`) over
+//! sqlx's PostgreSQL driver with one kept connection per client, JSON in and out by
+//! serde_json; the key compared as a string, no validation, no idempotency, no metrics,
+//! no logs, no background work. `BENCH_FLOOR=1 bash scripts/bench` runs it beside the
+//! server, turn for turn: what is left between the two is the server's own cost, and
+//! what is left between the floor and the hand-written transaction is the stack's
+//! (HTTP, JSON and the runtime). PostgreSQL only.
+//!
+//! Started as the benchmark starts the server (`floor serve --listen ADDR ...`), with
+//! `DATABASE_URL`, `FLOOR_KEY` (the bearer key it answers) and `FLOOR_ACCOUNT` (whose
+//! rows it reads and writes).
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use casapay::clock::{Clock, SystemClock};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[path = "shared/handwritten.rs"]
+#[allow(dead_code)] // the benchmark's half of it
+mod handwritten;
+use handwritten::Connections;
+
+struct Floor {
+    pool: Arc<Connections>,
+    auth: String,
+    account: String,
+}
+
+type Shared = State<Arc<Floor>>;
+
+#[derive(Deserialize)]
+#[allow(dead_code)] // parsed as the server parses them; the script's values are fixed
+struct NewGuarantee {
+    policy: String,
+    tenant: String,
+    coverage_amount: i64,
+    currency: String,
+    start_date: i64,
+    end_date: i64,
+}
+
+#[derive(Deserialize)]
+struct Evidence {
+    invoice_id: String,
+    due_date: i64,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct NewClaim {
+    guarantee: String,
+    amount: i64,
+    currency: String,
+    reason: String,
+    evidence: Evidence,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<i64>,
+}
+
+fn answer(result: Result<Option<Value>, sqlx::Error>) -> Response {
+    match result {
+        Ok(Some(body)) => Json(body).into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+impl Floor {
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        headers.get(header::AUTHORIZATION).is_some_and(|v| v.as_bytes() == self.auth.as_bytes())
+    }
+}
+
+async fn create_guarantee(State(f): Shared, headers: HeaderMap, Json(g): Json<NewGuarantee>) -> Response {
+    if !f.authorized(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let now = SystemClock.now();
+    let result = f
+        .pool
+        .with(async |conn| {
+            handwritten::create_guarantee(conn, &f.account, now, &g.policy, &g.tenant, (g.start_date, g.end_date)).await
+        })
+        .await;
+    answer(result.map(Some))
+}
+
+async fn create_claim(State(f): Shared, headers: HeaderMap, Json(c): Json<NewClaim>) -> Response {
+    if !f.authorized(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let now = SystemClock.now();
+    let result = f
+        .pool
+        .with(async |conn| {
+            let (invoice, due_date) = (&c.evidence.invoice_id, c.evidence.due_date);
+            handwritten::create_claim(conn, &f.account, now, &c.guarantee, invoice, due_date).await
+        })
+        .await;
+    answer(result.map(Some))
+}
+
+async fn retrieve_guarantee(State(f): Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if !f.authorized(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let result = f.pool.with(async |conn| handwritten::retrieve_guarantee(conn, &f.account, &id).await).await;
+    answer(result.map(|row| row.as_ref().map(handwritten::guarantee_object)))
+}
+
+async fn list_guarantees(State(f): Shared, headers: HeaderMap, Query(q): Query<ListQuery>) -> Response {
+    if !f.authorized(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let limit = q.limit.unwrap_or(10).clamp(1, 100);
+    // One more than asked for, to tell whether there are more.
+    let result = f.pool.with(async |conn| handwritten::list_guarantees(conn, &f.account, limit + 1).await).await;
+    answer(result.map(|rows| {
+        let has_more = rows.len() as i64 > limit;
+        let data: Vec<Value> = rows.iter().take(limit as usize).map(handwritten::guarantee_object).collect();
+        Some(json!({"object": "list", "url": "/v1/guarantees", "has_more": has_more, "data": data}))
+    }))
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let listen = args.iter().position(|a| a == "--listen").and_then(|i| args.get(i + 1)).expect("--listen ADDR");
+    let env = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+    let floor = Arc::new(Floor {
+        pool: Connections::connect(&env("DATABASE_URL")).await,
+        auth: format!("Bearer {}", env("FLOOR_KEY")),
+        account: env("FLOOR_ACCOUNT"),
+    });
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/guarantees", post(create_guarantee).get(list_guarantees))
+        .route("/v1/guarantees/{id}", get(retrieve_guarantee))
+        .route("/v1/claims", post(create_claim))
+        .with_state(floor);
+    let listener = tokio::net::TcpListener::bind(listen).await.expect("bind").tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).await.expect("serve");
+}
