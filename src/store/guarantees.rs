@@ -1,7 +1,6 @@
 //! Guarantees table.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -9,8 +8,8 @@ use sqlx::any::AnyRow;
 use super::batch::execute_rows;
 use super::list::fetch_by_ids;
 use super::{
-    Conn, Scope, Tx, customers, get_bool, get_json, policies, read_row, row_scope, scoped_insert, scoped_update,
-    test_clocks, to_json,
+    Backend, Conn, PerBackend, Scope, Tx, customers, get_bool, get_json, policies, read_row, row_scope, scoped_insert,
+    scoped_update, test_clocks, to_json,
 };
 use crate::domain::customer::Customer;
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
@@ -84,20 +83,21 @@ pub async fn policy_and_tenant(
     policy_id: &str,
     tenant_id: &str,
 ) -> Result<(Option<Policy>, Option<(Customer, Option<TestClock>)>), sqlx::Error> {
-    static COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    fn statement(backend: Backend) -> String {
         let policy = policies::COLUMNS.split(", ").map(|c| format!("p.{c} AS policy_{c}"));
         let tenant = customers::COLUMNS.split(", ").map(|c| format!("o.{c}"));
-        format!("{}, {}", policy.chain(tenant).collect::<Vec<_>>().join(", "), test_clocks::clock_columns())
-    });
-    // One row whether or not either exists: each is joined to it on its own.
-    let sql = format!(
-        "SELECT {} FROM (SELECT 1 AS one) d \
-         LEFT JOIN guarantee_policies p ON p.id = $1 AND p.account_id = $3 AND p.livemode = $4 \
-         LEFT JOIN customers o ON o.id = $2 AND o.account_id = $3 AND o.livemode = $4{}",
-        COLUMNS.as_str(),
-        test_clocks::clock_join(tx.backend(), "o.test_clock_id")
-    );
-    let row = sqlx::query(&sql)
+        let columns =
+            format!("{}, {}", policy.chain(tenant).collect::<Vec<_>>().join(", "), test_clocks::clock_columns());
+        // One row whether or not either exists: each is joined to it on its own.
+        format!(
+            "SELECT {columns} FROM (SELECT 1 AS one) d \
+             LEFT JOIN guarantee_policies p ON p.id = $1 AND p.account_id = $3 AND p.livemode = $4 \
+             LEFT JOIN customers o ON o.id = $2 AND o.account_id = $3 AND o.livemode = $4{}",
+            test_clocks::clock_join(backend, "o.test_clock_id")
+        )
+    }
+    static SQL: PerBackend = PerBackend::new(|| statement(Backend::Postgres), || statement(Backend::Sqlite));
+    let row = sqlx::query(SQL.get(tx.backend()))
         .bind(policy_id)
         .bind(tenant_id)
         .bind(&scope.account_id)
@@ -122,7 +122,11 @@ pub async fn get_for_update_with_clock(
     scope: &Scope,
     id: &str,
 ) -> Result<Option<(Guarantee, Option<TestClock>)>, sqlx::Error> {
-    test_clocks::fetch_for_update_with_clock(tx, resource::GUARANTEE.table, COLUMNS, scope, id, from_row).await
+    static SQL: PerBackend = PerBackend::new(
+        || test_clocks::for_update_with_clock_sql(Backend::Postgres, resource::GUARANTEE.table, COLUMNS),
+        || test_clocks::for_update_with_clock_sql(Backend::Sqlite, resource::GUARANTEE.table, COLUMNS),
+    );
+    test_clocks::fetch_for_update_with_clock(tx, &SQL, scope, id, from_row).await
 }
 
 /// Locks guarantees of any account by id, in id order, so that batches taken at once

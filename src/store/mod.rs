@@ -29,7 +29,7 @@ pub mod test_clocks;
 pub mod webhooks;
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
@@ -175,10 +175,7 @@ impl Tx {
     /// `FOR UPDATE` where the backend has row locks; SQLite's write transaction
     /// (`BEGIN IMMEDIATE`) already holds the whole database.
     pub fn lock_clause(&self) -> &'static str {
-        match self.backend {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        }
+        self.backend.lock_clause()
     }
 
     /// A row lock for changing non-key columns (`FOR NO KEY UPDATE` on PostgreSQL):
@@ -341,6 +338,37 @@ impl std::ops::DerefMut for Tx {
 pub enum Backend {
     Postgres,
     Sqlite,
+}
+
+impl Backend {
+    /// `FOR UPDATE` where the backend has row locks (see [`Tx::lock_clause`]).
+    pub fn lock_clause(self) -> &'static str {
+        match self {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+}
+
+/// A statement's text for each backend, built on first use: a statement assembled from
+/// column lists and dialect clauses costs thousands of instructions to format, once per
+/// request when built in the call.
+pub(crate) struct PerBackend {
+    postgres: LazyLock<String>,
+    sqlite: LazyLock<String>,
+}
+
+impl PerBackend {
+    pub(crate) const fn new(postgres: fn() -> String, sqlite: fn() -> String) -> Self {
+        PerBackend { postgres: LazyLock::new(postgres), sqlite: LazyLock::new(sqlite) }
+    }
+
+    pub(crate) fn get(&self, backend: Backend) -> &str {
+        match backend {
+            Backend::Postgres => &self.postgres,
+            Backend::Sqlite => &self.sqlite,
+        }
+    }
 }
 
 /// A handle on the database: a connection pool and its dialect. Cheap to clone.

@@ -19,7 +19,7 @@ fn from_row(r: &AnyRow) -> Result<Policy, sqlx::Error> {
 
 /// A policy from the columns named `{prefix}{column}` (`COLUMNS`).
 pub(crate) fn from_row_at(r: &AnyRow, prefix: &str) -> Result<Policy, sqlx::Error> {
-    let col = |name: &str| format!("{prefix}{name}");
+    let col = |name: &str| [prefix, name].concat();
     let get = |name: &str| r.try_get::<i64, _>(col(name).as_str());
     Ok(Policy {
         id: r.try_get(col("id").as_str())?,

@@ -7,8 +7,8 @@ use std::sync::LazyLock;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::list::{fetch_by_ids, fetch_one};
-use super::{Backend, Conn, Scope, Tx, execute_scoped, get_bool, insert_query, row_scope};
+use super::list::{fetch_by_ids, fetch_one_with, select_one_sql};
+use super::{Backend, Conn, PerBackend, Scope, Tx, execute_scoped, get_bool, insert_query, row_scope};
 use crate::domain::test_clock::{TestClock, TestClockStatus};
 use crate::resource;
 
@@ -20,7 +20,7 @@ fn from_row(r: &AnyRow) -> Result<TestClock, sqlx::Error> {
 
 /// A clock from the columns named `{prefix}{column}`.
 fn from_row_at(r: &AnyRow, prefix: &str) -> Result<TestClock, sqlx::Error> {
-    let col = |name: &str| format!("{prefix}{name}");
+    let col = |name: &str| [prefix, name].concat();
     let status: String = r.try_get(col("status").as_str())?;
     Ok(TestClock {
         id: r.try_get(col("id").as_str())?,
@@ -64,21 +64,27 @@ pub(crate) fn clock_columns() -> &'static str {
 /// An object of `table` (its `columns`, read by `from_row`), locked until the
 /// transaction ends, and the clock it lives on, in one read through [`clock_join`] (on
 /// PostgreSQL `FOR UPDATE OF` the object alone: the clock's lock is the join's own).
+/// `sql` is [`for_update_with_clock_sql`]'s, built once per backend by the caller.
 pub(crate) async fn fetch_for_update_with_clock<T>(
     tx: &mut Tx,
-    table: &str,
-    columns: &str,
+    sql: &PerBackend,
     scope: &Scope,
     id: &str,
     from_row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
 ) -> Result<Option<(T, Option<TestClock>)>, sqlx::Error> {
-    let joined = format!("{table} o{}", clock_join(tx.backend(), "o.test_clock_id"));
+    let sql = sql.get(tx.backend());
+    fetch_one_with(tx, sql, scope, id, |r| Ok((from_row(r)?, clock_from_row(r)?))).await
+}
+
+/// The statement of [`fetch_for_update_with_clock`] for `columns` of `table`.
+pub(crate) fn for_update_with_clock_sql(backend: Backend, table: &str, columns: &str) -> String {
+    let joined = format!("{table} o{}", clock_join(backend, "o.test_clock_id"));
     let columns = format!("{columns}, {}", clock_columns());
-    let lock = match tx.backend() {
+    let lock = match backend {
         Backend::Postgres => " FOR UPDATE OF o",
         Backend::Sqlite => "",
     };
-    fetch_one(tx, &joined, &columns, scope, id, lock, |r| Ok((from_row(r)?, clock_from_row(r)?))).await
+    select_one_sql(&joined, &columns, lock)
 }
 
 /// The clock read along with its object by [`clock_join`], if the object lives on one.
