@@ -19,8 +19,9 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
@@ -38,8 +39,6 @@ struct Floor {
     auth: String,
     account: String,
 }
-
-type Shared = State<Arc<Floor>>;
 
 #[derive(Deserialize)]
 #[allow(dead_code)] // parsed as the server parses them; the script's values are fixed
@@ -81,53 +80,42 @@ fn answer(result: Result<Option<Value>, sqlx::Error>) -> Response {
     }
 }
 
-impl Floor {
-    fn authorized(&self, headers: &HeaderMap) -> bool {
-        headers.get(header::AUTHORIZATION).is_some_and(|v| v.as_bytes() == self.auth.as_bytes())
+/// The floor's state, for a request whose key is the one it answers (401 otherwise).
+struct Authorized(Arc<Floor>);
+
+impl FromRequestParts<Arc<Floor>> for Authorized {
+    type Rejection = StatusCode;
+
+    async fn from_request_parts(parts: &mut Parts, f: &Arc<Floor>) -> Result<Self, StatusCode> {
+        match parts.headers.get(header::AUTHORIZATION) {
+            Some(v) if v.as_bytes() == f.auth.as_bytes() => Ok(Authorized(f.clone())),
+            _ => Err(StatusCode::UNAUTHORIZED),
+        }
     }
 }
 
-async fn create_guarantee(State(f): Shared, headers: HeaderMap, Json(g): Json<NewGuarantee>) -> Response {
-    if !f.authorized(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    let now = SystemClock.now();
+async fn create_guarantee(Authorized(f): Authorized, Json(g): Json<NewGuarantee>) -> Response {
+    let (now, dates) = (SystemClock.now(), (g.start_date, g.end_date));
     let result = f
         .pool
-        .with(async |conn| {
-            handwritten::create_guarantee(conn, &f.account, now, &g.policy, &g.tenant, (g.start_date, g.end_date)).await
-        })
-        .await;
-    answer(result.map(Some))
+        .with(async |conn| handwritten::create_guarantee(conn, &f.account, now, &g.policy, &g.tenant, dates).await);
+    answer(result.await.map(Some))
 }
 
-async fn create_claim(State(f): Shared, headers: HeaderMap, Json(c): Json<NewClaim>) -> Response {
-    if !f.authorized(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    let now = SystemClock.now();
+async fn create_claim(Authorized(f): Authorized, Json(c): Json<NewClaim>) -> Response {
+    let (now, invoice, due_date) = (SystemClock.now(), &c.evidence.invoice_id, c.evidence.due_date);
     let result = f
         .pool
-        .with(async |conn| {
-            let (invoice, due_date) = (&c.evidence.invoice_id, c.evidence.due_date);
-            handwritten::create_claim(conn, &f.account, now, &c.guarantee, invoice, due_date).await
-        })
-        .await;
-    answer(result.map(Some))
+        .with(async |conn| handwritten::create_claim(conn, &f.account, now, &c.guarantee, invoice, due_date).await);
+    answer(result.await.map(Some))
 }
 
-async fn retrieve_guarantee(State(f): Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if !f.authorized(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
+async fn retrieve_guarantee(Authorized(f): Authorized, Path(id): Path<String>) -> Response {
     let result = f.pool.with(async |conn| handwritten::retrieve_guarantee(conn, &f.account, &id).await).await;
     answer(result.map(|row| row.as_ref().map(handwritten::guarantee_object)))
 }
 
-async fn list_guarantees(State(f): Shared, headers: HeaderMap, Query(q): Query<ListQuery>) -> Response {
-    if !f.authorized(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
+async fn list_guarantees(Authorized(f): Authorized, Query(q): Query<ListQuery>) -> Response {
     let limit = q.limit.unwrap_or(10).clamp(1, 100);
     // One more than asked for, to tell whether there are more.
     let result = f.pool.with(async |conn| handwritten::list_guarantees(conn, &f.account, limit + 1).await).await;
