@@ -3,8 +3,9 @@
 //! transactions (`shared/handwritten.rs`: the statements of `../shared/ceiling/`) over
 //! sqlx's PostgreSQL driver with one kept connection per client, JSON in and out by
 //! serde_json; the key compared as a string, no validation, no idempotency, no metrics,
-//! no logs, no background work. `BENCH_FLOOR=1 bash scripts/bench` runs it beside the
-//! server, turn for turn: what is left between the two is the server's own cost, and
+//! no logs, no background work. `bash scripts/bench` runs it beside the server on
+//! PostgreSQL (`BENCH_FLOOR=0` leaves it out), turn for turn: what is left between the
+//! two is the server's own cost, and
 //! what is left between the floor and the hand-written transaction is the stack's
 //! (HTTP, JSON and the runtime). PostgreSQL only.
 //!

@@ -39,7 +39,7 @@ impl Connections {
         c
     }
 
-    pub async fn take(&self) -> Result<PgConnection, sqlx::Error> {
+    async fn take(&self) -> Result<PgConnection, sqlx::Error> {
         let idle = self.idle.lock().unwrap().pop();
         match idle {
             Some(conn) => Ok(conn),
@@ -47,7 +47,7 @@ impl Connections {
         }
     }
 
-    pub fn give_back(&self, conn: PgConnection) {
+    fn give_back(&self, conn: PgConnection) {
         self.idle.lock().unwrap().push(conn);
     }
 
@@ -75,19 +75,20 @@ impl Connections {
 
 /// The disabled endpoint the create-claim transaction writes its delivery for.
 pub async fn prepare(pool: &Connections, account: &str, now: i64) {
-    let mut conn = pool.take().await.unwrap();
-    sqlx::query(
-        "INSERT INTO webhook_endpoints (id, account_id, livemode, created, url, enabled_events, status, secret, metadata) \
-         VALUES ($1, $2, FALSE, $3, 'http://127.0.0.1:9/sink', '[\"claim.created\"]', 'disabled', 'whsec_sink', '{}') \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(SINK_ENDPOINT)
-    .bind(account)
-    .bind(now)
-    .execute(&mut conn)
+    pool.with(async |conn| {
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (id, account_id, livemode, created, url, enabled_events, status, secret, \
+             metadata) VALUES ($1, $2, FALSE, $3, 'http://127.0.0.1:9/sink', '[\"claim.created\"]', 'disabled', \
+             'whsec_sink', '{}') ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(SINK_ENDPOINT)
+        .bind(account)
+        .bind(now)
+        .execute(conn)
+        .await
+    })
     .await
     .unwrap();
-    pool.give_back(conn);
 }
 
 fn new_id(prefix: &str) -> String {
