@@ -25,7 +25,6 @@ use casapay::domain::metadata::Metadata;
 use casapay::domain::money::{Amount, Currency};
 use casapay::service::{self, Call, accounts, claims, guarantees, policies};
 use casapay::store::{self, PageRequest, Scope, Store, StoreOptions};
-use casapay::views::Render;
 use serde_json::json;
 use sqlx::Connection;
 
@@ -459,7 +458,7 @@ async fn sql_op(store: &Store, d: &Data, op: &str, n: u64) -> bool {
                 end_date: d.now + 365 * 86_400,
                 metadata: None,
             };
-            service::write_json(store, &call, async |tx| guarantees::create(tx, &call, input).await.map(|g| g.view()))
+            service::write_json(store, &call, async |tx| guarantees::create(tx, &call, input).await.map(|g| g.view))
                 .await
                 .map(|_| ())
         }
@@ -477,7 +476,7 @@ async fn sql_op(store: &Store, d: &Data, op: &str, n: u64) -> bool {
                 },
                 metadata: None,
             };
-            service::write_json(store, &call, async |tx| claims::create(tx, &call, input).await.map(|c| c.view()))
+            service::write_json(store, &call, async |tx| claims::create(tx, &call, input).await.map(|c| c.view))
                 .await
                 .map(|_| ())
         }

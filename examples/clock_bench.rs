@@ -140,6 +140,7 @@ async fn main() {
     })
     .await
     .unwrap()
+    .object
     .id;
     println!("{backend}: seeded {count} guarantees on one clock in {:.1} s", seeded.elapsed().as_secs_f64());
 

@@ -12,7 +12,7 @@ use super::extract::{Operator, PathId, Platform, TestHelper};
 use super::input::{Input, QueryInput};
 use super::list::{ListBody, list_query, render_expanded};
 use super::openapi::{Errors, ExpandPath, ExpandQuery, IdPath, List};
-use super::{check_id, expand_paths, object_paths, write_expanded, write_view};
+use super::{check_id, expand_paths, object_paths, write_expanded, write_recorded, write_view};
 use crate::app::AppState;
 use crate::domain::UnixTime;
 use crate::domain::claim::{
@@ -147,7 +147,7 @@ async fn create(
         evidence,
         metadata: input.metadata,
     };
-    write_expanded(&state, &call, &paths, async |tx| claims::create(tx, &call, input).await).await
+    write_recorded(&state, &call, &paths, async |tx| claims::create(tx, &call, input).await).await
 }
 
 /// Retrieve a claim.

@@ -12,7 +12,7 @@ use super::extract::{PathId, Platform};
 use super::input::{Input, QueryInput};
 use super::list::{ListBody, list_query, render_expanded};
 use super::openapi::{Errors, ExpandOnly, ExpandPath, ExpandQuery, IdPath, List};
-use super::{expand_paths, object_paths, write_expanded};
+use super::{expand_paths, object_paths, write_expanded, write_recorded};
 use crate::app::AppState;
 use crate::domain::UnixTime;
 use crate::domain::guarantee::{Guarantee, GuaranteeStatus};
@@ -83,7 +83,7 @@ async fn create(
         end_date: input.end_date.get(),
         metadata: input.metadata,
     };
-    write_expanded(&state, &call, &paths, async |tx| guarantees::create(tx, &call, input).await).await
+    write_recorded(&state, &call, &paths, async |tx| guarantees::create(tx, &call, input).await).await
 }
 
 /// Retrieve a guarantee.

@@ -174,6 +174,24 @@ pub(crate) async fn write_expanded<T: crate::views::Render>(
     .await
 }
 
+/// `write_expanded` of a write that made its object and rendered it for its event
+/// (`service::Recorded`): with nothing to expand, those bytes are the answer.
+pub(crate) async fn write_recorded<T: crate::views::Render>(
+    state: &AppState,
+    call: &crate::service::Call,
+    paths: &[Vec<String>],
+    op: impl AsyncFnOnce(&mut crate::store::Tx) -> ApiResult<crate::service::Recorded<T>>,
+) -> ApiResult<Response> {
+    write(state, call, async |tx| {
+        let recorded = op(tx).await?;
+        if paths.is_empty() {
+            return Ok(crate::service::expand::Expanded::Rendered(recorded.view));
+        }
+        crate::service::expand::apply(tx, &call.scope, recorded.object, paths).await
+    })
+    .await
+}
+
 async fn route_not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::route_not_found(method.as_str(), uri.path())
 }

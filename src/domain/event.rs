@@ -91,31 +91,37 @@ pub fn previous_attributes(
         return out;
     };
     for (key, old) in b {
-        let new = a.get(key).unwrap_or(&Value::Null);
-        if old == new {
-            continue;
-        }
-        match (old, new) {
-            (Value::Object(old_map), Value::Object(new_map)) if key == "metadata" => {
-                let mut diff = serde_json::Map::new();
-                for (k, v) in old_map {
-                    if new_map.get(k) != Some(v) {
-                        diff.insert(k.clone(), v.clone());
-                    }
-                }
-                for k in new_map.keys() {
-                    if !old_map.contains_key(k) {
-                        diff.insert(k.clone(), Value::String(String::new()));
-                    }
-                }
-                out.insert(key.clone(), Value::Object(diff));
-            }
-            _ => {
-                out.insert(key.clone(), old.clone());
-            }
+        if let Some(previous) = previous_attribute(key, old, a.get(key).unwrap_or(&Value::Null)) {
+            out.insert(key.clone(), previous);
         }
     }
     out
+}
+
+/// What `previous_attributes` shows of one field: nothing when it did not change,
+/// else its old value (for metadata, the keys that changed).
+pub fn previous_attribute(key: &str, old: &serde_json::Value, new: &serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    if old == new {
+        return None;
+    }
+    match (old, new) {
+        (Value::Object(old_map), Value::Object(new_map)) if key == "metadata" => {
+            let mut diff = serde_json::Map::new();
+            for (k, v) in old_map {
+                if new_map.get(k) != Some(v) {
+                    diff.insert(k.clone(), v.clone());
+                }
+            }
+            for k in new_map.keys() {
+                if !old_map.contains_key(k) {
+                    diff.insert(k.clone(), Value::String(String::new()));
+                }
+            }
+            Some(Value::Object(diff))
+        }
+        _ => Some(old.clone()),
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Claims: filing (with the guarantee's rules), reading, metadata updates, lists.
 
-use super::{Call, apply_metadata, check_cursors, files, record_event, record_update, test_clocks};
+use super::{Call, Recorded, apply_metadata, check_cursors, files, record_created, record_update, test_clocks};
 use crate::domain::claim::{
     ActionType, Actor, Claim, ClaimError, ClaimReason, ClaimReview, ClaimStatus, Evidence, StatusTransitions,
 };
@@ -66,7 +66,7 @@ fn duplicate(invoice_id: &str, existing: &str) -> ApiError {
 
 /// Files a claim. The guarantee row is locked for the rest of the transaction, so
 /// concurrent claims on one guarantee are checked one after the other.
-pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Claim> {
+pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Recorded<Claim>> {
     // The guarantee, locked, with its time (its tenant's test clock's, if any).
     let (mut guarantee, clock) = store::guarantees::get_for_update_with_clock(tx, &call.scope, &input.guarantee)
         .await?
@@ -147,8 +147,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewClaim) -> ApiResult<Clai
         Some(claim.amount),
     );
     store::claim_actions::insert(tx, &[(&call.scope, &submitted)]).await?;
-    record_event(tx, call, EventType::ClaimSubmitted, &claim).await?;
-    Ok(claim)
+    record_created(tx, call, EventType::ClaimSubmitted, claim).await
 }
 
 /// What a platform's update adds to a claim's evidence (`evidence[...]`): a new

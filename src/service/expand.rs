@@ -69,12 +69,13 @@ pub fn parse(paths: &[String], root: &Resource, list: bool) -> ApiResult<Vec<Vec
 }
 
 /// An object as answered: its view when nothing is expanded (serialised once,
-/// straight to the response), or the view's JSON tree with the expanded fields
-/// filled in (by the views of the objects they name).
+/// straight to the response, or already, for its event: `Rendered`), or the view's
+/// JSON tree with the expanded fields filled in (by the views of the objects they name).
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum Expanded<T> {
     Plain(T),
+    Rendered(Box<serde_json::value::RawValue>),
     Tree(Value),
 }
 

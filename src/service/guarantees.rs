@@ -1,6 +1,6 @@
 //! Guarantees: create (with the policy's rules), read, update, cancel, list.
 
-use super::{Call, apply_metadata, check_cursors, record_event, record_update, test_clocks};
+use super::{Call, Recorded, apply_metadata, check_cursors, record_created, record_update, test_clocks};
 use crate::domain::event::EventType;
 use crate::domain::guarantee::{self, Guarantee, GuaranteeError, GuaranteeStep};
 use crate::domain::metadata::{Metadata, MetadataUpdate};
@@ -55,7 +55,7 @@ pub(crate) fn guarantee_error(e: GuaranteeError) -> ApiError {
     }
 }
 
-pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<Guarantee> {
+pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<Recorded<Guarantee>> {
     // The policy, and the tenant with its time (its test clock's, if it lives on one),
     // in one read; a missing tenant or policy is told in its turn below.
     let (policy, tenant) = store::guarantees::policy_and_tenant(tx, &call.scope, &input.policy, &input.tenant).await?;
@@ -108,8 +108,7 @@ pub async fn create(tx: &mut Tx, call: &Call, input: NewGuarantee) -> ApiResult<
         created: now,
     };
     store::guarantees::insert(tx, &call.scope, &g).await?;
-    record_event(tx, call, EventType::GuaranteeCreated, &g).await?;
-    Ok(g)
+    record_created(tx, call, EventType::GuaranteeCreated, g).await
 }
 
 pub async fn retrieve(store: &Store, call: &Call, id: &str) -> ApiResult<Guarantee> {

@@ -21,8 +21,9 @@ pub mod test_clocks;
 pub mod webhooks;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 
-use crate::domain::event::{EventType, previous_attributes};
+use crate::domain::event::EventType;
 use crate::domain::metadata::{Metadata, MetadataUpdate};
 use crate::domain::webhook::subscribes;
 use crate::error::{ApiError, ApiResult};
@@ -30,6 +31,7 @@ use crate::ids::Kind;
 use crate::resource::Resource;
 use crate::store::{self, Conn, PageRequest, Scope, Store, Tx};
 use crate::views::Render;
+use crate::views::diff::previous_attributes_of;
 
 /// Who is acting and when: the scope every query is limited to, the request's
 /// time (one instant for the whole request), and what events should record of it.
@@ -108,6 +110,22 @@ pub async fn record_event<T: Render>(tx: &mut Tx, call: &Call, kind: EventType, 
     outbox.write(tx).await
 }
 
+/// An object a write just made, with its view rendered once: the bytes its event
+/// carries are also the answer, when nothing in it is expanded.
+pub struct Recorded<T> {
+    pub object: T,
+    pub view: Box<RawValue>,
+}
+
+/// `record_event` for the object a write answers with.
+pub async fn record_created<T: Render>(tx: &mut Tx, call: &Call, kind: EventType, object: T) -> ApiResult<Recorded<T>> {
+    let view = serde_json::value::to_raw_value(&object.view()).map_err(|e| ApiError::internal(e))?;
+    let mut outbox = Outbox::default();
+    outbox.push_rendered(call, kind, view.get().to_owned(), None);
+    outbox.write(tx).await?;
+    Ok(Recorded { object, view })
+}
+
 /// Writes an update event, with the fields that changed since `before`.
 pub async fn record_update<T: Render>(
     tx: &mut Tx,
@@ -157,9 +175,7 @@ impl Outbox {
         after: &T,
     ) -> ApiResult<()> {
         let after = after.view();
-        let before = serde_json::to_value(before.view()).map_err(|e| ApiError::internal(e))?;
-        let after_value = serde_json::to_value(&after).map_err(|e| ApiError::internal(e))?;
-        let previous = previous_attributes(&before, &after_value);
+        let previous = previous_attributes_of(&before.view(), &after).map_err(|e| ApiError::internal(e))?;
         self.push(call, kind, &after, Some(previous))
     }
 
@@ -170,17 +186,29 @@ impl Outbox {
         object: &T,
         previous: Option<serde_json::Map<String, serde_json::Value>>,
     ) -> ApiResult<()> {
+        let object = serde_json::to_string(object).map_err(|e| ApiError::internal(e))?;
+        self.push_rendered(call, kind, object, previous);
+        Ok(())
+    }
+
+    /// `push` of an object's view serialised already.
+    fn push_rendered(
+        &mut self,
+        call: &Call,
+        kind: EventType,
+        object: String,
+        previous: Option<serde_json::Map<String, serde_json::Value>>,
+    ) {
         self.events.push(PendingEvent {
             scope: call.scope.clone(),
             id: Kind::Event.new_id(),
             created: call.now,
             kind,
-            object: serde_json::to_string(object).map_err(|e| ApiError::internal(e))?,
+            object,
             previous_attributes: previous.map(|p| serde_json::Value::Object(p).to_string()),
             request_id: call.request_id.clone(),
             idempotency_key: call.idempotency_key.clone(),
         });
-        Ok(())
     }
 
     /// Writes the events, then a delivery of each to every enabled endpoint of its

@@ -40,8 +40,27 @@ pub(crate) fn scoped_row(
 
 /// The rows' values bound into `sql`, as a `VALUES` list: `($1, $2, ...), ($9, ...)`.
 fn value_groups<R>(sql: &mut Sql, rows: &[R], bind: impl Fn(&mut Sql, &R) -> Vec<String>) -> String {
-    let groups: Vec<String> = rows.iter().map(|row| format!("({})", bind(sql, row).join(", "))).collect();
-    groups.join(", ")
+    // Written into one string: a batch has hundreds of placeholders.
+    let mut out = String::with_capacity(rows.len() * 64);
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        push_list(&mut out, bind(sql, row).iter().map(String::as_str));
+    }
+    out
+}
+
+/// Appends `(a, b, c)`.
+pub(crate) fn push_list<'a>(out: &mut String, items: impl IntoIterator<Item = &'a str>) {
+    out.push('(');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(item);
+    }
+    out.push(')');
 }
 
 /// Runs one statement per chunk of `rows` and returns the rows they affected.
@@ -84,6 +103,16 @@ mod tests {
 
     fn sizes(n: usize) -> Vec<usize> {
         chunks(n).iter().map(|r| r.len()).collect()
+    }
+
+    #[test]
+    fn value_groups_list_each_rows_placeholders() {
+        let mut sql = Sql::new("");
+        let rows = [(1_i64, "a"), (2, "b")];
+        let groups =
+            value_groups(&mut sql, &rows, |sql, (n, s)| vec![sql.bind(*n), sql.bind(s.to_string()), "0".into()]);
+        assert_eq!(groups, "($1, $2, 0), ($3, $4, 0)");
+        assert_eq!(value_groups(&mut sql, &rows[..0], |_, _| Vec::new()), "");
     }
 
     #[test]

@@ -75,13 +75,16 @@ pub(crate) fn scoped_insert(
     created: i64,
     columns: &[(&str, String)],
 ) -> String {
-    let mut names = vec!["id", "account_id", "livemode", "created"];
-    let mut values = batch::scoped_row(sql, id.to_owned(), scope, created, |_| Vec::new());
-    for (name, value) in columns {
-        names.push(name);
-        values.push(value.clone());
-    }
-    format!("INSERT INTO {table} ({}) VALUES ({})", names.join(", "), values.join(", "))
+    let scoped = batch::scoped_row(sql, id.to_owned(), scope, created, |_| Vec::new());
+    let mut text = String::with_capacity(64 + columns.len() * 24);
+    text.push_str("INSERT INTO ");
+    text.push_str(table);
+    text.push(' ');
+    let names = ["id", "account_id", "livemode", "created"].into_iter().chain(columns.iter().map(|(name, _)| *name));
+    batch::push_list(&mut text, names);
+    text.push_str(" VALUES ");
+    batch::push_list(&mut text, scoped.iter().map(String::as_str).chain(columns.iter().map(|(_, v)| v.as_str())));
+    text
 }
 
 /// An `UPDATE` of one object in its scope, for `Tx::defer`: `set` pairs each column
@@ -93,14 +96,27 @@ pub(crate) fn scoped_update(
     id: &str,
     scope: &Scope,
 ) -> String {
-    let set: Vec<String> = set.iter().map(|(column, value)| format!("{column} = {value}")).collect();
-    format!(
-        "UPDATE {table} SET {} WHERE id = {} AND account_id = {} AND livemode = {}",
-        set.join(", "),
-        sql.bind(id.to_owned()),
-        sql.bind(scope.account_id.clone()),
-        sql.bind(scope.livemode)
-    )
+    let mut text = String::with_capacity(64 + set.len() * 24);
+    text.push_str("UPDATE ");
+    text.push_str(table);
+    text.push_str(" SET ");
+    for (i, (column, value)) in set.iter().enumerate() {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        text.push_str(column);
+        text.push_str(" = ");
+        text.push_str(value);
+    }
+    for (clause, value) in [
+        (" WHERE id = ", sql.bind(id.to_owned())),
+        (" AND account_id = ", sql.bind(scope.account_id.clone())),
+        (" AND livemode = ", sql.bind(scope.livemode)),
+    ] {
+        text.push_str(clause);
+        text.push_str(&value);
+    }
+    text
 }
 
 /// A read-write transaction that knows its backend's dialect. Derefs to a
@@ -167,8 +183,21 @@ fn combine(statements: &[(&'static str, String)]) -> String {
     if before.is_empty() {
         return last.clone();
     }
-    let ctes: Vec<String> = before.iter().enumerate().map(|(i, (_, s))| format!("w{} AS ({s})", i + 1)).collect();
-    format!("WITH {} {last}", ctes.join(", "))
+    let mut text = String::with_capacity(statements.iter().map(|(_, s)| s.len() + 12).sum());
+    text.push_str("WITH ");
+    for (i, (_, statement)) in before.iter().enumerate() {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        text.push('w');
+        text.push_str(itoa::Buffer::new().format(i + 1));
+        text.push_str(" AS (");
+        text.push_str(statement);
+        text.push(')');
+    }
+    text.push(' ');
+    text.push_str(last);
+    text
 }
 
 impl Tx {
@@ -823,6 +852,38 @@ mod tests {
                 assert!(m.contains(c.name()), "{}", c.name());
             }
         }
+    }
+
+    #[test]
+    fn write_statements_read_as_written_by_hand() {
+        let scope = Scope { account_id: "acct_1".into(), livemode: false };
+        let mut sql = list::Sql::new("");
+        let amount = sql.bind(5_i64);
+        let insert =
+            scoped_insert(&mut sql, "things", "thg_1", &scope, 7, &[("amount", amount), ("kind", "'x'".into())]);
+        assert_eq!(
+            insert,
+            "INSERT INTO things (id, account_id, livemode, created, amount, kind) VALUES ($2, $3, $4, $5, $1, 'x')"
+        );
+        let status = sql.bind("open");
+        let update = scoped_update(&mut sql, "things", &[("status", status), ("n", "n + 1".into())], "thg_1", &scope);
+        assert_eq!(
+            update,
+            "UPDATE things SET status = $6, n = n + 1 WHERE id = $7 AND account_id = $8 AND livemode = $9"
+        );
+        assert_eq!(sql.bound(), 9);
+        let one = [("things", insert.clone())];
+        assert_eq!(combine(&one), insert);
+        let three = [
+            ("a", "INSERT INTO a VALUES (1)".into()),
+            ("b", "UPDATE b SET x = 1".into()),
+            ("c", "INSERT INTO c VALUES (2)".into()),
+        ];
+        assert_eq!(
+            combine(&three),
+            "WITH w1 AS (INSERT INTO a VALUES (1)), w2 AS (UPDATE b SET x = 1) INSERT INTO c VALUES (2)"
+        );
+        assert_eq!(combine(&[]), "");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 mod claim;
 mod customer;
+pub mod diff;
 mod event;
 mod file;
 mod guarantee;
