@@ -94,7 +94,7 @@ impl Fields {
 /// The named top-level fields of `value`, as JSON values.
 fn pick<T: Serialize>(value: &T, names: &[&'static str]) -> serde_json::Result<Map<String, Value>> {
     let mut out = Map::new();
-    value.serialize(Pick { names, out: &mut out }).map_err(ser::Error::custom)?;
+    value.serialize(TopLevel(&mut Pick { names, out: &mut out })).map_err(ser::Error::custom)?;
     Ok(out)
 }
 
@@ -224,10 +224,15 @@ macro_rules! only_structs {
     };
 }
 
-/// Splits a top-level struct into its fields' fingerprints.
-struct TopLevel<'a>(&'a mut Fields);
+/// What is done with each top-level field of a struct (`TopLevel`).
+trait FieldVisitor {
+    fn field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<(), Error>;
+}
 
-impl<'a> ser::Serializer for TopLevel<'a> {
+/// A serializer that takes a struct only, and hands each of its fields to `V`.
+struct TopLevel<'a, V>(&'a mut V);
+
+impl<'a, V: FieldVisitor> ser::Serializer for TopLevel<'a, V> {
     type Ok = ();
     type Error = Error;
     type SerializeSeq = Impossible<(), Error>;
@@ -245,18 +250,12 @@ impl<'a> ser::Serializer for TopLevel<'a> {
     }
 }
 
-impl ser::SerializeStruct for TopLevel<'_> {
+impl<V: FieldVisitor> ser::SerializeStruct for TopLevel<'_, V> {
     type Ok = ();
     type Error = Error;
 
     fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
-        let start = self.0.bytes.len();
-        let mut fingerprint = Fingerprint { bytes: &mut self.0.bytes, plain: true };
-        value.serialize(&mut fingerprint)?;
-        let plain = fingerprint.plain;
-        let end = self.0.bytes.len();
-        self.0.fields.push(Field { name: key, range: start..end, plain });
-        Ok(())
+        self.0.field(key, value)
     }
 
     fn end(self) -> Result<(), Error> {
@@ -264,43 +263,31 @@ impl ser::SerializeStruct for TopLevel<'_> {
     }
 }
 
-/// Takes the named fields of a top-level struct as JSON values.
+/// Each field's fingerprint.
+impl FieldVisitor for Fields {
+    fn field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
+        let start = self.bytes.len();
+        let mut fingerprint = Fingerprint { bytes: &mut self.bytes, plain: true };
+        value.serialize(&mut fingerprint)?;
+        let plain = fingerprint.plain;
+        let end = self.bytes.len();
+        self.fields.push(Field { name: key, range: start..end, plain });
+        Ok(())
+    }
+}
+
+/// The named fields, as JSON values.
 struct Pick<'a> {
     names: &'a [&'static str],
     out: &'a mut Map<String, Value>,
 }
 
-impl<'a> ser::Serializer for Pick<'a> {
-    type Ok = ();
-    type Error = Error;
-    type SerializeSeq = Impossible<(), Error>;
-    type SerializeTuple = Impossible<(), Error>;
-    type SerializeTupleStruct = Impossible<(), Error>;
-    type SerializeTupleVariant = Impossible<(), Error>;
-    type SerializeMap = Impossible<(), Error>;
-    type SerializeStruct = Self;
-    type SerializeStructVariant = Impossible<(), Error>;
-
-    only_structs!();
-
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, Error> {
-        Ok(self)
-    }
-}
-
-impl ser::SerializeStruct for Pick<'_> {
-    type Ok = ();
-    type Error = Error;
-
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
+impl FieldVisitor for Pick<'_> {
+    fn field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
         if self.names.contains(&key) {
             let value = serde_json::to_value(value).map_err(|e| Error(e.to_string()))?;
             self.out.insert(key.to_owned(), value);
         }
-        Ok(())
-    }
-
-    fn end(self) -> Result<(), Error> {
         Ok(())
     }
 }
