@@ -96,7 +96,7 @@ pub async fn policy_and_tenant(
             test_clocks::clock_join(backend, "o.test_clock_id")
         )
     }
-    static SQL: PerBackend = PerBackend::new(|| statement(Backend::Postgres), || statement(Backend::Sqlite));
+    static SQL: PerBackend = PerBackend::new(statement);
     let row = sqlx::query(SQL.get(tx.backend()))
         .bind(policy_id)
         .bind(tenant_id)
@@ -122,10 +122,8 @@ pub async fn get_for_update_with_clock(
     scope: &Scope,
     id: &str,
 ) -> Result<Option<(Guarantee, Option<TestClock>)>, sqlx::Error> {
-    static SQL: PerBackend = PerBackend::new(
-        || test_clocks::for_update_with_clock_sql(Backend::Postgres, resource::GUARANTEE.table, COLUMNS),
-        || test_clocks::for_update_with_clock_sql(Backend::Sqlite, resource::GUARANTEE.table, COLUMNS),
-    );
+    static SQL: PerBackend =
+        PerBackend::new(|backend| test_clocks::for_update_with_clock_sql(backend, resource::GUARANTEE.table, COLUMNS));
     test_clocks::fetch_for_update_with_clock(tx, &SQL, scope, id, from_row).await
 }
 

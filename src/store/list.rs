@@ -221,16 +221,9 @@ macro_rules! scoped_reads {
             scope: &$crate::store::Scope,
             id: &str,
         ) -> Result<Option<$ty>, sqlx::Error> {
-            static SQL: $crate::store::PerBackend = $crate::store::PerBackend::new(
-                || {
-                    let lock = $crate::store::Backend::Postgres.lock_clause();
-                    $crate::store::list::select_one_sql($table, $columns, lock)
-                },
-                || {
-                    let lock = $crate::store::Backend::Sqlite.lock_clause();
-                    $crate::store::list::select_one_sql($table, $columns, lock)
-                },
-            );
+            static SQL: $crate::store::PerBackend = $crate::store::PerBackend::new(|backend| {
+                $crate::store::list::select_one_sql($table, $columns, backend.lock_clause())
+            });
             let sql = SQL.get(tx.backend());
             $crate::store::list::fetch_one_with(tx, sql, scope, id, $from_row).await
         }

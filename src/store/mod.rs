@@ -29,7 +29,7 @@ pub mod test_clocks;
 pub mod webhooks;
 
 use std::str::FromStr;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
@@ -383,20 +383,22 @@ impl Backend {
 /// column lists and dialect clauses costs thousands of instructions to format, once per
 /// request when built in the call.
 pub(crate) struct PerBackend {
-    postgres: LazyLock<String>,
-    sqlite: LazyLock<String>,
+    build: fn(Backend) -> String,
+    postgres: OnceLock<String>,
+    sqlite: OnceLock<String>,
 }
 
 impl PerBackend {
-    pub(crate) const fn new(postgres: fn() -> String, sqlite: fn() -> String) -> Self {
-        PerBackend { postgres: LazyLock::new(postgres), sqlite: LazyLock::new(sqlite) }
+    pub(crate) const fn new(build: fn(Backend) -> String) -> Self {
+        PerBackend { build, postgres: OnceLock::new(), sqlite: OnceLock::new() }
     }
 
     pub(crate) fn get(&self, backend: Backend) -> &str {
-        match backend {
+        let text = match backend {
             Backend::Postgres => &self.postgres,
             Backend::Sqlite => &self.sqlite,
-        }
+        };
+        text.get_or_init(|| (self.build)(backend))
     }
 }
 
