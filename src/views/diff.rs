@@ -119,111 +119,6 @@ fn not_a_struct<T>() -> Result<T, Error> {
     Err(Error("not a struct".to_owned()))
 }
 
-/// Serializer methods of a top-level serializer that accepts structs only.
-macro_rules! only_structs {
-    () => {
-        fn serialize_bool(self, _: bool) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_i8(self, _: i8) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_i16(self, _: i16) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_i32(self, _: i32) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_i64(self, _: i64) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_u8(self, _: u8) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_u16(self, _: u16) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_u32(self, _: u32) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_u64(self, _: u64) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_f32(self, _: f32) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_f64(self, _: f64) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_char(self, _: char) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_str(self, _: &str) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_bytes(self, _: &[u8]) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_none(self) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_unit(self) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_unit_struct(self, _: &'static str) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _: &'static str, _: &T) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_newtype_variant<T: ?Sized + Serialize>(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-            _: &T,
-        ) -> Result<(), Error> {
-            not_a_struct()
-        }
-        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Error> {
-            not_a_struct()
-        }
-        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Error> {
-            not_a_struct()
-        }
-        fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, Error> {
-            not_a_struct()
-        }
-        fn serialize_tuple_variant(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-            _: usize,
-        ) -> Result<Self::SerializeTupleVariant, Error> {
-            not_a_struct()
-        }
-        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Error> {
-            not_a_struct()
-        }
-        fn serialize_struct_variant(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-            _: usize,
-        ) -> Result<Self::SerializeStructVariant, Error> {
-            not_a_struct()
-        }
-    };
-}
-
 /// What is done with each top-level field of a struct (`TopLevel`).
 trait FieldVisitor {
     fn field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<(), Error>;
@@ -243,7 +138,106 @@ impl<'a, V: FieldVisitor> ser::Serializer for TopLevel<'a, V> {
     type SerializeStruct = Self;
     type SerializeStructVariant = Impossible<(), Error>;
 
-    only_structs!();
+    // Anything but a struct at the top: the caller compares whole values instead.
+    fn serialize_bool(self, _: bool) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_i8(self, _: i8) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_i16(self, _: i16) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_i32(self, _: i32) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_i64(self, _: i64) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_u8(self, _: u8) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_u16(self, _: u16) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_u32(self, _: u32) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_u64(self, _: u64) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_f32(self, _: f32) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_f64(self, _: f64) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_char(self, _: char) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_str(self, _: &str) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_none(self) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_unit(self) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _: &'static str, _: &T) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Error> {
+        not_a_struct()
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Error> {
+        not_a_struct()
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Error> {
+        not_a_struct()
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, Error> {
+        not_a_struct()
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Error> {
+        not_a_struct()
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Error> {
+        not_a_struct()
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Error> {
+        not_a_struct()
+    }
 
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, Error> {
         Ok(self)
